@@ -1,0 +1,35 @@
+# sluice: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: help install tools lint test test-unit test-integration crds cluster-up cluster-down run-local
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
+	$(BIN)/pip install -q -e operator -e serving-image -r requirements-dev.txt
+
+tools:  ## Build the pinned upstream binaries (etcd, Kubernetes, kwok, helm, kind) into a cache outside the repo
+	bash tools/build.sh
+
+lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy operator/src serving-image/src tests
+	cd operator/src && ../../$(BIN)/lint-imports --config ../../pyproject.toml
+
+test:  ## All tests (unit, integration, e2e)
+	$(BIN)/pytest
+
+test-unit:  ## Fast tests, no processes
+	$(BIN)/pytest -m "not integration and not e2e"
+
+test-integration:  ## Tests against the real local control plane, Prometheus and model servers
+	$(BIN)/pytest -m "integration or e2e"

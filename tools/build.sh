@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the pinned upstream binaries that sluice's tests run (etcd, the Kubernetes control plane, kwok, helm, kind)
+# from their published Go modules into a cache outside the repository, keyed by the pins. Already-built binaries are
+# skipped. Prints the cache's bin directory on the last line of stdout; `--bin-dir` only prints it, building nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+key=$(cat "$here"/*/go.mod "$here"/*/go.sum | sha256sum | cut -c1-16)
+cache=${SLUICE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice-tools}/$key
+bin=$cache/bin
+if [[ ${1:-} == --bin-dir ]]; then echo "$bin"; exit 0; fi
+mkdir -p "$bin"
+
+modversion() { (cd "$here/$1" && go list -m -f '{{.Version}}' "$2"); }
+
+build() {  # build DIR OUTPUT PACKAGE [LDFLAGS]
+  local dir=$1 out=$2 pkg=$3 ldflags=${4:-}
+  if [[ -x $bin/$out ]]; then return; fi
+  echo ">> building $out ($pkg)" >&2
+  local start=$SECONDS
+  (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$out.tmp" "$pkg")
+  mv "$bin/$out.tmp" "$bin/$out"
+  echo ">> built $out in $((SECONDS - start)) s" >&2
+}
+
+k8s=$(modversion kubernetes k8s.io/kubernetes)
+minor=$(echo "$k8s" | cut -d. -f2)
+kver="-X k8s.io/component-base/version.gitVersion=$k8s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+kver="$kver -X k8s.io/client-go/pkg/version.gitVersion=$k8s -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+etcd=$(modversion etcd go.etcd.io/etcd/server/v3)
+kwok=$(modversion kwok sigs.k8s.io/kwok)
+helm=$(modversion helm helm.sh/helm/v3)
+kind=$(modversion kind sigs.k8s.io/kind)
+gwapi=$(modversion gateway-api sigs.k8s.io/gateway-api)
+
+build etcd etcd go.etcd.io/etcd/server/v3
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  build kubernetes "$c" "k8s.io/kubernetes/cmd/$c" "$kver"
+done
+build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok"
+build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$helm"
+build kind kind sigs.k8s.io/kind
+
+crds=$cache/gateway-api-crds
+if [[ ! -d $crds ]]; then
+  src=$(cd "$here/gateway-api" && go mod download -json sigs.k8s.io/gateway-api | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$crds.tmp" && cp "$src"/config/crd/standard/*.yaml "$crds.tmp/" && chmod -R u+w "$crds.tmp" && mv "$crds.tmp" "$crds"
+fi
+
+cat >&2 <<VERSIONS
+pinned versions (cache $cache, $(du -sh "$cache" | cut -f1)):
+  kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) $k8s
+  etcd $etcd
+  kwok $kwok
+  helm $helm
+  kind $kind
+  gateway-api CRDs (standard channel) $gwapi
+VERSIONS
+echo "$bin"
