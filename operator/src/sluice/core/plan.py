@@ -1,0 +1,98 @@
+"""What the pure core reads (`Observations`) and what it returns (`Plan`): the contract between core and adapters.
+
+Adapters gather observations from Kubernetes and Prometheus; `sluice.core.rollout.decide` turns
+(spec, status, observations, now) into a plan; adapters then make the world match the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """A serving Deployment (stable or canary) as last observed."""
+
+    exists: bool = False
+    version: str | None = None
+    """Model version its pod template serves (label `sluice.dev/version`)."""
+    replicas: int = 0
+    """Desired replicas in its spec."""
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available: bool = False
+    """Rolled out: observed generation current, all replicas updated, ready and available."""
+    progress_deadline_exceeded: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisReading:
+    """The canary's metrics over one check window, or why they could not be read.
+
+    A value of None means no data (empty result or NaN); `error` set means the provider could not answer at all
+    (unreachable, timeout, error response): the check is then Errored whatever the values say.
+    """
+
+    request_count: float | None = None
+    error_rate: float | None = None
+    latency_p99_seconds: float | None = None
+    custom: dict[str, float | None] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """A manual request from the `sluice.dev/action` annotations, not yet handled."""
+
+    action: Action
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Observations:
+    generation: int
+    stable: WorkloadState
+    canary: WorkloadState
+    analysis: AnalysisReading | None = None
+    """Present only when a check was due (see `sluice.core.rollout.check_window`)."""
+    action: ActionRequest | None = None
+    paused: bool = False
+    """spec.paused or the `sluice.dev/paused` annotation."""
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkloadPlan:
+    """The Deployment a track should run: which model, how many replicas."""
+
+    model: ModelStatus
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: ModelDeploymentStatus
+    """The complete status to write (unchanged status means no write)."""
+    stable: WorkloadPlan
+    canary: WorkloadPlan | None
+    """None while no rollout has ever started: no canary Deployment exists yet."""
+    canary_weight: int
+    """Percentage of traffic the router sends to the canary."""
+    events: tuple[EventRecord, ...] = ()
+    requeue_after: timedelta | None = None
+    """When to look again even if nothing changes (step timers, readiness waits)."""
