@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help install tools lint test test-unit test-integration crds cluster-up cluster-down run-local
+.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -12,6 +12,12 @@ help:  ## List the targets
 $(PY):
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+
+setup: system-packages install tools  ## Everything a fresh machine needs: Debian packages, virtualenv, upstream binaries
+
+system-packages:  ## Debian packages the tests use (prometheus, wrk); needs root
+	@missing=$$(for p in prometheus wrk; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
 	$(BIN)/pip install -q -e operator -e serving-image -r requirements-dev.txt

@@ -1,0 +1,192 @@
+"""Routing and request handling, independent of the HTTP transport: (method, path, body) -> Reply."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, NamedTuple
+
+from sluice_serving import __version__
+from sluice_serving.config import Config
+from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from sluice_serving.metrics import Metrics
+from sluice_serving.models import Model
+from sluice_serving.protocol import (
+    RequestError,
+    dumps,
+    encode_outputs,
+    parse_infer,
+    parse_v1_instances,
+    tensor_json,
+)
+
+log = logging.getLogger("sluice_serving.app")
+
+JSON = b"application/json"
+
+
+class Reply(NamedTuple):
+    """A response. `endpoint` is set for inference requests (they are counted and timed); `delay` is the
+    injected latency (SLUICE_FAULT_LATENCY) to wait before sending it."""
+
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    endpoint: str | None = None
+    delay: float = 0.0
+
+
+def error(status: int, message: str, endpoint: str | None = None) -> Reply:
+    return Reply(status, dumps({"error": message}), JSON, endpoint)
+
+
+class App:
+    """The V2 (and V1 `:predict`) API over one model, plus health, metadata and /metrics."""
+
+    def __init__(self, cfg: Config, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.model: Model | None = None
+        self.draining = False
+        self._versions = (cfg.model_version,)
+        self._random = random.Random()
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and not self.draining
+
+    def set_model(self, model: Model) -> None:
+        self.model = model
+
+    def handle(self, method: str, path: str, body: bytes) -> Reply:
+        """Answer one request; never raises."""
+        try:
+            reply = self._route(method, path, body)
+        except RequestError as exc:
+            reply = error(exc.status, exc.message, _endpoint_of(method, path))
+        except Exception as exc:
+            log.exception("unexpected error", extra={"path": path})
+            reply = error(500, f"internal error: {type(exc).__name__}: {exc}", _endpoint_of(method, path))
+        if reply.endpoint is not None and self.cfg.fault_latency:
+            return reply._replace(delay=self.cfg.fault_latency)
+        return reply
+
+    def _route(self, method: str, path: str, body: bytes) -> Reply:
+        parts = path.strip("/").split("/")
+        head = parts[0]
+        if head == "v2":
+            return self._v2(method, parts[1:], body)
+        if head == "metrics" and len(parts) == 1:
+            _require(method, "GET")
+            return Reply(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        if head == "v1" and len(parts) == 3 and parts[1] == "models":
+            name, _, verb = parts[2].partition(":")
+            if verb == "predict":
+                _require(method, "POST")
+                return self._v1_predict(name, body)
+            if not verb:
+                _require(method, "GET")
+                self._check_model(name, None)
+                return Reply(200, dumps({"name": name, "ready": self.ready}))
+        raise RequestError(404, f"no route for {path}")
+
+    def _v2(self, method: str, parts: list[str], body: bytes) -> Reply:
+        if not parts or parts == [""]:
+            _require(method, "GET")
+            return Reply(200, dumps({"name": "sluice-serving", "version": __version__, "extensions": []}))
+        if parts[0] == "health" and len(parts) == 2 and parts[1] in ("live", "ready"):
+            _require(method, "GET")
+            if parts[1] == "live":
+                return Reply(200, b'{"live":true}')
+            return Reply(200, b'{"ready":true}') if self.ready else Reply(503, b'{"ready":false}')
+        if parts[0] == "models" and len(parts) >= 2:
+            name, rest = parts[1], parts[2:]
+            version = None
+            if len(rest) >= 2 and rest[0] == "versions":
+                version, rest = rest[1], rest[2:]
+            if rest == ["infer"]:
+                _require(method, "POST")
+                return self._infer(name, version, body)
+            if rest == ["ready"]:
+                _require(method, "GET")
+                self._check_model(name, version)
+                status = 200 if self.ready else 503
+                return Reply(status, dumps({"name": name, "ready": self.ready}))
+            if not rest:
+                _require(method, "GET")
+                return Reply(200, dumps(self._metadata(self._loaded(name, version))))
+        raise RequestError(404, "no route for /v2/" + "/".join(parts))
+
+    def _check_model(self, name: str, version: str | None) -> None:
+        if name != self.cfg.model_name:
+            raise RequestError(404, f"unknown model {name!r}; this server serves {self.cfg.model_name!r}")
+        if version is not None and version not in self._versions:
+            raise RequestError(404, f"unknown version {version!r} of model {name!r}; it has {list(self._versions)}")
+
+    def _loaded(self, name: str, version: str | None) -> Model:
+        self._check_model(name, version)
+        if self.model is None:
+            raise RequestError(503, f"model {name!r} is not ready (still loading)")
+        return self.model
+
+    def _metadata(self, model: Model) -> dict[str, Any]:
+        return {
+            "name": self.cfg.model_name,
+            "versions": list(self._versions),
+            "platform": model.platform,
+            "inputs": [s.as_json() for s in model.inputs],
+            "outputs": [s.as_json() for s in model.outputs],
+        }
+
+    def _infer(self, name: str, version: str | None, body: bytes) -> Reply:
+        model = self._loaded(name, version)
+        request = parse_infer(body, model.inputs, model.outputs)
+        results = self._predict(model, request.inputs, request.outputs)
+        doc: dict[str, Any] = {
+            "model_name": self.cfg.model_name,
+            "model_version": self.cfg.model_version,
+            "outputs": encode_outputs(results, request.outputs),
+        }
+        if request.id is not None:
+            doc["id"] = request.id
+        return Reply(200, dumps(doc), JSON, "infer")
+
+    def _v1_predict(self, name: str, body: bytes) -> Reply:
+        model = self._loaded(name, None)
+        if len(model.inputs) != 1:
+            raise RequestError(400, "the V1 :predict form needs a single-input model; use /v2 infer")
+        spec = model.inputs[0]
+        x = parse_v1_instances(body, spec)
+        results = self._predict(model, {spec.name: x}, (model.prediction_output,))
+        predictions = tensor_json("", results[model.prediction_output])["data"]
+        return Reply(200, dumps({"predictions": predictions}), JSON, "predict")
+
+    def _predict(self, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, Any]:
+        if self.cfg.fault_error_rate and self._random.random() < self.cfg.fault_error_rate:
+            raise _InjectedFault
+        try:
+            results = model.predict(inputs, wanted)
+        except (ValueError, TypeError) as exc:
+            raise RequestError(400, f"the model rejected the input: {exc}") from None
+        distributions = self.metrics.distributions
+        distributions.observe_features(next(iter(inputs.values())))
+        distributions.observe_predictions(results[model.prediction_output])
+        return results
+
+
+class _InjectedFault(RequestError):
+    def __init__(self) -> None:
+        super().__init__(500, "injected fault (SLUICE_FAULT_ERROR_RATE)")
+
+
+def _require(method: str, allowed: str) -> None:
+    if method != allowed and not (method == "HEAD" and allowed == "GET"):
+        raise RequestError(405, f"method {method} is not allowed here; use {allowed}")
+
+
+def _endpoint_of(method: str, path: str) -> str | None:
+    if method == "POST" and path.endswith("/infer") and path.startswith("/v2/models/"):
+        return "infer"
+    if method == "POST" and path.endswith(":predict") and path.startswith("/v1/models/"):
+        return "predict"
+    return None

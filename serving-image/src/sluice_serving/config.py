@@ -1,0 +1,201 @@
+"""Configuration from the environment: every setting, its default and its meaning in one table."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+DEFAULT_PREDICTION_BUCKETS = (-10.0, -5.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
+DEFAULT_FEATURE_BUCKETS = (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: name, default (as the text a user would write) and help."""
+
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("MODEL_NAME", "model", "Name the model is served under (/v2/models/{MODEL_NAME})."),
+    Setting("MODEL_VERSION", "1", "Version reported in metadata, responses and the `version` metric label."),
+    Setting("MODEL_URI", "", "Required. Path, file://, http(s)://, s3:// (extra [s3]) or gs:// (extra [gcs])."),
+    Setting("MODEL_FORMAT", "", "onnx | sklearn. Empty: from the file suffix (.onnx; .joblib/.pkl/.skops)."),
+    Setting(
+        "MODEL_DIGEST",
+        "",
+        "sha256:<64 hex>. Checked before loading; a mismatch refuses to start. "
+        "Required for pickle-based files (joblib/pickle), optional for onnx and skops.",
+    ),
+    Setting("SLUICE_TRACK", "stable", "stable | canary: the `track` metric label."),
+    Setting("SLUICE_HOST", "0.0.0.0", "Listen address (tests use 127.0.0.1)."),
+    Setting("PORT", "8080", "Listen port for the API, the health probes and /metrics (one port)."),
+    Setting("MODEL_CACHE_DIR", "/tmp/sluice-models", "Local model cache; mount an emptyDir here."),
+    Setting("SLUICE_MAX_BODY_BYTES", "16777216", "Largest request body accepted; larger gets 413."),
+    Setting("SLUICE_NUM_THREADS", "1", "Intra-op threads for onnxruntime (and BLAS via the environment)."),
+    Setting("SLUICE_DRAIN_TIMEOUT", "25", "Seconds to wait for in-flight requests after SIGTERM."),
+    Setting("SLUICE_KEEPALIVE_TIMEOUT", "75", "Seconds an idle keep-alive connection is kept open."),
+    Setting("SLUICE_DOWNLOAD_TIMEOUT", "120", "Seconds allowed for fetching the model."),
+    Setting("SLUICE_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR. Logs are JSON lines on stderr."),
+    Setting("SLUICE_ACCESS_LOG", "false", "Log every request (costly at high request rates)."),
+    Setting("SLUICE_LATENCY_BUCKETS", ",".join(map(str, DEFAULT_LATENCY_BUCKETS)), "Latency buckets (s)."),
+    Setting(
+        "SLUICE_PREDICTION_BUCKETS",
+        ",".join(map(str, DEFAULT_PREDICTION_BUCKETS)),
+        "Buckets of the regression value histogram.",
+    ),
+    Setting(
+        "SLUICE_FEATURE_BUCKETS",
+        ",".join(map(str, DEFAULT_FEATURE_BUCKETS)),
+        "Buckets of the per-feature input histograms (same for every feature).",
+    ),
+    Setting("SLUICE_MONITORED_FEATURES", "32", "Input features (columns) with a histogram; 0 turns it off."),
+    Setting("SLUICE_MAX_CLASSES", "64", "Distinct class labels counted; further labels count as `other`."),
+    Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
+    Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every infer request."),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed settings; build it with `Config.from_env`."""
+
+    model_name: str
+    model_version: str
+    model_uri: str
+    model_format: str
+    model_digest: str
+    track: str
+    host: str
+    port: int
+    cache_dir: str
+    max_body_bytes: int
+    num_threads: int
+    drain_timeout: float
+    keepalive_timeout: float
+    download_timeout: float
+    log_level: str
+    access_log: bool
+    latency_buckets: tuple[float, ...]
+    prediction_buckets: tuple[float, ...]
+    feature_buckets: tuple[float, ...]
+    monitored_features: int
+    max_classes: int
+    fault_error_rate: float
+    fault_latency: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read every setting, apply defaults, and validate; raises ConfigError naming the variable."""
+        env = os.environ if environ is None else environ
+        defaults = {s.env: s.default for s in SETTINGS}
+
+        def get(name: str) -> str:
+            return env.get(name, defaults[name]).strip()
+
+        def parse(name: str, conv: Callable[[str], Any], check: Callable[[Any], bool], what: str) -> Any:
+            raw = get(name)
+            try:
+                value = conv(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not {what}") from None
+            if not check(value):
+                raise ConfigError(f"{name}={raw!r} is not {what}")
+            return value
+
+        uri = get("MODEL_URI")
+        if not uri:
+            raise ConfigError("MODEL_URI is required (a path, file://, http(s)://, s3:// or gs:// URI)")
+        fmt = get("MODEL_FORMAT").lower() or _format_from_suffix(uri)
+        if fmt not in ("onnx", "sklearn"):
+            raise ConfigError(f"MODEL_FORMAT={fmt!r} must be onnx or sklearn")
+        digest = get("MODEL_DIGEST").lower()
+        if digest and not DIGEST_RE.match(digest):
+            raise ConfigError("MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
+        track = get("SLUICE_TRACK").lower()
+        if track not in ("stable", "canary"):
+            raise ConfigError(f"SLUICE_TRACK={track!r} must be stable or canary")
+        level = get("SLUICE_LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"SLUICE_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        name = get("MODEL_NAME")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ConfigError(f"MODEL_NAME={name!r} must be letters, digits, '.', '_' or '-'")
+
+        def nonneg(v: float) -> bool:
+            return v >= 0
+
+        return cls(
+            model_name=name,
+            model_version=get("MODEL_VERSION"),
+            model_uri=uri,
+            model_format=fmt,
+            model_digest=digest,
+            track=track,
+            host=get("SLUICE_HOST"),
+            port=parse("PORT", int, lambda v: 0 <= v <= 65535, "a port number"),
+            cache_dir=get("MODEL_CACHE_DIR"),
+            max_body_bytes=parse("SLUICE_MAX_BODY_BYTES", int, lambda v: v > 0, "a positive integer"),
+            num_threads=parse("SLUICE_NUM_THREADS", int, lambda v: v > 0, "a positive integer"),
+            drain_timeout=parse("SLUICE_DRAIN_TIMEOUT", float, nonneg, "a number of seconds"),
+            keepalive_timeout=parse("SLUICE_KEEPALIVE_TIMEOUT", float, lambda v: v > 0, "seconds > 0"),
+            download_timeout=parse("SLUICE_DOWNLOAD_TIMEOUT", float, lambda v: v > 0, "seconds > 0"),
+            log_level=level,
+            access_log=parse("SLUICE_ACCESS_LOG", _boolean, lambda v: True, "true or false"),
+            latency_buckets=parse("SLUICE_LATENCY_BUCKETS", _buckets, bool, "increasing numbers"),
+            prediction_buckets=parse("SLUICE_PREDICTION_BUCKETS", _buckets, bool, "increasing numbers"),
+            feature_buckets=parse("SLUICE_FEATURE_BUCKETS", _buckets, bool, "increasing numbers"),
+            monitored_features=parse("SLUICE_MONITORED_FEATURES", int, lambda v: 0 <= v <= 1000, "0..1000"),
+            max_classes=parse("SLUICE_MAX_CLASSES", int, lambda v: 1 <= v <= 1000, "1..1000"),
+            fault_error_rate=parse("SLUICE_FAULT_ERROR_RATE", float, lambda v: 0 <= v <= 1, "a fraction 0..1"),
+            fault_latency=parse("SLUICE_FAULT_LATENCY", float, nonneg, "a number of seconds >= 0"),
+        )
+
+
+def _format_from_suffix(uri: str) -> str:
+    path = uri.split("?", 1)[0].lower()
+    if path.endswith(".onnx"):
+        return "onnx"
+    if path.endswith((".joblib", ".pkl", ".pickle", ".skops")):
+        return "sklearn"
+    raise ConfigError("MODEL_FORMAT is required when MODEL_URI has no .onnx/.joblib/.pkl/.skops suffix")
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+def _buckets(raw: str) -> tuple[float, ...]:
+    values = tuple(float(part) for part in raw.split(",") if part.strip())
+    if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(raw)
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise ValueError(raw)
+    return values
+
+
+def help_table() -> str:
+    """The settings as text for `--help`."""
+    lines = []
+    for s in SETTINGS:
+        default = s.default if s.default else "(none)"
+        lines.append(f"  {s.env}\n      {s.help}\n      default: {default}")
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""Model runtimes: ONNX (onnxruntime) and scikit-learn (joblib or skops) behind one small interface."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger("sluice_serving.models")
+
+Array = npt.NDArray[Any]
+
+# V2 datatype <-> numpy dtype. BYTES tensors are numpy object/str arrays.
+NUMPY_TYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+_ONNX_TYPES = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+_PICKLE_HINT = "pickle-based model files (joblib/pickle) load only with MODEL_DIGEST pinned (sha256:<hex>)"
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be served; the message says why."""
+
+
+def datatype_of(array: Array) -> str:
+    """The V2 datatype of a numpy array (strings and objects are BYTES)."""
+    kind = array.dtype.kind
+    if kind in "USO":
+        return "BYTES"
+    for name, np_type in NUMPY_TYPES.items():
+        if name != "BYTES" and array.dtype == np_type:
+            return name
+    raise ModelError(f"the model produced an unsupported dtype {array.dtype}")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named tensor of the model's signature; -1 in `shape` is a variable dimension."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+class Model:
+    """A loaded model: its signature and `predict`.
+
+    `prediction_output` names the output that the prediction metrics read; `classifier` says whether its
+    values are class labels (counted) or numbers (bucketed). `feature_names` label the input features.
+    """
+
+    platform = ""
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    prediction_output = ""
+    classifier = False
+    feature_names: tuple[str, ...] = ()
+
+    def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
+        """Run the model; return at least the `wanted` outputs and `prediction_output`."""
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Run one zero batch so the first request does not pay for lazy allocations."""
+        feed = {}
+        for spec in self.inputs:
+            if any(d < 0 for d in spec.shape[1:]) or spec.datatype == "BYTES":
+                return
+            feed[spec.name] = np.zeros((1, *spec.shape[1:]), dtype=NUMPY_TYPES[spec.datatype])
+        try:
+            self.predict(feed, [o.name for o in self.outputs])
+        except Exception as exc:  # a model that rejects zeros still serves real inputs
+            log.debug("warm-up skipped", extra={"error": str(exc)})
+
+
+class OnnxModel(Model):
+    """An ONNX graph run by onnxruntime on the CPU."""
+
+    platform = "onnxruntime_onnx"
+
+    def __init__(self, path: Path, num_threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+        self.inputs = tuple(self._spec(i) for i in self._session.get_inputs())
+        self.outputs = tuple(self._spec(o) for o in self._session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
+        first = self.outputs[0]
+        self.prediction_output = first.name
+        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
+        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
+        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+
+    @staticmethod
+    def _spec(node: Any) -> TensorSpec:
+        datatype = _ONNX_TYPES.get(node.type)
+        if datatype is None:
+            hint = " (skl2onnx: convert with options={'zipmap': False})" if "map" in node.type else ""
+            raise ModelError(f"ONNX tensor {node.name!r} has type {node.type}, which is not a tensor{hint}")
+        shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape)
+        return TensorSpec(node.name, datatype, shape)
+
+    def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
+        results = self._session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, results, strict=True))
+
+
+class SklearnModel(Model):
+    """A scikit-learn estimator (or pipeline) with `predict` and, for classifiers, `predict_proba`."""
+
+    platform = "sklearn"
+
+    def __init__(self, estimator: Any) -> None:
+        if not callable(getattr(estimator, "predict", None)):
+            raise ModelError(f"the loaded object ({type(estimator).__name__}) has no predict() method")
+        self._est = estimator
+        width = int(getattr(estimator, "n_features_in_", -1))
+        names = getattr(estimator, "feature_names_in_", None)
+        if names is not None:
+            self.feature_names = tuple(str(n) for n in names)
+            # Requests carry plain arrays; the names are only metric labels.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        else:
+            self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+        self.inputs = (TensorSpec("input", "FP64", (-1, width)),)
+        classes = getattr(estimator, "classes_", None)
+        self.classifier = classes is not None
+        self._proba = self.classifier and callable(getattr(estimator, "predict_proba", None))
+        label_type = datatype_of(np.asarray(classes)) if classes is not None else "FP64"
+        outputs = [TensorSpec("predict", label_type, (-1,))]
+        if self._proba:
+            outputs.append(TensorSpec("predict_proba", "FP64", (-1, len(classes))))
+        self.outputs = tuple(outputs)
+        self.prediction_output = "predict"
+
+    def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
+        x = inputs["input"]
+        out = {"predict": np.asarray(self._est.predict(x))}
+        if self._proba and "predict_proba" in wanted:
+            out["predict_proba"] = np.asarray(self._est.predict_proba(x))
+        return out
+
+
+def load_model(path: Path, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
+    """Load the (already verified) file at `path` as `fmt` ("onnx" or "sklearn") and warm it up."""
+    model: Model
+    if fmt == "onnx":
+        model = OnnxModel(path, num_threads)
+    else:
+        with path.open("rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        model = SklearnModel(_load_skops(path, digest_pinned) if is_zip else _load_pickle(path, digest_pinned))
+    model.warm_up()
+    return model
+
+
+def _load_pickle(path: Path, digest_pinned: bool) -> Any:
+    if not digest_pinned:
+        raise ModelError(f"refusing to load {path.name}: {_PICKLE_HINT}")
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise ModelError(f"joblib cannot load {path.name}: {exc}") from exc
+
+
+def _load_skops(path: Path, digest_pinned: bool) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ModelError(f"{path.name} is a skops file: install sluice-serving[skops]") from None
+    untrusted = sio.get_untrusted_types(file=path)
+    if untrusted and not digest_pinned:
+        raise ModelError(
+            f"refusing to load {path.name}: it needs types skops does not trust ({', '.join(untrusted)}); "
+            "pin MODEL_DIGEST to trust this exact file"
+        )
+    try:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise ModelError(f"skops cannot load {path.name}: {exc}") from exc

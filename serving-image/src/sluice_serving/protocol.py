@@ -1,0 +1,179 @@
+"""Open Inference Protocol (V2) tensors in JSON: request validation and response encoding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from sluice_serving.models import NUMPY_TYPES, Array, TensorSpec, datatype_of
+
+_FLOATS = ("FP16", "FP32", "FP64")
+_INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+# What a request tensor of one datatype may feed: numbers widen into floats, integers into integers.
+_ACCEPTS = {
+    **{t: frozenset(_FLOATS + _INTS) for t in _FLOATS},
+    **{t: frozenset(_INTS) for t in _INTS},
+    "BOOL": frozenset(("BOOL",)),
+    "BYTES": frozenset(("BYTES",)),
+}
+# numpy kinds the JSON data of a datatype may parse to.
+_KINDS = {**dict.fromkeys(_FLOATS, "iuf"), **dict.fromkeys(_INTS, "iu"), "BOOL": "b", "BYTES": "U"}
+
+
+class RequestError(Exception):
+    """A request the server refuses; `status` is the HTTP status and the message goes in `error`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A validated V2 inference request: one array per model input and the outputs wanted."""
+
+    id: str | None
+    inputs: dict[str, Array]
+    outputs: tuple[str, ...]
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying why it is not one."""
+    if not body:
+        raise RequestError(400, "the request body is empty; expected a JSON object")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RequestError(400, f"the request body must be a JSON object, not {type(doc).__name__}")
+    return doc
+
+
+def parse_infer(body: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> InferRequest:
+    """Validate a V2 infer request against the model's signature."""
+    doc = parse_json(body)
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError(400, "'id' must be a string")
+    if not isinstance(doc.get("parameters", {}), dict):
+        raise RequestError(400, "'parameters' must be an object")
+    tensors = doc.get("inputs")
+    if not isinstance(tensors, list) or not tensors:
+        raise RequestError(400, "'inputs' must be a non-empty list of tensors")
+    specs = {s.name: s for s in inputs}
+    arrays: dict[str, Array] = {}
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, dict):
+            raise RequestError(400, f"inputs[{i}] must be an object with name, shape, datatype and data")
+        name = tensor.get("name")
+        if not isinstance(name, str):
+            raise RequestError(400, f"inputs[{i}] has no 'name' string")
+        spec = specs.get(name)
+        if spec is None:
+            raise RequestError(400, f"unknown input {name!r}; the model's inputs are {sorted(specs)}")
+        if name in arrays:
+            raise RequestError(400, f"input {name!r} is given twice")
+        arrays[name] = decode_tensor(tensor, spec)
+    missing = [n for n in specs if n not in arrays]
+    if missing:
+        raise RequestError(400, f"missing input(s) {missing}")
+    return InferRequest(request_id, arrays, _wanted_outputs(doc.get("outputs"), outputs))
+
+
+def _wanted_outputs(requested: Any, outputs: Sequence[TensorSpec]) -> tuple[str, ...]:
+    names = tuple(o.name for o in outputs)
+    if requested is None:
+        return names
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+    ):
+        raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
+    wanted = tuple(o["name"] for o in requested)
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise RequestError(400, f"unknown output(s) {unknown}; the model's outputs are {list(names)}")
+    return wanted or names
+
+
+def decode_tensor(tensor: dict[str, Any], spec: TensorSpec) -> Array:
+    """A request tensor as a numpy array of the model's dtype, or a 400 naming what is wrong."""
+    name = spec.name
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise RequestError(400, f"input {name!r}: 'shape' must be a list of non-negative integers")
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str):
+        raise RequestError(400, f"input {name!r}: 'datatype' is missing")
+    accepted = _ACCEPTS.get(datatype)
+    if accepted is None:
+        raise RequestError(400, f"input {name!r}: unknown datatype {datatype!r}")
+    if spec.datatype not in accepted:
+        raise RequestError(400, f"input {name!r}: datatype {datatype} does not fit the model's {spec.datatype}")
+    if len(shape) != len(spec.shape) or any(w not in (-1, d) for w, d in zip(spec.shape, shape, strict=False)):
+        raise RequestError(400, f"input {name!r}: shape {shape} does not match the model's {list(spec.shape)}")
+    if "data" not in tensor:
+        params = tensor.get("parameters")
+        if isinstance(params, dict) and "binary_data_size" in params:
+            raise RequestError(400, f"input {name!r}: binary tensor data is not supported; send JSON data")
+        raise RequestError(400, f"input {name!r}: 'data' is missing")
+    size = math.prod(shape)
+    if size == 0:
+        raise RequestError(400, f"input {name!r}: shape {shape} holds no elements")
+    data = tensor["data"]
+    try:
+        array = np.asarray(data if isinstance(data, list) else [data])
+    except (ValueError, TypeError):
+        raise RequestError(400, f"input {name!r}: 'data' is ragged or not a list of values") from None
+    if array.dtype.kind not in _KINDS[datatype]:
+        raise RequestError(400, f"input {name!r}: 'data' holds values that are not {datatype}")
+    if array.size != size:
+        raise RequestError(400, f"input {name!r}: 'data' has {array.size} values but shape {shape} needs {size}")
+    try:
+        return array.reshape(shape).astype(NUMPY_TYPES[spec.datatype], copy=False)
+    except OverflowError:
+        raise RequestError(400, f"input {name!r}: a value is out of range for {spec.datatype}") from None
+
+
+def parse_v1_instances(body: bytes, spec: TensorSpec) -> Array:
+    """The `instances` of a V1 `:predict` request as one array for the model's single input."""
+    doc = parse_json(body)
+    instances = doc.get("instances", doc.get("inputs"))
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(400, "'instances' must be a non-empty list")
+    try:
+        array = np.asarray(instances)
+    except (ValueError, TypeError):
+        raise RequestError(400, "'instances' is ragged or not a list of values") from None
+    if array.dtype.kind not in _KINDS[spec.datatype]:
+        raise RequestError(400, f"'instances' holds values that are not {spec.datatype}")
+    if array.ndim != len(spec.shape) or any(
+        w not in (-1, d) for w, d in zip(spec.shape[1:], array.shape[1:], strict=False)
+    ):
+        raise RequestError(400, f"'instances' has shape {list(array.shape)}, the model takes {list(spec.shape)}")
+    return array.astype(NUMPY_TYPES[spec.datatype], copy=False)
+
+
+def encode_outputs(arrays: dict[str, Array], wanted: Sequence[str]) -> list[dict[str, Any]]:
+    """V2 output tensors (flat row-major data) for the `wanted` outputs."""
+    return [tensor_json(name, arrays[name]) for name in wanted]
+
+
+def tensor_json(name: str, array: Array) -> dict[str, Any]:
+    datatype = datatype_of(array)
+    flat = np.ascontiguousarray(array).reshape(-1)
+    data: Any = flat.tolist() if datatype in ("BYTES", "FP16") else flat
+    if datatype == "BYTES":
+        data = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in data]
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def dumps(doc: Any) -> bytes:
+    """JSON bytes; numpy arrays are serialised natively."""
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
