@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local
+.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local bench-serving chart-lint e2e-kind
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,3 +39,24 @@ test-unit:  ## Fast tests, no processes
 
 test-integration:  ## Tests against the real local control plane, Prometheus and model servers
 	$(BIN)/pytest -m "integration or e2e"
+
+cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig
+	PYTHONPATH=tests $(PY) -m harness up
+
+cluster-down:  ## Stop, by PID, what cluster-up started
+	PYTHONPATH=tests $(PY) -m harness down
+
+run-local:  ## Run the operator against the cluster-up cluster
+	KUBECONFIG=.local/kubeconfig $(BIN)/sluice-operator
+
+crds: $(PY)  ## Regenerate crds/ and the generated reference in docs/api.md from the pydantic API models
+	$(PY) -m sluice.crdgen
+
+bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
+	$(PY) serving-image/bench/run.py
+
+chart-lint:  ## helm lint and template the chart (defaults and every charts/sluice/ci/*-values.yaml) and its schema tests
+	$(BIN)/pytest tests/unit/chart
+
+e2e-kind:  ## Build both images, create a kind cluster, install Prometheus, Gateway API CRDs and the chart, run the e2e scenarios (needs Docker)
+	bash hack/e2e-kind.sh

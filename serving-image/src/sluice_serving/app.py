@@ -163,18 +163,16 @@ class App:
 
     def _predict(self, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, Any]:
         if self.cfg.fault_error_rate and self._random.random() < self.cfg.fault_error_rate:
-            raise _InjectedFault
+            raise _InjectedFaultError
         try:
             results = model.predict(inputs, wanted)
         except (ValueError, TypeError) as exc:
             raise RequestError(400, f"the model rejected the input: {exc}") from None
-        distributions = self.metrics.distributions
-        distributions.observe_features(next(iter(inputs.values())))
-        distributions.observe_predictions(results[model.prediction_output])
+        self.metrics.distributions.observe(next(iter(inputs.values())), results[model.prediction_output])
         return results
 
 
-class _InjectedFault(RequestError):
+class _InjectedFaultError(RequestError):
     def __init__(self) -> None:
         super().__init__(500, "injected fault (SLUICE_FAULT_ERROR_RATE)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -185,9 +187,9 @@ def _boolean(raw: str) -> bool:
 
 def _buckets(raw: str) -> tuple[float, ...]:
     values = tuple(float(part) for part in raw.split(",") if part.strip())
-    if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)):
+    if not values or any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError(raw)
-    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+    if not all(math.isfinite(v) for v in values):
         raise ValueError(raw)
     return values
 

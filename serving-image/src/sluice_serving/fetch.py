@@ -74,9 +74,7 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float) -> Path:
     return target
 
 
-def _opener(
-    scheme: str, uri: str, parsed: urllib.parse.ParseResult, timeout: float
-) -> Callable[[BinaryIO], None]:
+def _opener(scheme: str, uri: str, parsed: urllib.parse.ParseResult, timeout: float) -> Callable[[BinaryIO], None]:
     if scheme in ("", "file"):
         src = Path(urllib.parse.unquote(parsed.path) if scheme == "file" else uri)
         if not src.is_file():
@@ -103,7 +101,7 @@ def _download_http(uri: str, out: BinaryIO, timeout: float, attempts: int = 3) -
             out.seek(0)
             out.truncate()
             remaining = max(1.0, deadline - time.monotonic())
-            with urllib.request.urlopen(uri, timeout=remaining) as resp:  # noqa: S310 (scheme checked)
+            with urllib.request.urlopen(uri, timeout=remaining) as resp:
                 shutil.copyfileobj(resp, out, CHUNK)
             return
         except OSError as exc:

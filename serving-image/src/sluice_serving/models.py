@@ -54,14 +54,16 @@ class ModelError(RuntimeError):
     """The model file cannot be served; the message says why."""
 
 
+_DATATYPES = {np.dtype(t): name for name, t in NUMPY_TYPES.items() if name != "BYTES"}
+
+
 def datatype_of(array: Array) -> str:
     """The V2 datatype of a numpy array (strings and objects are BYTES)."""
-    kind = array.dtype.kind
-    if kind in "USO":
+    datatype = _DATATYPES.get(array.dtype)
+    if datatype is not None:
+        return datatype
+    if array.dtype.kind in "USO":
         return "BYTES"
-    for name, np_type in NUMPY_TYPES.items():
-        if name != "BYTES" and array.dtype == np_type:
-            return name
     raise ModelError(f"the model produced an unsupported dtype {array.dtype}")
 
 
@@ -121,9 +123,7 @@ class OnnxModel(Model):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelError(f"onnxruntime cannot load {path.name}: {exc}") from exc
         self.inputs = tuple(self._spec(i) for i in self._session.get_inputs())
@@ -172,7 +172,7 @@ class SklearnModel(Model):
         self._proba = self.classifier and callable(getattr(estimator, "predict_proba", None))
         label_type = datatype_of(np.asarray(classes)) if classes is not None else "FP64"
         outputs = [TensorSpec("predict", label_type, (-1,))]
-        if self._proba:
+        if self._proba and classes is not None:
             outputs.append(TensorSpec("predict_proba", "FP64", (-1, len(classes))))
         self.outputs = tuple(outputs)
         self.prediction_output = "predict"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -14,10 +13,11 @@ from sluice_serving.models import NUMPY_TYPES, Array, TensorSpec, datatype_of
 
 _FLOATS = ("FP16", "FP32", "FP64")
 _INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-# What a request tensor of one datatype may feed: numbers widen into floats, integers into integers.
+# The model datatypes a request tensor of one datatype may feed: floats feed floats, integers feed
+# integers or floats.
 _ACCEPTS = {
-    **{t: frozenset(_FLOATS + _INTS) for t in _FLOATS},
-    **{t: frozenset(_INTS) for t in _INTS},
+    **{t: frozenset(_FLOATS) for t in _FLOATS},
+    **{t: frozenset(_FLOATS + _INTS) for t in _INTS},
     "BOOL": frozenset(("BOOL",)),
     "BYTES": frozenset(("BYTES",)),
 }
@@ -34,8 +34,7 @@ class RequestError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class InferRequest:
+class InferRequest(NamedTuple):
     """A validated V2 inference request: one array per model input and the outputs wanted."""
 
     id: str | None
@@ -91,22 +90,24 @@ def _wanted_outputs(requested: Any, outputs: Sequence[TensorSpec]) -> tuple[str,
     names = tuple(o.name for o in outputs)
     if requested is None:
         return names
-    if not isinstance(requested, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
-    ):
+    if not isinstance(requested, list):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
-    wanted = tuple(o["name"] for o in requested)
-    unknown = [n for n in wanted if n not in names]
-    if unknown:
-        raise RequestError(400, f"unknown output(s) {unknown}; the model's outputs are {list(names)}")
-    return wanted or names
+    wanted = []
+    for o in requested:
+        name = o.get("name") if isinstance(o, dict) else None
+        if not isinstance(name, str):
+            raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
+        if name not in names:
+            raise RequestError(400, f"unknown output {name!r}; the model's outputs are {list(names)}")
+        wanted.append(name)
+    return tuple(wanted) or names
 
 
 def decode_tensor(tensor: dict[str, Any], spec: TensorSpec) -> Array:
     """A request tensor as a numpy array of the model's dtype, or a 400 naming what is wrong."""
     name = spec.name
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+    if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
         raise RequestError(400, f"input {name!r}: 'shape' must be a list of non-negative integers")
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str):

@@ -35,8 +35,18 @@ HISTORY_LIMIT = 20
 MAX_STEPS = 20
 MAX_CUSTOM_METRICS = 10
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 MIN_INTERVAL = "1s"
 MAX_INTERVAL = "24h"
+
+
+def _is_duration(field: str) -> str:
+    """CEL: `self.<field>` is a well-formed duration. Rules that call duration() check it first, so a malformed
+    value is reported once, by the field's pattern, not again as a CEL conversion error."""
+    cel_pattern = DURATION_PATTERN.replace("\\.", "[.]")  # CEL string literals have no `\.` escape
+    return f"self.{field}.matches('{cel_pattern}')"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -55,6 +65,12 @@ Duration = Annotated[
     ),
 ]
 
+Quantity = Annotated[
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)],
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+"""A Kubernetes resource quantity such as 500m, 2 or 4Gi (the CRD marks it x-kubernetes-int-or-string)."""
+
 
 class ApiModel(BaseModel):
     """Base for API objects: camelCase on the wire, snake_case in Python."""
@@ -67,6 +83,8 @@ class ApiModel(BaseModel):
 
 
 class ModelFormat(StrEnum):
+    """Serialization format of a model artifact."""
+
     ONNX = "onnx"
     SKLEARN = "sklearn"
 
@@ -94,45 +112,75 @@ class ModelSpec(ApiModel):
         min_length=1,
         max_length=63,
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
-        description="Version of the model, used in labels and names. Changing it starts a canary rollout.",
+        description=(
+            "Version of the model, used in labels and names (at most 63 characters: letters, digits, '.', '_', '-', "
+            "starting and ending with a letter or digit). Changing it starts a canary rollout."
+        ),
+        examples=["1.4.0", "2024-06-01", "v7"],
     )
     uri: str = Field(
         max_length=2048,
         pattern=r"^(file|https?|s3|gs|pvc)://\S+$",
         description="Where the artifact lives: file://, http(s)://, s3://, gs:// or pvc://<claim>/<path>.",
+        examples=["https://models.example.com/fraud/1.4.0/model.onnx", "s3://models/fraud/1.4.0/model.joblib"],
     )
     format: ModelFormat = Field(description="Artifact format: onnx or sklearn (joblib).")
     digest: str | None = Field(
         default=None,
         pattern=r"^sha256:[a-f0-9]{64}$",
         description="sha256 digest of the artifact, checked before loading. Required for sklearn.",
+        examples=["sha256:" + "0123456789abcdef" * 4],
     )
 
 
 class ResourceRequirements(ApiModel):
     """Compute resources of each serving container, as in a Pod spec."""
 
-    requests: dict[str, int | str] | None = Field(default=None, json_schema_extra={"x-kubernetes-int-or-string": True})
-    limits: dict[str, int | str] | None = Field(default=None, json_schema_extra={"x-kubernetes-int-or-string": True})
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Minimum resources per container, by resource name.",
+        examples=[{"cpu": "500m", "memory": "1Gi"}],
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Maximum resources per container, by resource name.",
+        examples=[{"cpu": 2, "memory": "2Gi"}],
+    )
 
 
 class EnvVar(ApiModel):
     """An extra environment variable for the serving container."""
 
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-    value: str = Field(default="", max_length=32768)
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+        description="Variable name: letters, digits, '_', '-', '.', not starting with a digit. Unique in the list.",
+        examples=["OMP_NUM_THREADS"],
+    )
+    value: str = Field(default="", max_length=32768, description="Variable value.", examples=["2"])
 
 
 class ServingSpec(ApiModel):
     """How serving pods run."""
 
     image: str | None = Field(
-        default=None, max_length=1024, description="Model-server image; defaults to the operator's setting."
+        default=None,
+        max_length=1024,
+        description="Model-server image; defaults to the operator's setting.",
+        examples=["ghcr.io/sluice-dev/serving:0.1.0"],
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Requests and limits; the operator's defaults apply to what is left out."
     )
-    env: list[EnvVar] | None = Field(default=None, max_length=64, description="Extra environment variables.")
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra environment variables.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
 
 
 class RolloutSpec(ApiModel):
@@ -142,14 +190,15 @@ class RolloutSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    f"duration(self.interval) >= duration('{MIN_INTERVAL}') "
-                    f"&& duration(self.interval) <= duration('{MAX_INTERVAL}')",
+                    f"!{_is_duration('interval')} || (duration(self.interval) >= duration('{MIN_INTERVAL}') "
+                    f"&& duration(self.interval) <= duration('{MAX_INTERVAL}'))",
                     f"interval must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
                     ".interval",
                 ),
                 _cel(
-                    "duration(self.progressDeadline) >= duration(self.interval)",
-                    "progressDeadline must be at least one interval",
+                    f"!{_is_duration('interval')} || !{_is_duration('progressDeadline')} "
+                    "|| duration(self.progressDeadline) >= duration(self.interval)",
+                    "progressDeadline must be at least as long as interval",
                     ".progressDeadline",
                 ),
             ]
@@ -160,7 +209,8 @@ class RolloutSpec(ApiModel):
         default_factory=lambda: [10, 25, 50],
         min_length=1,
         max_length=MAX_STEPS,
-        description="Canary traffic percentages, strictly increasing, each 1..100.",
+        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps.",
+        examples=[[10, 25, 50], [5, 20, 50, 100]],
         json_schema_extra={
             "x-kubernetes-list-type": "set",
             "x-kubernetes-validations": [
@@ -168,15 +218,25 @@ class RolloutSpec(ApiModel):
             ],
         },
     )
-    interval: Duration = Field(default="1m", description="Time per step, and per analysis check (1s..24h).")
+    interval: Duration = Field(
+        default="1m", description="Time per step, and per analysis check (1s..24h).", examples=["30s", "5m"]
+    )
     progress_deadline: Duration = Field(
         default="10m",
-        description="How long a canary may take to become Ready before it is rolled back.",
+        description="How long a canary may take to become Ready before it is rolled back; at least interval.",
+        examples=["15m"],
     )
 
 
 class PrometheusRef(ApiModel):
-    url: str = Field(max_length=2048, pattern=r"^https?://\S+$", description="Prometheus base URL.")
+    """The Prometheus server the analysis queries."""
+
+    url: str = Field(
+        max_length=2048,
+        pattern=r"^https?://\S+$",
+        description="Prometheus base URL (http or https).",
+        examples=["http://prometheus.monitoring:9090"],
+    )
 
 
 class CustomMetric(ApiModel):
@@ -194,7 +254,13 @@ class CustomMetric(ApiModel):
         }
     )
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z]([a-z0-9_-]*[a-z0-9])?$")
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z]([a-z0-9_-]*[a-z0-9])?$",
+        description="Metric name, unique among the metrics: lowercase letters, digits, '_' and '-'.",
+        examples=["accuracy"],
+    )
     query: str = Field(
         min_length=1,
         max_length=4096,
@@ -202,12 +268,15 @@ class CustomMetric(ApiModel):
             "PromQL returning one value. Placeholders: {{namespace}}, {{name}}, {{version}}, {{track}}, "
             "{{interval}} (the check window, e.g. 1m)."
         ),
+        examples=['avg_over_time(model_accuracy{namespace="{{namespace}}",version="{{version}}"}[{{interval}}])'],
     )
-    min: float | None = Field(default=None, description="The check fails below this value.")
-    max: float | None = Field(default=None, description="The check fails above this value.")
+    min: float | None = Field(default=None, description="The check fails below this value.", examples=[0.9])
+    max: float | None = Field(default=None, description="The check fails above this value.", examples=[0.05])
 
 
 class InconclusivePolicy(StrEnum):
+    """What happens after too many inconclusive checks in a row."""
+
     ROLLBACK = "Rollback"
     HOLD = "Hold"
 
@@ -215,9 +284,25 @@ class InconclusivePolicy(StrEnum):
 class AnalysisSpec(ApiModel):
     """What a canary must show at every step."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"!{_is_duration('maxLatencyP99')} || duration(self.maxLatencyP99) > duration('0s')",
+                    "maxLatencyP99 must be greater than 0s",
+                    ".maxLatencyP99",
+                )
+            ]
+        }
+    )
+
     prometheus: PrometheusRef | None = Field(default=None, description="Defaults to the operator's setting.")
-    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="Highest fraction of 5xx responses.")
-    max_latency_p99: Duration = Field(default="500ms", description="Highest 99th percentile infer latency.")
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Highest fraction of 5xx responses (0..1).", examples=[0.005]
+    )
+    max_latency_p99: Duration = Field(
+        default="500ms", description="Highest 99th percentile infer latency; more than 0s.", examples=["250ms"]
+    )
     min_requests: int = Field(
         default=20,
         ge=1,
@@ -251,16 +336,32 @@ class AnalysisSpec(ApiModel):
 class ParentReference(ApiModel):
     """A Gateway (or other parent) the HTTPRoute attaches to, as in Gateway API."""
 
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str | None = Field(default=None, max_length=63)
-    section_name: str | None = Field(default=None, max_length=253)
-    group: str | None = Field(default=None, max_length=253)
-    kind: str | None = Field(default=None, max_length=63)
+    name: str = Field(min_length=1, max_length=253, description="Name of the parent.", examples=["public"])
+    namespace: str | None = Field(
+        default=None, max_length=63, description="Namespace of the parent; defaults to the ModelDeployment's."
+    )
+    section_name: str | None = Field(
+        default=None, max_length=253, description="A listener of the Gateway.", examples=["https"]
+    )
+    group: str | None = Field(
+        default=None, max_length=253, description="API group of the parent; Gateway API's by default."
+    )
+    kind: str | None = Field(default=None, max_length=63, description="Kind of the parent; Gateway by default.")
 
 
 class GatewayTraffic(ApiModel):
-    parent_refs: list[ParentReference] = Field(min_length=1, max_length=32)
-    hostnames: list[Annotated[str, Field(max_length=253)]] | None = Field(default=None, max_length=16)
+    """Traffic split by weights on an HTTPRoute attached to one or more Gateways."""
+
+    parent_refs: list[ParentReference] = Field(
+        min_length=1, max_length=32, description="Gateways the HTTPRoute attaches to; at least one."
+    )
+    hostnames: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None,
+        max_length=16,
+        description="Hostnames the HTTPRoute matches; all of the Gateway's when left out.",
+        examples=[["fraud.example.com"]],
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class TrafficSpec(ApiModel):
@@ -272,16 +373,24 @@ class TrafficSpec(ApiModel):
 
 
 class ModelDeploymentSpec(ApiModel):
-    model: ModelSpec
-    replicas: int = Field(default=1, ge=0, le=1000, description="Serving replicas of the stable version.")
-    serving: ServingSpec | None = None
-    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-    traffic: TrafficSpec | None = None
+    """The desired state: which model to serve and how new versions are rolled out."""
+
+    model: ModelSpec = Field(description="The model artifact to serve.")
+    replicas: int = Field(
+        default=1, ge=0, le=1000, description="Serving replicas of the stable version (0..1000).", examples=[3]
+    )
+    serving: ServingSpec | None = Field(default=None, description="Image, resources and environment of the pods.")
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Canary steps and their timing.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Bounds every analysis check applies.")
+    traffic: TrafficSpec | None = Field(
+        default=None, description="Traffic splitting; by replica ratio behind one Service when left out."
+    )
     paused: bool = Field(default=False, description="Hold a rollout at its current step.")
 
 
 class Phase(StrEnum):
+    """Where a ModelDeployment is in its lifecycle."""
+
     INITIALIZING = "Initializing"
     STABLE = "Stable"
     PROGRESSING = "Progressing"
@@ -291,6 +400,8 @@ class Phase(StrEnum):
 
 
 class Verdict(StrEnum):
+    """The result of one analysis check, or of one metric in it."""
+
     PASSED = "Passed"
     FAILED = "Failed"
     INCONCLUSIVE = "Inconclusive"
@@ -298,6 +409,8 @@ class Verdict(StrEnum):
 
 
 class Outcome(StrEnum):
+    """How a rollout ended."""
+
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     SUPERSEDED = "Superseded"
@@ -305,6 +418,8 @@ class Outcome(StrEnum):
 
 
 class Action(StrEnum):
+    """Manual requests accepted in the `sluice.dev/action` annotation."""
+
     PROMOTE = "promote"
     PROMOTE_FULL = "promote-full"
     ABORT = "abort"
@@ -312,83 +427,104 @@ class Action(StrEnum):
 
 
 class Condition(ApiModel):
-    """metav1.Condition."""
+    """A condition of the ModelDeployment, as metav1.Condition."""
 
-    type: str
-    status: str = Field(pattern=r"^(True|False|Unknown)$")
-    observed_generation: int | None = None
-    last_transition_time: datetime
-    reason: str
-    message: str = ""
+    type: str = Field(description="Condition type, such as Ready.")
+    status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
+    observed_generation: int | None = Field(default=None, description="The generation the condition was set for.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    reason: str = Field(description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
 
 
 class MetricResult(ApiModel):
-    name: str
-    value: float | None = None
-    min: float | None = None
-    max: float | None = None
-    verdict: Verdict
-    message: str = ""
+    """One metric of an analysis check."""
+
+    name: str = Field(description="A built-in check's or a custom metric's name.")
+    value: float | None = Field(default=None, description="The value read; none when there was no data.")
+    min: float | None = Field(default=None, description="Lower bound applied.")
+    max: float | None = Field(default=None, description="Upper bound applied.")
+    verdict: Verdict = Field(description="Passed, Failed, Inconclusive or Errored.")
+    message: str = Field(default="", description="Why, in words.")
 
 
 class CheckResult(ApiModel):
     """One analysis check of the canary."""
 
-    time: datetime
-    step: int
-    weight: int
-    verdict: Verdict
-    metrics: list[MetricResult] = Field(default_factory=list)
+    time: datetime = Field(description="When the check ran.")
+    step: int = Field(description="Index of the step it ran in.")
+    weight: int = Field(description="Canary traffic percentage at the time.")
+    verdict: Verdict = Field(description="Passed, Failed, Inconclusive or Errored.")
+    metrics: list[MetricResult] = Field(default_factory=list, description="Per-metric results.")
 
 
 class ModelStatus(ApiModel):
     """The model a running version serves (kept for the stable version while spec names the canary)."""
 
-    version: str
-    uri: str
-    format: ModelFormat
-    digest: str | None = None
+    version: str = Field(description="Model version.")
+    uri: str = Field(description="Artifact location.")
+    format: ModelFormat = Field(description="Artifact format.")
+    digest: str | None = Field(default=None, description="Pinned sha256 digest, if any.")
 
 
 class HistoryEntry(ApiModel):
-    version: str
-    outcome: Outcome
-    started_at: datetime
-    finished_at: datetime
-    reason: str
-    message: str = ""
+    """A finished rollout."""
+
+    version: str = Field(description="The version that was rolled out.")
+    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded or Aborted.")
+    started_at: datetime = Field(description="When the rollout started.")
+    finished_at: datetime = Field(description="When it ended.")
+    reason: str = Field(description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
 
 
 class ModelDeploymentStatus(ApiModel):
-    observed_generation: int | None = None
-    phase: Phase | None = None
-    stable_version: str | None = None
-    stable_model: ModelStatus | None = None
-    canary_version: str | None = None
-    canary_weight: int = Field(default=0, ge=0, le=100)
+    """The observed state, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The generation of the spec last acted on.")
+    phase: Phase | None = Field(default=None, description="Lifecycle phase.")
+    stable_version: str | None = Field(default=None, description="The version serving all traffic between rollouts.")
+    stable_model: ModelStatus | None = Field(
+        default=None, description="The stable version's model, kept while spec.model names the canary."
+    )
+    canary_version: str | None = Field(default=None, description="The version being rolled out, if any.")
+    canary_weight: int = Field(default=0, ge=0, le=100, description="Percentage of traffic the canary receives.")
     current_step: int | None = Field(default=None, description="Index into spec.rollout.steps; none between rollouts.")
-    rollout_started_at: datetime | None = None
-    step_started_at: datetime | None = None
-    last_check_time: datetime | None = None
-    passed_checks: int = 0
-    failed_checks: int = 0
-    inconclusive_checks: int = 0
-    consecutive_errors: int = 0
-    last_check: CheckResult | None = None
-    last_handled_action_id: str | None = None
-    ready_replicas: int = 0
+    rollout_started_at: datetime | None = Field(default=None, description="When the current rollout started.")
+    step_started_at: datetime | None = Field(default=None, description="When the current step started.")
+    last_check_time: datetime | None = Field(default=None, description="When the last analysis check ran.")
+    passed_checks: int = Field(default=0, description="Passed checks in the current rollout.")
+    failed_checks: int = Field(default=0, description="Failed checks in the current rollout.")
+    inconclusive_checks: int = Field(
+        default=0, description="Inconclusive checks counted toward spec.analysis.maxInconclusiveChecks."
+    )
+    consecutive_errors: int = Field(default=0, description="Consecutive checks Prometheus could not answer.")
+    last_check: CheckResult | None = Field(default=None, description="The last analysis check.")
+    last_handled_action_id: str | None = Field(
+        default=None, description="The sluice.dev/action-id of the last manual request handled."
+    )
+    ready_replicas: int = Field(default=0, description="Ready serving pods (the scale subresource's status replicas).")
+    selector: str | None = Field(
+        default=None,
+        description="Label selector of the serving pods, in string form (the scale subresource's selector, for HPA).",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
+        description="Conditions, one per type; Ready feeds the READY column.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    history: list[HistoryEntry] = Field(
+        default_factory=list, max_length=HISTORY_LIMIT, description="Finished rollouts; at most 20."
+    )
 
 
 class ModelDeployment(ApiModel):
     """A served model whose new versions are rolled out as analysed canaries."""
 
-    api_version: str = API_VERSION
-    kind: str = KIND
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    spec: ModelDeploymentSpec
-    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)
+    api_version: str = Field(default=API_VERSION, description="sluice.dev/v1alpha1")
+    kind: str = Field(default=KIND, description="ModelDeployment")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: ModelDeploymentSpec = Field(description="The desired state.")
+    status: ModelDeploymentStatus = Field(
+        default_factory=ModelDeploymentStatus, description="The observed state, written by the operator."
+    )

@@ -90,9 +90,12 @@ class Plan:
     """The complete status to write (unchanged status means no write)."""
     stable: WorkloadPlan
     canary: WorkloadPlan | None
-    """None while no rollout has ever started: no canary Deployment exists yet."""
+    """None while no rollout has ever started (and no canary Deployment exists); after a rollout ends it stays,
+    at 0 replicas, so the canary Deployment is scaled down rather than deleted."""
     canary_weight: int
     """Percentage of traffic the router sends to the canary."""
     events: tuple[EventRecord, ...] = ()
     requeue_after: timedelta | None = None
-    """When to look again even if nothing changes (step timers, readiness waits)."""
+    """When to look again even if nothing changes: until the next analysis check, or until the canary's progress
+    deadline while it starts; zero when a check is due now (call `check_window` and pass the reading). None when
+    only a change (spec, annotations, an owned Deployment's status) can move things on."""

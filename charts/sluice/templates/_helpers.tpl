@@ -1,0 +1,107 @@
+{{/* Names. */}}
+{{- define "sluice.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sluice.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sluice.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Labels every object carries. */}}
+{{- define "sluice.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sluice.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sluice
+{{- end }}
+
+{{/* Labels that select the operator pods (never change them: Deployment selectors are immutable). */}}
+{{- define "sluice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "sluice.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaced permissions the operator uses, in every namespace it watches. Reviewed list: docs/security.md and
+tests/unit/chart/reviewed_rbac.py; change all three together.
+*/}}
+{{- define "sluice.namespacedRules" -}}
+- apiGroups: ["sluice.dev"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["sluice.dev"]
+  resources: ["modeldeployments/status"]
+  verbs: ["patch"]
+- apiGroups: ["sluice.dev"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- if and .Values.standby.enabled (not .Values.watch.clusterWide) }}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped permissions, needed in both modes: Kopf discovers the served resources by watching CRDs. */}}
+{{- define "sluice.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if and .Values.standby.enabled .Values.watch.clusterWide }}
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
+
+{{/* Cross-field checks the JSON schema cannot phrase clearly. */}}
+{{- define "sluice.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.standby.enabled) }}
+{{- fail "replicaCount > 1 needs standby.enabled=true: without peering every replica would reconcile the same ModelDeployments at once (see docs/install.md, \"Running a standby\")" }}
+{{- end }}
+{{- if and (not .Values.watch.clusterWide) (empty .Values.watch.namespaces) }}
+{{- fail "watch.clusterWide=false needs at least one namespace in watch.namespaces" }}
+{{- end }}
+{{- if and .Values.watch.clusterWide (not (empty .Values.watch.namespaces)) }}
+{{- fail "watch.namespaces is only used with watch.clusterWide=false; set one or the other" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,288 @@
+"""The Kubernetes edge: read ModelDeployments and their children, apply children, write status, post Events.
+
+Every request goes through `KubeApi`, a thin JSON client over the official client's connection and
+credentials (kubeconfig or in-cluster). Children are written with server-side apply under one field manager,
+and only when their desired manifest's hash differs from the one the observed child carries; status is written
+through the status subresource only when it differs from what was read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from sluice.adapters.telemetry import KUBE_WRITES
+from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
+from sluice.core.children import SPEC_HASH_ANNOTATION, VERSION_LABEL, ChildNames, Owner, spec_hash, with_spec_hash
+from sluice.core.plan import EventRecord, WorkloadState
+
+log = logging.getLogger(__name__)
+
+APPLY_PATCH = "application/apply-patch+yaml"
+_PLURALS = {
+    "Deployment": "deployments",
+    "Service": "services",
+    "HTTPRoute": "httproutes",
+    "Event": "events",
+    KIND: PLURAL,
+}
+_EVENT_MESSAGE_LIMIT = 1024
+
+
+class ChildConflictError(RuntimeError):
+    """A child's name is taken by an object that this ModelDeployment does not control."""
+
+
+def load_api_client() -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig (KUBECONFIG or ~/.kube)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    """REST path of a namespaced object (or of its collection when name is None)."""
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{prefix}/namespaces/{namespace}/{_PLURALS[kind]}"
+    return path if name is None else f"{path}/{name}"
+
+
+class KubeApi:
+    """JSON requests to the API server, run in a worker thread so the event loop never blocks."""
+
+    def __init__(self, api_client: client.ApiClient, timeout: float) -> None:
+        self._api_client = api_client
+        self._timeout = timeout
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """The decoded response; raises ApiException for error statuses."""
+        if method != "GET":
+            KUBE_WRITES.labels(method).inc()
+        return await asyncio.to_thread(self._request, method, path, query or {}, body, content_type)
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None when it does not exist (or its API is not served)."""
+        try:
+            return await self.request("GET", path)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _request(
+        self, method: str, path: str, query: Mapping[str, str], body: Mapping[str, Any] | None, content_type: str
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        serialized = self._api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query.items()),
+            header_params=headers,
+            body=dict(body) if body is not None else None,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api_client.call_api(*serialized, _request_timeout=self._timeout)
+        response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response)
+        decoded: dict[str, Any] = json.loads(response.data) if response.data else {}
+        return decoded
+
+
+def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
+    """What the core needs to know about a serving Deployment."""
+    if deployment is None:
+        return WorkloadState()
+    metadata, spec, status = deployment["metadata"], deployment.get("spec", {}), deployment.get("status", {})
+    replicas = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas", 0))
+    ready = int(status.get("readyReplicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    total = int(status.get("replicas", 0))
+    current = int(status.get("observedGeneration", 0)) >= int(metadata.get("generation", 0))
+    deadline_exceeded = any(
+        condition.get("type") == "Progressing"
+        and condition.get("status") == "False"
+        and condition.get("reason") == "ProgressDeadlineExceeded"
+        for condition in status.get("conditions", [])
+    )
+    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+    return WorkloadState(
+        exists=True,
+        version=labels.get(VERSION_LABEL),
+        replicas=replicas,
+        updated_replicas=updated,
+        ready_replicas=ready,
+        available=current and updated == replicas and ready == replicas and available == replicas and total == replicas,
+        progress_deadline_exceeded=deadline_exceeded,
+    )
+
+
+def is_controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
+    references = obj.get("metadata", {}).get("ownerReferences", [])
+    return any(ref.get("controller") and ref.get("uid") == owner.uid for ref in references)
+
+
+def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """True unless the observed child carries the desired manifest's spec hash."""
+    if observed is None:
+        return True
+    annotations = observed.get("metadata", {}).get("annotations") or {}
+    return bool(annotations.get(SPEC_HASH_ANNOTATION) != spec_hash(desired))
+
+
+def parse_status(body: Mapping[str, Any]) -> ModelDeploymentStatus:
+    """The status as read; an unreadable one (never written by this operator) counts as empty."""
+    try:
+        return ModelDeploymentStatus.model_validate(body.get("status") or {})
+    except ValueError:
+        log.warning("status of %s is unreadable; starting from an empty status", body["metadata"].get("name"))
+        return ModelDeploymentStatus()
+
+
+@dataclass(frozen=True)
+class ObservedWorkloads:
+    """The two serving Deployments as read (None when absent)."""
+
+    stable: dict[str, Any] | None
+    canary: dict[str, Any] | None
+
+
+class Cluster:
+    """What the reconciler does to the cluster: reads, applies, status writes and Events."""
+
+    def __init__(self, api: KubeApi, field_manager: str) -> None:
+        self.api = api
+        self._field_manager = field_manager
+        self._instance = platform.node() or "sluice"
+
+    async def read_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.api.get(object_path(API_VERSION, KIND, namespace, name))
+
+    async def read_workloads(self, owner: Owner) -> ObservedWorkloads:
+        names = ChildNames.of(owner.name)
+        stable, canary = await asyncio.gather(
+            self.read_child("apps/v1", "Deployment", owner, names.stable_deployment),
+            self.read_child("apps/v1", "Deployment", owner, names.canary_deployment),
+        )
+        return ObservedWorkloads(stable=stable, canary=canary)
+
+    async def read_child(self, api_version: str, kind: str, owner: Owner, name: str) -> dict[str, Any] | None:
+        """A child as read; ChildConflictError when its name is taken by an object this owner does not control."""
+        observed = await self.api.get(object_path(api_version, kind, owner.namespace, name))
+        if observed is not None and not is_controlled_by(observed, owner):
+            raise ChildConflictError(
+                f"{kind} {owner.namespace}/{name} exists and is not controlled by ModelDeployment {owner.name}"
+            )
+        return observed
+
+    async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+        """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""
+        if not needs_apply(desired, observed):
+            return False
+        metadata = desired["metadata"]
+        path = object_path(desired["apiVersion"], desired["kind"], metadata["namespace"], metadata["name"])
+        log.info("applying %s %s/%s", desired["kind"], metadata["namespace"], metadata["name"])
+        await self.api.request(
+            "PATCH",
+            path,
+            query={"fieldManager": self._field_manager, "force": "true"},
+            body=with_spec_hash(desired),
+            content_type=APPLY_PATCH,
+        )
+        return True
+
+    async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:
+        """Read the child, then apply it when it differs; True when it wrote."""
+        observed = await self.read_child(desired["apiVersion"], desired["kind"], owner, desired["metadata"]["name"])
+        return await self.apply(desired, observed)
+
+    async def delete_child(self, api_version: str, kind: str, owner: Owner, name: str) -> bool:
+        """Delete a child this owner controls, if it exists; True when it deleted."""
+        observed = await self.api.get(object_path(api_version, kind, owner.namespace, name))
+        if observed is None or not is_controlled_by(observed, owner):
+            return False
+        log.info("deleting %s %s/%s", kind, owner.namespace, name)
+        try:
+            await self.api.request("DELETE", object_path(api_version, kind, owner.namespace, name))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        return True
+
+    async def write_status(self, body: Mapping[str, Any], status: ModelDeploymentStatus) -> bool:
+        """Apply the complete status through the status subresource when it differs from the one read.
+
+        The read resourceVersion goes along, so a status decided on a stale read fails with 409 Conflict.
+        """
+        if parse_status(body).to_wire() == status.to_wire():
+            return False
+        metadata = body["metadata"]
+        path = object_path(API_VERSION, KIND, metadata["namespace"], metadata["name"]) + "/status"
+        await self.api.request(
+            "PATCH",
+            path,
+            query={"fieldManager": self._field_manager, "force": "true"},
+            body={
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "metadata": {
+                    "name": metadata["name"],
+                    "namespace": metadata["namespace"],
+                    "resourceVersion": metadata["resourceVersion"],
+                },
+                "status": status.to_wire(),
+            },
+            content_type=APPLY_PATCH,
+        )
+        return True
+
+    async def post_event(self, body: Mapping[str, Any], record: EventRecord, now: datetime) -> None:
+        """A core/v1 Event about the ModelDeployment, stamped `now`."""
+        metadata = body["metadata"]
+        stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{metadata['name']}.{secrets.token_hex(8)}", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+                "resourceVersion": metadata.get("resourceVersion", ""),
+            },
+            "type": str(record.type),
+            "reason": record.reason,
+            "message": record.message[:_EVENT_MESSAGE_LIMIT],
+            "source": {"component": "sluice", "host": self._instance},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        log.info("event %s %s on %s/%s: %s", record.type, record.reason, metadata["namespace"], metadata["name"],
+                 record.message)  # fmt: skip
+        await self.api.request("POST", object_path("v1", "Event", metadata["namespace"]), body=event)

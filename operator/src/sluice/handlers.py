@@ -1,0 +1,269 @@
+"""Kopf wiring: one reconcile loop per ModelDeployment, woken by watch events, running core and adapters.
+
+Kopf only watches: ModelDeployment events start, wake and stop the loops; events of serving Deployments wake
+their owner's loop. Kopf itself writes nothing (no finalizers, no annotations, no handler-result status, no
+Events of its own), so an unchanged ModelDeployment costs reads only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from sluice.adapters.kube import Cluster, parse_status, workload_state
+from sluice.adapters.metrics import CanaryQuery, MetricsProvider
+from sluice.adapters.routers import router_for
+from sluice.adapters.telemetry import RECONCILE_SECONDS, RECONCILES
+from sluice.api.v1alpha1 import (
+    ACTION_ANNOTATION,
+    ACTION_ID_ANNOTATION,
+    GROUP,
+    PAUSED_ANNOTATION,
+    PLURAL,
+    VERSION,
+    Action,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+)
+from sluice.core import validation
+from sluice.core.children import (
+    MANAGED_BY_LABEL,
+    MANAGER,
+    MODELDEPLOYMENT_LABEL,
+    ChildNames,
+    Owner,
+    ServingDefaults,
+    stable_pod_selector,
+    workloads,
+)
+from sluice.core.plan import ActionRequest, AnalysisReading, EventRecord, EventType, Observations
+from sluice.core.rollout import check_window, decide
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ObjectKey = tuple[str, str]
+"""(namespace, name) of a ModelDeployment."""
+
+_CONFLICT_RETRY = timedelta(seconds=1)
+_MAX_FAILURE_BACKOFF_SECONDS = 300.0
+
+
+class ObjectGoneError(Exception):
+    """The ModelDeployment was deleted: its loop ends."""
+
+
+def requested_action(annotations: Mapping[str, str], status: ModelDeploymentStatus) -> ActionRequest | None:
+    """The manual request in the annotations, unless it was handled already or names no known action."""
+    action, request_id = annotations.get(ACTION_ANNOTATION), annotations.get(ACTION_ID_ANNOTATION)
+    if not action or not request_id or request_id == status.last_handled_action_id:
+        return None
+    try:
+        return ActionRequest(action=Action(action), request_id=request_id)
+    except ValueError:
+        log.warning("ignoring %s=%r: not one of %s", ACTION_ANNOTATION, action, ", ".join(a.value for a in Action))
+        return None
+
+
+def _validation_message(error: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
+    )
+
+
+@dataclass
+class Reconciler:
+    """One reconcile of one ModelDeployment: read, validate, observe, decide, act."""
+
+    cluster: Cluster
+    defaults: ServingDefaults
+    default_prometheus_url: str
+    metrics_provider: Callable[[str], MetricsProvider]
+    """The provider for a Prometheus URL."""
+    clock: Clock
+
+    async def reconcile(self, namespace: str, name: str) -> timedelta | None:
+        """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
+
+        Raises ObjectGoneError when the ModelDeployment no longer exists or is being deleted.
+        """
+        body = await self.cluster.read_model_deployment(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            raise ObjectGoneError(f"{namespace}/{name}")
+        now = self.clock()
+        status = parse_status(body)
+        generation = int(body["metadata"].get("generation", 0))
+        try:
+            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await self._reject(body, status, _validation_message(error), generation, now)
+            return None
+        problems = validation.problems(name, spec, self.defaults.image)
+        if problems:
+            await self._reject(body, status, "; ".join(problems), generation, now)
+            return None
+
+        owner = Owner.from_metadata(body["metadata"])
+        observed = await self.cluster.read_workloads(owner)
+        annotations = body["metadata"].get("annotations") or {}
+        observations = Observations(
+            generation=generation,
+            stable=workload_state(observed.stable),
+            canary=workload_state(observed.canary),
+            analysis=await self._analysis(spec, status, owner, now),
+            action=requested_action(annotations, status),
+            paused=spec.paused or annotations.get(PAUSED_ANNOTATION) == "true",
+        )
+        plan = decide(spec, status, observations, now)
+
+        names = ChildNames.of(name)
+        observed_deployments = {names.stable_deployment: observed.stable, names.canary_deployment: observed.canary}
+        for desired in workloads(owner, spec, plan, self.defaults):
+            if desired["kind"] == "Deployment":
+                await self.cluster.apply(desired, observed_deployments[desired["metadata"]["name"]])
+            else:
+                await self.cluster.apply_child(desired, owner)
+        await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight)
+        new_status = plan.status.model_copy(update={"selector": stable_pod_selector(name)})
+        await self.cluster.write_status(body, new_status)
+        await self._post_events(body, plan.events, now)
+        return plan.requeue_after
+
+    async def _analysis(
+        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime
+    ) -> AnalysisReading | None:
+        window = check_window(spec, status, now)
+        if window is None or status.canary_version is None:
+            return None
+        url = spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
+        query = CanaryQuery(
+            namespace=owner.namespace,
+            name=owner.name,
+            version=status.canary_version,
+            window=window,
+            custom={metric.name: metric.query for metric in spec.analysis.metrics or []},
+        )
+        return await self.metrics_provider(url).read(query)
+
+    async def _reject(
+        self, body: Mapping[str, Any], status: ModelDeploymentStatus, message: str, generation: int, now: datetime
+    ) -> None:
+        """Ready=False, reason InvalidSpec, and a Warning Event when that is news; children stay as they are."""
+        log.warning("%s/%s: invalid spec: %s", body["metadata"]["namespace"], body["metadata"]["name"], message)
+        if await self.cluster.write_status(body, validation.invalid_spec_status(status, message, generation, now)):
+            await self._post_events(body, (EventRecord(EventType.WARNING, validation.INVALID_SPEC, message),), now)
+
+    async def _post_events(self, body: Mapping[str, Any], events: tuple[EventRecord, ...], now: datetime) -> None:
+        for record in events:
+            try:
+                await self.cluster.post_event(body, record, now)
+            except ApiException as error:  # an Event is worth no retry of the whole reconcile
+                log.warning("could not post event %s: %s %s", record.reason, error.reason, error.body)
+
+
+@dataclass
+class _Loop:
+    task: asyncio.Task[None]
+    wake: asyncio.Event
+
+
+@dataclass
+class Loops:
+    """One reconcile loop per ModelDeployment: it runs, then sleeps until woken or its next timer."""
+
+    reconciler: Reconciler
+    resync: timedelta
+    _loops: dict[ObjectKey, _Loop] = field(default_factory=dict)
+
+    def wake(self, key: ObjectKey, *, start: bool = True) -> None:
+        """Reconcile `key` soon, starting its loop if it has none (and `start`)."""
+        loop = self._loops.get(key)
+        if loop is None and start:
+            wake = asyncio.Event()
+            loop = self._loops[key] = _Loop(asyncio.create_task(self._run(key, wake), name=f"reconcile {key}"), wake)
+        if loop is not None:
+            loop.wake.set()
+
+    def stop(self, key: ObjectKey) -> None:
+        loop = self._loops.pop(key, None)
+        if loop is not None:
+            loop.task.cancel()
+
+    async def stop_all(self) -> None:
+        loops = list(self._loops.values())
+        self._loops.clear()
+        for loop in loops:
+            loop.task.cancel()
+        await asyncio.gather(*(loop.task for loop in loops), return_exceptions=True)
+
+    async def _run(self, key: ObjectKey, wake: asyncio.Event) -> None:
+        failures = 0
+        while True:
+            wake.clear()
+            started = time.monotonic()
+            outcome = "ok"
+            try:
+                requeue_after = await self.reconciler.reconcile(*key)
+                failures = 0
+            except ObjectGoneError:
+                current = self._loops.get(key)
+                if current is not None and current.wake is wake:
+                    del self._loops[key]
+                return
+            except Exception as error:
+                if isinstance(error, ApiException) and error.status == 409:
+                    log.info("%s/%s changed while it was reconciled; looking again", *key)
+                    outcome, requeue_after = "conflict", _CONFLICT_RETRY
+                elif isinstance(error, ApiException) and "NamespaceTerminating" in str(error.body):
+                    log.info("%s/%s: its namespace is being deleted", *key)
+                    outcome, requeue_after = "conflict", self.resync
+                else:
+                    outcome = "error"
+                    failures += 1
+                    backoff = min(2.0**failures, _MAX_FAILURE_BACKOFF_SECONDS)
+                    log.exception("%s/%s: reconcile failed (%d in a row); retrying in %.0fs", *key, failures, backoff)
+                    requeue_after = timedelta(seconds=backoff)
+            RECONCILES.labels(outcome).inc()
+            RECONCILE_SECONDS.observe(time.monotonic() - started)
+            wait = self.resync if requeue_after is None else min(requeue_after, self.resync)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=wait.total_seconds())
+
+
+def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
+    """The watch handlers: ModelDeployments start, wake and stop loops; serving Deployments wake their owner."""
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def modeldeployment_event(**kwargs: Any) -> None:
+        key = (kwargs["namespace"], kwargs["name"])
+        if kwargs["type"] == "DELETED":
+            loops.stop(key)
+        else:
+            loops.wake(key)
+
+    @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
+    async def serving_deployment_event(**kwargs: Any) -> None:
+        owner = kwargs["labels"].get(MODELDEPLOYMENT_LABEL)
+        if owner:
+            loops.wake((kwargs["namespace"], owner), start=False)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_loops(**_: Any) -> None:
+        await loops.stop_all()
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    """Kopf as a pure watcher: it posts no Events of its own (the reconciler posts the plan's)."""
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False
+    return settings

@@ -1,0 +1,93 @@
+"""Operator settings: command-line flags over `SLUICE_*` environment variables over documented defaults.
+
+Every field is one row of the settings table in docs/operations.md: flag `--kebab-name`, variable
+`SLUICE_UPPER_NAME`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sluice.core.children import ServingDefaults
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """sluice-operator: deploys ModelDeployments and rolls new model versions out as analysed canaries.
+
+    Every flag can also be set as an environment variable SLUICE_<FLAG> (e.g. SLUICE_SERVING_IMAGE for
+    --serving-image); a flag wins over the variable. The cluster is the in-cluster one, else the kubeconfig's.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLUICE_",
+        cli_prog_name="sluice-operator",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    serving_image: str = Field(
+        default="ghcr.io/sluice-dev/sluice-serving:0.1.0",
+        description="Model-server image for ModelDeployments that set no spec.serving.image.",
+    )
+    prometheus_url: str = Field(
+        default="http://prometheus.monitoring.svc:9090",
+        description="Prometheus base URL for ModelDeployments that set no spec.analysis.prometheus.url.",
+    )
+    prometheus_timeout: float = Field(default=10.0, gt=0, description="Seconds one Prometheus query may take.")
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch, comma-separated; empty watches the whole cluster.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    serving_cpu_request: str = Field(default="100m", description="Default CPU request of a serving container.")
+    serving_memory_request: str = Field(default="256Mi", description="Default memory request of a serving container.")
+    serving_cpu_limit: str = Field(default="1", description="Default CPU limit of a serving container.")
+    serving_memory_limit: str = Field(default="1Gi", description="Default memory limit of a serving container.")
+    field_manager: str = Field(
+        default="sluice", min_length=1, description="Field manager of every server-side apply the operator makes."
+    )
+    resync_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between two reconciles of one ModelDeployment."
+    )
+    kube_timeout: float = Field(default=30.0, gt=0, description="Seconds one Kubernetes API request may take.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Serve the operator's Prometheus metrics on this port; 0 serves none."
+    )
+    liveness_endpoint: str = Field(
+        default="",
+        description="Serve a liveness probe here, e.g. http://0.0.0.0:8081/healthz; empty serves none.",
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def from_command_line(cls, argv: Sequence[str]) -> Settings:
+        """Parse flags (with `--help`) over the environment; argparse exits on `--help` or a bad flag."""
+        return cls(_cli_parse_args=list(argv))
+
+    def serving_defaults(self) -> ServingDefaults:
+        """The defaults the children builders fill in where a spec says nothing."""
+        return ServingDefaults(
+            image=self.serving_image,
+            requests={"cpu": self.serving_cpu_request, "memory": self.serving_memory_request},
+            limits={"cpu": self.serving_cpu_limit, "memory": self.serving_memory_limit},
+        )

@@ -1,0 +1,99 @@
+"""Shared pytest fixtures: a real local Kubernetes control plane and a Prometheus (see `harness`).
+
+All fixtures are lazy: nothing starts unless a test asks for it, so unit runs
+(`pytest -m "not integration and not e2e"`) start no process. Mark tests that use them `integration` or `e2e`.
+
+Session-scoped (started once, on first use, stopped by PID at the end of the session):
+- `control_plane` -> `harness.ControlPlane`: etcd, kube-apiserver (RBAC, PodSecurity), kube-controller-manager,
+  kube-scheduler and kwok with 2 fake nodes (pods become Running and Ready), Gateway API CRDs installed.
+  Use `control_plane.kubeconfig` (admin kubeconfig path, e.g. for the operator's KUBECONFIG),
+  `control_plane.api_client()`, `control_plane.kubectl(...)`, `control_plane.logs()`.
+- `kube_api_client` -> an admin `kubernetes.client.ApiClient` for `control_plane`.
+- `prometheus` -> `harness.Prometheus` (scrape/evaluation interval 1 s): `.url`,
+  `.add_target(name, "127.0.0.1:PORT", labels={...})`, `.remove_target(name)`, `.query(promql)`,
+  `.wait_for_query(promql)`.
+
+Function-scoped:
+- `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists; deleted afterwards.
+- `restricted_namespace` -> the same, labelled `pod-security.kubernetes.io/enforce=restricted`.
+
+When a test that used the control plane or Prometheus fails, the tail of every component's log is attached to its
+report (shown in pytest's failure output as "component logs"). The full logs stay in pytest's temp directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+import pytest
+
+from harness import RESTRICTED_POD_SECURITY_LABELS, ControlPlane, Prometheus, create_namespace, delete_namespace
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+
+class _HasLogs(Protocol):
+    def log_tails(self, lines: int = 30) -> str: ...
+
+
+_RUNNING_COMPONENTS = pytest.StashKey[list[_HasLogs]]()
+_FIXTURES_WITH_LOGS = {"control_plane", "kube_api_client", "prometheus", "namespace", "restricted_namespace"}
+
+
+def _register(config: pytest.Config, component: _HasLogs) -> None:
+    config.stash.setdefault(_RUNNING_COMPONENTS, []).append(component)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[ControlPlane]:
+    plane = ControlPlane.start(tmp_path_factory.mktemp("control-plane"))
+    _register(pytestconfig, plane)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_api_client(control_plane: ControlPlane) -> Iterator[ApiClient]:
+    with control_plane.api_client() as api_client:
+        yield api_client
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Prometheus]:
+    server = Prometheus.start(tmp_path_factory.mktemp("prometheus"))
+    _register(pytestconfig, server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace(kube_api_client: ApiClient) -> Iterator[str]:
+    name = create_namespace(kube_api_client)
+    yield name
+    delete_namespace(kube_api_client, name)
+
+
+@pytest.fixture
+def restricted_namespace(kube_api_client: ApiClient) -> Iterator[str]:
+    name = create_namespace(kube_api_client, labels=RESTRICTED_POD_SECURITY_LABELS, prefix="restricted")
+    yield name
+    delete_namespace(kube_api_client, name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the components' log tails to the report of a failing test that used them."""
+    report: pytest.TestReport = yield
+    uses_components = _FIXTURES_WITH_LOGS & set(getattr(item, "fixturenames", ()))
+    components = item.config.stash.get(_RUNNING_COMPONENTS, [])
+    if report.failed and uses_components and components:
+        report.sections.append(("component logs", "\n".join(component.log_tails() for component in components)))
+    return report

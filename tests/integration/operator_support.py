@@ -1,0 +1,213 @@
+"""Running the real `sluice-operator` against the test control plane, under its least-privilege identity, behind a
+request-counting proxy.
+
+- `documented_rbac_rules()`: the ClusterRole rules of docs/operations.md; the operator runs as a ServiceAccount
+  bound to exactly these, so a permission missing from the documentation fails the tests.
+- `CountingProxy`: a plain-HTTP reverse proxy on 127.0.0.1 in front of the API server; it records every request
+  the operator makes (method and path), so tests count real write requests, Kopf's included.
+- `OperatorProcess`: the `sluice-operator` console script as a subprocess, stopped by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import ClientSession, ClientTimeout, web
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from harness.processes import ProcessRecord, launch, stop_processes, tail
+
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+def documented_rbac_rules() -> list[dict[str, list[str]]]:
+    """The ClusterRole rules in docs/operations.md (the YAML block between the rbac-rules markers)."""
+    text = OPERATIONS_DOC.read_text()
+    block = text.split("<!-- rbac-rules: begin -->", 1)[1].split("<!-- rbac-rules: end -->", 1)[0]
+    rules: list[dict[str, list[str]]] = yaml.safe_load(block.replace("```yaml", "").replace("```", ""))
+    return rules
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
+"""Headers of one hop; content-encoding passes through untouched (the proxy never decompresses)."""
+
+
+def create_operator_identity(api_client: ApiClient, namespace: str, name: str = "sluice-operator") -> str:
+    """A ServiceAccount bound through a ClusterRole to exactly the documented rules; returns a token for it (2 h)."""
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
+    rbac.create_cluster_role(
+        client.V1ClusterRole.model_validate(
+            {"metadata": {"name": f"{namespace}-{name}"}, "rules": documented_rbac_rules()}
+        )
+    )
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding.model_validate(
+            {
+                "metadata": {"name": f"{namespace}-{name}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"{namespace}-{name}",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            }
+        )
+    )
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200))
+    response = core.create_namespaced_service_account_token(name, namespace, request)
+    assert response.status is not None
+    return str(response.status.token)
+
+
+def write_token_kubeconfig(path: Path, server_url: str, token: str) -> Path:
+    """A kubeconfig for a plain-HTTP server (the proxy) authenticating with a bearer token."""
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "proxy", "cluster": {"server": server_url}}],
+        "users": [{"name": "sluice-operator", "user": {"token": token}}],
+        "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "sluice-operator"}}],
+        "current-context": "proxy",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+
+
+class CountingProxy:
+    """Forwards plain HTTP on 127.0.0.1 to the API server over TLS, streaming (watches included), and records
+    every request."""
+
+    def __init__(self, upstream_url: str, ca_file: Path) -> None:
+        self._upstream = upstream_url.rstrip("/")
+        self._tls = ssl.create_default_context(cafile=str(ca_file))
+        self._requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="counting-proxy", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+        self.url = ""
+
+    def start(self) -> CountingProxy:
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    def writes(self, under: str = "") -> list[Request]:
+        """Write requests (POST, PUT, PATCH, DELETE) whose path contains `under`."""
+        return [r for r in self.requests() if r.method in WRITE_METHODS and under in r.path]
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for r in self.requests() if r.method == method and r.path == path)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    async def _serve(self) -> str:
+        self._session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10), auto_decompress=False)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return f"http://127.0.0.1:{port}"
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._requests.append(Request(request.method, request.path))
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await request.read()
+        async with self._session.request(
+            request.method, self._upstream + request.path_qs, headers=headers, data=body or None, ssl=self._tls
+        ) as upstream:
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
+            )
+            with contextlib.suppress(ConnectionResetError):  # the operator hung up (a watch it stopped)
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            return response
+
+
+class OperatorProcess:
+    """`sluice-operator` as a subprocess (the console script next to this interpreter)."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, env: Mapping[str, str]) -> None:
+        self._kubeconfig = kubeconfig
+        self.log_path = log_path
+        self._env = dict(env)
+        self.record: ProcessRecord | None = None
+
+    def start(self) -> OperatorProcess:
+        script = Path(sys.executable).parent / "sluice-operator"
+        command: list[str | Path] = ["env", f"KUBECONFIG={self._kubeconfig}"]
+        command += [f"{key}={value}" for key, value in self._env.items()]
+        self.record = launch("sluice-operator", [*command, script], self.log_path, die_with_parent=True)
+        return self
+
+    def stop(self) -> None:
+        if self.record is not None:
+            stop_processes([self.record], grace_seconds=15)
+            self.record = None
+
+    def is_running(self) -> bool:
+        return self.record is not None and self.record.is_alive()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return tail(self.log_path, lines)
+
+
+def status_of(obj: Mapping[str, Any]) -> dict[str, Any]:
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+def condition(obj: Mapping[str, Any], condition_type: str) -> dict[str, Any]:
+    """The condition of that type ({} when absent)."""
+    return next((c for c in status_of(obj).get("conditions", []) if c.get("type") == condition_type), {})

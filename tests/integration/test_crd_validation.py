@@ -1,0 +1,270 @@
+"""The generated CRD on the real kube-apiserver: invalid ModelDeployments are rejected naming the field, and a
+minimal one is admitted with the server's defaults equal to the pydantic models' defaults."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pytest
+
+from harness import create_namespace, delete_namespace
+from integration.sluice_crd import install_crd
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
+
+pytestmark = pytest.mark.integration
+
+DELETE = object()
+"""In a case's patch: remove this key from the base manifest."""
+
+BASE: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "ModelDeployment",
+    "metadata": {"name": "fraud"},
+    "spec": {
+        "model": {
+            "version": "1.4.0",
+            "uri": "https://models.example.com/fraud/1.4.0/model.onnx",
+            "format": "onnx",
+        }
+    },
+}
+DIGEST = "sha256:" + "ab" * 32
+METRIC = {"name": "accuracy", "query": "avg(model_accuracy)", "min": 0.9}
+
+
+@dataclass(frozen=True)
+class Case:
+    """An invalid manifest (BASE with `patch` merged in) and the field the server's rejection must name."""
+
+    id: str
+    patch: dict[str, Any]
+    field: str
+    says: str = ""
+    """A further fragment the message must contain (such as a CEL rule's message)."""
+
+
+def _spec(**patch: Any) -> dict[str, Any]:
+    return {"spec": patch}
+
+
+def _model(**patch: Any) -> dict[str, Any]:
+    return _spec(model=patch)
+
+
+def _rollout(**patch: Any) -> dict[str, Any]:
+    return _spec(rollout=patch)
+
+
+def _analysis(**patch: Any) -> dict[str, Any]:
+    return _spec(analysis=patch)
+
+
+CASES = [
+    Case("missing version", _model(version=DELETE), "spec.model.version", "Required value"),
+    Case("missing uri", _model(uri=DELETE), "spec.model.uri", "Required value"),
+    Case("missing model", _spec(model=DELETE), "spec.model", "Required value"),
+    Case("too-long version", _model(version="v" * 64), "spec.model.version", "63"),
+    Case("version with a slash", _model(version="1.4/0"), "spec.model.version", "should match"),
+    Case("unknown format", _model(format="pytorch"), "spec.model.format", "supported values"),
+    Case("sklearn without digest", _model(format="sklearn"), "spec.model.digest", "digest is required"),
+    Case("malformed digest", _model(digest="sha256:XYZ"), "spec.model.digest", "should match"),
+    Case("bad URI scheme", _model(uri="ftp://models.example.com/m.onnx"), "spec.model.uri", "should match"),
+    Case("negative replicas", _spec(replicas=-1), "spec.replicas", "greater than or equal to 0"),
+    Case("too many replicas", _spec(replicas=1001), "spec.replicas", "less than or equal to 1000"),
+    Case("replicas not a number", _spec(replicas="two"), "spec.replicas", "integer"),
+    Case("non-increasing steps", _rollout(steps=[50, 25]), "spec.rollout.steps", "strictly increasing"),
+    Case("duplicate steps", _rollout(steps=[10, 10, 50]), "spec.rollout.steps", "Duplicate value"),
+    Case("step 0", _rollout(steps=[0, 50]), "spec.rollout.steps[0]", "greater than or equal to 1"),
+    Case("step 101", _rollout(steps=[50, 101]), "spec.rollout.steps[1]", "less than or equal to 100"),
+    Case("empty steps", _rollout(steps=[]), "spec.rollout.steps", "at least 1 items"),
+    Case("too many steps", _rollout(steps=list(range(1, 22))), "spec.rollout.steps", "at most 20 items"),
+    Case("interval below 1s", _rollout(interval="500ms"), "spec.rollout.interval", "between 1s and 24h"),
+    Case("interval above 24h", _rollout(interval="25h"), "spec.rollout.interval", "between 1s and 24h"),
+    Case("bad duration string", _rollout(interval="1 minute"), "spec.rollout.interval", "should match"),
+    Case("duration in days", _rollout(progressDeadline="1d"), "spec.rollout.progressDeadline", "should match"),
+    Case(
+        "progressDeadline below interval",
+        _rollout(interval="5m", progressDeadline="1m"),
+        "spec.rollout.progressDeadline",
+        "at least as long as interval",
+    ),
+    Case("maxErrorRate above 1", _analysis(maxErrorRate=1.5), "spec.analysis.maxErrorRate", "less than or equal"),
+    Case("negative maxErrorRate", _analysis(maxErrorRate=-0.1), "spec.analysis.maxErrorRate", "greater than"),
+    Case("minRequests 0", _analysis(minRequests=0), "spec.analysis.minRequests", "greater than or equal to 1"),
+    Case("zero latency bound", _analysis(maxLatencyP99="0s"), "spec.analysis.maxLatencyP99", "greater than 0s"),
+    Case("unknown inconclusive policy", _analysis(onInconclusive="Ignore"), "spec.analysis.onInconclusive"),
+    Case(
+        "Prometheus URL not http",
+        _analysis(prometheus={"url": "prometheus:9090"}),
+        "spec.analysis.prometheus.url",
+        "should match",
+    ),
+    Case(
+        "custom metric without bounds",
+        _analysis(metrics=[{"name": "accuracy", "query": "avg(model_accuracy)"}]),
+        "spec.analysis.metrics[0]",
+        "needs min, max or both",
+    ),
+    Case(
+        "custom metric min above max",
+        _analysis(metrics=[{**METRIC, "min": 0.9, "max": 0.5}]),
+        "spec.analysis.metrics[0]",
+        "min must not exceed max",
+    ),
+    Case(
+        "bad custom metric name",
+        _analysis(metrics=[{**METRIC, "name": "Accuracy!"}]),
+        "spec.analysis.metrics[0].name",
+        "should match",
+    ),
+    Case(
+        "custom metric without query",
+        _analysis(metrics=[{"name": "accuracy", "min": 0.9}]),
+        "spec.analysis.metrics[0].query",
+        "Required value",
+    ),
+    Case(
+        "duplicate custom metric names",
+        _analysis(metrics=[METRIC, METRIC]),
+        "spec.analysis.metrics[1]",
+        "Duplicate value",
+    ),
+    Case(
+        "gateway with empty parentRefs",
+        _spec(traffic={"gateway": {"parentRefs": []}}),
+        "spec.traffic.gateway.parentRefs",
+        "at least 1 items",
+    ),
+    Case(
+        "gateway parentRef without name",
+        _spec(traffic={"gateway": {"parentRefs": [{"namespace": "gateways"}]}}),
+        "spec.traffic.gateway.parentRefs[0].name",
+        "Required value",
+    ),
+    Case(
+        "bad env var name",
+        _spec(serving={"env": [{"name": "1-BAD NAME", "value": "x"}]}),
+        "spec.serving.env[0].name",
+        "should match",
+    ),
+    Case(
+        "duplicate env var names",
+        _spec(serving={"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}),
+        "spec.serving.env[1]",
+        "Duplicate value",
+    ),
+    Case(
+        "bad resource quantity",
+        _spec(serving={"resources": {"requests": {"cpu": "lots"}}}),
+        "spec.serving.resources.requests.cpu",
+        "should match",
+    ),
+    Case("unknown field under strict validation", _model(checksum=DIGEST), "spec.model.checksum", "unknown field"),
+    Case("unknown spec field under strict validation", _spec(replica=2), "spec.replica", "unknown field"),
+]
+
+
+def _merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is DELETE:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+@pytest.fixture(scope="module")
+def api_client(control_plane: Any, kube_api_client: Any) -> Any:
+    """An admin API client for a control plane where the committed CRD is installed and Established."""
+    install_crd(control_plane)
+    return kube_api_client
+
+
+@pytest.fixture(scope="module")
+def validation_namespace(api_client: Any) -> Iterator[str]:
+    name = create_namespace(api_client, prefix="crd-validation")
+    yield name
+    delete_namespace(api_client, name)
+
+
+def _create(api_client: Any, namespace: str, manifest: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    from kubernetes import client
+
+    created = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, manifest, field_validation="Strict", dry_run="All" if dry_run else None
+    )
+    return cast(dict[str, Any], created)
+
+
+def test_there_are_at_least_25_invalid_cases_with_distinct_names() -> None:
+    assert len(CASES) >= 25
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_the_server_rejects_an_invalid_manifest_naming_the_field(
+    api_client: Any, validation_namespace: str, case: Case
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    manifest = _merged(BASE, case.patch)
+    with pytest.raises(ApiException) as raised:
+        _create(api_client, validation_namespace, manifest, dry_run=True)
+    status, body = raised.value.status, raised.value.body or ""
+    assert status in {400, 422}, body
+    assert case.field in body, f"{case.field!r} not named in the rejection: {body}"
+    assert case.says in body, f"{case.says!r} not in the rejection: {body}"
+
+
+def test_a_minimal_manifest_is_admitted_with_the_server_applying_the_models_defaults(
+    api_client: Any, validation_namespace: str
+) -> None:
+    created = _create(api_client, validation_namespace, copy.deepcopy(BASE), dry_run=False)
+
+    spec = created["spec"]
+    assert spec["replicas"] == 1
+    assert spec["paused"] is False
+    assert spec["rollout"] == {"steps": [10, 25, 50], "interval": "1m", "progressDeadline": "10m"}
+    assert spec["analysis"]["maxErrorRate"] == 0.01
+    assert spec["analysis"]["minRequests"] == 20
+    assert spec["analysis"]["onInconclusive"] == "Rollback"
+    assert spec == ModelDeployment.model_validate(BASE).to_wire()["spec"]
+    assert ModelDeployment.model_validate(created).spec == ModelDeployment.model_validate(BASE).spec
+
+
+def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
+    api_client: Any, validation_namespace: str
+) -> None:
+    manifest = _merged(
+        BASE,
+        {
+            "metadata": {"name": "fraud-full"},
+            "spec": {
+                "model": {"format": "sklearn", "uri": "s3://models/fraud/model.joblib", "digest": DIGEST},
+                "replicas": 0,
+                "serving": {
+                    "image": "ghcr.io/sluice-dev/serving:0.1.0",
+                    "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}},
+                    "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
+                },
+                "rollout": {"steps": [1, 100], "interval": "1s", "progressDeadline": "24h"},
+                "analysis": {
+                    "prometheus": {"url": "http://prometheus.monitoring:9090"},
+                    "maxErrorRate": 0,
+                    "onInconclusive": "Hold",
+                    "metrics": [METRIC, {"name": "drift", "query": "max(drift)", "max": 0.2}],
+                },
+                "traffic": {"gateway": {"parentRefs": [{"name": "public"}], "hostnames": ["fraud.example.com"]}},
+                "paused": True,
+            },
+        },
+    )
+    created = _create(api_client, validation_namespace, manifest, dry_run=False)
+    assert created["spec"]["serving"]["env"] == [{"name": "OMP_NUM_THREADS", "value": "2"}]
+    assert ModelDeployment.model_validate(created).spec.analysis.metrics is not None

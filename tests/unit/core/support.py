@@ -1,0 +1,149 @@
+"""A simulated cluster and clock for driving `decide`: workloads follow each plan, the test moves time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sluice.api.durations import parse_duration
+from sluice.api.v1alpha1 import (
+    Action,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Phase,
+)
+from sluice.core.plan import (
+    ActionRequest,
+    AnalysisReading,
+    EventRecord,
+    Observations,
+    Plan,
+    WorkloadPlan,
+    WorkloadState,
+)
+from sluice.core.rollout import check_window, decide, next_check_at
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+HEALTHY = AnalysisReading(request_count=120, error_rate=0.001, latency_p99_seconds=0.08)
+ERRORING = AnalysisReading(request_count=120, error_rate=0.31, latency_p99_seconds=0.08)
+QUIET = AnalysisReading(request_count=4, error_rate=0.0, latency_p99_seconds=0.05)
+UNREACHABLE = AnalysisReading(error="connection refused")
+
+
+def make_spec(version: str = "1.0.0", **overrides: Any) -> ModelDeploymentSpec:
+    """A spec from wire-format (camelCase) overrides, e.g. `rollout={"steps": [10, 50]}`."""
+    wire: dict[str, Any] = {
+        "model": {"version": version, "uri": f"s3://models/fraud/{version}/model.onnx", "format": "onnx"},
+        "replicas": 2,
+        "rollout": {"steps": [10, 25, 50], "interval": "1m", "progressDeadline": "10m"},
+    }
+    wire.update(overrides)
+    return ModelDeploymentSpec.model_validate(wire)
+
+
+def with_version(spec: ModelDeploymentSpec, version: str) -> ModelDeploymentSpec:
+    model = spec.model.model_copy(update={"version": version, "uri": f"s3://models/fraud/{version}/model.onnx"})
+    return spec.model_copy(update={"model": model})
+
+
+def running(plan: WorkloadPlan | None, *, ready: bool) -> WorkloadState:
+    """The workload a plan asks for, once the cluster has acted on it (ready or still starting)."""
+    if plan is None:
+        return WorkloadState()
+    return WorkloadState(
+        exists=True,
+        version=plan.model.version,
+        replicas=plan.replicas,
+        updated_replicas=plan.replicas,
+        ready_replicas=plan.replicas if ready else 0,
+        available=ready,
+    )
+
+
+@dataclass
+class Simulation:
+    """One ModelDeployment: each `reconcile` observes the workloads, decides, and lets the workloads follow."""
+
+    spec: ModelDeploymentSpec
+    now: datetime = T0
+    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+    stable: WorkloadState = field(default_factory=WorkloadState)
+    canary: WorkloadState = field(default_factory=WorkloadState)
+    canary_starts: bool = True
+    """Whether the canary's pods become ready; False models a model that never loads."""
+    generation: int = 1
+    paused: bool = False
+    plan: Plan | None = None
+    events: list[EventRecord] = field(default_factory=list)
+    _action_ids: int = 0
+
+    def reconcile(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Plan:
+        """As the adapter does: pass the reading only when `check_window` says a check is due."""
+        return self.follow(decide(self.spec, self.status, self.observe(reading, action), self.now))
+
+    def follow(self, plan: Plan) -> Plan:
+        """Record the plan's status and events; the workloads become what it asks for."""
+        self.plan = plan
+        self.status = plan.status
+        self.events.extend(plan.events)
+        self.stable = running(plan.stable, ready=True)
+        self.canary = running(plan.canary, ready=self.canary_starts)
+        return plan
+
+    def observe(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Observations:
+        request = None
+        if action is not None:
+            self._action_ids += 1
+            request = ActionRequest(action=action, request_id=f"request-{self._action_ids}")
+        due = check_window(self.spec, self.status, self.now) is not None
+        return Observations(
+            generation=self.generation,
+            stable=self.stable,
+            canary=self.canary,
+            analysis=reading if due else None,
+            action=request,
+            paused=self.paused,
+        )
+
+    def wait(self, duration: str | timedelta) -> None:
+        self.now += parse_duration(duration) if isinstance(duration, str) else duration
+
+    def until_next_check(self) -> None:
+        due = next_check_at(self.spec, self.status)
+        assert due is not None, f"no check scheduled in phase {self.status.phase}"
+        self.now = max(self.now, due)
+
+    def check(self, reading: AnalysisReading) -> Plan:
+        """Wait for the next check, then reconcile with `reading`."""
+        self.until_next_check()
+        return self.reconcile(reading)
+
+    def set_version(self, version: str) -> None:
+        self.spec = with_version(self.spec, version)
+        self.generation += 1
+
+    def event_reasons(self) -> list[str]:
+        return [event.reason for event in self.events]
+
+
+def deployed(spec: ModelDeploymentSpec) -> Simulation:
+    """A ModelDeployment whose first version is deployed and Stable."""
+    simulation = Simulation(spec)
+    simulation.reconcile()
+    simulation.reconcile()
+    assert simulation.status.phase is Phase.STABLE
+    simulation.events.clear()
+    return simulation
+
+
+def at_first_step(spec: ModelDeploymentSpec, new_version: str = "2.0.0") -> Simulation:
+    """Stable at spec's version, with `new_version`'s canary ready at the first step."""
+    simulation = deployed(spec)
+    simulation.set_version(new_version)
+    simulation.reconcile()
+    simulation.reconcile()
+    assert simulation.status.current_step == 0
+    simulation.events.clear()
+    return simulation

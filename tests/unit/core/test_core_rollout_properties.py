@@ -1,0 +1,208 @@
+"""Properties of `decide` over random sequences of time, readings, actions, pauses and version changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
+from sluice.core.plan import AnalysisReading, Observations, Plan
+from sluice.core.rollout import ROLLOUT_PHASES, decide
+from unit.core.support import ERRORING, HEALTHY, QUIET, UNREACHABLE, Simulation, make_spec
+
+VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
+
+readings = st.one_of(
+    st.sampled_from([HEALTHY, HEALTHY, ERRORING, QUIET, UNREACHABLE, AnalysisReading()]),
+    st.builds(
+        AnalysisReading,
+        request_count=st.none() | st.integers(0, 200).map(float),
+        error_rate=st.none() | st.floats(0, 0.1),
+        latency_p99_seconds=st.none() | st.floats(0, 1),
+        error=st.none() | st.just("timeout"),
+    ),
+)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
+    steps = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=4)))
+    wire: dict[str, Any] = {
+        "replicas": draw(st.integers(0, 4)),
+        "rollout": {"steps": steps, "interval": "1m", "progressDeadline": "5m"},
+        "analysis": {
+            "maxFailedChecks": draw(st.integers(1, 3)),
+            "maxInconclusiveChecks": draw(st.integers(1, 3)),
+            "onInconclusive": draw(st.sampled_from(["Rollback", "Hold"])),
+            "maxConsecutiveErrors": draw(st.integers(1, 3)),
+        },
+    }
+    if draw(st.booleans()):
+        wire["traffic"] = {"gateway": {"parentRefs": [{"name": "public"}]}}
+    return make_spec(VERSIONS[0], **wire)
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Check:
+    """Wait until the next check is due (when one is scheduled), then reconcile with the reading."""
+
+    reading: AnalysisReading
+
+
+@dataclass(frozen=True)
+class Request:
+    action: Action
+
+
+@dataclass(frozen=True)
+class SetPaused:
+    paused: bool
+
+
+@dataclass(frozen=True)
+class SetVersion:
+    version: str
+
+
+@dataclass(frozen=True)
+class SetCanaryStarts:
+    starts: bool
+
+
+other_moves = st.one_of(
+    st.builds(Wait, st.integers(0, 400)),
+    st.builds(Request, st.sampled_from(list(Action))),
+    st.builds(SetPaused, st.booleans()),
+    st.builds(SetVersion, st.sampled_from([*VERSIONS, "2.0.0", "2.0.0"])),  # mostly re-applying the same
+    st.builds(SetCanaryStarts, st.booleans()),
+)
+moves = st.lists(st.one_of(st.builds(Check, readings), other_moves), min_size=3, max_size=25)
+"""Half of the moves are checks, so that rollouts get far."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    """The status decided on."""
+    observations: Observations
+    now: datetime
+    plan: Plan
+
+
+def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
+    """Deploy, start a rollout of 2.0.0, then run the moves; each move ends with a decision whose plan the
+    simulated cluster follows."""
+    simulation = Simulation(spec)
+    decisions = []
+    for move in [Wait(0), Wait(0), SetVersion("2.0.0"), Wait(0), *sequence]:
+        reading, action = None, None
+        match move:
+            case Wait(seconds):
+                simulation.wait(timedelta(seconds=seconds))
+            case Check(reading_to_pass):
+                if simulation.plan is not None and simulation.plan.requeue_after is not None:
+                    simulation.wait(simulation.plan.requeue_after)
+                reading = reading_to_pass
+            case Request(requested):
+                action = requested
+            case SetPaused(paused):
+                simulation.paused = paused
+            case SetVersion(version):
+                simulation.set_version(version)
+            case SetCanaryStarts(starts):
+                simulation.canary_starts = starts
+        observations = simulation.observe(reading, action)
+        plan = decide(simulation.spec, simulation.status, observations, simulation.now)
+        decisions.append(Decision(simulation.spec, simulation.status, observations, simulation.now, plan))
+        simulation.follow(plan)
+    return decisions
+
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(specs(), moves)
+def test_deciding_again_on_the_plan_changes_nothing(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
+    for decision in drive(spec, sequence):
+        plan = decision.plan
+        again = decide(decision.spec, plan.status, decision.observations, decision.now)
+        assert again.status == plan.status
+        assert (again.stable, again.canary, again.canary_weight, again.requeue_after) == (
+            plan.stable,
+            plan.canary,
+            plan.canary_weight,
+            plan.requeue_after,
+        )
+        assert again.events == ()
+
+
+@FAST
+@given(specs(), moves)
+def test_the_canary_weight_never_exceeds_the_current_step_and_never_rises_on_a_failed_check(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    steps = spec.rollout.steps
+    for decision in drive(spec, sequence):
+        status = decision.plan.status
+        if status.current_step is None:
+            assert decision.plan.canary_weight == 0
+        else:
+            assert decision.plan.canary_weight <= steps[status.current_step]
+        if status.phase not in ROLLOUT_PHASES:
+            assert decision.plan.canary_weight == 0
+        if any(event.reason == "CheckFailed" for event in decision.plan.events):
+            assert decision.plan.canary_weight <= decision.status.canary_weight
+
+
+@FAST
+@given(specs(), moves)
+def test_a_rollback_always_ends_with_the_canary_at_weight_zero_and_no_replicas(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    for decision in drive(spec, sequence):
+        plan = decision.plan
+        if plan.status.phase is Phase.ROLLED_BACK:
+            assert plan.canary_weight == 0
+            assert plan.canary is not None
+            assert plan.canary.replicas == 0
+
+
+@FAST
+@given(specs(), moves)
+def test_nothing_is_promoted_without_a_passed_check_per_step_unless_a_person_promotes(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    promoted_by_hand = False
+    promotions_started = 0
+    decisions = drive(spec, sequence)
+    for decision in decisions:
+        for event in decision.plan.events:
+            if event.reason == "RolloutStarted":
+                promoted_by_hand = False
+            elif event.reason == "ManualPromotion":
+                promoted_by_hand = True
+            elif event.reason == "Promoting":
+                promotions_started += 1
+                assert promoted_by_hand or decision.plan.status.passed_checks >= len(spec.rollout.steps)
+    history = decisions[-1].plan.status.history
+    assert sum(entry.outcome is Outcome.PROMOTED for entry in history) <= promotions_started
+
+
+@FAST
+@given(specs(), moves)
+def test_the_stable_workload_always_keeps_its_replicas(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
+    for decision in drive(spec, sequence):
+        assert decision.plan.stable.replicas == decision.spec.replicas
+        if decision.spec.replicas > 0:
+            assert decision.plan.stable.replicas > 0

@@ -1,0 +1,72 @@
+"""The harness's pure pieces: certificates, Prometheus config, state records (no process is started)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from harness.certs import generate_certificates
+from harness.processes import ProcessRecord, free_ports
+from harness.prometheus import render_config
+
+
+def test_the_admin_certificate_is_in_system_masters_and_signed_by_the_ca(tmp_path: Path) -> None:
+    certificates = generate_certificates(tmp_path, service_ip="10.96.0.1")
+    ca = x509.load_pem_x509_certificate(certificates.ca_cert.read_bytes())
+    admin = x509.load_pem_x509_certificate(certificates.admin_cert.read_bytes())
+
+    organisations = [attribute.value for attribute in admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    assert organisations == ["system:masters"]
+    admin.verify_directly_issued_by(ca)
+
+
+def test_the_serving_certificate_names_loopback_and_the_in_cluster_service(tmp_path: Path) -> None:
+    certificates = generate_certificates(tmp_path, service_ip="10.96.0.1")
+    serving = x509.load_pem_x509_certificate(certificates.serving_cert.read_bytes())
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+
+    assert set(names.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("10.96.0.1"),
+    }
+    assert "kubernetes.default.svc" in names.get_values_for_type(x509.DNSName)
+    assert certificates.serving_key.stat().st_mode & 0o077 == 0
+
+
+def test_prometheus_reads_its_targets_from_files_and_scrapes_every_second(tmp_path: Path) -> None:
+    config = json.loads(render_config(tmp_path / "targets"))
+
+    assert config["global"]["scrape_interval"] == "1s"
+    assert config["global"]["evaluation_interval"] == "1s"
+    assert config["scrape_configs"][0]["file_sd_configs"] == [
+        {"files": [str(tmp_path / "targets" / "*.json")], "refresh_interval": "1s"}
+    ]
+
+
+def test_a_process_record_survives_a_round_trip_through_json(tmp_path: Path) -> None:
+    record = ProcessRecord(name="etcd", pid=1234, start_time=98765, log_path=tmp_path / "etcd.log")
+
+    assert ProcessRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+def test_a_record_whose_pid_was_recycled_counts_as_not_alive(tmp_path: Path) -> None:
+    """`down` must never signal a process that merely inherited a recorded PID."""
+    this_process = os.getpid()
+    start_time = int(Path(f"/proc/{this_process}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+    same = ProcessRecord(name="me", pid=this_process, start_time=start_time, log_path=tmp_path / "log")
+    recycled = ProcessRecord(name="me", pid=this_process, start_time=start_time - 1, log_path=tmp_path / "log")
+
+    assert same.is_alive()
+    assert not recycled.is_alive()
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = free_ports(8)
+
+    assert len(set(ports)) == 8

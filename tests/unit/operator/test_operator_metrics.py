@@ -1,0 +1,140 @@
+"""The Prometheus metrics provider against a tiny local HTTP server that answers like Prometheus (error paths)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from sluice.adapters.metrics import CanaryQuery, PrometheusProvider, builtin_queries, render_template
+
+QUERY = CanaryQuery(
+    namespace="ml", name="fraud", version="1.4.0", window=timedelta(minutes=1), custom={"acc": "acc{v='{{version}}'}"}
+)
+Answer = Callable[[str], tuple[int, Any]]
+"""PromQL -> (HTTP status, JSON body)."""
+
+
+def vector(value: str) -> dict[str, Any]:
+    return {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, value]}]}}
+
+
+EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
+
+
+class FakePrometheus:
+    def __init__(self) -> None:
+        self.answer: Answer = lambda _promql: (200, vector("1"))
+        self.queries: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                promql = parse_qs(urlparse(self.path).query)["query"][0]
+                fake.queries.append(promql)
+                status, body = fake.answer(promql)
+                payload = json.dumps(body).encode()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client timed out
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def fake_prometheus() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def read(url: str, timeout: float = 5.0) -> Any:
+    return asyncio.run(PrometheusProvider(url, timeout).read(QUERY))
+
+
+def test_the_builtin_queries_select_the_canary_of_the_version() -> None:
+    queries = builtin_queries(QUERY)
+    selector = 'namespace="ml",model="fraud",version="1.4.0",track="canary"'
+    assert queries["request_count"] == f"sum(increase(sluice_serving_requests_total{{{selector}}}[1m]))"
+    assert f'sluice_serving_requests_total{{{selector},code=~"5.."}}[1m]' in queries["error_rate"]
+    assert "or vector(0)" in queries["error_rate"]
+    assert queries["latency_p99_seconds"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
+    assert "sluice_serving_request_duration_seconds_bucket" in queries["latency_p99_seconds"]
+
+
+def test_placeholders_are_filled() -> None:
+    template = "x{a='{{namespace}}',b='{{ name }}',c='{{version}}',d='{{track}}'}[{{interval}}]"
+    assert render_template(template, QUERY) == "x{a='ml',b='fraud',c='1.4.0',d='canary'}[1m]"
+
+
+def test_values_are_read(fake_prometheus: FakePrometheus) -> None:
+    values = {"increase": "120", "5..": "0.02", "histogram_quantile": "0.25", "acc": "0.97"}
+    fake_prometheus.answer = lambda promql: (200, vector(next(v for k, v in values.items() if k in promql)))
+    reading = read(fake_prometheus.url)
+    assert reading.error is None
+    assert (reading.request_count, reading.error_rate, reading.latency_p99_seconds) == (120.0, 0.02, 0.25)
+    assert reading.custom == {"acc": 0.97}
+    assert "acc{v='1.4.0'}" in fake_prometheus.queries
+
+
+def test_no_data_and_nan_read_as_none(fake_prometheus: FakePrometheus) -> None:
+    fake_prometheus.answer = lambda promql: (200, EMPTY if "increase" in promql else vector("NaN"))
+    reading = read(fake_prometheus.url)
+    assert reading.error is None
+    assert (reading.request_count, reading.error_rate, reading.latency_p99_seconds) == (None, None, None)
+    assert reading.custom == {"acc": None}
+
+
+def test_an_error_response_is_an_error_reading(fake_prometheus: FakePrometheus) -> None:
+    fake_prometheus.answer = lambda _promql: (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+    reading = read(fake_prometheus.url)
+    assert reading.error is not None
+    assert "400" in reading.error
+
+
+def test_several_series_for_one_value_is_an_error_reading(fake_prometheus: FakePrometheus) -> None:
+    two = {"status": "success", "data": {"resultType": "vector", "result": [vector("1")["data"]["result"][0]] * 2}}
+    fake_prometheus.answer = lambda promql: (200, two if "acc" in promql else vector("1"))
+    reading = read(fake_prometheus.url)
+    assert reading.error is not None
+    assert "2 series" in reading.error
+
+
+def test_an_unreachable_prometheus_is_an_error_reading(fake_prometheus: FakePrometheus) -> None:
+    url = fake_prometheus.url
+    fake_prometheus.server.shutdown()
+    fake_prometheus.server.server_close()
+    reading = read(url)
+    assert reading.error is not None
+    assert "Connection" in reading.error
+
+
+def test_a_slow_prometheus_times_out(fake_prometheus: FakePrometheus) -> None:
+    def slow(_promql: str) -> tuple[int, Any]:
+        time.sleep(2)
+        return 200, vector("1")
+
+    fake_prometheus.answer = slow
+    started = time.monotonic()
+    reading = read(fake_prometheus.url, timeout=0.3)
+    assert reading.error is not None
+    assert "Timeout" in reading.error
+    assert time.monotonic() - started < 1.9

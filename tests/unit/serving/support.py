@@ -1,0 +1,72 @@
+"""Small models made on the spot for the serving tests, and V2 request bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+FEATURES = 20
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A trained model saved as joblib and as ONNX, with rows to predict and the expected answers."""
+
+    joblib: Path
+    onnx: Path
+    digest: str
+    rows: np.ndarray[Any, Any]
+    expected: list[Any]
+
+
+def digest_of(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_classifier(directory: Path) -> ModelFiles:
+    x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    return _save(directory / "classifier", model, x[:8])
+
+
+def make_regressor(directory: Path, features: int = 5) -> ModelFiles:
+    x, y = make_regression(n_samples=200, n_features=features, random_state=0)
+    model = LinearRegression().fit(x, y)
+    return _save(directory / "regressor", model, x[:8])
+
+
+def _save(stem: Path, model: Any, rows: np.ndarray[Any, Any]) -> ModelFiles:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    path = stem.with_suffix(".joblib")
+    joblib.dump(model, path)
+    onx = convert_sklearn(
+        model,
+        initial_types=[("input", FloatTensorType([None, rows.shape[1]]))],
+        options={id(model): {"zipmap": False}} if hasattr(model, "classes_") else None,
+        target_opset=17,
+    )
+    onnx_path = stem.with_suffix(".onnx")
+    onnx_path.write_bytes(onx.SerializeToString())
+    return ModelFiles(path, onnx_path, digest_of(path), rows, model.predict(rows).tolist())
+
+
+def tensor(data: Any, shape: list[int], datatype: str = "FP64", name: str = "input") -> dict[str, Any]:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def infer_body(*tensors: dict[str, Any], **extra: Any) -> bytes:
+    return json.dumps({"inputs": list(tensors), **extra}).encode()
+
+
+def rows_body(rows: np.ndarray[Any, Any], datatype: str = "FP64", **extra: Any) -> bytes:
+    return infer_body(tensor(rows.ravel().tolist(), list(rows.shape), datatype), **extra)
