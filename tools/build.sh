@@ -37,7 +37,7 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   build kubernetes "$c" "k8s.io/kubernetes/cmd/$c" "$kver"
 done
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok"
-build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$helm"
+build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 build kind kind sigs.k8s.io/kind
 
 crds=$cache/gateway-api-crds
