@@ -50,7 +50,7 @@ app.kubernetes.io/component: operator
 
 {{/*
 The namespaced permissions the operator uses, in every namespace it watches. Reviewed list: docs/security.md and
-tests/unit/chart/reviewed_rbac.py; change all three together.
+tests/unit/chart/chart_support.py; change all three together.
 */}}
 {{- define "sluice.namespacedRules" -}}
 - apiGroups: ["sluice.dev"]
@@ -74,11 +74,6 @@ tests/unit/chart/reviewed_rbac.py; change all three together.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- if and .Values.standby.enabled (not .Values.watch.clusterWide) }}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end }}
 {{- end }}
 
 {{/* Cluster-scoped permissions, needed in both modes: Kopf discovers the served resources by watching CRDs. */}}
@@ -86,17 +81,23 @@ tests/unit/chart/reviewed_rbac.py; change all three together.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-{{- if and .Values.standby.enabled .Values.watch.clusterWide }}
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
+
+{{/* With standby.enabled: the leader-election Lease, in the release namespace only. */}}
+{{- define "sluice.leaseName" -}}
+{{- printf "%s-leader" (include "sluice.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sluice.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 {{- end }}
 
 {{/* Cross-field checks the JSON schema cannot phrase clearly. */}}
 {{- define "sluice.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.standby.enabled) }}
-{{- fail "replicaCount > 1 needs standby.enabled=true: without peering every replica would reconcile the same ModelDeployments at once (see docs/install.md, \"Running a standby\")" }}
+{{- fail "replicaCount > 1 needs standby.enabled=true: without leader election every replica would reconcile the same ModelDeployments at once (see docs/install.md, \"Running a standby\")" }}
 {{- end }}
 {{- if and (not .Values.watch.clusterWide) (empty .Values.watch.namespaces) }}
 {{- fail "watch.clusterWide=false needs at least one namespace in watch.namespaces" }}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,13 +17,26 @@ from pydantic import ValidationError
 
 from sluice.adapters import telemetry
 from sluice.adapters.kube import Cluster, KubeApi, load_api_client
+from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider
 from sluice.handlers import Loops, Reconciler, kopf_settings, register
 from sluice.settings import Settings
 
+log = logging.getLogger("sluice")
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _exit_when_leadership_is_lost(renewal: asyncio.Task[None]) -> None:
+    """Never two leaders acting: when renewing fails, exit at once (the pod restarts as a standby)."""
+    if renewal.cancelled():
+        return
+    log.critical("leader election: lost the lease (%s); exiting", renewal.exception())
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
 
 
 async def run(settings: Settings) -> None:
@@ -31,8 +46,19 @@ async def run(settings: Settings) -> None:
     def prometheus(url: str) -> MetricsProvider:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
+    api_client = load_api_client()
+    elector: LeaseElector | None = None
+    if settings.leader_election_lease:
+        elector = LeaseElector(
+            KubeApi(api_client, min(settings.kube_timeout, 5.0)),
+            namespace=settings.leader_election_namespace,
+            name=settings.leader_election_lease,
+            identity=default_identity(),
+            clock=utc_now,
+        )
+        await elector.acquire()
     reconciler = Reconciler(
-        cluster=Cluster(KubeApi(load_api_client(), settings.kube_timeout), settings.field_manager),
+        cluster=Cluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
         defaults=settings.serving_defaults(),
         default_prometheus_url=settings.prometheus_url,
         metrics_provider=prometheus,
@@ -48,14 +74,27 @@ async def run(settings: Settings) -> None:
         )
         return info
 
-    await kopf.operator(
-        registry=registry,
-        settings=kopf_settings(),
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=settings.liveness_endpoint or None,
-    )
+    renewal: asyncio.Task[None] | None = None
+    if elector is not None:
+        renewal = asyncio.create_task(elector.keep_renewing(), name="leader-election")
+        renewal.add_done_callback(_exit_when_leadership_is_lost)
+    try:
+        # standalone: Kopf's own peering is not used; the Lease above decides which replica runs.
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=settings.liveness_endpoint or None,
+        )
+    finally:
+        if renewal is not None and elector is not None:
+            renewal.remove_done_callback(_exit_when_leadership_is_lost)
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewal
+            await elector.release()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,10 +6,11 @@ Every field is one row of the settings table in docs/operations.md: flag `--keba
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sluice.core.children import ServingDefaults
@@ -65,6 +66,16 @@ class Settings(BaseSettings):
         description="Serve a liveness probe here, e.g. http://0.0.0.0:8081/healthz; empty serves none.",
     )
 
+    leader_election_lease: str = Field(
+        default="",
+        description="Name of the coordination.k8s.io Lease the replicas elect a leader with; only its holder acts. "
+        "Empty runs without leader election (one replica only).",
+    )
+    leader_election_namespace: str = Field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", ""),
+        description="Namespace of that Lease; by default the POD_NAMESPACE environment variable.",
+    )
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
@@ -78,6 +89,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _lease_needs_a_namespace(self) -> Self:
+        if self.leader_election_lease and not self.leader_election_namespace:
+            raise ValueError("leader_election_lease needs leader_election_namespace (or POD_NAMESPACE)")
+        return self
 
     @classmethod
     def from_command_line(cls, argv: Sequence[str]) -> Settings:

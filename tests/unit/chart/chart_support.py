@@ -164,18 +164,14 @@ REVIEWED_CLUSTER_RULES = (
 
 REVIEWED_STANDBY_RULES = (
     ReviewedRule(
-        "kopf.dev",
-        "clusterkopfpeerings",
-        ("get", "list", "watch", "patch"),
-        "with standby.enabled, cluster-wide: the replicas' peering (which one is active)",
-    ),
-    ReviewedRule(
-        "kopf.dev",
-        "kopfpeerings",
-        ("get", "list", "watch", "patch"),
-        "with standby.enabled, namespaced: the replicas' peering in each watched namespace",
+        "coordination.k8s.io",
+        "leases",
+        ("get", "create", "update"),
+        "with standby.enabled: leader election among the replicas on one Lease (read it, create it when missing, "
+        "renew or take it over with an optimistic-concurrency update); a Role in the release namespace only",
     ),
 )
+"""With standby.enabled (a Role and RoleBinding in the release namespace)."""
 
 FORBIDDEN_VERBS = frozenset({"*", "escalate", "bind", "impersonate"})
 FORBIDDEN_RESOURCES = frozenset({"*", "secrets", "pods/exec", "pods/attach", "serviceaccounts/token", "nodes/proxy"})

@@ -34,7 +34,7 @@ EXAMPLES = {path.name: path for path in VALUES_EXAMPLES}
 DEFAULTS_AND_EXAMPLES = [None, *VALUES_EXAMPLES]
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
-PENDING_OPERATOR_SETTINGS = frozenset({"SLUICE_METRICS_PORT", "SLUICE_PEERING"})
+PENDING_OPERATOR_SETTINGS = frozenset({"SLUICE_METRICS_PORT"})
 """Variables the chart sets ahead of the operator reading them (see docs/install.md, "Operator settings")."""
 
 
@@ -129,43 +129,59 @@ def test_cluster_wide_mode_tells_the_operator_to_watch_every_namespace() -> None
     assert container_env(the_one(render(), "Deployment"))["SLUICE_NAMESPACES"] == ""
 
 
-def test_a_standby_adds_only_the_peering_rules_and_creates_the_peering_after_its_crds() -> None:
+def leader_election_role(manifests: list[Manifest]) -> Manifest:
+    roles = [role for role in of_kind(manifests, "Role") if role["metadata"]["name"].endswith("-leader-election")]
+    assert len(roles) == 1, f"expected one leader-election Role, rendered {len(roles)}"
+    return roles[0]
+
+
+def test_a_standby_elects_a_leader_on_a_lease_in_the_release_namespace() -> None:
     manifests = render(values_files=[EXAMPLES["standby-values.yaml"]])
     cluster_role = the_one(manifests, "ClusterRole")
-    standby = [rule for rule in REVIEWED_STANDBY_RULES if rule.resource == "clusterkopfpeerings"]
     assert rule_permissions(cluster_role["rules"]) == reviewed_permissions(
-        [*REVIEWED_CLUSTER_RULES, *REVIEWED_NAMESPACED_RULES, *standby]
+        [*REVIEWED_CLUSTER_RULES, *REVIEWED_NAMESPACED_RULES]
     )
-    assert the_one(manifests, "Deployment")["spec"]["replicas"] == 2
-    assert container_env(the_one(manifests, "Deployment"))["SLUICE_PEERING"] == "sluice"
-    peering = the_one(manifests, "ClusterKopfPeering")
-    assert "post-install" in peering["metadata"]["annotations"]["helm.sh/hook"]
-    assert {crd["metadata"]["name"] for crd in of_kind(manifests, "CustomResourceDefinition")} == {
-        "clusterkopfpeerings.kopf.dev",
-        "kopfpeerings.kopf.dev",
+    role = leader_election_role(manifests)
+    assert role["metadata"]["namespace"] == "sluice-system"
+    assert rule_permissions(role["rules"]) == reviewed_permissions(REVIEWED_STANDBY_RULES)
+    binding = the_one(manifests, "RoleBinding")
+    account = the_one(manifests, "ServiceAccount")
+    assert binding["metadata"]["namespace"] == "sluice-system"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
     }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "sluice-system"}
+    ]
+    deployment = the_one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert container_env(deployment)["SLUICE_LEADER_ELECTION_LEASE"] == "sluice-leader"
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in env
+    assert of_kind(manifests, "CustomResourceDefinition") == []
+    assert not [m for m in manifests if m["apiVersion"].startswith("kopf.dev/")]
     assert the_one(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 
-def test_a_namespaced_standby_peers_in_each_watched_namespace() -> None:
+def test_a_namespaced_standby_keeps_its_lease_in_the_release_namespace_only() -> None:
     manifests = render(
         values_files=[EXAMPLES["namespaced-values.yaml"], EXAMPLES["standby-values.yaml"]],
     )
-    assert sorted(peering["metadata"]["namespace"] for peering in of_kind(manifests, "KopfPeering")) == [
-        "ml-team-a",
-        "ml-team-b",
-    ]
-    standby = [rule for rule in REVIEWED_STANDBY_RULES if rule.resource == "kopfpeerings"]
+    assert leader_election_role(manifests)["metadata"]["namespace"] == "sluice-system"
     for role in of_kind(manifests, "Role"):
-        assert rule_permissions(role["rules"]) == reviewed_permissions([*REVIEWED_NAMESPACED_RULES, *standby])
+        if role is not leader_election_role(manifests):
+            assert rule_permissions(role["rules"]) == reviewed_permissions(REVIEWED_NAMESPACED_RULES)
 
 
-def test_the_default_install_runs_one_replica_without_peering_or_a_disruption_budget() -> None:
+def test_the_default_install_runs_one_replica_without_leader_election_or_a_disruption_budget() -> None:
     manifests = render()
     deployment = the_one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert container_env(deployment)["SLUICE_PEERING"] == ""
+    assert "SLUICE_LEADER_ELECTION_LEASE" not in container_env(deployment)
+    assert of_kind(manifests, "Role") == of_kind(manifests, "RoleBinding") == []
     assert of_kind(manifests, "PodDisruptionBudget") == []
     assert of_kind(manifests, "CustomResourceDefinition") == []
 
