@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local bench-serving chart-lint e2e-kind
+.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local bench-serving chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,6 +45,9 @@ cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs,
 
 cluster-down:  ## Stop, by PID, what cluster-up started
 	PYTHONPATH=tests $(PY) -m harness down
+
+demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, operator): a good version promoted, a bad one rolled back; DEMO_ARGS=--short for CI
+	$(PY) hack/demo.py $(DEMO_ARGS)
 
 run-local:  ## Run the operator against the cluster-up cluster
 	KUBECONFIG=.local/kubeconfig $(BIN)/sluice-operator

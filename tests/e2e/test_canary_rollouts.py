@@ -1,0 +1,407 @@
+"""Canary rollouts end to end: the real control plane (kwok pods), the real `sluice-operator` subprocess (least
+privilege, behind the counting proxy), real `sluice-serving` processes standing in for the pods
+(`harness.dataplane`), the real Prometheus scraping them, and a load generator splitting traffic by the HTTPRoute.
+
+Scenarios: a good version promoted through every step; a version failing half its requests and a slow version
+rolled back on their own metrics; no traffic never promoted; Prometheus unreachable never promoted (rolled back
+as AnalysisErrored); the operator SIGKILLed at the second step and restarted continues from there; manual promote,
+promote-full and abort through the `sluice.dev/action` and `sluice.dev/action-id` annotations.
+
+Timing: interval 5 s, steps [20, 50], minRequests 10. The bad and slow versions fail on their own metrics, through
+the operator's PromQL, with nothing mocked.
+
+Rollback bound for a failing version (from its first step's start, `status.stepStartedAt`, to canary weight 0):
+a check is due one interval after the step starts and reads the last interval; a failed check rolls back at
+once (maxFailedChecks 1). A kwok pod is Ready before its stand-in process has loaded the model, so the first
+check may see too few requests and be Inconclusive (onInconclusive Hold: it waits one more interval). Bound:
+2 x interval + 10 s (scrape every 1 s, file-SD refresh, reconcile and polling slack) = 20 s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from harness import ControlPlane, Prometheus, free_port, unique_name, wait_until
+from harness.dataplane import DataPlane, LoadGenerator
+from integration.operator_support import (
+    CountingProxy,
+    OperatorProcess,
+    condition,
+    create_operator_identity,
+    status_of,
+    write_token_kubeconfig,
+)
+from integration.sluice_crd import install_crd
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
+from unit.serving.support import ModelFiles, make_classifier, rows_body
+
+pytestmark = pytest.mark.e2e
+
+INTERVAL_SECONDS = 5
+STEPS = [20, 50]
+RESYNC_SECONDS = 2
+ROLLBACK_BOUND_SECONDS = 2 * INTERVAL_SECONDS + 10
+TIMEOUT = 120.0
+RATE = 30.0
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
+    return make_classifier(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
+    counting = CountingProxy(control_plane.server_url, control_plane.certificates.ca_cert).start()
+    yield counting
+    counting.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane,
+    kube_api_client: ApiClient,
+    proxy: CountingProxy,
+    prometheus: Prometheus,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    install_crd(control_plane)
+    token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
+    workdir = tmp_path_factory.mktemp("operator")
+    process = OperatorProcess(
+        write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token),
+        workdir / "operator.log",
+        {
+            "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
+            "SLUICE_PROMETHEUS_URL": prometheus.url,
+            "SLUICE_PROMETHEUS_TIMEOUT": "3",
+        },
+    ).start()
+    yield process
+    process.stop()
+
+
+@dataclass
+class Scenario:
+    """One ModelDeployment `name` in its own namespace, with its data plane."""
+
+    api_client: ApiClient
+    namespace: str
+    operator: OperatorProcess
+    dataplane: DataPlane
+    model: ModelFiles
+    name: str = "iris"
+    custom: client.CustomObjectsApi = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def spec(self, version: str, **analysis: Any) -> dict[str, Any]:
+        return {
+            "model": {"version": version, "uri": self.model.onnx.as_uri(), "format": "onnx"},
+            "replicas": 1,
+            "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}},
+            "rollout": {"steps": STEPS, "interval": f"{INTERVAL_SECONDS}s", "progressDeadline": "2m"},
+            "analysis": {"minRequests": 10, "maxInconclusiveChecks": 2, "onInconclusive": "Hold", **analysis},
+        }
+
+    def create(self, version: str, **analysis: Any) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelDeployment",
+            "metadata": {"name": self.name},
+            "spec": self.spec(version, **analysis),
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def get(self) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
+        )
+
+    def status(self) -> dict[str, Any]:
+        return status_of(self.get())
+
+    def set_version(self, version: str) -> None:
+        patch = {"spec": {"model": {"version": version}}}
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name, patch)
+
+    def route_weights(self) -> dict[str, int]:
+        route = cast(
+            dict[str, Any],
+            self.custom.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", self.name
+            ),
+        )
+        return {
+            ref["name"]: int(ref.get("weight", 1)) for rule in route["spec"]["rules"] for ref in rule["backendRefs"]
+        }
+
+    def diagnostics(self) -> str:
+        return (
+            f"--- status ---\n{self.status()}\n--- operator log ---\n{self.operator.log_tail(40)}\n"
+            f"--- data plane errors ---\n{self.dataplane.errors}\n{self.dataplane.log_tails(8)}"
+        )
+
+    def wait(self, check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+        try:
+            wait_until(check, timeout=timeout, what=what, interval=0.2)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{self.diagnostics()}") from None
+        assert self.operator.is_running(), self.operator.log_tail()
+
+    def start_stable(self, version: str = "1.0.0", **analysis: Any) -> None:
+        self.create(version, **analysis)
+        self.wait(
+            lambda: (
+                self.status().get("phase") == "Stable" and self.dataplane.ready_versions()[(version, "stable")] >= 1
+            ),
+            f"{version} Stable with a ready serving process",
+        )
+
+    def follow(self, until: Callable[[dict[str, Any]], bool], what: str, timeout: float = TIMEOUT) -> Timeline:
+        """Poll the status every 0.2 s until `until(status)`, recording the canary weights seen and when."""
+        timeline = Timeline()
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            timeline.record(status)
+            if until(status):
+                return timeline
+            if time.monotonic() > deadline or not self.operator.is_running():
+                raise AssertionError(
+                    f"timed out waiting for {what}; weights seen {timeline.weights}\n{self.diagnostics()}"
+                )
+            time.sleep(0.2)
+
+
+@dataclass
+class Timeline:
+    weights: list[int] = field(default_factory=list)
+    first_weighted_at: float | None = None
+    """Wall-clock time (epoch s) the first step started (status.stepStartedAt when first seen with weight > 0)."""
+    back_to_zero_at: float | None = None
+    """Wall-clock time the weight was first seen at 0 again after that."""
+
+    def record(self, status: dict[str, Any]) -> None:
+        weight = int(status.get("canaryWeight", 0))
+        if not self.weights or self.weights[-1] != weight:
+            self.weights.append(weight)
+        if weight > 0 and self.first_weighted_at is None:
+            self.first_weighted_at = datetime.fromisoformat(status["stepStartedAt"]).timestamp()
+        if weight == 0 and self.first_weighted_at is not None and self.back_to_zero_at is None:
+            self.back_to_zero_at = time.time()
+
+    @property
+    def seconds_to_zero(self) -> float:
+        assert self.first_weighted_at is not None, self.weights
+        assert self.back_to_zero_at is not None, self.weights
+        return self.back_to_zero_at - self.first_weighted_at
+
+
+@pytest.fixture
+def scenario_factory(  # noqa: PLR0917 (pytest fixtures)
+    operator: OperatorProcess,
+    kube_api_client: ApiClient,
+    prometheus: Prometheus,
+    restricted_namespace: str,
+    model_files: ModelFiles,
+    tmp_path: Path,
+) -> Iterator[Callable[[dict[str, dict[str, str]]], Scenario]]:
+    planes: list[DataPlane] = []
+
+    def make(extra_env: dict[str, dict[str, str]]) -> Scenario:
+        plane = DataPlane(
+            kube_api_client, prometheus, restricted_namespace, tmp_path / "dataplane", extra_env=extra_env
+        )
+        planes.append(plane.start())
+        return Scenario(kube_api_client, restricted_namespace, operator, plane, model_files)
+
+    yield make
+    for plane in planes:
+        plane.stop()
+
+
+def load(scenario: Scenario) -> LoadGenerator:
+    body = rows_body(scenario.model.rows[:1], "FP32")
+    return LoadGenerator(scenario.dataplane, scenario.name, body, rate=RATE, duration=TIMEOUT + 60)
+
+
+def finished(outcome: str) -> Callable[[dict[str, Any]], bool]:
+    def check(status: dict[str, Any]) -> bool:
+        history = status.get("history") or []
+        return bool(history) and history[-1]["outcome"] == outcome and status.get("canaryWeight") == 0
+
+    return check
+
+
+def test_a_good_version_is_promoted_through_every_step(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    scenario.start_stable("1.0.0")
+    with load(scenario) as generator:
+        scenario.set_version("2.0.0")
+        timeline = scenario.follow(
+            lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "2.0.0 promoted", timeout=90
+        )
+    status = scenario.status()
+    assert status["stableVersion"] == "2.0.0"
+    assert status["history"][-1]["version"] == "2.0.0"
+    assert [w for w in timeline.weights if w > 0][:2] == STEPS, f"every step in order: {timeline.weights}"
+    assert condition(scenario.get(), "Progressing").get("reason") == "Promoted"
+    assert scenario.route_weights()[f"{scenario.name}-canary"] == 0
+    served = generator.stats.by_version
+    assert served[("2.0.0", 200)] > 0, served
+    assert served[("1.0.0", 200)] > 0, served
+    assert not [key for key in served if key[1] != 200], served
+
+
+def test_a_version_with_half_its_requests_failing_is_rolled_back_within_the_bound(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({"2.0.0-bad": {"SLUICE_FAULT_ERROR_RATE": "0.5"}})
+    scenario.start_stable("1.0.0")
+    with load(scenario) as generator:
+        scenario.set_version("2.0.0-bad")
+        timeline = scenario.follow(lambda s: finished("RolledBack")(s) and s.get("phase") == "RolledBack", "rollback")
+    status = scenario.status()
+    entry = status["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0-bad", "AnalysisFailed"), entry
+    assert "error rate" in entry["message"], entry
+    assert "above maxErrorRate" in entry["message"], entry
+    assert "error rate" in condition(scenario.get(), "Progressing")["message"]
+    assert status["stableVersion"] == "1.0.0"
+    assert scenario.route_weights()[f"{scenario.name}-canary"] == 0
+    assert max(timeline.weights) == STEPS[0], f"never past the first step: {timeline.weights}"
+    print(f"bad version: first step to weight 0 in {timeline.seconds_to_zero:.1f} s (bound {ROLLBACK_BOUND_SECONDS} s)")
+    assert timeline.seconds_to_zero <= ROLLBACK_BOUND_SECONDS
+    assert generator.stats.by_version[("2.0.0-bad", 500)] > 0, generator.stats.by_version
+
+
+def test_a_slow_version_is_rolled_back_on_p99_latency(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({"2.0.0-slow": {"SLUICE_FAULT_LATENCY": "0.3"}})
+    scenario.start_stable("1.0.0", maxLatencyP99="100ms")
+    with load(scenario):
+        scenario.set_version("2.0.0-slow")
+        timeline = scenario.follow(lambda s: finished("RolledBack")(s) and s.get("phase") == "RolledBack", "rollback")
+    entry = scenario.status()["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0-slow", "AnalysisFailed"), entry
+    assert "latency" in entry["message"].lower(), entry
+    assert "maxLatencyP99" in entry["message"], entry
+    assert "error rate" not in entry["message"], entry
+    print(
+        f"slow version: first step to weight 0 in {timeline.seconds_to_zero:.1f} s (bound {ROLLBACK_BOUND_SECONDS} s)"
+    )
+    assert timeline.seconds_to_zero <= ROLLBACK_BOUND_SECONDS
+
+
+def test_a_canary_without_traffic_is_never_promoted(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    scenario.start_stable("1.0.0")
+    scenario.set_version("2.0.0")
+    scenario.wait(lambda: scenario.status().get("canaryWeight") == STEPS[0], "the first step")
+    observe_until = time.monotonic() + 5 * INTERVAL_SECONDS
+    seen: set[int] = set()
+    while time.monotonic() < observe_until:
+        status = scenario.status()
+        seen.add(int(status.get("canaryWeight", 0)))
+        assert status.get("phase") == "Progressing", status
+        time.sleep(0.5)
+    status = scenario.status()
+    assert seen == {STEPS[0]}, seen
+    assert status["stableVersion"] == "1.0.0"
+    assert status["passedChecks"] == 0
+    assert status["inconclusiveChecks"] >= 3, status
+    assert status["lastCheck"]["verdict"] == "Inconclusive", status["lastCheck"]
+    assert condition(scenario.get(), "Progressing").get("reason") == "InconclusiveHold"
+    assert not any(entry["outcome"] == "Promoted" for entry in status.get("history") or [])
+
+
+def test_a_canary_is_not_promoted_while_prometheus_cannot_answer(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    scenario.start_stable("1.0.0", prometheus={"url": nothing_listens}, maxConsecutiveErrors=2)
+    with load(scenario) as generator:
+        scenario.set_version("2.0.0")
+        timeline = scenario.follow(lambda s: finished("RolledBack")(s) and s.get("phase") == "RolledBack", "rollback")
+    status = scenario.status()
+    entry = status["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0", "AnalysisErrored"), entry
+    assert status["stableVersion"] == "1.0.0"
+    assert status["passedChecks"] == 0
+    assert status["lastCheck"]["verdict"] == "Errored", status["lastCheck"]
+    assert max(timeline.weights) == STEPS[0], timeline.weights
+    assert generator.stats.by_version[("2.0.0", 200)] > 0, "the canary had traffic; only its metrics were unreadable"
+
+
+def test_a_restarted_operator_continues_from_the_recorded_step(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    scenario.start_stable("1.0.0")
+    with load(scenario):
+        scenario.set_version("2.0.0")
+        scenario.follow(lambda s: s.get("canaryWeight") == STEPS[1], "the second step")
+        before = scenario.status()
+        assert scenario.operator.record is not None
+        os.kill(scenario.operator.record.pid, signal.SIGKILL)
+        scenario.operator.stop()
+        time.sleep(INTERVAL_SECONDS / 2)
+        mid = scenario.status()
+        assert (mid["currentStep"], mid["stepStartedAt"]) == (1, before["stepStartedAt"]), mid
+        scenario.operator.start()
+        timeline = scenario.follow(lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "promotion")
+    assert STEPS[0] not in timeline.weights, f"the first step ran again after the restart: {timeline.weights}"
+    status = scenario.status()
+    assert status["stableVersion"] == "2.0.0"
+    assert status["history"][-1]["outcome"] == "Promoted"
+
+
+def test_manual_promote_promote_full_and_abort(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    scenario.start_stable("1.0.0", maxInconclusiveChecks=100)
+
+    def act(action: str, request_id: str) -> None:
+        annotations = {"sluice.dev/action": action, "sluice.dev/action-id": request_id}
+        scenario.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, scenario.namespace, PLURAL, scenario.name, {"metadata": {"annotations": annotations}}
+        )
+
+    scenario.set_version("2.0.0")  # no traffic: only a person can move it on
+    scenario.follow(lambda s: s.get("canaryWeight") == STEPS[0], "the first step")
+    act("promote", "req-1")
+    scenario.follow(lambda s: s.get("canaryWeight") == STEPS[1], "the second step after promote")
+    assert scenario.status()["lastHandledActionId"] == "req-1"
+    act("promote-full", "req-2")
+    scenario.follow(lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "promote-full")
+    assert scenario.status()["stableVersion"] == "2.0.0"
+
+    scenario.set_version("3.0.0")
+    scenario.follow(lambda s: s.get("canaryWeight") == STEPS[0], "3.0.0 at the first step")
+    act("abort", "req-3")
+    scenario.follow(finished("Aborted"), "abort")
+    status = scenario.status()
+    assert status["stableVersion"] == "2.0.0"
+    assert status["history"][-1]["reason"] == "Aborted", status["history"][-1]
+    assert "req-3" in status["history"][-1]["message"]
+    assert scenario.route_weights()[f"{scenario.name}-canary"] == 0
