@@ -17,6 +17,10 @@ Function-scoped:
 - `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists; deleted afterwards.
 - `restricted_namespace` -> the same, labelled `pod-security.kubernetes.io/enforce=restricted`.
 
+The Helm chart (session-scoped, tests/integration/chart_identity.py), for integration and e2e tests:
+- `chart_install` -> `ChartInstall`: the chart's default (cluster-wide) rendering applied into a restricted namespace.
+- `operator_kubeconfig` -> kubeconfig path authenticating as the chart's ServiceAccount (not admin).
+
 When a test that used the control plane or Prometheus fails, the tail of every component's log is attached to its
 report (shown in pytest's failure output as "component logs"). The full logs stay in pytest's temp directory.
 """
@@ -24,11 +28,20 @@ report (shown in pytest's failure output as "component logs"). The full logs sta
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from harness import RESTRICTED_POD_SECURITY_LABELS, ControlPlane, Prometheus, create_namespace, delete_namespace
+from harness import (
+    RESTRICTED_POD_SECURITY_LABELS,
+    ControlPlane,
+    Prometheus,
+    create_namespace,
+    delete_namespace,
+    unique_name,
+)
+from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -84,6 +97,42 @@ def restricted_namespace(kube_api_client: ApiClient) -> Iterator[str]:
     name = create_namespace(kube_api_client, labels=RESTRICTED_POD_SECURITY_LABELS, prefix="restricted")
     yield name
     delete_namespace(kube_api_client, name)
+
+
+# --- The Helm chart and its ServiceAccount (tests/integration/chart_identity.py) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def chart_install(
+    control_plane: ControlPlane, kube_api_client: ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChartInstall]:
+    """The chart rendered with its default values (cluster-wide) and applied by an admin into a fresh namespace
+    labelled `pod-security.kubernetes.io/enforce=restricted`; the release name is unique, so the ClusterRole is too.
+
+    The chart's operator Deployment runs there on a kwok fake node (its container does nothing); run the real
+    operator as a local process with `operator_kubeconfig` and `chart_install.operator_env()`.
+    """
+    namespace = create_namespace(kube_api_client, labels=RESTRICTED_POD_SECURITY_LABELS, prefix="sluice-system")
+    release = unique_name("sluice")
+    installed = install_chart(control_plane, tmp_path_factory.mktemp("chart"), namespace=namespace, release=release)
+    yield installed
+    for kind in ("clusterrolebinding", "clusterrole"):
+        control_plane.kubectl("delete", kind, release, "--ignore-not-found")
+    delete_namespace(kube_api_client, namespace)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    control_plane: ControlPlane, chart_install: ChartInstall, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount (TokenRequest API, valid 2 h): the operator
+    started with it has exactly the chart's RBAC, not admin."""
+    return service_account_kubeconfig(
+        control_plane,
+        chart_install.namespace,
+        chart_install.service_account,
+        tmp_path_factory.mktemp("operator-identity") / "kubeconfig",
+    )
 
 
 @pytest.hookimpl(wrapper=True)

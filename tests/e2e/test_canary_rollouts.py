@@ -5,7 +5,9 @@ privilege, behind the counting proxy), real `sluice-serving` processes standing 
 Scenarios: a good version promoted through every step; a version failing half its requests and a slow version
 rolled back on their own metrics; no traffic never promoted; Prometheus unreachable never promoted (rolled back
 as AnalysisErrored); the operator SIGKILLed at the second step and restarted continues from there; manual promote,
-promote-full and abort through the `sluice.dev/action` and `sluice.dev/action-id` annotations.
+promote-full and abort through the `sluice.dev/action` and `sluice.dev/action-id` annotations. Last, with the
+operator under the Helm chart's identity instead (its rendered RBAC applied, its ServiceAccount's token, its env):
+one ModelDeployment promotes a good version, then rolls back a bad one, and the operator is never Forbidden.
 
 Timing: interval 5 s, steps [20, 50], minRequests 10. The bad and slow versions fail on their own metrics, through
 the operator's PromQL, with nothing mocked.
@@ -20,6 +22,7 @@ check may see too few requests and be Inconclusive (onInconclusive Hold: it wait
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +37,7 @@ from kubernetes.client import ApiClient
 
 from harness import ControlPlane, Prometheus, free_port, unique_name, wait_until
 from harness.dataplane import DataPlane, LoadGenerator
+from integration.chart_identity import ChartInstall
 from integration.operator_support import (
     CountingProxy,
     OperatorProcess,
@@ -54,6 +58,8 @@ RESYNC_SECONDS = 2
 ROLLBACK_BOUND_SECONDS = 2 * INTERVAL_SECONDS + 10
 TIMEOUT = 120.0
 RATE = 30.0
+CHART_IDENTITY = "chart-identity"
+"""`operator` parameter: run it as the chart's ServiceAccount (fixtures `chart_install`, `operator_kubeconfig`)."""
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +75,32 @@ def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
 
 
 @pytest.fixture(scope="module")
-def operator(
+def operator(  # noqa: PLR0917 (pytest fixtures)
+    request: pytest.FixtureRequest,
     control_plane: ControlPlane,
     kube_api_client: ApiClient,
     proxy: CountingProxy,
     prometheus: Prometheus,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    install_crd(control_plane)
-    token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
+    """By default the documented RBAC behind the counting proxy; parametrised with CHART_IDENTITY, the chart's
+    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only)."""
+    settings = {
+        "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
+        "SLUICE_PROMETHEUS_URL": prometheus.url,
+        "SLUICE_PROMETHEUS_TIMEOUT": "3",
+    }
     workdir = tmp_path_factory.mktemp("operator")
-    process = OperatorProcess(
-        write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token),
-        workdir / "operator.log",
-        {
-            "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
-            "SLUICE_PROMETHEUS_URL": prometheus.url,
-            "SLUICE_PROMETHEUS_TIMEOUT": "3",
-        },
-    ).start()
+    if getattr(request, "param", None) == CHART_IDENTITY:
+        chart: ChartInstall = request.getfixturevalue("chart_install")
+        kubeconfig: Path = request.getfixturevalue("operator_kubeconfig")
+        assert chart.operator_env()["SLUICE_NAMESPACES"] == "", "the chart's defaults watch every namespace"
+        settings = chart.operator_env() | {"SLUICE_METRICS_PORT": "0", "SLUICE_LIVENESS_ENDPOINT": ""} | settings
+    else:
+        install_crd(control_plane)
+        token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
+        kubeconfig = write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token)
+    process = OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
     yield process
     process.stop()
 
@@ -405,3 +418,25 @@ def test_manual_promote_promote_full_and_abort(
     assert status["history"][-1]["reason"] == "Aborted", status["history"][-1]
     assert "req-3" in status["history"][-1]["message"]
     assert scenario.route_weights()[f"{scenario.name}-canary"] == 0
+
+
+@pytest.mark.parametrize("operator", [CHART_IDENTITY], indirect=True)
+def test_the_chart_identity_promotes_a_good_version_and_rolls_back_a_bad_one(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({"3.0.0-bad": {"SLUICE_FAULT_ERROR_RATE": "0.5"}})
+    scenario.start_stable("1.0.0")
+    with load(scenario):
+        scenario.set_version("2.0.0")
+        scenario.follow(lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "2.0.0 promoted")
+        assert scenario.status()["stableVersion"] == "2.0.0"
+        scenario.set_version("3.0.0-bad")
+        scenario.follow(lambda s: finished("RolledBack")(s) and s.get("phase") == "RolledBack", "rollback")
+    status = scenario.status()
+    entry = status["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("3.0.0-bad", "AnalysisFailed"), entry
+    assert status["stableVersion"] == "2.0.0"
+    assert scenario.route_weights()[f"{scenario.name}-canary"] == 0
+    log = scenario.operator.log_path.read_text()
+    assert "Forbidden" not in log, scenario.operator.log_tail()
+    assert not re.search(r"(?<![\w.:/-])403(?![\w.:/-])", log), scenario.operator.log_tail()
