@@ -42,6 +42,7 @@ from harness import (
     unique_name,
 )
 from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
+from integration.operator_support import CountingProxy
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -100,6 +101,14 @@ def restricted_namespace(kube_api_client: ApiClient) -> Iterator[str]:
 
 
 # --- The Helm chart and its ServiceAccount (tests/integration/chart_identity.py) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
+    """A proxy in front of the API server that records every request an operator under test sends."""
+    counting = CountingProxy(control_plane.server_url, control_plane.certificates.ca_cert).start()
+    yield counting
+    counting.stop()
 
 
 @pytest.fixture(scope="session")

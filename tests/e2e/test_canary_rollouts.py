@@ -68,13 +68,6 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
 
 
 @pytest.fixture(scope="module")
-def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
-    counting = CountingProxy(control_plane.server_url, control_plane.certificates.ca_cert).start()
-    yield counting
-    counting.stop()
-
-
-@pytest.fixture(scope="module")
 def operator(  # noqa: PLR0917 (pytest fixtures)
     request: pytest.FixtureRequest,
     control_plane: ControlPlane,

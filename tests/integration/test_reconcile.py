@@ -42,13 +42,6 @@ QUIET_SECONDS = 2 * RESYNC_SECONDS + 1
 
 
 @pytest.fixture(scope="module")
-def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
-    counting = CountingProxy(control_plane.server_url, control_plane.certificates.ca_cert).start()
-    yield counting
-    counting.stop()
-
-
-@pytest.fixture(scope="module")
 def operator(
     control_plane: ControlPlane,
     kube_api_client: ApiClient,
