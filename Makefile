@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration crds cluster-up cluster-down run-local bench-serving chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools lint test test-unit test-integration stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -40,6 +40,9 @@ test-unit:  ## Fast tests, no processes
 test-integration:  ## Tests against the real local control plane, Prometheus and model servers
 	$(BIN)/pytest -m "integration or e2e"
 
+stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs); see docs/reliability.md
+	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)
+
 cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig
 	PYTHONPATH=tests $(PY) -m harness up
 
@@ -57,6 +60,9 @@ crds: $(PY)  ## Regenerate crds/ and the generated reference in docs/api.md from
 
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py
+
+bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 chart-lint:  ## helm lint and template the chart (defaults and every charts/sluice/ci/*-values.yaml) and its schema tests
 	$(BIN)/pytest tests/unit/chart

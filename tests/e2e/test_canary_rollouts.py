@@ -88,7 +88,8 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
         chart: ChartInstall = request.getfixturevalue("chart_install")
         kubeconfig: Path = request.getfixturevalue("operator_kubeconfig")
         assert chart.operator_env()["SLUICE_NAMESPACES"] == "", "the chart's defaults watch every namespace"
-        settings = chart.operator_env() | {"SLUICE_METRICS_PORT": "0", "SLUICE_LIVENESS_ENDPOINT": ""} | settings
+        listeners_off = {"SLUICE_METRICS_PORT": "0", "SLUICE_LIVENESS_ENDPOINT": "", "SLUICE_READINESS_ENDPOINT": ""}
+        settings = chart.operator_env() | listeners_off | settings
     else:
         install_crd(control_plane)
         token = create_operator_identity(kube_api_client, unique_name("sluice-system"))

@@ -12,7 +12,13 @@ e.g. `{"2.0.0-bad": {"SLUICE_FAULT_ERROR_RATE": "0.5"}}`). Each process is a Pro
 `LoadGenerator` sends V2 infer requests over loopback at a bounded rate for a bounded time: through the HTTPRoute
 `<name>` when it exists (a backend Service chosen by the backendRefs' weights, then a ready process of a pod
 matching that Service's selector), otherwise to a ready process of a pod matching the entry Service `<name>`'s
-selector (the replica ratio decides the split).
+selector (the replica ratio decides the split). A `RequestMirror` filter on the route's rule is honoured as a
+gateway does: that percentage of requests is also sent, as a copy, to a ready process behind the mirror's
+backend Service, and its answer is discarded (counted in `LoadStats.mirrored`).
+
+`ServiceFront` is a loopback front for in-cluster Service URLs (what the operator's `canary_url_template`
+setting points at in tests): `http://127.0.0.1:<port>/{namespace}/{service}/<path>` is forwarded to a ready
+process of a pod matching that Service's selector.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
@@ -262,6 +269,106 @@ class DataPlane:
                 split.append((int(ref.get("weight", 1)), [i for i in instances if _matches(selector, i.labels)]))
         return split
 
+    def mirror(self, name: str) -> tuple[int, list[ServingInstance]]:
+        """The RequestMirror filter of HTTPRoute `name`: (percent, ready processes behind the mirror's backend);
+        (0, []) without a route or a filter."""
+        try:
+            route = cast(
+                dict[str, Any],
+                self._custom.get_namespaced_custom_object(
+                    "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", name
+                ),
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            return 0, []
+        for rule in route.get("spec", {}).get("rules", []):
+            for rule_filter in rule.get("filters", []):
+                if rule_filter.get("type") != "RequestMirror":
+                    continue
+                mirror = rule_filter["requestMirror"]
+                fraction = mirror.get("fraction")
+                if "percent" in mirror:
+                    percent = int(mirror["percent"])
+                elif fraction is not None:
+                    percent = round(100 * int(fraction["numerator"]) / int(fraction.get("denominator", 100)))
+                else:
+                    percent = 100
+                selector = self._service_selector(mirror["backendRef"]["name"]) or {}
+                return percent, [i for i in self.instances() if _matches(selector, i.labels)]
+        return 0, []
+
+    def forward(self, service: str, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        """Send one request to a ready process behind `service` (503 when there is none)."""
+        selector = self._service_selector(service)
+        backends = [i for i in self.instances() if selector is not None and _matches(selector, i.labels)]
+        if not backends:
+            return 503, b'{"error": "no ready endpoint"}'
+        headers = {"Content-Type": "application/json"} if body else {}
+        response = self._http.request(
+            method, random.choice(backends).base_url + path, content=body or None, headers=headers, timeout=30.0
+        )
+        return response.status_code, response.content
+
+
+class ServiceFront:
+    """A loopback front for in-cluster Service URLs (the operator's `canary_url_template` in tests):
+    `http://127.0.0.1:<port>/<namespace>/<service>/<path>` goes to a ready process behind that Service, through
+    the DataPlane added for that namespace. Use as a context manager or stop() it."""
+
+    def __init__(self) -> None:
+        self._planes: dict[str, DataPlane] = {}
+        planes = self._planes
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                _, namespace, service, rest = [*self.path.split("/", 3), "", "", ""][:4]
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                plane = planes.get(namespace)
+                if plane is None:
+                    status, answer = 404, b'{"error": "no data plane for this namespace"}'
+                else:
+                    try:
+                        status, answer = plane.forward(service, self.command, "/" + rest, body)
+                    except (httpx.HTTPError, ApiException) as error:
+                        status, answer = 502, str(error).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = _forward  # noqa: N815 (http.server's names)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="service-front", daemon=True)
+        self._thread.start()
+
+    @property
+    def url_template(self) -> str:
+        """`http://127.0.0.1:<port>/{namespace}/{service}` (the operator fills the placeholders in)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{{namespace}}/{{service}}"
+
+    def add(self, dataplane: DataPlane) -> None:
+        self._planes[dataplane.namespace] = dataplane
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServiceFront:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 @dataclass
 class LoadStats:
@@ -270,6 +377,8 @@ class LoadStats:
     """Requests for a backend with weight but no ready process (a real cluster would fail them)."""
     by_version: Counter[tuple[str, int]] = field(default_factory=Counter)
     """(version, HTTP status) -> responses; status 0 for a transport error."""
+    mirrored: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """(version, HTTP status) -> mirrored copies sent (their answers discarded, as a gateway does)."""
 
 
 class LoadGenerator:
@@ -315,6 +424,7 @@ class LoadGenerator:
     def _run(self) -> None:
         deadline = time.monotonic() + self._duration
         split: list[tuple[int, list[ServingInstance]]] = []
+        mirror: tuple[int, list[ServingInstance]] = (0, [])
         refreshed = 0.0
         with (
             httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=self._workers)) as http,
@@ -326,6 +436,7 @@ class LoadGenerator:
                 if now - refreshed >= self._refresh:
                     with contextlib.suppress(Exception):  # keep the last split when the API hiccups
                         split = self._dataplane.routing(self._name)
+                        mirror = self._dataplane.mirror(self._name)
                     refreshed = now
                 instance = self._choose(split)
                 if instance is None:
@@ -333,6 +444,9 @@ class LoadGenerator:
                         self.stats.dropped += 1
                 else:
                     pool.submit(self._send, http, instance)
+                percent, mirrors = mirror
+                if instance is not None and mirrors and random.random() * 100 < percent:
+                    pool.submit(self._send, http, random.choice(mirrors), mirrored=True)
                 next_send += self._interval
                 self._stopping.wait(max(0.0, next_send - time.monotonic()))
 
@@ -344,7 +458,7 @@ class LoadGenerator:
         _, backends = random.choices(weighted, weights=[weight for weight, _ in weighted])[0]
         return random.choice(backends) if backends else None
 
-    def _send(self, http: httpx.Client, instance: ServingInstance) -> None:
+    def _send(self, http: httpx.Client, instance: ServingInstance, *, mirrored: bool = False) -> None:
         try:
             response = http.post(
                 f"{instance.base_url}/v2/models/{instance.model_name}/infer",
@@ -355,5 +469,8 @@ class LoadGenerator:
         except httpx.HTTPError:
             code = 0
         with self._lock:
+            if mirrored:
+                self.stats.mirrored[(instance.version, code)] += 1
+                return
             self.stats.sent += 1
             self.stats.by_version[(instance.version, code)] += 1

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from harness import free_port, wait_until
+from harness import wait_until
 from harness.control_plane import ControlPlane
-from harness.processes import ProcessRecord, http_ok, launch, stop_processes, tail
+from harness.processes import ProcessRecord, free_ports, http_ok, launch, stop_processes, tail
 from unit.chart.chart_support import Manifest, container_env, helm, template_args, the_one
 
 TOKEN_DURATION = "2h"
@@ -100,11 +100,12 @@ def running_operator(
 ) -> Iterator[ProcessRecord]:
     """Run `sluice-operator` as an ordinary local process with `settings` (SLUICE_*) and `kubeconfig`.
 
-    The liveness endpoint moves to a free loopback port; the process is stopped by PID on exit.
+    The liveness and readiness endpoints move to free loopback ports; the process is stopped by PID on exit.
     """
-    port = free_port()
+    port, readiness_port = free_ports(2)
     env = dict(settings)
     env["SLUICE_LIVENESS_ENDPOINT"] = f"http://127.0.0.1:{port}/healthz"
+    env["SLUICE_READINESS_ENDPOINT"] = f"http://127.0.0.1:{readiness_port}/readyz"
     env["KUBECONFIG"] = str(kubeconfig)
     unset = [arg for key in os.environ if key.startswith("SLUICE_") or key == "KUBERNETES_SERVICE_HOST"
              for arg in ("-u", key)]  # fmt: skip

@@ -74,6 +74,9 @@ tests/unit/chart/chart_support.py; change all three together.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- end }}
 
 {{/* Cluster-scoped permissions, needed in both modes: Kopf discovers the served resources by watching CRDs. */}}

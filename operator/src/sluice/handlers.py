@@ -20,10 +20,14 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from sluice.adapters import logs, telemetry
+from sluice.adapters.health import WatchLag
 from sluice.adapters.kube import Cluster, parse_status, workload_state
-from sluice.adapters.metrics import CanaryQuery, MetricsProvider
+from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.adapters.routers import router_for
+from sluice.adapters.shadow import ShadowMetrics, ShadowQuery, ShadowReader
 from sluice.adapters.telemetry import RECONCILE_SECONDS, RECONCILES
+from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, ValidationRunner
 from sluice.api.v1alpha1 import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -34,6 +38,7 @@ from sluice.api.v1alpha1 import (
     Action,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    Phase,
 )
 from sluice.core import validation
 from sluice.core.children import (
@@ -46,8 +51,17 @@ from sluice.core.children import (
     stable_pod_selector,
     workloads,
 )
-from sluice.core.plan import ActionRequest, AnalysisReading, EventRecord, EventType, Observations
-from sluice.core.rollout import check_window, decide
+from sluice.core.plan import (
+    ActionRequest,
+    AnalysisReading,
+    EventRecord,
+    EventType,
+    Observations,
+    ShadowReading,
+    ValidationReading,
+    WorkloadState,
+)
+from sluice.core.rollout import check_window, decide, validation_due
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,10 @@ ObjectKey = tuple[str, str]
 
 _CONFLICT_RETRY = timedelta(seconds=1)
 _MAX_FAILURE_BACKOFF_SECONDS = 300.0
+
+
+def _default_shadow_provider(url: str) -> ShadowReader:
+    return ShadowMetrics(url, 10.0)
 
 
 class ObjectGoneError(Exception):
@@ -91,6 +109,12 @@ class Reconciler:
     metrics_provider: Callable[[str], MetricsProvider]
     """The provider for a Prometheus URL."""
     clock: Clock
+    watch: WatchLag | None = None
+    """Told the resourceVersion of every direct read, for the readiness probe."""
+    canary_url_template: str = DEFAULT_CANARY_URL_TEMPLATE
+    """Base URL of a canary Service, for the validation gate (settings.canary_url_template)."""
+    shadow_provider: Callable[[str], ShadowReader] | None = None
+    """The shadow comparisons reader for a Prometheus URL; by default `ShadowMetrics` with a 10 s timeout."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -100,9 +124,13 @@ class Reconciler:
         body = await self.cluster.read_model_deployment(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             raise ObjectGoneError(f"{namespace}/{name}")
+        if self.watch is not None:
+            self.watch.read((namespace, name), body["metadata"].get("resourceVersion"))
         now = self.clock()
         status = parse_status(body)
         generation = int(body["metadata"].get("generation", 0))
+        steps = len(((body.get("spec") or {}).get("rollout") or {}).get("steps") or [])
+        logs.at_step(logs.describe_step(status.phase, status.current_step, steps, status.canary_weight))
         try:
             spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
@@ -123,6 +151,8 @@ class Reconciler:
             analysis=await self._analysis(spec, status, owner, now),
             action=requested_action(annotations, status),
             paused=spec.paused or annotations.get(PAUSED_ANNOTATION) == "true",
+            validation=await self._validation(spec, status, owner, workload_state(observed.canary), now),
+            shadow=await self._shadow(spec, status, owner, now),
         )
         plan = decide(spec, status, observations, now)
 
@@ -133,9 +163,12 @@ class Reconciler:
                 await self.cluster.apply(desired, observed_deployments[desired["metadata"]["name"]])
             else:
                 await self.cluster.apply_child(desired, owner)
-        await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight)
+        await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight, plan.mirror_percent)
         new_status = plan.status.model_copy(update={"selector": stable_pod_selector(name)})
         await self.cluster.write_status(body, new_status)
+        telemetry.record(namespace, name, status, plan, self.clock())
+        steps = len(spec.rollout.steps)
+        logs.at_step(logs.describe_step(new_status.phase, new_status.current_step, steps, new_status.canary_weight))
         await self._post_events(body, plan.events, now)
         return plan.requeue_after
 
@@ -146,21 +179,50 @@ class Reconciler:
         if window is None or status.canary_version is None:
             return None
         url = spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
-        query = CanaryQuery(
+        query = canary_query(
+            spec.analysis,
             namespace=owner.namespace,
             name=owner.name,
-            version=status.canary_version,
+            canary_version=status.canary_version,
+            stable_version=status.stable_version,
             window=window,
-            custom={metric.name: metric.query for metric in spec.analysis.metrics or []},
         )
         return await self.metrics_provider(url).read(query)
+
+    async def _validation(
+        self,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        owner: Owner,
+        canary: WorkloadState,
+        now: datetime,
+    ) -> ValidationReading | None:
+        """The validation gate's run against the canary Service, when it is due."""
+        if spec.validation is None or not validation_due(spec, status, canary, now):
+            return None
+        runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template)
+        return await runner.run(spec.validation, owner.namespace, owner.name)
+
+    async def _shadow(
+        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime
+    ) -> ShadowReading | None:
+        """The canary's comparisons with stable over the check window, when a shadow check is due."""
+        window = check_window(spec, status, now)
+        if window is None or status.phase is not Phase.SHADOWING or status.canary_version is None:
+            return None
+        url = spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
+        reader = (self.shadow_provider or _default_shadow_provider)(url)
+        return await reader.read(ShadowQuery(owner.namespace, owner.name, status.canary_version, window))
 
     async def _reject(
         self, body: Mapping[str, Any], status: ModelDeploymentStatus, message: str, generation: int, now: datetime
     ) -> None:
         """Ready=False, reason InvalidSpec, and a Warning Event when that is news; children stay as they are."""
         log.warning("%s/%s: invalid spec: %s", body["metadata"]["namespace"], body["metadata"]["name"], message)
-        if await self.cluster.write_status(body, validation.invalid_spec_status(status, message, generation, now)):
+        rejected = validation.invalid_spec_status(status, message, generation, now)
+        written = await self.cluster.write_status(body, rejected)
+        telemetry.observe_state(body["metadata"]["namespace"], body["metadata"]["name"], rejected)
+        if written:
             await self._post_events(body, (EventRecord(EventType.WARNING, validation.INVALID_SPEC, message),), now)
 
     async def _post_events(self, body: Mapping[str, Any], events: tuple[EventRecord, ...], now: datetime) -> None:
@@ -198,6 +260,7 @@ class Loops:
         loop = self._loops.pop(key, None)
         if loop is not None:
             loop.task.cancel()
+        telemetry.forget(*key)
 
     async def stop_all(self) -> None:
         loops = list(self._loops.values())
@@ -207,6 +270,7 @@ class Loops:
         await asyncio.gather(*(loop.task for loop in loops), return_exceptions=True)
 
     async def _run(self, key: ObjectKey, wake: asyncio.Event) -> None:
+        logs.reconciling(*key)
         failures = 0
         while True:
             wake.clear()
@@ -219,6 +283,7 @@ class Loops:
                 current = self._loops.get(key)
                 if current is not None and current.wake is wake:
                     del self._loops[key]
+                    telemetry.forget(*key)
                 return
             except Exception as error:
                 if isinstance(error, ApiException) and error.status == 409:
@@ -246,7 +311,12 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def modeldeployment_event(**kwargs: Any) -> None:
         key = (kwargs["namespace"], kwargs["name"])
+        watch = loops.reconciler.watch
+        if watch is not None:
+            watch.delivered(key, kwargs["body"].get("metadata", {}).get("resourceVersion"))
         if kwargs["type"] == "DELETED":
+            if watch is not None:
+                watch.forget(key)
             loops.stop(key)
         else:
             loops.wake(key)
@@ -262,8 +332,10 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
         await loops.stop_all()
 
 
-def kopf_settings() -> kopf.OperatorSettings:
-    """Kopf as a pure watcher: it posts no Events of its own (the reconciler posts the plan's)."""
+def kopf_settings(watch_inactivity_seconds: float = 70.0) -> kopf.OperatorSettings:
+    """Kopf as a pure watcher: it posts no Events of its own (the reconciler posts the plan's); a watch stream
+    silent (not even a bookmark) for `watch_inactivity_seconds` is reconnected."""
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False
+    settings.watching.inactivity_timeout = watch_inactivity_seconds
     return settings

@@ -15,10 +15,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from sluice.adapters import telemetry
+from sluice.adapters import logs, telemetry
+from sluice.adapters.health import WatchLag, serve_readiness
 from sluice.adapters.kube import Cluster, KubeApi, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider
+from sluice.adapters.shadow import ShadowMetrics
 from sluice.handlers import Loops, Reconciler, kopf_settings, register
 from sluice.settings import Settings
 
@@ -47,6 +49,9 @@ async def run(settings: Settings) -> None:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
     api_client = load_api_client()
+    watch = WatchLag(timedelta(seconds=settings.watch_stall_seconds), utc_now)
+    if settings.readiness_endpoint:
+        await serve_readiness(settings.readiness_endpoint, watch)
     elector: LeaseElector | None = None
     if settings.leader_election_lease:
         elector = LeaseElector(
@@ -57,12 +62,16 @@ async def run(settings: Settings) -> None:
             clock=utc_now,
         )
         await elector.acquire()
+    watch.leading = True
     reconciler = Reconciler(
         cluster=Cluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
         defaults=settings.serving_defaults(),
         default_prometheus_url=settings.prometheus_url,
         metrics_provider=prometheus,
         clock=utc_now,
+        watch=watch,
+        canary_url_template=settings.canary_url_template,
+        shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
     )
     registry = kopf.OperatorRegistry()
     register(registry, Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
@@ -82,7 +91,7 @@ async def run(settings: Settings) -> None:
         # standalone: Kopf's own peering is not used; the Lease above decides which replica runs.
         await kopf.operator(
             registry=registry,
-            settings=kopf_settings(),
+            settings=kopf_settings(settings.watch_inactivity_seconds),
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
@@ -104,12 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         print(f"sluice-operator: invalid settings: {problems}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("sluice").info("sluice-operator starting: %s", settings.model_dump_json())
     telemetry.serve(settings.metrics_port)
     asyncio.run(run(settings))

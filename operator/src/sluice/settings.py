@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sluice.core.children import ServingDefaults
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -41,12 +42,21 @@ class Settings(BaseSettings):
         default="http://prometheus.monitoring.svc:9090",
         description="Prometheus base URL for ModelDeployments that set no spec.analysis.prometheus.url.",
     )
+    canary_url_template: str = Field(
+        default="http://{service}.{namespace}.svc:{port}",
+        description="Base URL of a canary Service, for the validation gate; {service}, {namespace} and {port} "
+        "are filled in.",
+    )
     prometheus_timeout: float = Field(default=10.0, gt=0, description="Seconds one Prometheus query may take.")
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Namespaces to watch, comma-separated; empty watches the whole cluster.",
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="text, or json: one JSON object per line; every line carries namespace, name and rollout step.",
+    )
     serving_cpu_request: str = Field(default="100m", description="Default CPU request of a serving container.")
     serving_memory_request: str = Field(default="256Mi", description="Default memory request of a serving container.")
     serving_cpu_limit: str = Field(default="1", description="Default CPU limit of a serving container.")
@@ -64,6 +74,21 @@ class Settings(BaseSettings):
     liveness_endpoint: str = Field(
         default="",
         description="Serve a liveness probe here, e.g. http://0.0.0.0:8081/healthz; empty serves none.",
+    )
+    readiness_endpoint: str = Field(
+        default="",
+        description="Serve a readiness probe here, e.g. http://0.0.0.0:8082/readyz: 503 while the ModelDeployment "
+        "watch is stalled; empty serves none.",
+    )
+    watch_stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Not ready once the watch has owed a change that a direct read saw for this long.",
+    )
+    watch_inactivity_seconds: float = Field(
+        default=70.0,
+        gt=0,
+        description="Reconnect a watch stream that delivered nothing, not even a bookmark, for this long.",
     )
 
     leader_election_lease: str = Field(
@@ -89,6 +114,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _lease_needs_a_namespace(self) -> Self:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any, NamedTuple
 
 from sluice_serving import __version__
 from sluice_serving.config import Config
+from sluice_serving.fallback import Answerer
 from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import Model
@@ -19,6 +21,7 @@ from sluice_serving.protocol import (
     parse_v1_instances,
     tensor_json,
 )
+from sluice_serving.shadow import Shadow
 
 log = logging.getLogger("sluice_serving.app")
 
@@ -27,13 +30,15 @@ JSON = b"application/json"
 
 class Reply(NamedTuple):
     """A response. `endpoint` is set for inference requests (they are counted and timed); `delay` is the
-    injected latency (SLUICE_FAULT_LATENCY) to wait before sending it."""
+    injected latency (SLUICE_FAULT_LATENCY) to wait before sending it; `headers` are extra header lines
+    (each ending in CRLF)."""
 
     status: int
     body: bytes
     content_type: bytes = JSON
     endpoint: str | None = None
     delay: float = 0.0
+    headers: bytes = b""
 
 
 def error(status: int, message: str, endpoint: str | None = None) -> Reply:
@@ -47,16 +52,21 @@ class App:
         self.cfg = cfg
         self.metrics = metrics
         self.model: Model | None = None
+        self.fallback: Answerer | None = None
+        self.shadow: Shadow | None = None
+        """Set in the shadow phase (SLUICE_REFERENCE_MODEL_URI): every answer is compared with the stable model."""
         self.draining = False
         self._versions = (cfg.model_version,)
         self._random = random.Random()
+        self._next_fallback_log = 0.0
 
     @property
     def ready(self) -> bool:
         return self.model is not None and not self.draining
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Model, fallback: Answerer | None = None) -> None:
         self.model = model
+        self.fallback = fallback
 
     def handle(self, method: str, path: str, body: bytes) -> Reply:
         """Answer one request; never raises."""
@@ -141,7 +151,7 @@ class App:
     def _infer(self, name: str, version: str | None, body: bytes) -> Reply:
         model = self._loaded(name, version)
         request = parse_infer(body, model.inputs, model.outputs)
-        results = self._predict(model, request.inputs, request.outputs)
+        results, fallback = self._predict(model, request.inputs, request.outputs, "infer")
         doc: dict[str, Any] = {
             "model_name": self.cfg.model_name,
             "model_version": self.cfg.model_version,
@@ -149,7 +159,7 @@ class App:
         }
         if request.id is not None:
             doc["id"] = request.id
-        return Reply(200, dumps(doc), JSON, "infer")
+        return Reply(200, dumps(doc), JSON, "infer", headers=fallback)
 
     def _v1_predict(self, name: str, body: bytes) -> Reply:
         model = self._loaded(name, None)
@@ -157,19 +167,44 @@ class App:
             raise RequestError(400, "the V1 :predict form needs a single-input model; use /v2 infer")
         spec = model.inputs[0]
         x = parse_v1_instances(body, spec)
-        results = self._predict(model, {spec.name: x}, (model.prediction_output,))
+        results, fallback = self._predict(model, {spec.name: x}, (model.prediction_output,), "predict")
         predictions = tensor_json("", results[model.prediction_output])["data"]
-        return Reply(200, dumps({"predictions": predictions}), JSON, "predict")
+        return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=fallback)
 
-    def _predict(self, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...]) -> dict[str, Any]:
-        if self.cfg.fault_error_rate and self._random.random() < self.cfg.fault_error_rate:
-            raise _InjectedFaultError
+    def _predict(
+        self, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...], endpoint: str
+    ) -> tuple[dict[str, Any], bytes]:
+        """The model's results and b"", or, when the model raises and a fallback is configured, the
+        fallback's results and the header line that marks them."""
+        header = b""
         try:
+            if self.cfg.fault_error_rate and self._random.random() < self.cfg.fault_error_rate:
+                raise _InjectedFaultError
             results = model.predict(inputs, wanted)
         except (ValueError, TypeError) as exc:
             raise RequestError(400, f"the model rejected the input: {exc}") from None
+        except Exception as exc:
+            if self.fallback is None:
+                raise
+            results = self._fall_back(self.fallback, exc, inputs, wanted)
+            self.metrics.fallback(endpoint, self.fallback.kind)
+            header = b"x-sluice-fallback: " + self.fallback.kind.encode() + b"\r\n"
         self.metrics.distributions.observe(next(iter(inputs.values())), results[model.prediction_output])
-        return results
+        if self.shadow is not None and not header:
+            self.shadow.submit(inputs, results[model.prediction_output])
+        return results, header
+
+    def _fall_back(
+        self, fallback: Answerer, exc: Exception, inputs: dict[str, Any], wanted: tuple[str, ...]
+    ) -> dict[str, Any]:
+        now = time.monotonic()
+        if now >= self._next_fallback_log:  # at most one line a second: failures can come at the request rate
+            self._next_fallback_log = now + 1.0
+            log.warning("the model raised; the fallback answers", extra={"error": f"{type(exc).__name__}: {exc}"})
+        try:
+            return fallback.predict(inputs, wanted)
+        except Exception as fallback_exc:
+            raise exc from fallback_exc
 
 
 class _InjectedFaultError(RequestError):

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 DEFAULT_LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -66,9 +68,42 @@ SETTINGS = (
     ),
     Setting("SLUICE_MONITORED_FEATURES", "32", "Input features (columns) with a histogram; 0 turns it off."),
     Setting("SLUICE_MAX_CLASSES", "64", "Distinct class labels counted; further labels count as `other`."),
+    Setting(
+        "SLUICE_WORKERS",
+        "1",
+        "Server processes sharing the port (SO_REUSEPORT); /metrics sums them all. Each loads the model.",
+    ),
+    Setting(
+        "SLUICE_FALLBACK",
+        "",
+        "Answer when the model raises: constant:<json> (the prediction, or an object by output name), "
+        "or model (the SLUICE_FALLBACK_MODEL_* model). Counted in sluice_serving_fallback_responses_total.",
+    ),
+    Setting("SLUICE_FALLBACK_MODEL_URI", "", "The fallback model (e.g. the previous version), like MODEL_URI."),
+    Setting("SLUICE_FALLBACK_MODEL_DIGEST", "", "sha256:<64 hex> of the fallback model, like MODEL_DIGEST."),
+    Setting("SLUICE_FALLBACK_MODEL_FORMAT", "", "onnx | sklearn; empty: from the fallback model's suffix."),
+    Setting(
+        "SLUICE_REFERENCE_MODEL_URI",
+        "",
+        "Shadow phase (set by the operator on a canary): the stable model to compare every answer with.",
+    ),
+    Setting("SLUICE_REFERENCE_MODEL_FORMAT", "", "onnx | sklearn: the reference model's format."),
+    Setting("SLUICE_REFERENCE_MODEL_DIGEST", "", "sha256:<64 hex> of the reference model (required for pickle)."),
     Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
     Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every infer request."),
 )
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What answers when the model raises: a constant (`outputs`: JSON values by output name, or the
+    prediction when keyed by "") or a second model (`uri`, `digest`, `format`)."""
+
+    kind: str  # "constant" or "model"
+    outputs: tuple[tuple[str, Any], ...] = ()
+    uri: str = ""
+    digest: str = ""
+    format: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,8 @@ class Config:
     max_classes: int
     fault_error_rate: float
     fault_latency: float
+    workers: int = 1
+    fallback: Fallback | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -141,6 +178,8 @@ class Config:
             return v >= 0
 
         return cls(
+            workers=parse("SLUICE_WORKERS", int, lambda v: 1 <= v <= 64, "1..64"),
+            fallback=_fallback(get),
             model_name=name,
             model_version=get("MODEL_VERSION"),
             model_uri=uri,
@@ -167,13 +206,47 @@ class Config:
         )
 
 
-def _format_from_suffix(uri: str) -> str:
+def _fallback(get: Callable[[str], str]) -> Fallback | None:
+    raw = get("SLUICE_FALLBACK")
+    uri = get("SLUICE_FALLBACK_MODEL_URI")
+    kind, _, value = raw.partition(":")
+    kind = kind.strip().lower()
+    if not raw:
+        if uri:
+            raise ConfigError("SLUICE_FALLBACK_MODEL_URI is set but SLUICE_FALLBACK is not 'model'")
+        return None
+    if kind == "constant":
+        if uri:
+            raise ConfigError("SLUICE_FALLBACK=constant:... and SLUICE_FALLBACK_MODEL_URI exclude each other")
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"SLUICE_FALLBACK={raw!r}: the part after 'constant:' is not JSON") from None
+        if doc is None or (isinstance(doc, dict) and (not doc or None in doc.values())):
+            raise ConfigError(f"SLUICE_FALLBACK={raw!r}: give a value, or an object of values by output name")
+        outputs = tuple(doc.items()) if isinstance(doc, dict) else (("", doc),)
+        return Fallback("constant", outputs=outputs)
+    if kind == "model" and not value:
+        if not uri:
+            raise ConfigError("SLUICE_FALLBACK=model needs SLUICE_FALLBACK_MODEL_URI")
+        fmt = get("SLUICE_FALLBACK_MODEL_FORMAT").lower() or _format_from_suffix(uri, "SLUICE_FALLBACK_MODEL_FORMAT")
+        if fmt not in ("onnx", "sklearn"):
+            raise ConfigError(f"SLUICE_FALLBACK_MODEL_FORMAT={fmt!r} must be onnx or sklearn")
+        digest = get("SLUICE_FALLBACK_MODEL_DIGEST").lower()
+        if digest and not DIGEST_RE.match(digest):
+            raise ConfigError("SLUICE_FALLBACK_MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
+        return Fallback("model", uri=uri, digest=digest, format=fmt)
+    raise ConfigError(f"SLUICE_FALLBACK={raw!r} must be constant:<json> or model")
+
+
+def _format_from_suffix(uri: str, variable: str = "MODEL_FORMAT") -> str:
     path = uri.split("?", 1)[0].lower()
     if path.endswith(".onnx"):
         return "onnx"
     if path.endswith((".joblib", ".pkl", ".pickle", ".skops")):
         return "sklearn"
-    raise ConfigError("MODEL_FORMAT is required when MODEL_URI has no .onnx/.joblib/.pkl/.skops suffix")
+    uri_variable = variable.replace("FORMAT", "URI")
+    raise ConfigError(f"{variable} is required when {uri_variable} has no .onnx/.joblib/.pkl/.skops suffix")
 
 
 def _boolean(raw: str) -> bool:

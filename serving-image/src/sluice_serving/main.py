@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from sluice_serving import __version__, logs
+from sluice_serving import __version__, logs, shadow
 from sluice_serving.app import App
 from sluice_serving.config import Config, ConfigError, help_table
+from sluice_serving.fallback import Answerer, answerer
 from sluice_serving.fetch import fetch
-from sluice_serving.metrics import Metrics
+from sluice_serving.metrics import Metrics, Peers
 from sluice_serving.models import Model, load_model
 from sluice_serving.server import Server
 
@@ -46,46 +53,110 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"sluice-serving: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if cfg.workers > 1 and cfg.port == 0:
+        print("sluice-serving: configuration error: SLUICE_WORKERS > 1 needs a fixed PORT", file=sys.stderr)
+        sys.exit(2)
     logs.setup(cfg.log_level)
+    sys.exit(_supervise(cfg) if cfg.workers > 1 else _run(cfg, None))
+
+
+def _run(cfg: Config, peers: Peers | None) -> int:
     try:
         import uvloop
     except ImportError:
-        sys.exit(asyncio.run(serve(cfg)))
-    sys.exit(uvloop.run(serve(cfg)))
+        return asyncio.run(serve(cfg, peers))
+    return uvloop.run(serve(cfg, peers))
 
 
-def _load(cfg: Config) -> tuple[Model, float]:
+def _supervise(cfg: Config) -> int:
+    """Fork SLUICE_WORKERS workers on one port (SO_REUSEPORT), pass SIGTERM/SIGINT on, and wait for them.
+    When one fails, the others are stopped and the exit code is the failed one's, so the pod restarts."""
+    try:
+        Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(prefix=".workers-", dir=cfg.cache_dir))
+    except OSError as exc:
+        log.error("cannot create the workers' metrics directory", extra={"dir": cfg.cache_dir, "error": str(exc)})
+        return 1
+    children: set[int] = set()
+    for index in range(cfg.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                code = _run(cfg, Peers(directory, index))
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.add(pid)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = 0
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        exit_code = os.waitstatus_to_exitcode(status)
+        if exit_code != 0 and code == 0:
+            code = exit_code if exit_code > 0 else 1
+            log.error("a worker failed; stopping the others", extra={"pid": pid, "exit_code": exit_code})
+            forward(signal.SIGTERM, None)
+    shutil.rmtree(directory, ignore_errors=True)
+    return code
+
+
+def _load(cfg: Config) -> tuple[Model, Answerer | None, float]:
     started = time.perf_counter()
     path = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_digest, cfg.download_timeout)
     model = load_model(path, cfg.model_format, bool(cfg.model_digest), cfg.num_threads)
-    return model, time.perf_counter() - started
+    fallback = None
+    if cfg.fallback is not None:
+        spec = cfg.fallback
+        fallback_model = None
+        if spec.kind == "model":
+            fallback_path = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout)
+            fallback_model = load_model(fallback_path, spec.format, bool(spec.digest), cfg.num_threads)
+        fallback = answerer(spec, model, fallback_model)
+    return model, fallback, time.perf_counter() - started
 
 
-async def serve(cfg: Config) -> int:
-    """Run until SIGTERM/SIGINT (0) or a failed model load (1)."""
+async def _publish(metrics: Metrics) -> None:
+    while True:
+        metrics.publish()
+        await asyncio.sleep(0.25)
+
+
+async def serve(cfg: Config, peers: Peers | None = None) -> int:
+    """Run until SIGTERM/SIGINT (0) or a failed model load (1); `peers`: one of SLUICE_WORKERS workers."""
     loop = asyncio.get_running_loop()
-    metrics = Metrics(cfg)
+    metrics = Metrics(cfg, peers)
     app = App(cfg, metrics)
     server = Server(app)
     try:
-        port = await server.start(cfg.host, cfg.port)
+        port = await server.start(cfg.host, cfg.port, reuse_port=peers is not None)
     except OSError as exc:
         log.error("cannot listen", extra={"host": cfg.host, "port": cfg.port, "error": str(exc)})
         return 1
     log.info(
         "listening",
         extra={"host": cfg.host, "port": port, "model": cfg.model_name, "version": cfg.model_version,
-               "track": cfg.track},
+               "track": cfg.track, "worker": peers.index if peers is not None else 0},
     )  # fmt: skip
+    publisher = asyncio.ensure_future(_publish(metrics)) if peers is not None else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    loaded: asyncio.Future[tuple[Model, float]] = loop.create_future()
+    loaded: asyncio.Future[tuple[Model, Answerer | None, float]] = loop.create_future()
 
     def load_in_thread() -> None:
         try:
             result = _load(cfg)
+            app.shadow = shadow.from_env(cfg, metrics.registry, os.environ)  # the canary's shadow phase only
         except Exception as exc:
             loop.call_soon_threadsafe(_settle, loaded, None, exc)
         else:
@@ -102,20 +173,32 @@ async def serve(cfg: Config) -> int:
             await server.drain(0)
             stopping.cancel()
             return 1
-        model, seconds = loaded.result()
+        model, fallback, seconds = loaded.result()
         width = model.inputs[0].shape[1] if len(model.inputs[0].shape) == 2 else -1
         metrics.model_loaded(seconds, model.feature_names, width, model.classifier)
-        app.set_model(model)
-        log.info("model ready", extra={"seconds": round(seconds, 3), "platform": model.platform})
+        app.set_model(model, fallback)
+        # Everything allocated so far (modules, the model) lives as long as the process: move it out of the
+        # collector's reach, so that no full collection walks it while requests wait.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "model ready",
+            extra={"seconds": round(seconds, 3), "platform": model.platform,
+                   "fallback": fallback.kind if fallback is not None else None},
+        )  # fmt: skip
         await stopping
     log.info("draining", extra={"timeout": cfg.drain_timeout})
     await server.drain(cfg.drain_timeout)
+    if publisher is not None:
+        publisher.cancel()
     log.info("stopped")
     return 0
 
 
 def _settle(
-    future: asyncio.Future[tuple[Model, float]], result: tuple[Model, float] | None, exc: Exception | None
+    future: asyncio.Future[tuple[Model, Answerer | None, float]],
+    result: tuple[Model, Answerer | None, float] | None,
+    exc: Exception | None,
 ) -> None:
     if future.done():
         return

@@ -5,19 +5,26 @@ loop thread (no locks) and turned into metric families only when /metrics is scr
 and latencies are a dict and a bisect per request; input-feature and prediction distributions are
 buffered and folded into their histograms in one vectorised pass every few thousand rows (and at
 every scrape).
+
+With SLUICE_WORKERS > 1 every worker process publishes a snapshot of its counts to a private directory
+(`Peers`) a few times a second, and the worker that answers a scrape adds the other workers' latest
+snapshots to its own live counts, so /metrics reports the pod as a whole.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
+import pickle
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, ProcessCollector, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -70,12 +77,39 @@ class _ColumnHistograms:
 class _Requests(Collector):
     """sluice_serving_requests_total and sluice_serving_request_duration_seconds."""
 
-    def __init__(self, base: tuple[str, str, str], bounds: Sequence[float]) -> None:
+    def __init__(self, base: tuple[str, str, str], bounds: Sequence[float], fallback: str | None) -> None:
         self._base = base
         self._bounds = list(bounds)
         self._codes: dict[tuple[str, int], int] = {("infer", 200): 0}
         self._buckets: dict[str, list[int]] = {"infer": [0] * (len(bounds) + 1)}
         self._sums: dict[str, float] = {"infer": 0.0}
+        self.fallbacks: dict[tuple[str, str], int] = {("infer", fallback): 0} if fallback else {}
+        self.in_flight = 0
+        self.load_seconds: float | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "codes": dict(self._codes),
+            "buckets": {k: list(v) for k, v in self._buckets.items()},
+            "sums": dict(self._sums),
+            "fallbacks": dict(self.fallbacks),
+            "in_flight": self.in_flight,
+            "load_seconds": self.load_seconds,
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add another worker's counts (from `state()`) to these."""
+        for key, count in state["codes"].items():
+            self._codes[key] = self._codes.get(key, 0) + count
+        for endpoint, buckets in state["buckets"].items():
+            mine = self._buckets.setdefault(endpoint, [0] * (len(self._bounds) + 1))
+            self._buckets[endpoint] = [a + b for a, b in zip(mine, buckets, strict=True)]
+            self._sums[endpoint] = self._sums.get(endpoint, 0.0) + state["sums"][endpoint]
+        for key, count in state["fallbacks"].items():
+            self.fallbacks[key] = self.fallbacks.get(key, 0) + count
+        self.in_flight += state["in_flight"]
+        if state["load_seconds"] is not None:
+            self.load_seconds = max(self.load_seconds or 0.0, state["load_seconds"])
 
     def record(self, endpoint: str, code: int, seconds: float) -> None:
         key = (endpoint, code)
@@ -108,6 +142,28 @@ class _Requests(Collector):
             cumulative = np.cumsum(buckets).tolist()
             duration.add_metric([*base, endpoint], list(zip(les, cumulative, strict=True)), self._sums[endpoint])
         yield duration
+        if self.fallbacks:
+            fallbacks = CounterMetricFamily(
+                PREFIX + "fallback_responses",
+                "Inference requests answered by the fallback because the model raised (answered 200)",
+                labels=[*BASE_LABELS, "endpoint", "fallback"],
+            )
+            for (endpoint, kind), count in sorted(self.fallbacks.items()):
+                fallbacks.add_metric([*base, endpoint, kind], count)
+            yield fallbacks
+        in_flight = GaugeMetricFamily(
+            PREFIX + "requests_in_flight", "Inference requests received and not yet answered", labels=BASE_LABELS
+        )
+        in_flight.add_metric(base, self.in_flight)
+        yield in_flight
+        if self.load_seconds is not None:
+            load = GaugeMetricFamily(
+                PREFIX + "model_load_duration_seconds",
+                "Seconds from start to model ready: fetch, digest check, load and warm-up",
+                labels=BASE_LABELS,
+            )
+            load.add_metric(base, self.load_seconds)
+            yield load
 
 
 class _Distributions(Collector):
@@ -163,6 +219,25 @@ class _Distributions(Collector):
         self._pending_y.clear()
         self._pending_rows = 0
 
+    def state(self) -> dict[str, Any]:
+        self.flush()
+        features = self._features
+        return {
+            "features": (features.counts.copy(), features.sums.copy()) if features is not None else None,
+            "values": (self._values.counts.copy(), self._values.sums.copy()),
+            "classes": dict(self._classes),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add another worker's counts (from `state()`, same configuration) to these."""
+        if state["features"] is not None and self._features is not None:
+            self._features.counts += state["features"][0]
+            self._features.sums += state["features"][1]
+        self._values.counts += state["values"][0]
+        self._values.sums += state["values"][1]
+        for value, count in state["classes"].items():
+            self._count_class(value, count)
+
     def _count_class(self, value: Any, count: int) -> None:
         if value not in self._classes:
             if len(self._classes) >= self._cfg.max_classes:
@@ -199,32 +274,82 @@ class _Distributions(Collector):
 class Metrics:
     """All of the server's metrics, in a registry of its own (plus process and platform metrics)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, peers: Peers | None = None) -> None:
+        self.cfg = cfg
+        self.peers = peers
         self.registry = CollectorRegistry(auto_describe=True)
         base = (cfg.model_name, cfg.model_version, cfg.track)
-        self._requests = _Requests(base, cfg.latency_buckets)
+        self._requests = _Requests(base, cfg.latency_buckets, cfg.fallback.kind if cfg.fallback else None)
         self.registry.register(self._requests)
         self.record = self._requests.record
-        self.in_flight = Gauge(
-            PREFIX + "requests_in_flight",
-            "Inference requests received and not yet answered",
-            BASE_LABELS,
-            registry=self.registry,
-        ).labels(*base)
-        self._load = Gauge(
-            PREFIX + "model_load_duration_seconds",
-            "Seconds from start to model ready: fetch, digest check, load and warm-up",
-            BASE_LABELS,
-            registry=self.registry,
-        ).labels(*base)
         self.distributions = _Distributions(cfg, base)
         self.registry.register(self.distributions)
+        self._model: tuple[Sequence[str], int, bool] | None = None
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
 
+    def in_flight_inc(self) -> None:
+        self._requests.in_flight += 1
+
+    def in_flight_dec(self) -> None:
+        self._requests.in_flight -= 1
+
+    def fallback(self, endpoint: str, kind: str) -> None:
+        """Count one answer of the fallback."""
+        key = (endpoint, kind)
+        self._requests.fallbacks[key] = self._requests.fallbacks.get(key, 0) + 1
+
     def model_loaded(self, seconds: float, feature_names: Sequence[str], width: int, classifier: bool) -> None:
-        self._load.set(seconds)
+        self._requests.load_seconds = seconds
+        self._model = (feature_names, width, classifier)
         self.distributions.configure(feature_names, width, classifier)
 
+    def state(self) -> dict[str, Any]:
+        """This process's counts, for the other workers to add up."""
+        return {
+            "requests": self._requests.state(),
+            "distributions": self.distributions.state() if self._model is not None else None,
+        }
+
+    def publish(self) -> None:
+        """Write this worker's snapshot for the others (SLUICE_WORKERS > 1)."""
+        if self.peers is not None:
+            self.peers.publish(self.state())
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.peers is None:
+            return generate_latest(self.registry)
+        total = Metrics(self.cfg)
+        if self._model is not None:
+            total.model_loaded(0.0, *self._model)
+            total._requests.load_seconds = None
+        for state in [self.state(), *self.peers.others()]:
+            total._requests.absorb(state["requests"])
+            if state["distributions"] is not None and self._model is not None:
+                total.distributions.absorb(state["distributions"])
+        return generate_latest(total.registry)
+
+
+class Peers:
+    """The snapshot files of the worker processes of one server, in a directory only they use."""
+
+    def __init__(self, directory: Path, index: int) -> None:
+        self.directory = directory
+        self.index = index
+        self._path = directory / f"worker-{index}.metrics"
+        self._tmp = directory / f".worker-{index}.metrics.tmp"
+
+    def publish(self, state: dict[str, Any]) -> None:
+        self._tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(self._tmp, self._path)
+
+    def others(self) -> list[dict[str, Any]]:
+        """The latest snapshot of every other worker (a worker that has not published yet counts 0)."""
+        states = []
+        for path in sorted(self.directory.glob("worker-*.metrics")):
+            if path != self._path:
+                try:
+                    states.append(pickle.loads(path.read_bytes()))
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    continue
+        return states

@@ -22,13 +22,14 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _MAX_PIPELINE = 32
 
 
-def _head(status: int, content_type: bytes, length: int, close: bool) -> bytes:
+def _head(status: int, content_type: bytes, length: int, close: bool, headers: bytes = b"") -> bytes:
     reason = _REASONS.get(status, "Unknown")
     connection = b"connection: close\r\n" if close else b""
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: ".encode()
         + content_type
         + f"\r\ncontent-length: {length}\r\n".encode()
+        + headers
         + connection
         + b"\r\n"
     )
@@ -155,14 +156,14 @@ class HttpProtocol(asyncio.Protocol):
         reply = self._app.handle(request.method, request.path, request.body)
         if reply.delay > 0:
             self._busy = True
-            self._app.metrics.in_flight.inc()
+            self._app.metrics.in_flight_inc()
             asyncio.get_running_loop().call_later(reply.delay, self._finish_delayed, request, reply)
         else:
             self._respond(request, reply)
 
     def _finish_delayed(self, request: _Request, reply: Reply) -> None:
         self._busy = False
-        self._app.metrics.in_flight.dec()
+        self._app.metrics.in_flight_dec()
         self._respond(request, reply)
         while self._queue and not self._busy and not self._closing:
             self._process(self._queue.popleft())
@@ -187,7 +188,7 @@ class HttpProtocol(asyncio.Protocol):
     def _write(self, reply: Reply, head_only: bool, close: bool) -> None:
         if self._transport is None or self._closing:
             return
-        head = _head(reply.status, reply.content_type, len(reply.body), close)
+        head = _head(reply.status, reply.content_type, len(reply.body), close, reply.headers)
         self._transport.write(head if head_only else head + reply.body)
 
     def _reject_too_large(self) -> None:
@@ -229,11 +230,11 @@ class Server:
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the bound port."""
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Listen (`reuse_port`: alongside the other worker processes); return the bound port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: HttpProtocol(self), host, port, reuse_address=True, backlog=1024
+            lambda: HttpProtocol(self), host, port, reuse_address=True, reuse_port=reuse_port or None, backlog=1024
         )
         self._sweeper = asyncio.create_task(self._sweep())
         return int(self._server.sockets[0].getsockname()[1])

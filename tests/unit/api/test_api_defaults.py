@@ -83,6 +83,7 @@ def test_the_documented_defaults_of_a_minimal_spec() -> None:
         "maxInconclusiveChecks": 3,
         "onInconclusive": "Rollback",
         "maxConsecutiveErrors": 3,
+        "minDriftSamples": 500,
     }
 
 

@@ -149,6 +149,12 @@ REVIEWED_NAMESPACED_RULES = (
         "gateway.networking.k8s.io", "httproutes", APPLY_AND_DELETE, "the weighted HTTPRoute, with spec.traffic.gateway"
     ),
     ReviewedRule("", "events", ("create",), "Events on ModelDeployments (rollout steps, verdicts, rollbacks)"),
+    ReviewedRule(
+        "",
+        "configmaps",
+        ("get",),
+        "the validation gate's dataset, with spec.validation.configMapRef: one named key, read by name (no list)",
+    ),
 )
 """In every watched namespace (through the ClusterRole in cluster-wide mode, a Role per namespace otherwise)."""
 

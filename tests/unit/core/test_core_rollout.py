@@ -469,6 +469,28 @@ def test_history_keeps_the_newest_entries_up_to_the_limit() -> None:
     assert simulation.status.history[-1].version == f"2.0.{HISTORY_LIMIT + 1}"
 
 
+def test_history_entries_keep_the_rolled_out_and_the_stable_model_for_undo() -> None:
+    simulation = at_first_step(make_spec("1.0.0", rollout={"steps": [50], "interval": "1m"}))
+    simulation.check(HEALTHY)
+    simulation.reconcile()  # promoted: 2.0.0 is stable
+    simulation.set_version("3.0.0")
+    simulation.reconcile()
+    simulation.set_version("4.0.0")  # supersedes 3.0.0: the spec no longer names 3.0.0's model
+    plan = simulation.reconcile(action=Action.ABORT)
+
+    promoted, superseded, aborted = plan.status.history
+    assert promoted.outcome is Outcome.PROMOTED
+    assert promoted.model is not None
+    assert (promoted.model.version, promoted.model.uri) == ("2.0.0", "s3://models/fraud/2.0.0/model.onnx")
+    assert promoted.stable_model is not None
+    assert promoted.stable_model.version == "1.0.0"
+    assert (superseded.version, superseded.outcome, superseded.model) == ("3.0.0", Outcome.SUPERSEDED, None)
+    assert superseded.stable_model is not None
+    assert superseded.stable_model.version == "2.0.0"
+    assert aborted.model is not None
+    assert (aborted.version, aborted.outcome, aborted.model.version) == ("4.0.0", Outcome.ABORTED, "4.0.0")
+
+
 # --- manual actions --------------------------------------------------------------------------------------------------
 
 

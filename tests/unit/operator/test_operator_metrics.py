@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from sluice.adapters.metrics import CanaryQuery, PrometheusProvider, builtin_queries, render_template
+from sluice.adapters.metrics import CanaryQuery, PrometheusProvider, builtin_queries, drift_queries, render_template
+from sluice.core.drift import CountKind, Counts
 
 QUERY = CanaryQuery(
     namespace="ml", name="fraud", version="1.4.0", window=timedelta(minutes=1), custom={"acc": "acc{v='{{version}}'}"}
@@ -76,6 +77,8 @@ def test_the_builtin_queries_select_the_canary_of_the_version() -> None:
     assert queries["request_count"] == f"sum(increase(sluice_serving_requests_total{{{selector}}}[1m]))"
     assert f'sluice_serving_requests_total{{{selector},code=~"5.."}}[1m]' in queries["error_rate"]
     assert "or vector(0)" in queries["error_rate"]
+    fallbacks = f"sluice_serving_fallback_responses_total{{{selector}}}[1m]"
+    assert f"(sum(rate({fallbacks})) or vector(0))" in queries["error_rate"], "fallback answers count as errors"
     assert queries["latency_p99_seconds"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
     assert "sluice_serving_request_duration_seconds_bucket" in queries["latency_p99_seconds"]
 
@@ -138,3 +141,68 @@ def test_a_slow_prometheus_times_out(fake_prometheus: FakePrometheus) -> None:
     assert reading.error is not None
     assert "Timeout" in reading.error
     assert time.monotonic() - started < 1.9
+
+
+DRIFT_QUERY = CanaryQuery(
+    namespace="ml",
+    name="fraud",
+    version="1.4.0",
+    window=timedelta(seconds=30),
+    stable_version="1.3.0",
+    predictions=True,
+    features=True,
+)
+
+
+def samples(*rows: tuple[dict[str, str], str]) -> dict[str, Any]:
+    result = [{"metric": labels, "value": [1, value]} for labels, value in rows]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+def test_the_drift_queries_read_canary_and_stable_over_the_same_window() -> None:
+    queries = drift_queries(DRIFT_QUERY)
+    canary, stable = queries["classes"]
+    assert canary == (
+        "sum by (class) (increase(sluice_serving_predicted_class_total"
+        '{namespace="ml",model="fraud",version="1.4.0",track="canary"}[30s]))'
+    )
+    assert 'version="1.3.0",track="stable"}[30s]' in stable
+    assert queries["prediction_buckets"][0].startswith("sum by (le) (increase(sluice_serving_predictions_bucket{")
+    assert queries["feature_buckets"][1].startswith(
+        "sum by (feature, le) (increase(sluice_serving_input_feature_bucket{"
+    )
+
+
+def test_class_counts_and_feature_buckets_are_read_per_side(fake_prometheus: FakePrometheus) -> None:
+    def answer(promql: str) -> tuple[int, Any]:
+        canary = 'track="canary"' in promql
+        if "predicted_class" in promql:
+            return 200, samples(({"class": "0"}, "20" if canary else "50"), ({"class": "1"}, "80" if canary else "50"))
+        if "input_feature" in promql:
+            return 200, samples(({"feature": "3", "le": "0.0"}, "4"), ({"feature": "3", "le": "+Inf"}, "NaN"))
+        if "predictions_bucket" in promql:
+            raise AssertionError("prediction buckets are read only for a model without class counts")
+        return 200, vector("1")
+
+    fake_prometheus.answer = answer
+    reading = asyncio.run(PrometheusProvider(fake_prometheus.url, 5).read(DRIFT_QUERY))
+    assert reading.error is None
+    assert reading.predictions == Counts(CountKind.CLASSES, {"0": 20, "1": 80}, {"0": 50, "1": 50})
+    assert reading.features == {"3": Counts(CountKind.BUCKETS, {"0.0": 4}, {"0.0": 4})}
+
+
+def test_prediction_buckets_when_there_are_no_classes_and_none_without_series(fake_prometheus: FakePrometheus) -> None:
+    buckets = samples(({"le": "0.0"}, "3"), ({"le": "+Inf"}, "9"))
+    fake_prometheus.answer = lambda promql: (
+        (200, buckets) if "predictions_bucket" in promql else (200, EMPTY if "by (" in promql else vector("1"))
+    )
+    reading = asyncio.run(PrometheusProvider(fake_prometheus.url, 5).read(DRIFT_QUERY))
+    assert reading.predictions == Counts(CountKind.BUCKETS, {"0.0": 3, "+Inf": 9}, {"0.0": 3, "+Inf": 9})
+    fake_prometheus.answer = lambda promql: (200, EMPTY if "by (" in promql else vector("1"))
+    reading = asyncio.run(PrometheusProvider(fake_prometheus.url, 5).read(DRIFT_QUERY))
+    assert (reading.error, reading.predictions, reading.features) == (None, None, {})
+
+
+def test_without_drift_bounds_no_distribution_is_queried(fake_prometheus: FakePrometheus) -> None:
+    read(fake_prometheus.url)
+    assert not [promql for promql in fake_prometheus.queries if "by (class)" in promql or "input_feature" in promql]

@@ -39,6 +39,21 @@ def make_classifier(directory: Path) -> ModelFiles:
     return _save(directory / "classifier", model, x[:8])
 
 
+def make_flipped_classifier(directory: Path) -> ModelFiles:
+    """`make_classifier`'s data with every label flipped: a model that disagrees with it on nearly every row."""
+    x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    model = LogisticRegression(max_iter=500).fit(x, 1 - y)
+    return _save(directory / "classifier-flipped", model, x[:8])
+
+
+def classification_dataset_csv(label: str = "label") -> str:
+    """`make_classifier`'s training data as a CSV dataset (20 feature columns, then `label`)."""
+    x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    header = ",".join([*(f"f{i}" for i in range(FEATURES)), label])
+    lines = [",".join([*(f"{v:.6f}" for v in row), str(int(c))]) for row, c in zip(x, y, strict=True)]
+    return "\n".join([header, *lines]) + "\n"
+
+
 def make_regressor(directory: Path, features: int = 5) -> ModelFiles:
     x, y = make_regression(n_samples=200, n_features=features, random_state=0)
     model = LinearRegression().fit(x, y)

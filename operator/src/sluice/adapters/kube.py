@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from sluice.adapters.telemetry import KUBE_WRITES
+from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
 from sluice.core.children import SPEC_HASH_ANNOTATION, VERSION_LABEL, ChildNames, Owner, spec_hash, with_spec_hash
 from sluice.core.plan import EventRecord, WorkloadState
@@ -33,10 +33,13 @@ _PLURALS = {
     "Deployment": "deployments",
     "Service": "services",
     "HTTPRoute": "httproutes",
+    "ConfigMap": "configmaps",
     "Event": "events",
     KIND: PLURAL,
 }
 _EVENT_MESSAGE_LIMIT = 1024
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+"""Kubernetes verbs of the HTTP methods KubeApi sends (it reads single objects only: no list or watch)."""
 
 
 class ChildConflictError(RuntimeError):
@@ -78,7 +81,17 @@ class KubeApi:
         """The decoded response; raises ApiException for error statuses."""
         if method != "GET":
             KUBE_WRITES.labels(method).inc()
-        return await asyncio.to_thread(self._request, method, path, query or {}, body, content_type)
+        verb = _VERBS.get(method, method.lower())
+        try:
+            response = await asyncio.to_thread(self._request, method, path, query or {}, body, content_type)
+        except ApiException as error:
+            KUBE_REQUESTS.labels(verb, str(error.status)).inc()
+            raise
+        except Exception:
+            KUBE_REQUESTS.labels(verb, "none").inc()
+            raise
+        KUBE_REQUESTS.labels(verb, "2xx").inc()
+        return response
 
     async def get(self, path: str) -> dict[str, Any] | None:
         """The object at `path`, or None when it does not exist (or its API is not served)."""
@@ -197,6 +210,12 @@ class Cluster:
                 f"{kind} {owner.namespace}/{name} exists and is not controlled by ModelDeployment {owner.name}"
             )
         return observed
+
+    async def read_config_map_key(self, namespace: str, name: str, key: str) -> str | None:
+        """A ConfigMap key's text (the validation gate's dataset); None when the ConfigMap or the key is missing."""
+        config_map = await self.api.get(object_path("v1", "ConfigMap", namespace, name))
+        value = ((config_map or {}).get("data") or {}).get(key)
+        return value if isinstance(value, str) else None
 
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""

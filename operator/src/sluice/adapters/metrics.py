@@ -1,8 +1,11 @@
-"""Canary metrics from Prometheus: request count, error rate and p99 latency over a window, plus custom PromQL.
+"""Canary metrics from Prometheus: request count, error rate and p99 latency over a window, plus custom PromQL,
+plus (when drift bounds are set) the canary's and the stable version's prediction and input-feature counts.
 
 Queries select the canary's series by the serving image's labels (`model` = the ModelDeployment's name,
-`version`, `track="canary"`) and the `namespace` label the scrape configuration attaches. No data (empty result,
-NaN) reads as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`.
+`version`, `track="canary"`) and the `namespace` label the scrape configuration attaches; the drift queries
+read the stable version's series (`track="stable"`) over the same window too. No data (empty result, NaN) reads
+as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`. Queries are instant queries at
+`CanaryQuery.at` (what-if replay, `sluice.replay`) or now.
 """
 
 from __future__ import annotations
@@ -12,18 +15,25 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prometheus_api_client import PrometheusConnect
 from requests.adapters import Retry
 
 from sluice.api.durations import format_duration
+from sluice.api.v1alpha1 import AnalysisSpec
+from sluice.core.drift import CountKind, Counts
 from sluice.core.plan import AnalysisReading
 
 REQUESTS_METRIC = "sluice_serving_requests_total"
+FALLBACKS_METRIC = "sluice_serving_fallback_responses_total"
 DURATION_BUCKETS_METRIC = "sluice_serving_request_duration_seconds_bucket"
+CLASSES_METRIC = "sluice_serving_predicted_class_total"
+PREDICTION_BUCKETS_METRIC = "sluice_serving_predictions_bucket"
+FEATURE_BUCKETS_METRIC = "sluice_serving_input_feature_bucket"
 CANARY_TRACK = "canary"
+STABLE_TRACK = "stable"
 _PLACEHOLDER = re.compile(r"\{\{\s*(namespace|name|version|track|interval)\s*\}\}")
 
 
@@ -36,6 +46,14 @@ class CanaryQuery:
     version: str
     window: timedelta
     custom: Mapping[str, str] = field(default_factory=dict)
+    stable_version: str | None = None
+    """The stable version, the baseline of the drift metrics."""
+    predictions: bool = False
+    """Read prediction counts of both sides (a prediction drift bound is set)."""
+    features: bool = False
+    """Read input-feature counts of both sides (maxFeaturePSI is set)."""
+    at: datetime | None = None
+    """Evaluation time of the instant queries; None: now."""
 
 
 class MetricsProvider(Protocol):
@@ -46,6 +64,30 @@ class MetricsProvider(Protocol):
 
 class QueryError(Exception):
     """Prometheus answered, but not with one number."""
+
+
+def canary_query(
+    analysis: AnalysisSpec,
+    *,
+    namespace: str,
+    name: str,
+    canary_version: str,
+    stable_version: str | None,
+    window: timedelta,
+    at: datetime | None = None,
+) -> CanaryQuery:
+    """What a check reads for `analysis`: the operator's live checks and `sluice.replay` both build it here."""
+    return CanaryQuery(
+        namespace=namespace,
+        name=name,
+        version=canary_version,
+        window=window,
+        custom={metric.name: metric.query for metric in analysis.metrics or []},
+        stable_version=stable_version,
+        predictions=analysis.max_prediction_psi is not None or analysis.max_prediction_ks is not None,
+        features=analysis.max_feature_psi is not None,
+        at=at,
+    )
 
 
 def _label_value(value: str) -> str:
@@ -64,27 +106,67 @@ def render_template(template: str, query: CanaryQuery) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 
-def builtin_queries(query: CanaryQuery) -> dict[str, str]:
-    """PromQL of the three built-in readings."""
-    selector = ",".join(
+def _selector(query: CanaryQuery, version: str, track: str) -> str:
+    return ",".join(
         f'{label}="{_label_value(value)}"'
         for label, value in (
             ("namespace", query.namespace),
             ("model", query.name),
-            ("version", query.version),
-            ("track", CANARY_TRACK),
+            ("version", version),
+            ("track", track),
         )
     )
+
+
+def builtin_queries(query: CanaryQuery) -> dict[str, str]:
+    """PromQL of the three built-in readings. The error rate counts 5xx answers and answers of the serving
+    image's fallback (a 200 given because the model raised) as errors."""
+    selector = _selector(query, query.version, CANARY_TRACK)
     window = format_duration(query.window)
     requests = f"{REQUESTS_METRIC}{{{selector}}}[{window}]"
     errors = f'{REQUESTS_METRIC}{{{selector},code=~"5.."}}[{window}]'
+    fallbacks = f"{FALLBACKS_METRIC}{{{selector}}}[{window}]"
     return {
         "request_count": f"sum(increase({requests}))",
-        "error_rate": f"(sum(rate({errors})) or vector(0)) / sum(rate({requests}))",
+        "error_rate": (
+            f"((sum(rate({errors})) or vector(0)) + (sum(rate({fallbacks})) or vector(0))) / sum(rate({requests}))"
+        ),
         "latency_p99_seconds": (
             f"histogram_quantile(0.99, sum by (le) (rate({DURATION_BUCKETS_METRIC}{{{selector}}}[{window}])))"
         ),
     }
+
+
+def drift_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
+    """PromQL of the drift readings, (canary, stable) by name: `classes` by class, `prediction_buckets` by `le`,
+    `feature_buckets` by feature and `le`; each the increase over the window, summed over pods."""
+    window = format_duration(query.window)
+    sides = (
+        _selector(query, query.version, CANARY_TRACK),
+        _selector(query, query.stable_version or "", STABLE_TRACK),
+    )
+
+    def both(metric: str, by: str) -> tuple[str, str]:
+        canary, stable = (f"sum by ({by}) (increase({metric}{{{selector}}}[{window}]))" for selector in sides)
+        return canary, stable
+
+    return {
+        "classes": both(CLASSES_METRIC, "class"),
+        "prediction_buckets": both(PREDICTION_BUCKETS_METRIC, "le"),
+        "feature_buckets": both(FEATURE_BUCKETS_METRIC, "feature, le"),
+    }
+
+
+def grouped_values(result: Any, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+    """An instant vector as {values of `labels`: value}, NaN samples left out."""
+    if not isinstance(result, list):
+        raise QueryError(f"expected a vector, got {result!r}")
+    values: dict[tuple[str, ...], float] = {}
+    for sample in result:
+        value = float(sample["value"][1])
+        if not math.isnan(value):
+            values[tuple(sample["metric"].get(label, "") for label in labels)] = value
+    return values
 
 
 def single_value(result: Any) -> float | None:
@@ -117,18 +199,54 @@ class PrometheusProvider:
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
             return AnalysisReading(error=f"{self.url}: {type(error).__name__}: {error}")
 
-    def _value(self, promql: str) -> float | None:
+    def _query(self, promql: str, at: datetime | None) -> Any:
+        params = None if at is None else {"time": f"{at.timestamp():.3f}"}
+        return self._client.custom_query(query=promql, params=params)
+
+    def _value(self, promql: str, at: datetime | None) -> float | None:
         try:
-            return single_value(self._client.custom_query(query=promql))
+            return single_value(self._query(promql, at))
         except QueryError as error:
             raise QueryError(f"{error}: {promql}") from None
 
+    def _grouped(self, promql: str, labels: tuple[str, ...], at: datetime | None) -> dict[tuple[str, ...], float]:
+        try:
+            return grouped_values(self._query(promql, at), labels)
+        except QueryError as error:
+            raise QueryError(f"{error}: {promql}") from None
+
+    def _by(self, promqls: tuple[str, str], label: str, at: datetime | None) -> tuple[dict[str, float], ...]:
+        return tuple({key[0]: value for key, value in self._grouped(q, (label,), at).items()} for q in promqls)
+
+    def _predictions(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> Counts | None:
+        """Class counts when either side has any, else prediction histogram buckets, else None."""
+        for name, label, kind in (
+            ("classes", "class", CountKind.CLASSES),
+            ("prediction_buckets", "le", CountKind.BUCKETS),
+        ):
+            canary, stable = self._by(queries[name], label, query.at)
+            if canary or stable:
+                return Counts(kind, canary, stable)
+        return None
+
+    def _features(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> dict[str, Counts]:
+        canary, stable = (self._grouped(q, ("feature", "le"), query.at) for q in queries["feature_buckets"])
+        by_feature: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        for side, values in enumerate((canary, stable)):
+            for (feature, le), value in values.items():
+                by_feature.setdefault(feature, ({}, {}))[side][le] = value
+        return {feature: Counts(CountKind.BUCKETS, *sides) for feature, sides in by_feature.items()}
+
     def _read(self, query: CanaryQuery) -> AnalysisReading:
-        builtin = {name: self._value(promql) for name, promql in builtin_queries(query).items()}
-        custom = {name: self._value(render_template(template, query)) for name, template in query.custom.items()}
+        at = query.at
+        builtin = {name: self._value(promql, at) for name, promql in builtin_queries(query).items()}
+        custom = {name: self._value(render_template(template, query), at) for name, template in query.custom.items()}
+        drift = drift_queries(query)
         return AnalysisReading(
             request_count=builtin["request_count"],
             error_rate=builtin["error_rate"],
             latency_p99_seconds=builtin["latency_p99_seconds"],
             custom=custom,
+            predictions=self._predictions(query, drift) if query.predictions else None,
+            features=self._features(query, drift) if query.features else {},
         )

@@ -17,8 +17,9 @@ from sluice.core.children import GATEWAY_API_VERSION, ChildNames, Owner, http_ro
 class TrafficRouter(Protocol):
     """Sets and reads the percentage of requests that reach the canary."""
 
-    async def set_weight(self, owner: Owner, canary_weight: int) -> None:
-        """Make the canary receive `canary_weight` percent of requests."""
+    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
+        """Make the canary receive `canary_weight` percent of requests, and a copy of `mirror_percent` percent
+        (its answers discarded); a router that cannot mirror ignores it (shadow needs spec.traffic.gateway)."""
 
     async def get_weight(self, owner: Owner) -> int | None:
         """The canary's effective percentage of requests, None when there is nothing to route."""
@@ -36,8 +37,8 @@ class GatewayAPIRouter:
         self._cluster = cluster
         self._gateway = gateway
 
-    async def set_weight(self, owner: Owner, canary_weight: int) -> None:
-        await self._cluster.apply_child(http_route(owner, self._gateway, canary_weight), owner)
+    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
+        await self._cluster.apply_child(http_route(owner, self._gateway, canary_weight, mirror_percent), owner)
 
     async def get_weight(self, owner: Owner) -> int | None:
         route = await self._cluster.read_child(GATEWAY_API_VERSION, "HTTPRoute", owner, ChildNames.of(owner.name).route)
@@ -61,7 +62,7 @@ class ReplicaRatioRouter:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
 
-    async def set_weight(self, owner: Owner, canary_weight: int) -> None:
+    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
         await self._cluster.delete_child(GATEWAY_API_VERSION, "HTTPRoute", owner, ChildNames.of(owner.name).route)
 
     async def get_weight(self, owner: Owner) -> int | None:

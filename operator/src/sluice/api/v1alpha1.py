@@ -183,6 +183,51 @@ class ServingSpec(ApiModel):
     )
 
 
+class ShadowSpec(ApiModel):
+    """A shadow (mirror) phase before any live weight: the canary gets copies of requests, its answers are
+    discarded, and it is compared with stable on the same inputs (docs/ml-analysis.md, Shadow traffic)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.minAgreement) || has(self.maxMeanAbsDifference)",
+                    "shadow needs minAgreement (classifiers), maxMeanAbsDifference (regressors) or both",
+                )
+            ]
+        }
+    )
+
+    percent: int = Field(
+        default=100, ge=1, le=100, description="Percentage of requests mirrored to the canary (1..100).", examples=[50]
+    )
+    checks: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Passed shadow checks (one per rollout.interval) before the first live step.",
+    )
+    min_comparisons: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Fewer compared requests per check is inconclusive, never a pass.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Lowest fraction of mirrored requests on which canary and stable predict the same class.",
+        examples=[0.95],
+    )
+    max_mean_abs_difference: float | None = Field(
+        default=None,
+        ge=0,
+        description="Highest mean absolute difference between canary and stable predictions (regressors).",
+        examples=[0.5],
+    )
+
+
 class RolloutSpec(ApiModel):
     """How a new version is shifted in."""
 
@@ -225,6 +270,11 @@ class RolloutSpec(ApiModel):
         default="10m",
         description="How long a canary may take to become Ready before it is rolled back; at least interval.",
         examples=["15m"],
+    )
+    shadow: ShadowSpec | None = Field(
+        default=None,
+        description="Mirror requests to the canary and compare it with stable before any live weight; needs "
+        "traffic.gateway. Off when left out.",
     )
 
 
@@ -331,6 +381,121 @@ class AnalysisSpec(ApiModel):
         description="Extra PromQL checks with bounds.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    max_prediction_psi: float | None = Field(
+        default=None,
+        alias="maxPredictionPSI",
+        ge=0,
+        le=100,
+        description=(
+            "Highest population stability index between the canary's and the stable version's predictions over the "
+            "check window (predicted classes, or prediction histogram buckets for regressors). Off when unset. "
+            "See docs/ml-analysis.md."
+        ),
+        examples=[0.2],
+    )
+    max_prediction_ks: float | None = Field(
+        default=None,
+        alias="maxPredictionKS",
+        ge=0,
+        le=1,
+        description=(
+            "Highest Kolmogorov-Smirnov distance (0..1) between the canary's and the stable version's prediction "
+            "distributions over the check window, at bucket (or class) resolution. Off when unset."
+        ),
+        examples=[0.1],
+    )
+    max_feature_psi: float | None = Field(
+        default=None,
+        alias="maxFeaturePSI",
+        ge=0,
+        le=100,
+        description=(
+            "Highest population stability index of any monitored input feature, canary against stable, over the "
+            "check window: catches a biased traffic split or a client sending the canary other inputs. Off when "
+            "unset."
+        ),
+        examples=[0.2],
+    )
+    min_drift_samples: int = Field(
+        default=500,
+        ge=1,
+        le=100_000_000,
+        description=(
+            "Fewer observations (predictions, or feature values) on either side over the check window makes a "
+            "drift metric inconclusive, never a pass."
+        ),
+    )
+
+
+class ConfigMapKeyRef(ApiModel):
+    """A key of a ConfigMap in the ModelDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="ConfigMap name.", examples=["fraud-holdout"])
+    key: str = Field(min_length=1, max_length=253, description="Key holding the dataset.", examples=["data.csv"])
+
+
+class DatasetFormat(StrEnum):
+    """How a validation dataset is written."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+class ValidationMetric(StrEnum):
+    """The score a validation gate computes."""
+
+    ACCURACY = "accuracy"
+    MAE = "mae"
+    RMSE = "rmse"
+
+
+class ValidationSpec(ApiModel):
+    """A gate before any traffic: a labelled dataset is sent to the canary pods and the score must meet a bound
+    (docs/ml-analysis.md, Validation gate)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.configMapRef) != has(self.uri)",
+                    "validation needs exactly one of configMapRef and uri",
+                ),
+                _cel("has(self.min) || has(self.max)", "validation needs min, max or both"),
+                _cel("!has(self.min) || !has(self.max) || self.min <= self.max", "min must not exceed max"),
+                _cel(
+                    f"!{_is_duration('timeout')} || duration(self.timeout) > duration('0s')",
+                    "timeout must be greater than 0s",
+                    ".timeout",
+                ),
+            ]
+        }
+    )
+
+    config_map_ref: ConfigMapKeyRef | None = Field(
+        default=None, description="Dataset in a ConfigMap key (at most 1 MiB, as any ConfigMap)."
+    )
+    uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^(file|https?)://\S+$",
+        description="Dataset at a file:// or http(s):// URI the operator can read.",
+        examples=["https://data.example.com/fraud/holdout.csv"],
+    )
+    format: DatasetFormat = Field(
+        default=DatasetFormat.CSV,
+        description="csv: a header row, feature columns then the label column; jsonl: one "
+        '{"features": [...], "label": ...} object per line.',
+    )
+    label_column: str = Field(
+        default="label", min_length=1, max_length=253, description="CSV column holding the label."
+    )
+    metric: ValidationMetric = Field(
+        default=ValidationMetric.ACCURACY, description="accuracy (classifiers), mae or rmse (regressors)."
+    )
+    min: float | None = Field(default=None, description="The gate fails below this score.", examples=[0.85])
+    max: float | None = Field(default=None, description="The gate fails above this score.", examples=[2.5])
+    timeout: Duration = Field(default="2m", description="Longest time one validation run may take.")
+    batch_size: int = Field(default=64, ge=1, le=10_000, description="Rows per infer request.")
 
 
 class ParentReference(ApiModel):
@@ -375,6 +540,24 @@ class TrafficSpec(ApiModel):
 class ModelDeploymentSpec(ApiModel):
     """The desired state: which model to serve and how new versions are rolled out."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.validation) || (has(self.traffic) && has(self.traffic.gateway))",
+                    "validation needs traffic.gateway: only an HTTPRoute keeps a running canary at weight 0",
+                    ".validation",
+                ),
+                _cel(
+                    "!has(self.rollout) || !has(self.rollout.shadow) "
+                    "|| (has(self.traffic) && has(self.traffic.gateway))",
+                    "rollout.shadow needs traffic.gateway: only an HTTPRoute can mirror requests",
+                    ".rollout",
+                ),
+            ]
+        }
+    )
+
     model: ModelSpec = Field(description="The model artifact to serve.")
     replicas: int = Field(
         default=1, ge=0, le=1000, description="Serving replicas of the stable version (0..1000).", examples=[3]
@@ -385,6 +568,11 @@ class ModelDeploymentSpec(ApiModel):
     traffic: TrafficSpec | None = Field(
         default=None, description="Traffic splitting; by replica ratio behind one Service when left out."
     )
+    validation: ValidationSpec | None = Field(
+        default=None,
+        description="Score a labelled dataset on the canary before any traffic; needs traffic.gateway. Off when "
+        "left out.",
+    )
     paused: bool = Field(default=False, description="Hold a rollout at its current step.")
 
 
@@ -393,6 +581,8 @@ class Phase(StrEnum):
 
     INITIALIZING = "Initializing"
     STABLE = "Stable"
+    VALIDATING = "Validating"
+    SHADOWING = "Shadowing"
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
     PROMOTING = "Promoting"
@@ -467,6 +657,18 @@ class ModelStatus(ApiModel):
     digest: str | None = Field(default=None, description="Pinned sha256 digest, if any.")
 
 
+class ValidationResult(ApiModel):
+    """The validation gate's last run in the current (or last) rollout."""
+
+    version: str = Field(description="The canary version scored.")
+    time: datetime = Field(description="When the run finished.")
+    metric: ValidationMetric = Field(description="accuracy, mae or rmse.")
+    score: float | None = Field(default=None, description="The score; none when the run failed.")
+    samples: int = Field(default=0, description="Labelled rows scored.")
+    passed: bool = Field(description="Whether the score met the bound.")
+    message: str = Field(default="", description="The score against its bound, or why there is no score.")
+
+
 class HistoryEntry(ApiModel):
     """A finished rollout."""
 
@@ -476,6 +678,18 @@ class HistoryEntry(ApiModel):
     finished_at: datetime = Field(description="When it ended.")
     reason: str = Field(description="Machine-readable reason in CamelCase.")
     message: str = Field(default="", description="Human-readable details.")
+    model: ModelStatus | None = Field(
+        default=None,
+        description=(
+            "The model that was rolled out (what `kubectl sluice undo` can return to); absent in entries written "
+            "before this field existed, and when the spec had already moved on (Superseded, RevertedToStable)."
+        ),
+    )
+    stable_model: ModelStatus | None = Field(
+        default=None,
+        description="The stable version's model while the rollout ran: what a promotion replaced, what a rollback "
+        "kept serving (the previous stable that `kubectl sluice undo` returns to by default).",
+    )
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -500,6 +714,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     consecutive_errors: int = Field(default=0, description="Consecutive checks Prometheus could not answer.")
     last_check: CheckResult | None = Field(default=None, description="The last analysis check.")
+    validation: ValidationResult | None = Field(
+        default=None, description="The validation gate's last run (spec.validation)."
+    )
     last_handled_action_id: str | None = Field(
         default=None, description="The sluice.dev/action-id of the last manual request handled."
     )

@@ -5,21 +5,29 @@ little traffic or no data), Passed. The built-in metrics (error rate, p99 latenc
 check window saw at least `minRequests` requests; with fewer they are Inconclusive whatever their values, since
 a handful of requests proves nothing either way. Custom metrics are judged on their own values (they need not be
 request-based, e.g. a drift score); a custom metric without data is Inconclusive.
+
+The drift metrics (`maxPredictionPSI`, `maxPredictionKS`, `maxFeaturePSI`, each judged only when its bound is set)
+compare the canary with the stable version over the same window (`sluice.core.drift`); they are judged when both
+sides saw at least `minDriftSamples` observations, else Inconclusive.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import AnalysisSpec, CheckResult, CustomMetric, MetricResult, Verdict
+from sluice.core.drift import Counts, aligned, ks, psi
 from sluice.core.plan import AnalysisReading
 
 REQUEST_COUNT = "requestCount"
 ERROR_RATE = "errorRate"
 LATENCY_P99 = "latencyP99"
+PREDICTION_PSI = "predictionPSI"
+PREDICTION_KS = "predictionKS"
+FEATURE_PSI = "featurePSI"
 """Names of the built-in metrics; camelCase, so they never collide with custom names (lowercase by schema)."""
 
 _VERDICT_STRENGTH = (Verdict.ERRORED, Verdict.FAILED, Verdict.INCONCLUSIVE, Verdict.PASSED)
@@ -40,6 +48,7 @@ def evaluate(
                 (REQUEST_COUNT, float(analysis.min_requests), None),
                 (ERROR_RATE, None, analysis.max_error_rate),
                 (LATENCY_P99, None, latency_bound),
+                *((name, None, bound) for name, bound in drift_bounds(analysis).items()),
                 *((metric.name, metric.min, metric.max) for metric in analysis.metrics or []),
             ]
         ]
@@ -64,6 +73,7 @@ def evaluate(
                 enough_traffic=enough_traffic,
                 show=_seconds,
             ),
+            *_judge_drift(analysis, reading),
             *(_judge_custom(metric, _value(reading.custom.get(metric.name))) for metric in analysis.metrics or []),
         ]
     verdict = next(strength for strength in _VERDICT_STRENGTH if any(m.verdict is strength for m in metrics))
@@ -151,3 +161,108 @@ def _number(value: float) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:.4g}s" if value >= 1 else f"{value * 1000:.4g}ms"
+
+
+def drift_bounds(analysis: AnalysisSpec) -> dict[str, float]:
+    """The drift metrics the spec turns on, by name, with their upper bounds."""
+    bounds = {
+        PREDICTION_PSI: analysis.max_prediction_psi,
+        PREDICTION_KS: analysis.max_prediction_ks,
+        FEATURE_PSI: analysis.max_feature_psi,
+    }
+    return {name: bound for name, bound in bounds.items() if bound is not None}
+
+
+def _judge_drift(analysis: AnalysisSpec, reading: AnalysisReading) -> list[MetricResult]:
+    bounds = drift_bounds(analysis)
+    results: list[MetricResult] = []
+    for name, label, distance in ((PREDICTION_PSI, "prediction PSI", psi), (PREDICTION_KS, "prediction KS", ks)):
+        if name in bounds:
+            results.append(
+                _judge_distance(
+                    name,
+                    label,
+                    reading.predictions,
+                    distance=distance,
+                    bound=bounds[name],
+                    min_samples=analysis.min_drift_samples,
+                )
+            )
+    if FEATURE_PSI in bounds:
+        results.append(_judge_features(reading.features, bounds[FEATURE_PSI], analysis.min_drift_samples))
+    return results
+
+
+def _too_few(canary: float, stable: float, min_samples: int, what: str) -> str | None:
+    """Why a distance is not judged on these sample sizes, if it is not."""
+    if canary >= min_samples and stable >= min_samples:
+        return None
+    side, count = ("canary", canary) if canary < stable else ("stable", stable)
+    return f"only {_number(count)} {side} {what}, fewer than minDriftSamples {min_samples}"
+
+
+def _judge_distance(
+    name: str,
+    label: str,
+    counts: Counts | None,
+    *,
+    distance: Callable[[tuple[float, ...], tuple[float, ...]], float],
+    bound: float,
+    min_samples: int,
+) -> MetricResult:
+    """Judge one distance between the canary's and the stable version's prediction distributions."""
+    bound_name = f"max{name[0].upper()}{name[1:]}"
+    if counts is None:
+        return MetricResult(name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label}: no data")
+    sides = aligned(counts)
+    value = distance(sides.canary, sides.stable)
+    too_few = _too_few(sides.canary_total, sides.stable_total, min_samples, "predictions")
+    if too_few is not None:
+        return MetricResult(
+            name=name,
+            value=value,
+            max=bound,
+            verdict=Verdict.INCONCLUSIVE,
+            message=f"{label} {_number(value)} not judged: {too_few}",
+        )
+    failed = value > bound
+    return MetricResult(
+        name=name,
+        value=value,
+        max=bound,
+        verdict=Verdict.FAILED if failed else Verdict.PASSED,
+        message=f"{label} {_number(value)} {'above' if failed else 'within'} {bound_name} {_number(bound)}",
+    )
+
+
+def _judge_features(features: Mapping[str, Counts], bound: float, min_samples: int) -> MetricResult:
+    """The largest PSI among the features with enough observations on both sides; the message names it."""
+    if not features:
+        return MetricResult(name=FEATURE_PSI, max=bound, verdict=Verdict.INCONCLUSIVE, message="feature PSI: no data")
+    judged: dict[str, float] = {}
+    shortest: str | None = None
+    for feature, counts in features.items():
+        sides = aligned(counts)
+        too_few = _too_few(sides.canary_total, sides.stable_total, min_samples, f"values of feature {feature}")
+        if too_few is None:
+            judged[feature] = psi(sides.canary, sides.stable)
+        else:
+            shortest = shortest or too_few
+    if not judged:
+        return MetricResult(
+            name=FEATURE_PSI, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"feature PSI not judged: {shortest}"
+        )
+    worst = max(judged, key=lambda feature: (judged[feature], feature))
+    value = judged[worst]
+    failed = value > bound
+    of = f"worst of {len(judged)} features" + (f", {len(features) - len(judged)} too few values" if shortest else "")
+    return MetricResult(
+        name=FEATURE_PSI,
+        value=value,
+        max=bound,
+        verdict=Verdict.FAILED if failed else Verdict.PASSED,
+        message=(
+            f"feature {worst} PSI {_number(value)} {'above' if failed else 'within'} maxFeaturePSI {_number(bound)} "
+            f"({of})"
+        ),
+    )

@@ -45,9 +45,12 @@ VERSION_LABEL = f"{GROUP}/version"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "sluice"
 
+REFERENCE_ENV = ("SLUICE_REFERENCE_MODEL_URI", "SLUICE_REFERENCE_MODEL_FORMAT", "SLUICE_REFERENCE_MODEL_DIGEST")
+"""The stable model a canary compares itself with in the shadow phase (serving-image shadow.py)."""
+REFERENCE_MOUNT_DIR = "/mnt/reference-model"
 RESERVED_ENV = frozenset(
     {"MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_FORMAT", "MODEL_DIGEST", "SLUICE_TRACK", "PORT",
-     "MODEL_CACHE_DIR"}
+     "MODEL_CACHE_DIR", *REFERENCE_ENV}
 )  # fmt: skip
 """Variables the operator sets on every serving container; spec.serving.env may not override them."""
 
@@ -218,6 +221,15 @@ def _model_env(owner: Owner, model: ModelStatus, track: Track) -> list[dict[str,
     ]
 
 
+def _reference_env(reference: ModelStatus | None) -> list[dict[str, str]]:
+    if reference is None:
+        return []
+    pvc = parse_pvc_uri(reference.uri)
+    uri = f"file://{REFERENCE_MOUNT_DIR}/{pvc[1]}" if pvc else reference.uri
+    values = (uri, str(reference.format), reference.digest or "")
+    return [{"name": name, "value": value} for name, value in zip(REFERENCE_ENV, values, strict=True)]
+
+
 def _http_probe(path: str, period_seconds: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": PORT_NAME},
@@ -228,7 +240,13 @@ def _http_probe(path: str, period_seconds: int) -> dict[str, Any]:
 
 
 def _container(
-    owner: Owner, spec: ModelDeploymentSpec, model: ModelStatus, track: Track, defaults: ServingDefaults
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    model: ModelStatus,
+    track: Track,
+    defaults: ServingDefaults,
+    *,
+    reference: ModelStatus | None = None,
 ) -> dict[str, Any]:
     user_env = [env.to_wire() for env in (spec.serving.env or [])] if spec.serving else []
     mounts: list[dict[str, Any]] = [
@@ -237,11 +255,13 @@ def _container(
     ]
     if parse_pvc_uri(model.uri):
         mounts.append({"name": "model", "mountPath": PVC_MOUNT_DIR, "readOnly": True})
+    if reference is not None and parse_pvc_uri(reference.uri):
+        mounts.append({"name": "reference-model", "mountPath": REFERENCE_MOUNT_DIR, "readOnly": True})
     return {
         "name": CONTAINER_NAME,
         "image": (spec.serving.image if spec.serving else None) or defaults.image,
         "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
-        "env": [*_model_env(owner, model, track), *user_env],
+        "env": [*_model_env(owner, model, track), *_reference_env(reference), *user_env],
         "resources": resources(spec, defaults),
         "readinessProbe": _http_probe(READINESS_PATH, 5),
         "livenessProbe": _http_probe(LIVENESS_PATH, 10),
@@ -258,11 +278,15 @@ def _container(
     }
 
 
-def _volumes(model: ModelStatus) -> list[dict[str, Any]]:
+def _volumes(model: ModelStatus, reference: ModelStatus | None = None) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [{"name": "model-cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
     pvc = parse_pvc_uri(model.uri)
     if pvc:
         volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": pvc[0], "readOnly": True}})
+    reference_pvc = parse_pvc_uri(reference.uri) if reference is not None else None
+    if reference_pvc:
+        claim = {"claimName": reference_pvc[0], "readOnly": True}
+        volumes.append({"name": "reference-model", "persistentVolumeClaim": claim})
     return volumes
 
 
@@ -302,8 +326,10 @@ def deployment(
                         "fsGroup": RUN_AS_ID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [_container(owner, spec, workload.model, track, defaults)],
-                    "volumes": _volumes(workload.model),
+                    "containers": [
+                        _container(owner, spec, workload.model, track, defaults, reference=workload.reference)
+                    ],
+                    "volumes": _volumes(workload.model, workload.reference),
                 },
             },
         },
@@ -337,19 +363,22 @@ def canary_service(owner: Owner) -> dict[str, Any]:
     return _service(owner, ChildNames.of(owner.name).canary_service, selector)
 
 
-def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int) -> dict[str, Any]:
-    """HTTPRoute `<name>`: the entry Service with weight 100 - w, the canary Service with weight w."""
+def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int, mirror_percent: int = 0) -> dict[str, Any]:
+    """HTTPRoute `<name>`: the entry Service with weight 100 - w, the canary Service with weight w; with a mirror
+    percentage, a RequestMirror filter copying that share of requests to the canary Service (answers discarded)."""
     names = ChildNames.of(owner.name)
+    rule: dict[str, Any] = {
+        "backendRefs": [
+            {"name": names.service, "port": SERVICE_PORT, "weight": 100 - canary_weight},
+            {"name": names.canary_service, "port": SERVICE_PORT, "weight": canary_weight},
+        ]
+    }
+    if mirror_percent > 0:
+        mirror = {"backendRef": {"name": names.canary_service, "port": SERVICE_PORT}, "percent": mirror_percent}
+        rule["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
     route_spec: dict[str, Any] = {
         "parentRefs": [parent.to_wire() for parent in gateway.parent_refs],
-        "rules": [
-            {
-                "backendRefs": [
-                    {"name": names.service, "port": SERVICE_PORT, "weight": 100 - canary_weight},
-                    {"name": names.canary_service, "port": SERVICE_PORT, "weight": canary_weight},
-                ]
-            }
-        ],
+        "rules": [rule],
     }
     if gateway.hostnames:
         route_spec["hostnames"] = list(gateway.hostnames)

@@ -6,11 +6,13 @@ Adapters gather observations from Kubernetes and Prometheus; `sluice.core.rollou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
 from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus
+from sluice.core.drift import Counts
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,32 @@ class AnalysisReading:
     error_rate: float | None = None
     latency_p99_seconds: float | None = None
     custom: dict[str, float | None] = field(default_factory=dict)
+    predictions: Counts | None = None
+    """Canary and stable predictions over the window (per class, or prediction histogram buckets), read only when
+    a prediction drift bound is set; None for no prediction series on either side."""
+    features: Mapping[str, Counts] = field(default_factory=dict)
+    """Canary and stable input-feature histogram buckets by feature name, read only when maxFeaturePSI is set."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidationReading:
+    """One validation run against the canary: the score over `samples` rows, or why there is none."""
+
+    score: float | None = None
+    samples: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ShadowReading:
+    """The canary's comparisons with stable over one check window (None: no data), or why they could not be read."""
+
+    comparisons: float | None = None
+    agreement: float | None = None
+    """Fraction of compared requests on which both predicted the same (classifiers)."""
+    mean_abs_difference: float | None = None
+    """Mean |canary - stable| over compared predictions (regressors)."""
     error: str | None = None
 
 
@@ -62,6 +90,10 @@ class Observations:
     action: ActionRequest | None = None
     paused: bool = False
     """spec.paused or the `sluice.dev/paused` annotation."""
+    validation: ValidationReading | None = None
+    """Present only when the validation gate was due (see `sluice.core.rollout.validation_due`)."""
+    shadow: ShadowReading | None = None
+    """Present with `analysis` when a shadow check was due (phase Shadowing)."""
 
 
 class EventType(StrEnum):
@@ -82,6 +114,8 @@ class WorkloadPlan:
 
     model: ModelStatus
     replicas: int
+    reference: ModelStatus | None = None
+    """The model the canary compares itself with (the stable one) when spec.rollout.shadow is set."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +128,9 @@ class Plan:
     at 0 replicas, so the canary Deployment is scaled down rather than deleted."""
     canary_weight: int
     """Percentage of traffic the router sends to the canary."""
+    mirror_percent: int = 0
+    """Percentage of requests the router copies to the canary (answers discarded); non-zero only while
+    Shadowing."""
     events: tuple[EventRecord, ...] = ()
     requeue_after: timedelta | None = None
     """When to look again even if nothing changes: until the next analysis check, or until the canary's progress

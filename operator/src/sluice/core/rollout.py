@@ -26,10 +26,11 @@ from sluice.api.v1alpha1 import (
     Verdict,
 )
 from sluice.core.analysis import evaluate, summary
-from sluice.core.conditions import PROGRESSING, READY, ConditionStatus, set_condition
+from sluice.core.conditions import PROGRESSING, READY, ConditionStatus, kstatus_conditions, set_condition
+from sluice.core.gates import judge_validation, shadow_check
 from sluice.core.plan import EventRecord, EventType, Observations, Plan, WorkloadPlan, WorkloadState
 
-ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING})
+ROLLOUT_PHASES = frozenset({Phase.VALIDATING, Phase.SHADOWING, Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING})
 """Phases in which a canary version is being rolled out."""
 
 MAX_REPLICA_RATIO = 9
@@ -52,13 +53,48 @@ def check_window(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: 
 
 
 def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
-    """When the current step's next check is due; None when no step is running."""
-    if status.phase is not Phase.PROGRESSING or status.current_step is None or status.step_started_at is None:
+    """When the current step's (or the shadow phase's) next check is due; None when no step or shadow runs."""
+    if status.step_started_at is None:
+        return None
+    stepping = status.phase is Phase.PROGRESSING and status.current_step is not None
+    if not stepping and status.phase is not Phase.SHADOWING:
         return None
     last = status.step_started_at
     if status.last_check_time is not None:
         last = max(last, status.last_check_time)
     return last + parse_duration(spec.rollout.interval)
+
+
+def validation_due(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState, now: datetime
+) -> bool:
+    """Whether the adapter should run the validation gate against the canary at `now` (and pass the reading in
+    `Observations.validation`): phase Validating, the canary ready, and no result for this rollout yet, or an
+    errored run one rollout.interval ago. Call it with the same `now` as `decide`."""
+    if spec.validation is None or status.phase is not Phase.VALIDATING or not _canary_ready(spec, status, canary):
+        return False
+    retry_at = _validation_retry_at(spec, status)
+    return retry_at is not None and now >= retry_at
+
+
+def _validation_retry_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
+    """When the gate may run (again): at once without a result of this rollout, one interval after an errored
+    run, never after a scored one (the gate has decided)."""
+    result = status.validation
+    started = status.rollout_started_at
+    if result is None or result.version != status.canary_version or (started is not None and result.time < started):
+        return started
+    if result.score is not None:
+        return None
+    return result.time + parse_duration(spec.rollout.interval)
+
+
+def mirror_percent(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
+    """Requests copied to the canary: shadow.percent once the shadow phase has started (its canary ready)."""
+    shadow = spec.rollout.shadow
+    if shadow is None or status.phase is not Phase.SHADOWING or status.step_started_at is None:
+        return 0
+    return shadow.percent
 
 
 def canary_replicas_for_weight(weight: int, stable_replicas: int) -> int:
@@ -98,6 +134,7 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
         stable=WorkloadPlan(model=_stable_model(spec, settled), replicas=spec.replicas),
         canary=_canary_plan(spec, settled, observations.canary),
         canary_weight=settled.canary_weight,
+        mirror_percent=mirror_percent(spec, settled),
         events=tuple(rollout.events),
         requeue_after=_requeue_after(spec, settled, now),
     )
@@ -119,7 +156,8 @@ def _canary_plan(
 ) -> WorkloadPlan | None:
     if status.canary_version is None and not status.history and not canary.exists:
         return None
-    return WorkloadPlan(model=model_status(spec.model), replicas=_canary_replicas(spec, status))
+    reference = status.stable_model if spec.rollout.shadow is not None else None
+    return WorkloadPlan(model=model_status(spec.model), replicas=_canary_replicas(spec, status), reference=reference)
 
 
 def _canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
@@ -136,13 +174,28 @@ def _canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -
 
 
 def _requeue_after(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> timedelta | None:
-    """Until the next check, or until the canary's progress deadline while it starts; zero when already due."""
-    if status.phase is not Phase.PROGRESSING:
+    """Until the next check, or until the canary's progress deadline while it starts (or the validation gate's
+    retry after an errored run); zero when already due."""
+    if status.phase is Phase.VALIDATING:
+        retry_at = _validation_retry_at(spec, status)
+        due = retry_at if retry_at is not None and status.validation is not None else _canary_deadline(spec, status)
+    elif status.phase in (Phase.PROGRESSING, Phase.SHADOWING):
+        due = next_check_at(spec, status) if status.step_started_at is not None else _canary_deadline(spec, status)
+    else:
         return None
-    due = next_check_at(spec, status) if status.current_step is not None else _canary_deadline(spec, status)
     if due is None:
         return None
     return max(due - now, timedelta(0))
+
+
+def _canary_ready(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
+    """The canary Deployment runs this version at the planned replicas, all available (a Deployment left at
+    0 replicas by an earlier rollout of the same version does not count)."""
+    return (
+        canary.available
+        and canary.version == status.canary_version
+        and canary.replicas == _canary_replicas(spec, status)
+    )
 
 
 def _canary_deadline(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
@@ -168,6 +221,10 @@ class _Rollout:
         match self.status.phase:
             case Phase.INITIALIZING:
                 self.initializing()
+            case Phase.VALIDATING:
+                self.validating()
+            case Phase.SHADOWING:
+                self.shadowing()
             case Phase.PROGRESSING:
                 self.progressing()
             case Phase.PAUSED:
@@ -243,8 +300,103 @@ class _Rollout:
 
     def paused(self) -> None:
         if not self.observations.paused:
-            self.status.phase = Phase.PROGRESSING
+            self.status.phase = self.resumed_phase()
             self.event(EventType.NORMAL, "Resumed", f"rollout of {self.status.canary_version} resumed {self.where()}")
+
+    def validating(self) -> None:
+        """The validation gate: wait for the canary, take the adapter's run, pass on or roll back."""
+        status, reading = self.status, self.observations.validation
+        if self.observations.paused:
+            status.phase = Phase.PAUSED
+            self.event(EventType.NORMAL, "Paused", f"rollout of {status.canary_version} paused {self.where()}")
+        elif (stuck := self.canary_stuck()) is not None:
+            self.roll_back(Outcome.ROLLED_BACK, "ProgressDeadlineExceeded", stuck)
+        elif reading is not None and self.canary_available() and self.spec.validation is not None:
+            previous = status.validation
+            if previous is not None and previous.time == self.now and previous.version == status.canary_version:
+                return  # this reading was taken into account in an earlier round of this decision
+            version = status.canary_version or self.spec.model.version
+            result = judge_validation(self.spec.validation, reading, version=version, time=self.now)
+            status.validation = result
+            if result.passed:
+                status.consecutive_errors = 0
+                self.event(EventType.NORMAL, "ValidationPassed", f"canary {version}: {result.message}")
+                self.after_validation()
+            elif result.score is not None:
+                self.roll_back(Outcome.ROLLED_BACK, "ValidationFailed", f"{result.message} {self.where()}")
+            else:
+                status.consecutive_errors += 1
+                limit = self.spec.analysis.max_consecutive_errors
+                self.event(EventType.WARNING, "ValidationErrored", f"canary {version}: {result.message}")
+                if status.consecutive_errors >= limit:
+                    self.roll_back(
+                        Outcome.ROLLED_BACK,
+                        "ValidationErrored",
+                        f"{status.consecutive_errors} validation runs without a score {self.where()}: {result.message}",
+                    )
+
+    def after_validation(self) -> None:
+        self.status.consecutive_errors = 0
+        self.status.phase = Phase.SHADOWING if self.spec.rollout.shadow is not None else Phase.PROGRESSING
+
+    def shadowing(self) -> None:
+        """The shadow phase: once the canary is ready, mirror requests to it and check every interval."""
+        status, shadow = self.status, self.spec.rollout.shadow
+        if self.observations.paused:
+            status.phase = Phase.PAUSED
+            self.event(EventType.NORMAL, "Paused", f"rollout of {status.canary_version} paused {self.where()}")
+        elif shadow is None:
+            self.end_shadow("spec.rollout.shadow removed")
+        elif (stuck := self.canary_stuck()) is not None:
+            self.roll_back(Outcome.ROLLED_BACK, "ProgressDeadlineExceeded", stuck)
+        elif status.step_started_at is None:
+            if self.canary_available():
+                status.step_started_at = self.now
+                self.event(
+                    EventType.NORMAL,
+                    "ShadowStarted",
+                    f"canary {status.canary_version} ready; mirroring {shadow.percent}% of requests to it, "
+                    f"answers discarded; {shadow.checks} passed checks needed before live traffic",
+                )
+        else:
+            reading, comparisons = self.observations.analysis, self.observations.shadow
+            if reading is None or comparisons is None or check_window(self.spec, status, self.now) is None:
+                return
+            check = shadow_check(self.spec.analysis, shadow, reading, comparisons, time=self.now)
+            status.last_check = check
+            status.last_check_time = self.now
+            match check.verdict:
+                case Verdict.PASSED:
+                    status.passed_checks += 1
+                    status.inconclusive_checks = 0
+                    status.consecutive_errors = 0
+                    self.check_event(EventType.NORMAL, "CheckPassed", check)
+                    if status.passed_checks >= shadow.checks:
+                        self.end_shadow(f"{status.passed_checks} shadow checks passed")
+                case Verdict.FAILED:
+                    self.check_failed(check, reason="ShadowAnalysisFailed")
+                case Verdict.INCONCLUSIVE:
+                    self.check_inconclusive(check)
+                case Verdict.ERRORED:
+                    self.check_errored(check)
+
+    def end_shadow(self, why: str) -> None:
+        """On to the first live step (entered at once: the canary is ready)."""
+        self.status.phase = Phase.PROGRESSING
+        self.status.step_started_at = None
+        self.event(EventType.NORMAL, "ShadowPassed", f"canary {self.status.canary_version}: {why}; going live")
+
+    def resumed_phase(self) -> Phase:
+        """Where a resumed rollout continues: its step, or the gate it had not passed yet."""
+        status, shadow = self.status, self.spec.rollout.shadow
+        if status.current_step is not None:
+            return Phase.PROGRESSING
+        validated = status.validation is not None and status.validation.passed
+        if self.spec.validation is not None and not validated:
+            return Phase.VALIDATING
+        if shadow is not None and status.passed_checks < shadow.checks:
+            return Phase.SHADOWING
+        return Phase.PROGRESSING
 
     def promoting(self) -> None:
         stable, version = self.observations.stable, self.status.canary_version
@@ -296,7 +448,7 @@ class _Rollout:
         self.check_event(EventType.NORMAL, "CheckPassed", check)
         self.advance()
 
-    def check_failed(self, check: CheckResult) -> None:
+    def check_failed(self, check: CheckResult, reason: str = "AnalysisFailed") -> None:
         status, limit = self.status, self.spec.analysis.max_failed_checks
         status.failed_checks += 1
         status.inconclusive_checks = 0
@@ -304,7 +456,7 @@ class _Rollout:
         self.check_event(EventType.WARNING, "CheckFailed", check)
         if status.failed_checks >= limit:
             count = f" (failed check {status.failed_checks} of maxFailedChecks {limit})" if limit > 1 else ""
-            self.roll_back(Outcome.ROLLED_BACK, "AnalysisFailed", f"{summary(check)} {self.where()}{count}")
+            self.roll_back(Outcome.ROLLED_BACK, reason, f"{summary(check)} {self.where()}{count}")
 
     def check_inconclusive(self, check: CheckResult) -> None:
         status, analysis = self.status, self.spec.analysis
@@ -368,6 +520,10 @@ class _Rollout:
         refusal = self.promotion_refusal()
         if refusal is not None:
             return refusal
+        if self.status.phase is Phase.SHADOWING:
+            self.event(EventType.NORMAL, "ManualPromotion", f"{request_id}: skipping the rest of the shadow phase")
+            self.end_shadow(f"shadow skipped ({request_id})")
+            return None
         if self.status.current_step is None:
             return f"canary {self.status.canary_version} is not ready yet (promote-full promotes without steps)"
         self.event(EventType.NORMAL, "ManualPromotion", f"{request_id}: skipping the rest of {self.where()}")
@@ -388,7 +544,9 @@ class _Rollout:
             return "the rollout is paused; resume it first (spec.paused, annotation sluice.dev/paused)"
         if phase is Phase.PROMOTING:
             return f"{self.status.canary_version} is already being promoted"
-        if phase is not Phase.PROGRESSING:
+        if phase is Phase.VALIDATING:
+            return f"{self.status.canary_version} has not passed the validation gate (abort, or fix spec.validation)"
+        if phase not in (Phase.PROGRESSING, Phase.SHADOWING):
             return f"no rollout in progress (phase {phase})"
         return None
 
@@ -410,6 +568,11 @@ class _Rollout:
     def start_rollout(self, message: str) -> None:
         status = self.status
         status.phase = Phase.PROGRESSING
+        if self.spec.validation is not None:
+            status.phase = Phase.VALIDATING
+        elif self.spec.rollout.shadow is not None:
+            status.phase = Phase.SHADOWING
+        status.validation = None
         status.canary_version = self.spec.model.version
         status.canary_weight = 0
         status.current_step = None
@@ -419,10 +582,15 @@ class _Rollout:
         status.last_check = None
         status.passed_checks = status.failed_checks = status.inconclusive_checks = status.consecutive_errors = 0
         steps = ", ".join(f"{weight}%" for weight in self.spec.rollout.steps)
+        gates = [
+            *(["validation gate"] if self.spec.validation is not None else []),
+            *(["shadow phase"] if self.spec.rollout.shadow is not None else []),
+        ]
+        first = f"{' then '.join(gates)}, then " if gates else ""
         self.event(
             EventType.NORMAL,
             "RolloutStarted",
-            f"{message}: steps {steps} every {self.spec.rollout.interval}; {self.stable_name()} keeps serving",
+            f"{message}: {first}steps {steps} every {self.spec.rollout.interval}; {self.stable_name()} keeps serving",
         )
 
     def start_promoting(self, why: str) -> None:
@@ -443,15 +611,22 @@ class _Rollout:
         self.event(EventType.WARNING, event_reason, f"{self.status.canary_version} rolled back: {message}")
 
     def end_rollout(self, outcome: Outcome, reason: str, message: str) -> None:
-        """Record the rollout's outcome in the history, dropping the oldest entries beyond HISTORY_LIMIT."""
+        """Record the rollout's outcome in the history, dropping the oldest entries beyond HISTORY_LIMIT.
+
+        The entry keeps the rolled-out model while spec.model still names it (not when the spec has moved on to
+        another version: Superseded, RevertedToStable) and the stable model it ran beside, so `kubectl sluice
+        undo` can return to either."""
         status = self.status
+        version = status.canary_version or self.spec.model.version
         entry = HistoryEntry(
-            version=status.canary_version or self.spec.model.version,
+            version=version,
             outcome=outcome,
             started_at=status.rollout_started_at or self.now,
             finished_at=self.now,
             reason=reason,
             message=message,
+            model=model_status(self.spec.model) if self.spec.model.version == version else None,
+            stable_model=status.stable_model,
         )
         status.history = [*status.history, entry][-HISTORY_LIMIT:]
 
@@ -486,6 +661,13 @@ class _Rollout:
         )
         if status.phase in (*ROLLOUT_PHASES, Phase.INITIALIZING):
             self.set_progressing(*self.live_progress())
+        status.conditions = kstatus_conditions(
+            status.conditions,
+            rolling_out=status.phase in (*ROLLOUT_PHASES, Phase.INITIALIZING),
+            rolled_back=status.phase is Phase.ROLLED_BACK,
+            now=self.now,
+            observed_generation=self.observations.generation,
+        )
 
     def stable_readiness(self) -> tuple[ConditionStatus, str, str]:
         stable = self.observations.stable
@@ -511,6 +693,12 @@ class _Rollout:
                 return ConditionStatus.UNKNOWN, "Paused", f"rollout of {version} paused {self.where()}"
             case Phase.PROMOTING:
                 return ConditionStatus.TRUE, "Promoting", f"rolling the stable Deployment to {version}"
+            case Phase.VALIDATING:
+                return ConditionStatus.TRUE, "Validating", f"canary {version} {self.where()}"
+            case Phase.SHADOWING if status.step_started_at is not None:
+                due = next_check_at(self.spec, status)
+                shown = f"next check at {due.isoformat()}" if due is not None else "no check scheduled"
+                return ConditionStatus.TRUE, "Shadowing", f"canary {version} {self.where()}; {shown}"
         if status.current_step is None:
             deadline = self.spec.rollout.progress_deadline
             return (
@@ -535,14 +723,7 @@ class _Rollout:
     # --- helpers ------------------------------------------------------------------------------------------------
 
     def canary_available(self) -> bool:
-        """The canary Deployment runs this version at the planned replicas, all available (a Deployment left at
-        0 replicas by an earlier rollout of the same version does not count)."""
-        canary = self.observations.canary
-        return (
-            canary.available
-            and canary.version == self.status.canary_version
-            and canary.replicas == _canary_replicas(self.spec, self.status)
-        )
+        return _canary_ready(self.spec, self.status, self.observations.canary)
 
     def canary_stuck(self) -> str | None:
         """Why the canary Deployment counts as failed to progress, if it does."""
@@ -550,7 +731,9 @@ class _Rollout:
         if canary.version == version and canary.progress_deadline_exceeded:
             return f"canary {version} Deployment exceeded its progress deadline {self.where()}"
         deadline = _canary_deadline(self.spec, self.status)
-        starting = self.status.current_step is None
+        starting = self.status.current_step is None and not (
+            self.status.phase is Phase.SHADOWING and self.status.step_started_at is not None
+        )
         if starting and deadline is not None and self.now >= deadline and not self.canary_available():
             return f"canary {version} not available within progressDeadline {self.spec.rollout.progress_deadline}"
         return None
@@ -559,8 +742,12 @@ class _Rollout:
         return f"stable {self.status.stable_version}"
 
     def where(self) -> str:
-        """`at step 2/3 (25%)`, or `before the canary was ready`."""
+        """`at step 2/3 (25%)`, `in the shadow phase (weight 0)`, or `before the canary was ready`."""
         step = self.status.current_step
+        if step is None and self.status.phase is Phase.VALIDATING:
+            return "at the validation gate (weight 0)"
+        if step is None and self.status.phase is Phase.SHADOWING and self.status.step_started_at is not None:
+            return "in the shadow phase (weight 0)"
         if step is None:
             return "before the canary was ready"
         return f"at step {step + 1}/{len(self.spec.rollout.steps)} ({self.status.canary_weight}%)"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus
 from sluice.core.children import RESERVED_ENV, ChildNames, parse_pvc_uri, parse_quantity
-from sluice.core.conditions import READY, ConditionStatus, set_condition
+from sluice.core.conditions import READY, ConditionStatus, kstatus_conditions, set_condition
 
 INVALID_SPEC = "InvalidSpec"
 QUERY_PLACEHOLDERS = frozenset({"namespace", "name", "version", "track", "interval"})
@@ -35,6 +35,10 @@ def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[s
         if env.name in RESERVED_ENV:
             found.append(f"spec.serving.env may not set {env.name}: the operator sets it")
     found += _resource_problems(spec)
+    routed = spec.traffic is not None and spec.traffic.gateway is not None
+    for gate, present in (("spec.validation", spec.validation), ("spec.rollout.shadow", spec.rollout.shadow)):
+        if present is not None and not routed:
+            found.append(f"{gate} needs spec.traffic.gateway: only an HTTPRoute keeps a running canary at weight 0")
     for metric in spec.analysis.metrics or []:
         unknown = sorted(set(_PLACEHOLDER.findall(metric.query)) - QUERY_PLACEHOLDERS)
         if unknown:
@@ -77,5 +81,8 @@ def invalid_spec_status(
         message=message,
         now=now,
         observed_generation=generation,
+    )
+    conditions = kstatus_conditions(
+        conditions, rolling_out=False, rolled_back=False, now=now, observed_generation=generation
     )
     return status.model_copy(update={"conditions": conditions, "observed_generation": generation})

@@ -1,0 +1,1 @@
+"""`make bench`: the operator benchmarks (see run.py)."""

@@ -1,0 +1,244 @@
+"""`pause`, `resume`, `promote [--full]`, `abort`, `retry`, `undo [--to-version V]`.
+
+Every command reads the ModelDeployment, checks that the state allows the request (`checks`; nothing is written
+otherwise, exit code 3), and writes one JSON merge patch guarded by the resourceVersion it read (re-read and
+re-checked on a conflict). How each request reaches the operator:
+
+- promote, promote --full, abort, retry: the `sluice.dev/action` annotation with a new `sluice.dev/action-id`,
+  the operator's one-shot request mechanism. `--wait` waits until the operator has handled the id and reports
+  whether it acted or refused (its `ActionIgnored` Event).
+- pause, resume: the `sluice.dev/paused` annotation, not `spec.paused`. The spec belongs to whoever applies the
+  manifest (often a GitOps tool, which would revert an edit, or show drift until someone commits it); the operator
+  treats the annotation exactly like `spec.paused`. So `resume` refuses to lift a `spec.paused: true`: that hold
+  belongs to the manifest's owner.
+- undo: spec.model itself (version, uri, format, digest), since undo means serving another model; this edits
+  what a GitOps tool owns, exactly as `kubectl argo rollouts undo` does, and the tool will put its version back
+  unless the manifest changes too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, PAUSED_ANNOTATION, Action, ModelDeployment
+from sluice.cli.base import CliError, Command, ExitCode
+from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
+from sluice.cli.kube import Kube
+from sluice.cli.render import step_text
+
+
+def new_action_id() -> str:
+    """A request id unique per request: UTC time plus random hex (`kubectl-sluice-20260101T120000Z-3f9a1c`)."""
+    return f"kubectl-sluice-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def action_patch(action: Action, action_id: str) -> dict[str, Any]:
+    return {"metadata": {"annotations": {ACTION_ANNOTATION: str(action), ACTION_ID_ANNOTATION: action_id}}}
+
+
+def _name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the ModelDeployment")
+
+
+def _wait_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the operator has handled the request; exit code 3 if it refused it",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="with --wait: how long (default 60)"
+    )
+
+
+def wait_for_handling(kube: Kube, name: str, action_id: str, timeout: float) -> ModelDeployment:
+    """Until status.lastHandledActionId is `action_id`; CliError(WRONG_STATE) when the operator ignored it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        md = kube.get(name)
+        if md.status.last_handled_action_id == action_id:
+            refusal = next(
+                (
+                    event
+                    for event in kube.events(str(md.metadata.get("uid", "")), 50)
+                    if event.reason == "ActionIgnored" and f"({action_id})" in event.message
+                ),
+                None,
+            )
+            if refusal is not None:
+                raise CliError(ExitCode.WRONG_STATE, f"the operator refused the request: {refusal.message}")
+            return md
+        if time.monotonic() >= deadline:
+            raise CliError(
+                ExitCode.NOT_FINISHED,
+                f"request {action_id} not handled within {timeout:g}s (is the operator running?)",
+            )
+        time.sleep(0.5)
+
+
+def _request(args: argparse.Namespace, action: Action, describe: str) -> int:
+    kube = Kube.from_args(args)
+    action_id = new_action_id()
+
+    def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        check_action(md, action)
+        return action_patch(action, action_id)
+
+    before, _ = kube.patch_checked(args.name, make_patch)
+    print(f"{args.name}: {action} requested (id {action_id}): {describe.format(md=before, step=step_text(before))}")
+    if args.wait:
+        after = wait_for_handling(kube, args.name, action_id, args.timeout)
+        print(f"{args.name}: handled; phase {after.status.phase}, canary weight {after.status.canary_weight}%")
+    return ExitCode.OK
+
+
+def _promote_arguments(parser: argparse.ArgumentParser) -> None:
+    _name_argument(parser)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="promote now, skipping every remaining step (also before the canary is ready)",
+    )
+    _wait_arguments(parser)
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    if args.full:
+        return _request(
+            args, Action.PROMOTE_FULL, "{md.status.canary_version} is promoted now, skipping the steps left"
+        )
+    return _request(
+        args,
+        Action.PROMOTE,
+        "canary {md.status.canary_version} skips the rest of step {step} without a check",
+    )
+
+
+def _action_arguments(parser: argparse.ArgumentParser) -> None:
+    _name_argument(parser)
+    _wait_arguments(parser)
+
+
+def run_abort(args: argparse.Namespace) -> int:
+    return _request(
+        args,
+        Action.ABORT,
+        "canary {md.status.canary_version} goes to weight 0; stable {md.status.stable_version} serves",
+    )
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    return _request(args, Action.RETRY, "the rollout of {md.status.canary_version} starts again from the first step")
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    kube = Kube.from_args(args)
+
+    def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        check_pause(md)
+        return {"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}}
+
+    before, _ = kube.patch_checked(args.name, make_patch)
+    if before.status.canary_version is None:
+        print(
+            f"{args.name}: paused ({PAUSED_ANNOTATION}=true); no rollout in progress: the next one holds at its start"
+        )
+    else:
+        print(
+            f"{args.name}: paused ({PAUSED_ANNOTATION}=true); the rollout of {before.status.canary_version} holds at "
+            f"{before.status.canary_weight}%"
+        )
+    return ExitCode.OK
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    kube = Kube.from_args(args)
+
+    def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        check_resume(md)
+        return {"metadata": {"annotations": {PAUSED_ANNOTATION: None}}}
+
+    kube.patch_checked(args.name, make_patch)
+    print(f"{args.name}: resumed ({PAUSED_ANNOTATION} removed)")
+    return ExitCode.OK
+
+
+def _undo_arguments(parser: argparse.ArgumentParser) -> None:
+    _name_argument(parser)
+    parser.add_argument(
+        "--to-version",
+        metavar="VERSION",
+        help="a version from `kubectl sluice history` (default: the stable version during a rollout or after a "
+        "rollback, else the previous stable version)",
+    )
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    kube = Kube.from_args(args)
+    chosen: list[str] = []
+
+    def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        target = undo_target(md, args.to_version)
+        chosen[:] = [target.version, target.uri]
+        model = {"version": target.version, "uri": target.uri, "format": str(target.format), "digest": target.digest}
+        return {"spec": {"model": model}}
+
+    before, _ = kube.patch_checked(args.name, make_patch)
+    version, uri = chosen
+    if before.status.canary_version is not None and version == before.status.stable_version:
+        effect = f"the rollout of {before.status.canary_version} ends; stable {version} keeps serving"
+    elif version == before.status.stable_version:
+        effect = f"stable {version} keeps serving"
+    else:
+        effect = f"a canary rollout of {version} starts from stable {before.status.stable_version}"
+    print(f"{args.name}: spec.model set back to {version} ({uri}): {effect}")
+    return ExitCode.OK
+
+
+PAUSE = Command(
+    name="pause",
+    help="hold the rollout at its current step (annotation sluice.dev/paused)",
+    add_arguments=_name_argument,
+    run=run_pause,
+    epilog="example:\n  kubectl sluice pause fraud -n ml",
+)
+RESUME = Command(
+    name="resume",
+    help="continue a rollout paused with `pause`",
+    add_arguments=_name_argument,
+    run=run_resume,
+    epilog="example:\n  kubectl sluice resume fraud -n ml",
+)
+PROMOTE = Command(
+    name="promote",
+    help="skip the rest of the current step (--full: promote now, skipping every remaining step)",
+    add_arguments=_promote_arguments,
+    run=run_promote,
+    epilog="examples:\n  kubectl sluice promote fraud -n ml\n  kubectl sluice promote fraud -n ml --full --wait",
+)
+ABORT = Command(
+    name="abort",
+    help="roll the canary back now; the stable version keeps serving",
+    add_arguments=_action_arguments,
+    run=run_abort,
+    epilog="example:\n  kubectl sluice abort fraud -n ml --wait",
+)
+RETRY = Command(
+    name="retry",
+    help="roll out the rolled-back or aborted version again from the first step",
+    add_arguments=_action_arguments,
+    run=run_retry,
+    epilog="example:\n  kubectl sluice retry fraud -n ml",
+)
+UNDO = Command(
+    name="undo",
+    help="set spec.model back to a previous version's model (a recorded one from the history)",
+    add_arguments=_undo_arguments,
+    run=run_undo,
+    epilog="examples:\n  kubectl sluice undo fraud -n ml\n  kubectl sluice undo fraud -n ml --to-version 1.3.0",
+)
+COMMANDS = (PAUSE, RESUME, PROMOTE, ABORT, RETRY, UNDO)

@@ -1,0 +1,175 @@
+"""Pure state checks the plugin runs before it writes anything, and the state `status` reports.
+
+They mirror the operator's own rules (core/rollout.py, docs/rollouts.md "Manual actions"), so a request the
+operator would ignore is refused here with a clear message instead of becoming an `ActionIgnored` Event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sluice.api.v1alpha1 import Action, ModelDeployment, ModelStatus, Outcome, Phase
+from sluice.cli.base import CliError, ExitCode
+from sluice.cli.render import paused_by, pending_action
+from sluice.core.conditions import READY
+from sluice.core.validation import INVALID_SPEC
+
+ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING})
+
+
+class RolloutState(StrEnum):
+    """What `status` reports, and its exit code."""
+
+    HEALTHY = "Healthy"
+    """Stable, and the operator has acted on the latest spec and request."""
+    DEGRADED = "Degraded"
+    """The last rollout was rolled back or aborted, or the spec is invalid."""
+    PROGRESSING = "Progressing"
+    """A rollout (or the first deploy) is under way, or the operator has not acted on the latest change yet."""
+    PAUSED = "Paused"
+    """A rollout holds until someone resumes it."""
+
+
+STATE_EXIT_CODES = {
+    RolloutState.HEALTHY: ExitCode.OK,
+    RolloutState.DEGRADED: ExitCode.FAILED,
+    RolloutState.PROGRESSING: ExitCode.NOT_FINISHED,
+    RolloutState.PAUSED: ExitCode.NOT_FINISHED,
+}
+
+
+def settled(md: ModelDeployment) -> bool:
+    """The status describes the latest spec (observedGeneration) and no request waits for the operator."""
+    generation = md.metadata.get("generation")
+    return (
+        md.status.phase is not None
+        and (generation is None or md.status.observed_generation == generation)
+        and pending_action(md) is None
+    )
+
+
+def rollout_state(md: ModelDeployment) -> RolloutState:
+    ready = next((c for c in md.status.conditions if c.type == READY), None)
+    if (
+        ready is not None
+        and ready.reason == INVALID_SPEC
+        and md.status.observed_generation == md.metadata.get("generation")
+    ):
+        return RolloutState.DEGRADED
+    if not settled(md):
+        return RolloutState.PROGRESSING
+    match md.status.phase:
+        case Phase.STABLE:
+            return RolloutState.HEALTHY
+        case Phase.ROLLED_BACK:
+            return RolloutState.DEGRADED
+        case Phase.PAUSED:
+            return RolloutState.PAUSED
+        case _:
+            return RolloutState.PROGRESSING
+
+
+def _refuse(message: str) -> CliError:
+    return CliError(ExitCode.WRONG_STATE, message)
+
+
+def check_can_request(md: ModelDeployment) -> None:
+    """Any request: the operator has reconciled the object and handled the previous request."""
+    name = md.metadata.get("name")
+    if md.status.phase is None:
+        raise _refuse(f"{name} has no status yet: the operator has not reconciled it (is the operator running?)")
+    if (pending := pending_action(md)) is not None:
+        raise _refuse(
+            f"the previous request {pending[0]} (id {pending[1]}) is not handled yet (is the operator running?); "
+            "nothing was written"
+        )
+
+
+def check_action(md: ModelDeployment, action: Action) -> None:
+    """Raise CliError(WRONG_STATE) when the operator would ignore `action` in the current state."""
+    check_can_request(md)
+    status = md.status
+    phase, canary = status.phase, status.canary_version
+    if action in (Action.PROMOTE, Action.PROMOTE_FULL):
+        if phase is Phase.PAUSED or (phase is Phase.PROGRESSING and paused_by(md) is not None):
+            raise _refuse(f"the rollout of {canary} is paused; resume it first (kubectl sluice resume)")
+        if phase is Phase.PROMOTING:
+            raise _refuse(f"{canary} is already being promoted")
+        if phase is not Phase.PROGRESSING:
+            raise _refuse(f"no rollout in progress (phase {phase}); nothing to promote")
+        if action is Action.PROMOTE and status.current_step is None:
+            raise _refuse(
+                f"canary {canary} is not ready yet, so there is no step to skip; "
+                "promote --full promotes without the remaining steps"
+            )
+    elif action is Action.ABORT:
+        if phase not in ROLLOUT_PHASES:
+            raise _refuse(f"no rollout to abort (phase {phase})")
+    elif action is Action.RETRY:
+        last = status.history[-1] if status.history else None
+        if phase is not Phase.ROLLED_BACK or last is None or last.outcome not in (Outcome.ROLLED_BACK, Outcome.ABORTED):
+            raise _refuse(f"nothing to retry: the last rollout was not rolled back or aborted (phase {phase})")
+        if md.spec.model.version != canary:
+            raise _refuse(f"spec.model.version is {md.spec.model.version}, not the rolled-back {canary}")
+
+
+def check_pause(md: ModelDeployment) -> None:
+    if (by := paused_by(md)) is not None:
+        raise _refuse(f"already paused by {by}")
+    if md.status.phase is Phase.PROMOTING:
+        raise _refuse(f"{md.status.canary_version} is being promoted; a promotion under way is not paused")
+
+
+def check_resume(md: ModelDeployment) -> None:
+    if md.spec.paused:
+        raise _refuse(
+            "spec.paused is true: set it to false where the manifest is kept "
+            "(resume only removes the sluice.dev/paused annotation, to leave the spec to its owner)"
+        )
+    if paused_by(md) is None:
+        raise _refuse("not paused")
+
+
+def known_models(md: ModelDeployment) -> dict[str, ModelStatus]:
+    """Every version whose model the status records, newest record winning: rolled-out models of history
+    entries, the stable models they ran beside, and the current stable model."""
+    models: dict[str, ModelStatus] = {}
+    for entry in md.status.history:
+        for model in (entry.stable_model, entry.model):
+            if model is not None:
+                models[model.version] = model
+    if md.status.stable_model is not None:
+        models[md.status.stable_model.version] = md.status.stable_model
+    return models
+
+
+def undo_target(md: ModelDeployment, to_version: str | None) -> ModelStatus:
+    """The model `undo` sets spec.model to.
+
+    By default: during a rollout or after a rollback (spec names another version than the stable one), the stable
+    model, which ends the rollout; otherwise the stable version's predecessor (the model the last promotion of
+    the stable version replaced). `--to-version V`: any version whose model the status records."""
+    status, current = md.status, md.spec.model.version
+    if status.phase is None:
+        raise _refuse(f"{md.metadata.get('name')} has no status yet: the operator has not reconciled it")
+    if to_version is None:
+        if status.stable_model is not None and current != status.stable_version:
+            return status.stable_model
+        promoted = [
+            entry
+            for entry in status.history
+            if entry.outcome is Outcome.PROMOTED and entry.version == status.stable_version and entry.stable_model
+        ]
+        if not promoted or promoted[-1].stable_model is None:
+            raise _refuse(
+                f"no previous stable version recorded in the history of {md.metadata.get('name')} "
+                f"(stable {status.stable_version}); use --to-version"
+            )
+        return promoted[-1].stable_model
+    if to_version == current:
+        raise _refuse(f"spec.model.version is already {to_version}")
+    models = known_models(md)
+    if to_version not in models:
+        listed = ", ".join(sorted(v for v in models if v != current)) or "none"
+        raise _refuse(f"version {to_version} is not in the history (versions with a recorded model: {listed})")
+    return models[to_version]

@@ -1,0 +1,224 @@
+"""The plugin's Kubernetes access: the standard kubeconfig flags, ModelDeployment reads and patches, Events.
+
+The connection follows kubectl: `--kubeconfig` (else KUBECONFIG, which may list several files, else
+~/.kube/config), `--context` (else the current context), `-n/--namespace` (else the context's namespace, else
+`default`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+from urllib3.exceptions import HTTPError
+
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
+from sluice.cli.base import CliError, ExitCode
+from sluice.cli.render import EventLine
+
+CONFLICT_RETRIES = 3
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, *, suppress_defaults: bool) -> None:
+    """--kubeconfig, --context, -n/--namespace. Subcommands get them with suppressed defaults, so the values given
+    before the subcommand (`kubectl sluice -n ml status fraud`) are not overwritten by the subcommand's defaults."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress_defaults else value
+
+    group = parser.add_argument_group("connection (as kubectl)")
+    group.add_argument(
+        "--kubeconfig", default=default(None), metavar="PATH", help="kubeconfig file (default: $KUBECONFIG)"
+    )
+    group.add_argument("--context", default=default(None), help="kubeconfig context (default: the current one)")
+    group.add_argument(
+        "-n",
+        "--namespace",
+        default=default(None),
+        help="namespace (default: the context's namespace, else default)",
+    )
+    group.add_argument(
+        "--request-timeout",
+        type=float,
+        default=default(30.0),
+        metavar="SECONDS",
+        help="seconds one API request may take (default 30)",
+    )
+
+
+def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
+    try:
+        return ModelDeployment.model_validate(body)
+    except ValidationError as error:
+        name = body.get("metadata", {}).get("name", "?")
+        raise CliError(ExitCode.FAILED, f"modeldeployment {name!r} does not parse: {error}") from error
+
+
+def api_error(error: ApiException, what: str) -> CliError:
+    """A CliError naming the API server's own message."""
+    message = error.reason
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(error.body or "{}").get("message") or message
+    return CliError(ExitCode.API_ERROR, f"{what}: {error.status} {message}")
+
+
+@dataclass
+class Kube:
+    """A connected client, scoped to one namespace."""
+
+    api_client: client.ApiClient
+    namespace: str
+    request_timeout: float = 30.0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Kube:
+        kubeconfig: str | None = getattr(args, "kubeconfig", None)
+        context: str | None = getattr(args, "context", None)
+        try:
+            api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+            contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as error:
+            raise CliError(ExitCode.USAGE, f"cannot load the kubeconfig: {error}") from error
+        namespace: str | None = getattr(args, "namespace", None)
+        if not namespace:
+            chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+            namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+        return cls(api_client, namespace, float(getattr(args, "request_timeout", 30.0)))
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ApiException:
+            raise
+        except HTTPError as error:
+            host = self.api_client.configuration.host
+            raise CliError(ExitCode.API_ERROR, f"{what}: cannot reach the API server at {host}: {error}") from error
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api_client)
+
+    def get_body(self, name: str) -> dict[str, Any]:
+        """The ModelDeployment as stored; CliError(USAGE) when there is none."""
+        try:
+            body = self._call(
+                "get",
+                lambda: self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise CliError(
+                    ExitCode.USAGE,
+                    f'modeldeployment "{name}" not found in namespace "{self.namespace}"'
+                    + ("" if "modeldeployments" in str(error.body) else " (is the sluice CRD installed?)"),
+                ) from error
+            raise api_error(error, f'get modeldeployment "{name}"') from error
+        return cast(dict[str, Any], body)
+
+    def get(self, name: str) -> ModelDeployment:
+        return parse_model_deployment(self.get_body(name))
+
+    def list_all(self, *, all_namespaces: bool) -> list[ModelDeployment]:
+        try:
+            if all_namespaces:
+                listed = self._call(
+                    "list",
+                    lambda: self.custom.list_cluster_custom_object(
+                        GROUP, VERSION, PLURAL, _request_timeout=self.request_timeout
+                    ),
+                )
+            else:
+                listed = self._call(
+                    "list",
+                    lambda: self.custom.list_namespaced_custom_object(
+                        GROUP, VERSION, self.namespace, PLURAL, _request_timeout=self.request_timeout
+                    ),
+                )
+        except ApiException as error:
+            if error.status == 404:
+                raise CliError(
+                    ExitCode.API_ERROR, "the server has no ModelDeployment resource: is the sluice CRD installed?"
+                ) from error
+            raise api_error(error, "list modeldeployments") from error
+        items = cast(list[dict[str, Any]], listed.get("items", []))
+        return [parse_model_deployment(item) for item in items]
+
+    def patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch; raises ApiException 409 when it carries a stale metadata.resourceVersion."""
+        try:
+            body = self._call(
+                "patch",
+                lambda: self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, name, dict(patch), _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise
+            if error.status == 404:
+                raise CliError(
+                    ExitCode.USAGE, f'modeldeployment "{name}" not found in namespace "{self.namespace}"'
+                ) from error
+            raise api_error(error, f'patch modeldeployment "{name}"') from error
+        return cast(dict[str, Any], body)
+
+    def patch_checked(
+        self, name: str, make_patch: Callable[[ModelDeployment], dict[str, Any]]
+    ) -> tuple[ModelDeployment, ModelDeployment]:
+        """Read, build the patch from what was read (its checks may raise CliError), write it guarded by the
+        resourceVersion read; on a conflict, read and check again. Returns (before, after)."""
+        for _ in range(CONFLICT_RETRIES):
+            body = self.get_body(name)
+            before = parse_model_deployment(body)
+            patch = make_patch(before)
+            patch.setdefault("metadata", {})["resourceVersion"] = body["metadata"]["resourceVersion"]
+            try:
+                return before, parse_model_deployment(self.patch(name, patch))
+            except ApiException as error:
+                if error.status != 409:
+                    raise api_error(error, f'patch modeldeployment "{name}"') from error
+        raise CliError(ExitCode.API_ERROR, f'modeldeployment "{name}" kept changing while it was patched; try again')
+
+    def events(self, uid: str, limit: int) -> list[EventLine]:
+        """The newest `limit` Events about the object with this uid, oldest first."""
+        core = client.CoreV1Api(self.api_client)
+        try:
+            listed = self._call(
+                "events",
+                lambda: core.list_namespaced_event(
+                    self.namespace, field_selector=f"involvedObject.uid={uid}", _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 403:
+                return []  # events are extra: a user who may not list them still sees the status
+            raise api_error(error, "list events") from error
+        lines = [
+            EventLine(
+                type=event.type or "",
+                reason=event.reason or "",
+                message=event.message or "",
+                time=_event_time(event),
+                count=event.count or 1,
+            )
+            for event in listed.items
+        ]
+        lines.sort(key=lambda line: (line.time is None, line.time))
+        return lines[-limit:] if limit > 0 else []
+
+
+def _event_time(event: Any) -> datetime | None:
+    for stamp in (event.last_timestamp, event.event_time, event.first_timestamp, event.metadata.creation_timestamp):
+        if isinstance(stamp, datetime):
+            return stamp
+    return None

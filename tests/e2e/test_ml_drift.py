@@ -1,0 +1,281 @@
+"""Prediction drift end to end, on the same substrate as tests/e2e/test_canary_rollouts.py (real control plane with
+kwok pods, the real operator subprocess, real `sluice-serving` processes scraped by the real Prometheus, a load
+generator splitting traffic by the HTTPRoute), with models whose predictions differ in a controlled way:
+
+- a classifier whose intercept is pushed so far that it predicts one class only (its requests all succeed, fast)
+  is rolled back on prediction PSI and KS while error rate and latency pass;
+- a regressor whose predictions are offset by 1.5 standard deviations is rolled back on its prediction
+  histogram buckets;
+- the same classifier retrained on another sample (an equivalent model) is promoted through every step, its
+  predictions and its inputs (feature PSI) judged the same as the stable version's;
+
+and in each scenario `sluice.replay` over the recorded window reproduces the operator's live checks (step,
+weight, verdict of the check and of every metric) as the operator recorded them in status.lastCheck.
+
+Every request carries the same 40 rows, so both versions see the same inputs: a canary's prediction mix differs
+from the stable's only by the model. Timing as in test_canary_rollouts: interval 5 s, steps [20, 50].
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kubernetes.client import ApiClient
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from e2e.test_canary_rollouts import (
+    INTERVAL_SECONDS,
+    STEPS,
+    Scenario,
+    finished,
+    operator,  # noqa: F401 (the module-scoped operator fixture)
+)
+from harness import Prometheus
+from harness.dataplane import DataPlane, LoadGenerator
+from integration.operator_support import OperatorProcess
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeploymentSpec
+from sluice.replay import Decision, ReplayedCheck, render_table, replay
+from unit.serving.support import rows_body
+
+pytestmark = pytest.mark.e2e
+
+ROWS_PER_REQUEST = 40
+RATE = 30.0
+FEATURES = 6
+DRIFT_BOUNDS = {"maxPredictionPSI": 0.2, "maxPredictionKS": 0.15, "minDriftSamples": 200}
+"""At 30 requests/s a 20% step sends the canary about 30 requests (1200 predictions) per 5 s window."""
+
+
+@dataclass(frozen=True)
+class Models:
+    """ONNX files by version, and one request body of held-out rows."""
+
+    files: dict[str, Path]
+    body: bytes
+
+
+def _onnx(path: Path, model: Any) -> Path:
+    options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
+    onx = convert_sklearn(
+        model, initial_types=[("input", FloatTensorType([None, FEATURES]))], options=options, target_opset=17
+    )
+    path.write_bytes(onx.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifiers(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """1.0.0 and its retrained twin 2.0.0 (another sample of the same problem: 39 of the 40 rows predicted alike);
+    2.0.0-oneclass, 1.0.0 with its intercept raised by 3, predicts class 1 for every row."""
+    directory = tmp_path_factory.mktemp("classifiers")
+    x, y = make_classification(n_samples=3000, n_features=FEATURES, n_informative=4, random_state=0)
+    stable = LogisticRegression(max_iter=500).fit(x[:1000], y[:1000])
+    retrained = LogisticRegression(max_iter=500).fit(x[1000:2000], y[1000:2000])
+    one_class = copy.deepcopy(stable)
+    one_class.intercept_ = one_class.intercept_ + 3.0
+    rows = x[2000 : 2000 + ROWS_PER_REQUEST]
+    assert np.bincount(stable.predict(rows)).tolist() == [20, 20]
+    assert np.bincount(retrained.predict(rows)).tolist() == [21, 19]
+    assert set(one_class.predict(rows).tolist()) == {1}
+    files = {
+        "1.0.0": _onnx(directory / "stable.onnx", stable),
+        "2.0.0": _onnx(directory / "retrained.onnx", retrained),
+        "2.0.0-oneclass": _onnx(directory / "oneclass.onnx", one_class),
+    }
+    return Models(files, rows_body(rows, "FP32"))
+
+
+@pytest.fixture(scope="module")
+def regressors(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """1.0.0 predicting a target scaled to unit variance (spread over the default prediction buckets), and
+    2.0.0-offset, the same model plus 1.5."""
+    directory = tmp_path_factory.mktemp("regressors")
+    x, y = make_regression(n_samples=2000, n_features=FEATURES, noise=10, random_state=1)
+    stable = LinearRegression().fit(x[:1000], y[:1000] / y.std())
+    offset = copy.deepcopy(stable)
+    offset.intercept_ = offset.intercept_ + 1.5
+    files = {
+        "1.0.0": _onnx(directory / "stable.onnx", stable),
+        "2.0.0-offset": _onnx(directory / "offset.onnx", offset),
+    }
+    return Models(files, rows_body(x[1000 : 1000 + ROWS_PER_REQUEST], "FP32"))
+
+
+@dataclass
+class DriftScenario(Scenario):
+    """A Scenario whose versions serve different model files."""
+
+    files: dict[str, Path] | None = None
+
+    def spec(self, version: str, **analysis: Any) -> dict[str, Any]:
+        spec = super().spec(version, **analysis)
+        assert self.files is not None
+        spec["model"]["uri"] = self.files[version].as_uri()
+        return spec
+
+    def set_version(self, version: str) -> None:
+        assert self.files is not None
+        patch = {"spec": {"model": {"version": version, "uri": self.files[version].as_uri()}}}
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name, patch)
+
+    def record_checks(self, until: Callable[[dict[str, Any]], bool], what: str) -> list[dict[str, Any]]:
+        """Poll the status every 0.2 s until `until(status)`; every distinct status.lastCheck the operator wrote."""
+        checks: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 120
+        while True:
+            status = self.status()
+            last = status.get("lastCheck")
+            if last is not None:
+                checks.setdefault(last["time"], last)
+            if until(status):
+                return [checks[key] for key in sorted(checks)]
+            if time.monotonic() > deadline or not self.operator.is_running():
+                raise AssertionError(
+                    f"timed out waiting for {what}; checks {list(checks.values())}\n{self.diagnostics()}"
+                )
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def drift_scenario(
+    operator: OperatorProcess,  # noqa: F811 (the imported fixture)
+    kube_api_client: ApiClient,
+    prometheus: Prometheus,
+    restricted_namespace: str,
+    tmp_path: Path,
+) -> Iterator[Callable[[Models], DriftScenario]]:
+    planes: list[DataPlane] = []
+
+    def make(models: Models) -> DriftScenario:
+        plane = DataPlane(kube_api_client, prometheus, restricted_namespace, tmp_path / "dataplane").start()
+        planes.append(plane)
+        # Scenario.model (one ModelFiles for every version) is unused: `files` gives each version its own model.
+        return DriftScenario(kube_api_client, restricted_namespace, operator, plane, None, files=models.files)  # type: ignore[arg-type]
+
+    yield make
+    for plane in planes:
+        plane.stop()
+
+
+def replayed(
+    scenario: DriftScenario, prometheus: Prometheus, live: list[dict[str, Any]], canary: str
+) -> list[ReplayedCheck]:
+    """`sluice.replay` of the live rollout: its first step starting one interval before the first live check."""
+    spec = ModelDeploymentSpec.model_validate(scenario.get()["spec"])
+    start = datetime.fromisoformat(live[0]["time"]) - timedelta(seconds=INTERVAL_SECONDS)
+    end = datetime.fromisoformat(live[-1]["time"]) + timedelta(seconds=1)
+    checks = replay(
+        spec,
+        prometheus.url,
+        start,
+        end,
+        namespace=scenario.namespace,
+        name=scenario.name,
+        canary_version=canary,
+        stable_version="1.0.0",
+    )
+    print(render_table(checks, spec.rollout.steps))
+    return checks
+
+
+def assert_same_checks(live: list[dict[str, Any]], checks: list[ReplayedCheck]) -> None:
+    def key(check: dict[str, Any]) -> tuple[Any, ...]:
+        metrics = tuple((metric["name"], metric["verdict"]) for metric in check["metrics"])
+        return check["step"], check["weight"], check["verdict"], metrics
+
+    assert [key(check.check.to_wire()) for check in checks] == [key(check) for check in live]
+    for check, recorded in zip(checks, live, strict=True):
+        offset = (check.check.time - datetime.fromisoformat(recorded["time"])).total_seconds()
+        assert abs(offset) < 2, f"replayed check at {check.check.time}, live at {recorded['time']}"
+
+
+def run_rollout(
+    scenario: DriftScenario, models: Models, canary: str, outcome: str, **analysis: Any
+) -> list[dict[str, Any]]:
+    scenario.start_stable("1.0.0", **analysis)
+    with LoadGenerator(scenario.dataplane, scenario.name, models.body, rate=RATE, duration=180) as generator:
+        scenario.set_version(canary)
+        live = scenario.record_checks(
+            lambda s: finished(outcome)(s) and s.get("phase") in ("Stable", "RolledBack"), f"{canary} {outcome}"
+        )
+    served = generator.stats.by_version
+    assert served[(canary, 200)] > 0, served
+    assert not [key for key in served if key[1] != 200], served
+    return live
+
+
+def metric(check: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in check["metrics"] if m["name"] == name)
+
+
+def test_a_one_class_classifier_is_rolled_back_on_prediction_drift_and_replay_agrees(
+    drift_scenario: Callable[[Models], DriftScenario], classifiers: Models, prometheus: Prometheus
+) -> None:
+    scenario = drift_scenario(classifiers)
+    live = run_rollout(scenario, classifiers, "2.0.0-oneclass", "RolledBack", **DRIFT_BOUNDS)
+    status = scenario.status()
+    entry = status["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0-oneclass", "AnalysisFailed"), entry
+    assert "prediction PSI" in entry["message"], entry
+    assert "above maxPredictionPSI 0.2" in entry["message"], entry
+    last = live[-1]
+    assert last["verdict"] == "Failed"
+    assert metric(last, "errorRate")["verdict"] == metric(last, "latencyP99")["verdict"] == "Passed", last
+    assert metric(last, "predictionPSI")["value"] > 4, last  # 20/20 against 0/40: 4.60 (docs/ml-analysis.md)
+    assert metric(last, "predictionKS")["value"] == pytest.approx(0.5, abs=0.05), last
+    assert status["stableVersion"] == "1.0.0"
+
+    checks = replayed(scenario, prometheus, live, "2.0.0-oneclass")
+    assert_same_checks(live, checks)
+    assert checks[-1].decision is Decision.ROLLBACK
+
+
+def test_a_regressor_with_an_offset_is_rolled_back_on_its_prediction_histogram(
+    drift_scenario: Callable[[Models], DriftScenario], regressors: Models, prometheus: Prometheus
+) -> None:
+    scenario = drift_scenario(regressors)
+    live = run_rollout(scenario, regressors, "2.0.0-offset", "RolledBack", **DRIFT_BOUNDS)
+    entry = scenario.status()["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0-offset", "AnalysisFailed"), entry
+    assert "prediction" in entry["message"], entry
+    last = live[-1]
+    assert metric(last, "errorRate")["verdict"] == "Passed", last
+    assert metric(last, "predictionPSI")["value"] > 0.2, last
+    assert metric(last, "predictionKS")["value"] > 0.15, last
+
+    checks = replayed(scenario, prometheus, live, "2.0.0-offset")
+    assert_same_checks(live, checks)
+    assert checks[-1].decision is Decision.ROLLBACK
+
+
+def test_a_retrained_equivalent_classifier_is_promoted_and_replay_agrees(
+    drift_scenario: Callable[[Models], DriftScenario], classifiers: Models, prometheus: Prometheus
+) -> None:
+    scenario = drift_scenario(classifiers)
+    live = run_rollout(scenario, classifiers, "2.0.0", "Promoted", maxFeaturePSI=0.1, **DRIFT_BOUNDS)
+    status = scenario.status()
+    assert status["stableVersion"] == "2.0.0"
+    passed = [check for check in live if check["verdict"] == "Passed"]
+    assert [check["weight"] for check in passed] == STEPS, live
+    for check in passed:
+        assert metric(check, "predictionPSI")["value"] < 0.05, check  # 20/20 against 21/19: 0.0025
+        assert metric(check, "featurePSI")["value"] < 0.01, check  # the same rows on both sides
+        assert f"worst of {FEATURES} features" in metric(check, "featurePSI")["message"], check
+
+    checks = replayed(scenario, prometheus, live, "2.0.0")
+    assert_same_checks(live, checks)
+    assert [check.decision for check in checks if check.check.verdict == "Passed"] == [
+        Decision.ADVANCE,
+        Decision.PROMOTE,
+    ]

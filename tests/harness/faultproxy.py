@@ -1,0 +1,216 @@
+"""A fault-injecting reverse proxy on 127.0.0.1 in front of the API server, for the reliability tests.
+
+Like the counting proxy (tests/integration/operator_support.py) it forwards plain HTTP from the operator to the
+API server over TLS, streaming (watches included). At a configured rate, drawn from a seeded random generator,
+it answers a request itself instead:
+
+- `500`: 500 Internal Server Error with a Kubernetes `Status` body;
+- `429`: 429 Too Many Requests with `Retry-After: 1` (what API priority and fairness sends);
+- `409`: 409 Conflict, for writes only (what a write on a stale resourceVersion gets);
+- `drop`: the connection closed without an answer;
+- `stall` (watch requests only): the response headers are sent, then nothing, until the client gives up
+  or `stall_seconds` pass.
+
+`stall_watches(path_part)` stalls every watch whose path contains `path_part` from then on, and what is already
+streaming stops flowing, until `resume_watches()`: the deterministic stall the readiness test needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
+FAULTS = ("500", "429", "409", "drop", "stall")
+
+
+@dataclass
+class FaultPlan:
+    """Which faults, how often (`rate`: the probability that one request gets a fault), and the seed."""
+
+    rate: float = 0.0
+    weights: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(FAULTS, 1.0))
+    seed: int = 0
+    stall_seconds: float = 30.0
+
+
+def _status(code: int, reason: str, message: str) -> str:
+    return json.dumps(
+        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}
+    )
+
+
+def _is_watch(request: web.Request) -> bool:
+    return request.query.get("watch", "") in {"true", "1"}
+
+
+class FaultProxy:
+    """Plain HTTP on 127.0.0.1 -> the API server over TLS, injecting faults by `plan`; counts what it injected."""
+
+    def __init__(self, upstream_url: str, ca_file: Path, plan: FaultPlan) -> None:
+        self._upstream = upstream_url.rstrip("/")
+        self._tls = ssl.create_default_context(cafile=str(ca_file))
+        self.plan = plan
+        self._random = random.Random(plan.seed)
+        self._lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
+        self.forwarded = 0
+        self._stalled_watch_paths: list[str] = []
+        self._flowing = asyncio.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._session: ClientSession | None = None
+        self.url = ""
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    def set_rate(self, rate: float) -> None:
+        with self._lock:
+            self.plan.rate = rate
+
+    def stall_watches(self, path_part: str) -> None:
+        """Stall every watch whose path contains `path_part`: new ones get headers only, open ones stop flowing."""
+        with self._lock:
+            self._stalled_watch_paths.append(path_part)
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume_watches(self) -> None:
+        with self._lock:
+            self._stalled_watch_paths.clear()
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"forwarded": self.forwarded, **{fault: self.injected[fault] for fault in FAULTS}}
+
+    def _choose(self, request: web.Request) -> str | None:
+        with self._lock:
+            if any(part in request.path for part in self._stalled_watch_paths) and _is_watch(request):
+                self.injected["stall"] += 1
+                return "stall-held"
+            if self._random.random() >= self.plan.rate:
+                self.forwarded += 1
+                return None
+            possible = {
+                fault: weight
+                for fault, weight in self.plan.weights.items()
+                if weight > 0
+                and (fault != "409" or request.method in WRITE_METHODS)
+                and (fault != "stall" or _is_watch(request))
+            }
+            if not possible:
+                self.forwarded += 1
+                return None
+            fault = self._random.choices(list(possible), weights=list(possible.values()))[0]
+            self.injected[fault] += 1
+            return fault
+
+    async def _serve(self) -> str:
+        self._flowing.set()
+        self._session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10), auto_decompress=False)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return f"http://127.0.0.1:{port}"
+
+    async def _shutdown(self) -> None:
+        self._flowing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        fault = self._choose(request)
+        if fault == "500":
+            return web.Response(
+                status=500, text=_status(500, "InternalError", "injected fault"), content_type="application/json"
+            )
+        if fault == "429":
+            return web.Response(
+                status=429,
+                headers={"Retry-After": "1"},
+                text=_status(429, "TooManyRequests", "injected fault: too many requests, please try again later"),
+                content_type="application/json",
+            )
+        if fault == "409":
+            await request.read()
+            return web.Response(
+                status=409,
+                text=_status(409, "Conflict", "injected fault: the object has been modified; please apply again"),
+                content_type="application/json",
+            )
+        if fault == "drop":
+            await request.read()
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # aiohttp drops the handler of a gone connection quietly
+        if fault in {"stall", "stall-held"}:
+            return await self._stall(request, held=fault == "stall-held")
+        return await self._forward(request)
+
+    async def _stall(self, request: web.Request, *, held: bool) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        with contextlib.suppress(ConnectionResetError):
+            await response.prepare(request)
+            if held:
+                while not self._flowing.is_set():
+                    await asyncio.sleep(0.2)
+            else:
+                await asyncio.sleep(self.plan.stall_seconds)
+            await response.write_eof()
+        return response
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await request.read()
+        watch = _is_watch(request)
+        async with self._session.request(
+            request.method, self._upstream + request.path_qs, headers=headers, data=body or None, ssl=self._tls
+        ) as upstream:
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
+            )
+            with contextlib.suppress(ConnectionResetError):  # the operator hung up (a watch it stopped)
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    if watch:
+                        with self._lock:
+                            stalled = any(part in request.path for part in self._stalled_watch_paths)
+                        if stalled:  # an open watch stops flowing: hold it, then end it without the rest
+                            while not self._flowing.is_set():
+                                await asyncio.sleep(0.2)
+                            break
+                    await response.write(chunk)
+                await response.write_eof()
+            return response

@@ -1,0 +1,106 @@
+"""The plugin's command line: the subcommand registry, --help everywhere, flags in both positions, completion."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sluice.cli import complete, completion
+from sluice.cli.main import COMMANDS, build_parser, main
+
+COMMAND_NAMES = ["list", "status", "history", "pause", "resume", "promote", "abort", "retry", "undo", "completion"]
+
+
+def test_every_issue_command_is_registered() -> None:
+    assert [command.name for command in COMMANDS] == COMMAND_NAMES
+
+
+@pytest.mark.parametrize("name", ["", *COMMAND_NAMES])
+def test_help_for_everything(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([name, "--help"] if name else ["--help"])
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: kubectl sluice {name}".rstrip())
+    if name not in ("", "list", "completion"):
+        assert "--kubeconfig PATH" in out
+        assert "example" in out
+
+
+def test_connection_flags_work_before_and_after_the_subcommand() -> None:
+    parser = build_parser()
+
+    before = parser.parse_args(["-n", "ml", "--context", "prod", "status", "fraud", "--watch"])
+    after = parser.parse_args(["status", "fraud", "-n", "ml", "--kubeconfig", "/k"])
+    neither = parser.parse_args(["undo", "fraud", "--to-version", "1.0.0"])
+
+    assert (before.namespace, before.context, before.watch, before.name) == ("ml", "prod", True, "fraud")
+    assert (after.namespace, after.kubeconfig) == ("ml", "/k")
+    assert (neither.namespace, neither.kubeconfig, neither.to_version) == (None, None, "1.0.0")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["promote"])  # NAME missing
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["frobnicate"])
+    assert exited.value.code == 2
+    capsys.readouterr()
+
+    assert main(["list", "--kubeconfig", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot load the kubeconfig")
+
+
+def lookup(kind: str, flags: dict[str, str]) -> list[str]:
+    names = {"modeldeployments": ["fraud", "churn"], "namespaces": ["ml", "default"], "contexts": ["prod", "dev"]}
+    return [f"{name}@{flags['namespace']}" if "namespace" in flags else name for name in names[kind]]
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ([""], COMMAND_NAMES),
+        (["pro"], ["promote"]),
+        (["status", ""], ["fraud", "churn"]),
+        (["status", "f"], ["fraud"]),
+        (["status", "fraud", ""], []),
+        (["-n", "ml", "abort", ""], ["fraud@ml", "churn@ml"]),
+        (["undo", "--namespace", "ml", "c"], ["churn@ml"]),
+        (["status", "-n", ""], ["ml", "default"]),
+        (["--context", "p"], ["prod"]),
+        (["promote", "fraud", "--f"], ["--full"]),
+        (["list", "-o", ""], ["table", "name"]),
+        (["completion", ""], ["bash", "zsh"]),
+        (["list", ""], []),
+    ],
+)
+def test_kubectl_plugin_completion_candidates(words: list[str], expected: list[str]) -> None:
+    assert complete.candidates(build_parser(), words, lookup) == expected
+
+
+def test_kubectl_complete_helper_prints_candidates_and_the_no_file_directive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["__complete", "st"]) == 0
+
+    assert capsys.readouterr().out == "status\n:4\n"
+
+
+def test_bash_completion_script_is_valid_bash_and_completes_names_from_the_cluster() -> None:
+    script = completion.script("bash")
+
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    assert "complete -o filenames -F _shtab_kubectl_sluice kubectl-sluice" in script
+    assert "kubectl-sluice list -o name" in script
+    for name in COMMAND_NAMES:
+        assert name in script
+
+
+def test_zsh_completion_script_defines_the_command() -> None:
+    script = completion.script("zsh")
+
+    assert script.startswith("#compdef kubectl-sluice")
+    assert "_kubectl_sluice_names" in script

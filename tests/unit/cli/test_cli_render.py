@@ -1,0 +1,187 @@
+"""The plugin's pure rendering: status view, tables, weight bar, ages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sluice.api.v1alpha1 import ModelDeployment
+from sluice.cli.render import EventLine, age, render_history, render_list, render_status, table, weight_bar
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def stamp(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+
+
+def model(version: str) -> dict[str, Any]:
+    return {"version": version, "uri": f"s3://models/fraud/{version}/model.onnx", "format": "onnx"}
+
+
+def make_md(status: dict[str, Any], *, annotations: dict[str, str] | None = None, **spec: Any) -> ModelDeployment:
+    return ModelDeployment.model_validate(
+        {
+            "metadata": {
+                "name": "fraud",
+                "namespace": "ml",
+                "generation": 2,
+                "uid": "u-1",
+                "creationTimestamp": stamp(3600),
+                "annotations": annotations or {},
+            },
+            "spec": {"model": model("2.0.0"), "replicas": 2, "rollout": {"steps": [10, 25, 50]}, **spec},
+            "status": {"observedGeneration": 2, **status},
+        }
+    )
+
+
+PROGRESSING = {
+    "phase": "Progressing",
+    "stableVersion": "1.0.0",
+    "stableModel": model("1.0.0"),
+    "canaryVersion": "2.0.0",
+    "canaryWeight": 25,
+    "currentStep": 1,
+    "readyReplicas": 2,
+    "passedChecks": 1,
+    "lastCheckTime": stamp(12),
+    "lastCheck": {
+        "time": stamp(12),
+        "step": 1,
+        "weight": 25,
+        "verdict": "Passed",
+        "metrics": [
+            {"name": "requestCount", "value": 120, "min": 20, "verdict": "Passed", "message": "120 requests"},
+            {"name": "errorRate", "value": 0.002, "max": 0.01, "verdict": "Passed", "message": "ok"},
+            {"name": "latencyP99", "value": 0.0125, "max": 0.5, "verdict": "Passed", "message": "ok"},
+            {"name": "accuracy", "value": 0.93, "min": 0.9, "verdict": "Passed", "message": "ok"},
+        ],
+    },
+    "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": stamp(600), "reason": "StableAvailable",
+         "message": "stable 1.0.0: 2/2 replicas ready"},
+        {"type": "Progressing", "status": "True", "lastTransitionTime": stamp(30), "reason": "Analysing",
+         "message": "canary 2.0.0 at step 2/3 (25%); next check at 2026-01-01T12:00:48+00:00"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("weight", "bar"),
+    [(0, "[....................] 0%"), (25, "[#####...............] 25%"), (100, "[####################] 100%")],
+)
+def test_weight_bar_shows_the_canary_share(weight: int, bar: str) -> None:
+    assert weight_bar(weight) == bar
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(5, "5s"), (119, "119s"), (192, "3m12s"), (600, "10m"), (5 * 3600 + 600, "5h10m"), (30 * 3600, "30h"),
+     (4 * 86400, "4d"), (-3, "0s")],
+)  # fmt: skip
+def test_ages_read_like_kubectl(seconds: int, text: str) -> None:
+    assert age(timedelta(seconds=seconds)) == text
+
+
+def test_table_aligns_columns_and_does_not_pad_the_last() -> None:
+    assert table(["A", "LONG"], [["xyz", "1"], ["b", "22"]]) == "A     LONG\nxyz   1\nb     22"
+
+
+def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and_events() -> None:
+    events = [
+        EventLine("Normal", "CheckPassed", "Passed at step 1/3 (10%)", NOW - timedelta(seconds=70)),
+        EventLine("Normal", "StepAdvanced", "canary 2.0.0 at step 2/3 (25%)", NOW - timedelta(seconds=70), count=2),
+    ]
+
+    text = render_status(make_md(PROGRESSING), events, NOW, state="Progressing")
+
+    assert text.splitlines()[:10] == [
+        "Name:          fraud",
+        "Namespace:     ml",
+        "Phase:         Progressing   [Progressing]",
+        "Message:       canary 2.0.0 at step 2/3 (25%); next check at 2026-01-01T12:00:48+00:00",
+        "Spec model:    2.0.0   s3://models/fraud/2.0.0/model.onnx (onnx)",
+        "Stable:        1.0.0   2/2 ready",
+        "Canary:        2.0.0",
+        "Step:          2/3   (steps 10%, 25%, 50%; interval 1m)",
+        "Weight:        [#####...............] 25%",
+        "Checks:        1 passed, 0 failed, 0 inconclusive, 0 errored in a row",
+    ]
+    assert "Last check:    Passed at step 2/3 (25%), 12s ago" in text
+    assert "  requestCount   120      20    -       Passed" in text
+    assert "  errorRate      0.2%     -     1%      Passed" in text
+    assert "  latencyP99     12.5ms   -     500ms   Passed" in text
+    assert "  accuracy       0.93     0.9   -       Passed" in text
+    assert "  Ready         True     StableAvailable   10m   stable 1.0.0: 2/2 replicas ready" in text
+    assert "  70s   Normal   StepAdvanced   canary 2.0.0 at step 2/3 (25%) (x2)" in text
+
+
+def test_status_names_a_pause_and_a_request_the_operator_has_not_handled() -> None:
+    md = make_md(
+        {**PROGRESSING, "phase": "Paused", "lastHandledActionId": "old"},
+        annotations={"sluice.dev/paused": "true", "sluice.dev/action": "abort", "sluice.dev/action-id": "new"},
+        paused=True,
+    )
+
+    text = render_status(md, [], NOW)
+
+    assert "Paused:        yes, by spec.paused and annotation sluice.dev/paused" in text
+    assert "Pending:       abort (id new) not handled by the operator yet" in text
+    assert text.endswith("Events:\n  <none>")
+
+
+def test_status_between_rollouts_shows_no_canary_and_the_last_rollout() -> None:
+    md = make_md(
+        {
+            "phase": "Stable",
+            "stableVersion": "2.0.0",
+            "history": [
+                {"version": "2.0.0", "outcome": "Promoted", "startedAt": stamp(900), "finishedAt": stamp(300),
+                 "reason": "Promoted", "model": model("2.0.0"), "stableModel": model("1.0.0")},
+            ],
+        }
+    )  # fmt: skip
+
+    text = render_status(md, [], NOW)
+
+    assert "Canary:" not in text
+    assert "Weight:" not in text
+    assert "Last rollout:  2.0.0 Promoted 5m ago: Promoted" in text
+
+
+def test_list_table_with_and_without_namespaces() -> None:
+    stable = make_md({"phase": "Stable", "stableVersion": "2.0.0", "readyReplicas": 2})
+
+    assert render_list([make_md(PROGRESSING), stable], NOW, all_namespaces=False).splitlines() == [
+        "NAME    PHASE         STABLE   CANARY   STEP   WEIGHT   READY   AGE",
+        "fraud   Progressing   1.0.0    2.0.0    2/3    25%      2/2     60m",
+        "fraud   Stable        2.0.0    -        -      -        2/2     60m",
+    ]
+    assert render_list([stable], NOW, all_namespaces=True).splitlines()[1].startswith("ml          fraud   Stable")
+    assert render_list([], NOW, all_namespaces=False) == "No ModelDeployments found."
+
+
+def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() -> None:
+    md = make_md(
+        {
+            "phase": "Stable",
+            "stableVersion": "2.0.0",
+            "history": [
+                {"version": "1.5.0", "outcome": "RolledBack", "startedAt": stamp(4000), "finishedAt": stamp(3880),
+                 "reason": "AnalysisFailed", "message": "error rate 0.31 above maxErrorRate 0.01"},
+                {"version": "2.0.0", "outcome": "Promoted", "startedAt": stamp(900), "finishedAt": stamp(300),
+                 "reason": "Promoted", "model": model("2.0.0")},
+            ],
+        }
+    )  # fmt: skip
+
+    lines = render_history(md, NOW).splitlines()
+
+    assert lines[0].split() == ["#", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "MODEL", "MESSAGE"]
+    assert lines[1].split()[:7] == ["1", "1.5.0", "RolledBack", "64m", "ago", "2m", "AnalysisFailed"]
+    assert "s3://models/fraud/2.0.0/model.onnx (onnx)" in lines[2]
+    assert lines[-1] == "stable now: 2.0.0"
+    assert "No finished rollouts of fraud yet" in render_history(make_md({"phase": "Stable"}), NOW)

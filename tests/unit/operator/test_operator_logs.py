@@ -1,0 +1,100 @@
+"""Log lines carry the ModelDeployment and rollout step of the reconcile that logged them, as text or JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.adapters import logs
+from sluice.settings import Settings
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.ContextFilter())
+    logger = logging.getLogger("sluice.test-logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield stream, handler
+    logger.removeHandler(handler)
+
+
+async def reconcile_loop(namespace: str, name: str, step: str) -> None:
+    """As a reconcile loop does: its own task, context set, a line logged (also from a worker thread)."""
+    logs.reconciling(namespace, name)
+    logs.at_step(step)
+    logging.getLogger("sluice.test-logs").info("applying %s", "Deployment")
+    await asyncio.to_thread(logging.getLogger("sluice.test-logs").warning, "from a thread")
+
+
+def test_every_json_line_of_a_reconcile_carries_namespace_name_and_step(
+    captured: tuple[io.StringIO, logging.Handler],
+) -> None:
+    stream, handler = captured
+    handler.setFormatter(logs.JsonFormatter())
+
+    async def two_loops() -> None:
+        await asyncio.gather(
+            asyncio.create_task(reconcile_loop("ml", "fraud", "Progressing 2/3 (25%)")),
+            asyncio.create_task(reconcile_loop("ads", "ctr", "Stable")),
+        )
+        logging.getLogger("sluice.test-logs").info("outside")
+
+    asyncio.run(two_loops())
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    by_message = {(line["namespace"], line["name"], line["message"]): line for line in lines}
+    assert by_message[("ml", "fraud", "applying Deployment")]["step"] == "Progressing 2/3 (25%)"
+    assert by_message[("ml", "fraud", "from a thread")]["level"] == "WARNING"
+    assert by_message[("ads", "ctr", "applying Deployment")]["step"] == "Stable"
+    assert by_message[("", "", "outside")]["step"] == ""
+    assert {tuple(sorted(line)) for line in lines} == {
+        ("level", "logger", "message", "name", "namespace", "step", "time")
+    }
+
+
+def test_a_json_line_carries_the_traceback(captured: tuple[io.StringIO, logging.Handler]) -> None:
+    stream, handler = captured
+    handler.setFormatter(logs.JsonFormatter())
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("sluice.test-logs").exception("failed")
+
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == "failed"
+    assert "ValueError: boom" in line["exception"]
+
+
+def test_text_lines_name_the_object_and_step(captured: tuple[io.StringIO, logging.Handler]) -> None:
+    stream, handler = captured
+    handler.setFormatter(logs.TextFormatter())
+
+    asyncio.run(reconcile_loop("ml", "fraud", "Progressing 1/3 (10%)"))
+    logging.getLogger("sluice.test-logs").info("idle")
+
+    first, _, last = stream.getvalue().splitlines()
+    assert first.endswith("INFO sluice.test-logs: [ml/fraud Progressing 1/3 (10%)] applying Deployment")
+    assert last.endswith("INFO sluice.test-logs: idle")
+
+
+def test_describe_step() -> None:
+    assert logs.describe_step("Progressing", 1, 3, 25) == "Progressing 2/3 (25%)"
+    assert logs.describe_step("Stable", None, 3, 0) == "Stable"
+    assert logs.describe_step(None, None, 3, 0) == "New"
+
+
+def test_the_log_format_setting_accepts_text_and_json_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_command_line([]).log_format == "text"
+    monkeypatch.setenv("SLUICE_LOG_FORMAT", "JSON")
+    assert Settings.from_command_line([]).log_format == "json"
+    with pytest.raises(ValueError, match="log_format"):
+        Settings.from_command_line(["--log-format", "xml"])
