@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,8 @@ from integration.sluice_crd import install_crd
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOGS = Path(__file__).resolve().parents[1] / ".local" / "bench" / "logs"
+"""Where the operator logs of the last run are kept (the lab's work directory is temporary)."""
 PODS_PER_NODE = 100
 """kwok's fake nodes take 110 pods each; the lab keeps a margin."""
 
@@ -152,8 +155,12 @@ class Lab:
         return self
 
     def __exit__(self, *_: object) -> None:
+        logs = LOGS / self.workdir.name
+        logs.mkdir(parents=True, exist_ok=True)
         for operator in self._operators:
             operator.stop()
+            with contextlib.suppress(OSError):
+                shutil.copy(operator.log_path, logs / operator.log_path.name)
         if self.api_client is not None:
             self.api_client.close()  # type: ignore[no-untyped-call]
         if self.proxy is not None:

@@ -110,10 +110,11 @@ def md_spec(version: str, *, gateway: bool = False, **extra: Any) -> dict[str, A
 
 
 def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy recording `pid` (sampling from outside, not pausing it) until SIGINT."""
+    """py-spy recording `pid` until SIGINT: sampling from outside without pausing it, only the thread holding the
+    GIL (so the profile is where the operator spends CPU, not where it waits)."""
     spy = shutil.which("py-spy", path=str(Path(PYTHON).parent)) or "py-spy"
     return subprocess.Popen(
-        [spy, "record", "--nonblocking", "--rate", "50", "--format", "raw", "-o", str(out), "-p", str(pid)],
+        [spy, "record", "--nonblocking", "--gil", "--rate", "50", "--format", "raw", "-o", str(out), "-p", str(pid)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -159,9 +160,11 @@ def top_frames(raw: Path, limit: int = 12) -> dict[str, Any]:
         if frames:
             own[frames[-1]] += count
     share = (lambda c: round(100 * c / total, 1)) if total else (lambda c: 0.0)
+    ours = Counter({name: c for name, c in inclusive.items() if "(sluice/" in name})
     return {
         "samples": total,
         "inclusive": [(name, share(c)) for name, c in inclusive.most_common(limit)],
+        "sluice": [(name, share(c)) for name, c in ours.most_common(limit)],
         "self": [(name, share(c)) for name, c in own.most_common(limit)],
     }
 
@@ -307,9 +310,14 @@ def render_scale(result: dict[str, Any], cfg: Config) -> str:
     if "profile" in big:
         for phase in ("burst", "steady"):
             prof = big["profile"][phase]
-            lines += ["", f"py-spy, N={big['n']}, {phase} ({prof['samples']} samples at 50 Hz; % of samples with the "
-                      "function on the stack):", "", "| function | % |", "|---|---:|"]  # fmt: skip
-            lines += [f"| `{name}` | {share} |" for name, share in prof["inclusive"]]
+            if prof["samples"] < 20:
+                lines += ["", f"py-spy, N={big['n']}, {phase}: {prof['samples']} samples holding the GIL (idle)."]
+                continue
+            lines += ["", f"py-spy, N={big['n']}, {phase} ({prof['samples']} samples holding the GIL at 50 Hz): % of "
+                      "samples with the function on top (self) and sluice's own functions on the stack (inclusive):",
+                      "", "| self | % | sluice, inclusive | % |", "|---|---:|---|---:|"]  # fmt: skip
+            pairs = zip(prof["self"], prof["sluice"] + [("", "")] * len(prof["self"]), strict=False)
+            lines += [f"| `{a}` | {x} | `{b}` | {y} |".replace("``", "") for (a, x), (b, y) in pairs]
     return "\n".join(lines)
 
 
@@ -346,7 +354,7 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
             spec = md_spec("1.0.0", gateway=True, rollout=rollout, analysis=analysis)
             lab.create_model_deployments(namespace, dict.fromkeys(names, spec))
             wait_until(lambda: all(ready(i) and i["status"].get("phase") == "Stable"
-                                   for i in lab.list_model_deployments(namespace)) and True,
+                                   for i in lab.list_model_deployments(namespace)),
                        timeout=600, what="all Stable", interval=1.0)  # fmt: skip
             print(f"rollouts: {n} Stable; load average {load_average()}", flush=True)
             load_before = load_average()
@@ -387,7 +395,7 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
                     time.sleep(0.5)
                 ended = time.monotonic()
             items = lab.list_model_deployments(namespace)
-            outcomes = Counter((i.get("status") or {}).get("history", [{}])[-1].get("outcome", "unfinished")
+            outcomes = Counter(((i.get("status") or {}).get("history") or [{}])[-1].get("outcome", "unfinished")
                                for i in items)  # fmt: skip
         finally:
             stop_processes([exporter])
@@ -418,6 +426,9 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
         "operator_cpu_percent": sampler.cpu_percent(started, ended),
         "operator_rss_mib": sampler.max_rss(started, ended),
         "seconds": ended - started,
+        "timelines": {name: {kind: sorted(marks) for kind, marks in seen[name].items()} for name in names},
+        "breach_at": breach_at,
+        "zero_at": zero_at,
     }
 
 
@@ -436,8 +447,8 @@ def render_rollouts(r: dict[str, Any], cfg: Config) -> str:
         f"| check lateness vs the {r['interval']} s schedule, p50 | {r['lateness_p50']:.2f} s |"
         if r["checks"]
         else "| check lateness | no checks seen |",
-        f"| check lateness, p99 | {r['lateness_p99']:.2f} s |" if r["checks"] else "",
-        f"| check lateness, max | {r['lateness_max']:.2f} s |" if r["checks"] else "",
+        f"| check lateness, p99 | {r['lateness_p99']:.2f} s |" if r["checks"] else None,
+        f"| check lateness, max | {r['lateness_max']:.2f} s |" if r["checks"] else None,
         f"| breach to canary weight 0, p50 ({len(zero)}/{r['bad']} rolled back) | "
         + (f"{pct(zero, 0.5):.1f} s |" if zero else "none |"),
         "| breach to canary weight 0, max | " + (f"{max(zero):.1f} s |" if zero else "none |"),
@@ -446,7 +457,7 @@ def render_rollouts(r: dict[str, Any], cfg: Config) -> str:
         f"| operator CPU (mean over the rollouts) | {r['operator_cpu_percent']:.0f}% |",
         f"| operator RSS (peak) | {r['operator_rss_mib']:.0f} MiB |",
     ]
-    return "\n".join(line for line in lines if line != "")
+    return "\n".join(line for line in lines if line is not None)
 
 
 # -- single rollout, breach to rollback -------------------------------------------------------------------------
@@ -479,7 +490,7 @@ def bench_rollback(cfg: Config, work: Path) -> dict[str, Any]:
                 def stable(name: str = name) -> bool:
                     return any(i["metadata"]["name"] == name and ready(i) and i["status"].get("phase") == "Stable"
                                for i in lab.list_model_deployments(namespace)) and (
-                        plane.ready_versions()[("1.0.0", "stable")] >= 1)  # fmt: skip
+                        any(i.pod.startswith(f"{name}-stable-") for i in plane.instances()))  # fmt: skip
 
                 wait_until(stable, timeout=120, what=f"{name} Stable", interval=0.5)
                 with LoadGenerator(plane, name, body, rate=30.0, duration=180):
@@ -579,12 +590,28 @@ def bench_soak(cfg: Config, work: Path) -> dict[str, Any]:
         probe = wrk(base + "/infer", body_path, 5, delay_ms=delay)
         service_ms = max(0.0, 1000 * 16 / max(probe["rps"], 1.0) - delay)
         delay = max(0.0, 1000 * 16 / target - service_ms)
-        rss: list[tuple[float, float]] = []
         cpu0 = cpu_seconds(server.pid)
         sampler = Sampler(server.pid, period=5.0).start()
         started = time.monotonic()
-        soak = wrk(base + "/infer", body_path, cfg.soak_seconds, delay_ms=delay)
+        chunks: list[dict[str, Any]] = []
+        while time.monotonic() - started < cfg.soak_seconds - 1:
+            # 30 s wrk runs back to back, the delay re-calibrated after each (the machine's load drifts)
+            left = cfg.soak_seconds - (time.monotonic() - started)
+            chunk = wrk(base + "/infer", body_path, max(1.0, min(30.0, left)), delay_ms=delay)
+            chunk["delay_ms"] = delay
+            chunks.append(chunk)
+            service_ms = max(0.0, 1000 * 16 / max(chunk["rps"], 1.0) - delay)
+            delay = max(0.0, 1000 * 16 / target - service_ms)
         ended = time.monotonic()
+        soak = {
+            "requests": sum(c["requests"] for c in chunks),
+            "rps": sum(c["requests"] for c in chunks) / (ended - started),
+            "p50_ms": statistics.median(c["p50_ms"] for c in chunks),
+            "p99_ms": max(c["p99_ms"] for c in chunks),
+            "non2xx": sum(c["non2xx"] for c in chunks),
+            "socket_errors": sum(c["socket_errors"] for c in chunks),
+            "chunks": chunks,
+        }
         sampler.stop()
         cpu = 100 * (cpu_seconds(server.pid) - cpu0) / (ended - started)
         rss = [(t - started, m) for t, _, m in sampler.samples]
@@ -607,16 +634,18 @@ def render_soak(r: dict[str, Any], cfg: Config) -> str:
     return "\n".join([
         "One `sluice-serving` process (ONNX classifier, 20 features, batch 1, V2 JSON, metrics on), wrk on loopback "
         "with 16 connections. Capacity: `wrk -t1 -c16 -d10s` after a 2 s warm-up. Soak: the same connections, each "
-        "pausing after every answer (wrk's `delay()` hook, `bench/paced.lua`, calibrated once on a 5 s probe) for "
-        f"a rate near 80% of capacity, {r['seconds'] / 60:.0f} minutes; RSS sampled every 5 s. (wrk2, which paces "
-        "open-loop, is not packaged in Debian.)",
+        "pausing after every answer (wrk's `delay()` hook, `bench/paced.lua`), in 30 s runs back to back, the pause "
+        f"calibrated on a 5 s probe and again after every run, for a rate near 80% of capacity, "
+        f"{r['seconds'] / 60:.0f} minutes; RSS sampled every 5 s. (wrk2, which paces open-loop, is not packaged in "
+        "Debian.)",
         "",
         "| figure | value |",
         "|---|---:|",
         f"| capacity | {cap['rps']:.0f} req/s (p50 {cap['p50_ms']:.2f} ms, p99 {cap['p99_ms']:.2f} ms) |",
         f"| soak target (80%) / achieved | {r['target_rps']:.0f} / {soak['rps']:.0f} req/s |",
         f"| soak requests | {soak['requests']} |",
-        f"| soak latency p50 / p99 | {soak['p50_ms']:.2f} / {soak['p99_ms']:.2f} ms |",
+        f"| soak latency p50 (median of the 30 s runs) / p99 (worst run) | {soak['p50_ms']:.2f} / "
+        f"{soak['p99_ms']:.2f} ms |",
         f"| errors (non-2xx + socket errors) | {errors} |",
         f"| server CPU | {r['cpu_percent']:.0f}% |",
         f"| RSS first / last / max | {r['rss_first']:.1f} / {r['rss_last']:.1f} / {r['rss_max']:.1f} MiB |",

@@ -18,7 +18,9 @@ from the stable's only by the model. Timing as in test_canary_rollouts: interval
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from kubernetes.client import ApiClient
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
@@ -41,12 +44,13 @@ from e2e.test_canary_rollouts import (
     finished,
     operator,  # noqa: F401 (the module-scoped operator fixture)
 )
-from harness import Prometheus
+from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane, LoadGenerator
 from integration.operator_support import OperatorProcess
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeploymentSpec
+from sluice.cli.main import main as cli_main
 from sluice.replay import Decision, ReplayedCheck, render_table, replay
-from unit.serving.support import rows_body
+from unit.serving.support import ModelFiles, digest_of, rows_body
 
 pytestmark = pytest.mark.e2e
 
@@ -160,8 +164,9 @@ def drift_scenario(
     def make(models: Models) -> DriftScenario:
         plane = DataPlane(kube_api_client, prometheus, restricted_namespace, tmp_path / "dataplane").start()
         planes.append(plane)
-        # Scenario.model (one ModelFiles for every version) is unused: `files` gives each version its own model.
-        return DriftScenario(kube_api_client, restricted_namespace, operator, plane, None, files=models.files)  # type: ignore[arg-type]
+        stable = models.files["1.0.0"]  # Scenario.model; `files` gives each version its own model
+        model = ModelFiles(stable, stable, digest_of(stable), np.zeros((0, FEATURES)), [])
+        return DriftScenario(kube_api_client, restricted_namespace, operator, plane, model, files=models.files)
 
     yield make
     for plane in planes:
@@ -187,6 +192,28 @@ def replayed(
     )
     print(render_table(checks, spec.rollout.steps))
     return checks
+
+
+def analyze_command(
+    scenario: DriftScenario,
+    control_plane: ControlPlane,
+    prometheus: Prometheus,
+    live: list[dict[str, Any]],
+    *extra: str,
+) -> tuple[int, str]:
+    """`kubectl sluice analyze` over the live window, versions taken from the ModelDeployment's history."""
+    start = datetime.fromisoformat(live[0]["time"]) - timedelta(seconds=INTERVAL_SECONDS)
+    end = datetime.fromisoformat(live[-1]["time"]) + timedelta(seconds=1)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = cli_main(
+            [
+                *("analyze", scenario.name, "-n", scenario.namespace, "--kubeconfig", str(control_plane.kubeconfig)),
+                *("--from", start.isoformat(), "--to", end.isoformat(), "--prometheus-url", prometheus.url),
+                *extra,
+            ]
+        )
+    print(out.getvalue())
+    return code, out.getvalue()
 
 
 def assert_same_checks(live: list[dict[str, Any]], checks: list[ReplayedCheck]) -> None:
@@ -220,7 +247,10 @@ def metric(check: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_one_class_classifier_is_rolled_back_on_prediction_drift_and_replay_agrees(
-    drift_scenario: Callable[[Models], DriftScenario], classifiers: Models, prometheus: Prometheus
+    drift_scenario: Callable[[Models], DriftScenario],
+    classifiers: Models,
+    prometheus: Prometheus,
+    control_plane: ControlPlane,
 ) -> None:
     scenario = drift_scenario(classifiers)
     live = run_rollout(scenario, classifiers, "2.0.0-oneclass", "RolledBack", **DRIFT_BOUNDS)
@@ -239,6 +269,10 @@ def test_a_one_class_classifier_is_rolled_back_on_prediction_drift_and_replay_ag
     checks = replayed(scenario, prometheus, live, "2.0.0-oneclass")
     assert_same_checks(live, checks)
     assert checks[-1].decision is Decision.ROLLBACK
+    code, out = analyze_command(scenario, control_plane, prometheus, live)
+    assert code == 1, out  # the replayed rollout is rolled back
+    assert out.startswith("replaying 2.0.0-oneclass over stable 1.0.0, "), out
+    assert render_table(checks, STEPS) in out
 
 
 def test_a_regressor_with_an_offset_is_rolled_back_on_its_prediction_histogram(
@@ -260,7 +294,11 @@ def test_a_regressor_with_an_offset_is_rolled_back_on_its_prediction_histogram(
 
 
 def test_a_retrained_equivalent_classifier_is_promoted_and_replay_agrees(
-    drift_scenario: Callable[[Models], DriftScenario], classifiers: Models, prometheus: Prometheus
+    drift_scenario: Callable[[Models], DriftScenario],
+    classifiers: Models,
+    prometheus: Prometheus,
+    control_plane: ControlPlane,
+    tmp_path: Path,
 ) -> None:
     scenario = drift_scenario(classifiers)
     live = run_rollout(scenario, classifiers, "2.0.0", "Promoted", maxFeaturePSI=0.1, **DRIFT_BOUNDS)
@@ -279,3 +317,15 @@ def test_a_retrained_equivalent_classifier_is_promoted_and_replay_agrees(
         Decision.ADVANCE,
         Decision.PROMOTE,
     ]
+    code, out = analyze_command(scenario, control_plane, prometheus, live)
+    assert code == 0, out
+    assert out.startswith("replaying 2.0.0 over stable 1.0.0, "), out  # versions from status.history
+    assert "outcome: promoted after 2 passed checks" in out, out
+
+    stricter = scenario.get()  # tuning: the same history judged with a bound below this model's 0.0025
+    stricter["spec"]["analysis"]["maxPredictionPSI"] = 0.001
+    manifest = tmp_path / "stricter.yaml"
+    manifest.write_text(yaml.safe_dump(stricter))
+    code, out = analyze_command(scenario, control_plane, prometheus, live, "-f", str(manifest))
+    assert code == 1, out
+    assert "outcome: rolled back (AnalysisFailed): prediction PSI 0.00250" in out, out

@@ -33,6 +33,7 @@ BASE: dict[str, Any] = {
 }
 DIGEST = "sha256:" + "ab" * 32
 METRIC = {"name": "accuracy", "query": "avg(model_accuracy)", "min": 0.9}
+GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,45 @@ CASES = [
     ),
     Case("unknown field under strict validation", _model(checksum=DIGEST), "spec.model.checksum", "unknown field"),
     Case("unknown spec field under strict validation", _spec(replica=2), "spec.replica", "unknown field"),
+    Case(
+        "validation without a gateway",
+        _spec(validation={"uri": "https://data.example.com/holdout.csv", "min": 0.85}),
+        "spec.validation",
+        "validation needs traffic.gateway",
+    ),
+    Case(
+        "validation with both dataset sources",
+        _spec(
+            traffic=GATEWAY,
+            validation={"uri": "file:///d.csv", "configMapRef": {"name": "d", "key": "d.csv"}, "min": 0.85},
+        ),
+        "spec.validation",
+        "exactly one of configMapRef and uri",
+    ),
+    Case(
+        "validation without a bound",
+        _spec(traffic=GATEWAY, validation={"uri": "file:///d.csv"}),
+        "spec.validation",
+        "validation needs min, max or both",
+    ),
+    Case(
+        "shadow without a gateway",
+        _rollout(shadow={"minAgreement": 0.9}),
+        "spec.rollout",
+        "rollout.shadow needs traffic.gateway",
+    ),
+    Case(
+        "shadow without a bound",
+        _spec(traffic=GATEWAY, rollout={"shadow": {"percent": 50}}),
+        "spec.rollout.shadow",
+        "minAgreement",
+    ),
+    Case(
+        "shadow percent above 100",
+        _spec(traffic=GATEWAY, rollout={"shadow": {"percent": 101, "minAgreement": 0.9}}),
+        "spec.rollout.shadow.percent",
+        "less than or equal to 100",
+    ),
 ]
 
 

@@ -165,9 +165,9 @@ class Recorder:
     def _run(self) -> None:
         resource_version = ""
         while not self._stop.is_set():
-            stream = watch.Watch()
+            stream = watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for event in stream.stream(
+                for event in stream.stream(  # type: ignore[no-untyped-call]
                     self._custom.list_namespaced_custom_object,
                     GROUP,
                     VERSION,
@@ -218,7 +218,11 @@ class Rollouts:
     def __post_init__(self) -> None:
         self.custom = client.CustomObjectsApi(self.api_client)
 
-    def create(self, name: str, version: str = "1.0.0") -> None:
+    def create(self, name: str, version: str = "1.0.0", upcoming: Iterable[str] = ()) -> None:
+        """Create `name` at `version`; the canaries of the `upcoming` versions get traffic from now on, so that
+        Prometheus has a few samples of them before their first check."""
+        for later in upcoming:
+            self.traffic.serve(self.namespace, name, later)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ModelDeployment",
@@ -264,31 +268,28 @@ class Rollouts:
     def children(self) -> dict[str, list[tuple[str, str]]]:
         """(kind, name) of every Deployment, Service and HTTPRoute in the namespace, by owning ModelDeployment."""
         apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
-        found: list[tuple[str, str, list[Any]]] = [
-            ("Deployment", d.metadata.name, d.metadata.owner_references or [])
-            for d in apps.list_namespaced_deployment(self.namespace).items
-        ]
-        found += [
-            ("Service", s.metadata.name, s.metadata.owner_references or [])
-            for s in core.list_namespaced_service(self.namespace).items
-        ]
-        routes = cast(
-            dict[str, Any],
-            self.custom.list_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace, "httproutes"),
-        )
-        found += [
-            (
-                "HTTPRoute",
-                r["metadata"]["name"],
-                [client.V1OwnerReference(**_snake(o)) for o in r["metadata"].get("ownerReferences") or []],
-            )
-            for r in routes["items"]
+
+        def as_json(listing: object) -> dict[str, Any]:
+            return cast(dict[str, Any], self.api_client.sanitize_for_serialization(listing))  # type: ignore[no-untyped-call]
+
+        listed: list[tuple[str, dict[str, Any]]] = [
+            *(("Deployment", d) for d in as_json(apps.list_namespaced_deployment(self.namespace))["items"]),
+            *(("Service", s) for s in as_json(core.list_namespaced_service(self.namespace))["items"]),
+            *(
+                ("HTTPRoute", r)
+                for r in cast(
+                    dict[str, Any],
+                    self.custom.list_namespaced_custom_object(
+                        "gateway.networking.k8s.io", "v1", self.namespace, "httproutes"
+                    ),
+                )["items"]
+            ),
         ]
         owned: dict[str, list[tuple[str, str]]] = {}
-        for kind, name, owners in found:
-            for owner in owners:
-                if owner.kind == "ModelDeployment":
-                    owned.setdefault(owner.name, []).append((kind, name))
+        for kind, obj in listed:
+            for owner in obj["metadata"].get("ownerReferences") or []:
+                if owner.get("kind") == "ModelDeployment":
+                    owned.setdefault(owner["name"], []).append((kind, obj["metadata"]["name"]))
         return owned
 
     def duplicate_children(self) -> list[str]:
@@ -309,17 +310,6 @@ class Rollouts:
 
     def wait(self, check: Callable[[], bool], what: str, timeout: float, watched: Iterable[Any] = ()) -> None:
         wait_until(check, timeout=timeout, what=what, interval=0.3, watched=list(watched))
-
-
-def _snake(owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "api_version": owner.get("apiVersion"),
-        "kind": owner.get("kind"),
-        "name": owner.get("name"),
-        "uid": owner.get("uid"),
-        "controller": owner.get("controller"),
-        "block_owner_deletion": owner.get("blockOwnerDeletion"),
-    }
 
 
 def history_problems(status: dict[str, Any], rollouts: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -136,14 +137,14 @@ def test_rollouts_complete_through_injected_api_faults(  # noqa: PLR0917 (fixtur
     started = time.monotonic()
     try:
         for name in names:
-            rollouts.create(name)
+            rollouts.create(name, upcoming=plans[name])
 
         def drive(name: str) -> None:
             rollouts.wait(lambda: rollouts.stable(name, "1.0.0"), f"{name} Stable", TIMEOUT, [operator.record])
             for version in plans[name]:
                 rollouts.roll_out(name, version)
                 rollouts.wait(
-                    lambda v=version: rollouts.finished(name, v), f"{name} {version}", TIMEOUT, [operator.record]
+                    partial(rollouts.finished, name, version), f"{name} {version}", TIMEOUT, [operator.record]
                 )
 
         with ThreadPoolExecutor(max_workers=OBJECTS) as pool:
@@ -179,7 +180,7 @@ def test_readiness_reflects_a_stalled_watch_and_recovers(  # noqa: PLR0917 (fixt
 ) -> None:
     rollouts = Rollouts(kube_api_client, restricted_namespace, traffic, spec)
     assert operator.record is not None
-    rollouts.create("watched")
+    rollouts.create("watched", upcoming=["2.0.0"])
     rollouts.wait(lambda: rollouts.stable("watched", "1.0.0"), "Stable", TIMEOUT, [operator.record])
     wait_until(lambda: readiness(readiness_url)[0] == 200, timeout=30, what="ready", watched=[operator.record])
 

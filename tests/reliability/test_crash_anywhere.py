@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +123,18 @@ def test_rollouts_reach_their_outcome_while_the_operator_is_killed_at_random(  #
     names = [f"md-{index}" for index in range(OBJECTS)]
     plans = {name: plan(index) for index, name in enumerate(names)}
     for name in names:
-        rollouts.create(name)
+        rollouts.create(name, upcoming=plans[name])
     killer: Killer | None = None
     try:
         for name in names:
-            rollouts.wait(lambda n=name: rollouts.stable(n, "1.0.0"), f"{name} Stable", timeout=90)
+            rollouts.wait(partial(rollouts.stable, name, "1.0.0"), f"{name} Stable", timeout=90)
         killer = Killer(operator, seed=int(os.environ.get("SLUICE_STRESS_SEED", "8"))).start()
         started = time.monotonic()
 
         def drive(name: str) -> None:
             for version in plans[name]:
                 rollouts.roll_out(name, version)
-                rollouts.wait(lambda v=version: rollouts.finished(name, v), f"{name} {version}", ROLLOUT_TIMEOUT)
+                rollouts.wait(partial(rollouts.finished, name, version), f"{name} {version}", ROLLOUT_TIMEOUT)
 
         with ThreadPoolExecutor(max_workers=OBJECTS) as pool:
             for future in [pool.submit(drive, name) for name in names]:

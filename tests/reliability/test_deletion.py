@@ -37,7 +37,7 @@ def spec(version: str) -> dict[str, Any]:
         "model": {"version": version, "uri": "https://models.example.com/iris/model.onnx", "format": "onnx"},
         "replicas": 1,
         "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}},
-        "rollout": {"steps": [25, 50], "interval": "1h"},
+        "rollout": {"steps": [25, 50], "interval": "1h", "progressDeadline": "2h"},
         "analysis": {"onInconclusive": "Hold", "maxInconclusiveChecks": 100},
     }
 
@@ -109,8 +109,7 @@ def test_deleting_while_the_operator_is_down_completes_and_the_operator_recreate
         seen.append(rollouts.children().get("orphan", []))
         time.sleep(0.5)
     assert not any(seen), f"the restarted operator recreated children: {seen}"
-    apps = client.AppsV1Api(kube_api_client)
-    assert not [d.metadata.name for d in apps.list_namespaced_deployment(restricted_namespace).items]
+    assert not client.AppsV1Api(kube_api_client).list_namespaced_deployment(restricted_namespace).items
     assert operator.is_running(), operator.log_tail()
     assert "Traceback" not in operator.log_path.read_text(), operator.log_tail()
 
@@ -128,7 +127,7 @@ def test_deleting_the_namespace_mid_rollout_finishes(
         try:
             core.read_namespace(namespace)
         except ApiException as error:
-            return error.status == 404
+            return bool(error.status == 404)
         return False
 
     assert operator.record is not None

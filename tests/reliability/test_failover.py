@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,10 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
     recorder = Recorder(kube_api_client, namespace).start()
     plans = {"good": ["2.0.0"], "bad": ["2.0.0-bad"]}
     try:
+        for name, versions in plans.items():
+            rollouts.create(name, upcoming=versions)
         for name in plans:
-            rollouts.create(name)
-        for name in plans:
-            rollouts.wait(lambda n=name: rollouts.stable(n, "1.0.0"), f"{name} Stable", TIMEOUT, [first.record])
+            rollouts.wait(partial(rollouts.stable, name, "1.0.0"), f"{name} Stable", TIMEOUT, [first.record])
         for name, versions in plans.items():
             rollouts.roll_out(name, versions[0])
         rollouts.wait(
@@ -136,9 +137,7 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
         )
         took_over = time.monotonic() - killed_at
         for name, versions in plans.items():
-            rollouts.wait(
-                lambda n=name, v=versions[-1]: rollouts.finished(n, v), f"{name} finished", TIMEOUT, [second.record]
-            )
+            rollouts.wait(partial(rollouts.finished, name, versions[-1]), f"{name} finished", TIMEOUT, [second.record])
     finally:
         recorder.stop()
 

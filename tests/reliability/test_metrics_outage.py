@@ -78,13 +78,15 @@ class SlowPrometheus:
         self._server.server_close()
 
 
-def spec_with(custom: str | None, prometheus_url: str | None = None) -> Any:
+def spec_with(custom: str | None, prometheus_url: str | None = None, *, hold: bool = False) -> Any:
+    """`hold`: inconclusive checks (a Prometheus that has not scraped yet) hold the step instead of rolling back."""
+
     def spec(version: str) -> dict[str, Any]:
         analysis: dict[str, Any] = {
             "minRequests": 10,
             "maxInconclusiveChecks": 2,
             "maxConsecutiveErrors": 2,
-            "onInconclusive": "Rollback",
+            "onInconclusive": "Hold" if hold else "Rollback",
         }
         if custom is not None:
             analysis["metrics"] = [{"name": "quality", "query": custom, "min": 0}]
@@ -127,7 +129,7 @@ def run_rollout(  # noqa: PLR0917
     rollouts = Rollouts(api_client, namespace, traffic, spec)
     recorder = Recorder(api_client, namespace).start()
     try:
-        rollouts.create(name)
+        rollouts.create(name, upcoming=["2.0.0"])
         assert operator.record is not None
         rollouts.wait(lambda: rollouts.stable(name, "1.0.0"), f"{name} Stable", TIMEOUT, [operator.record])
         rollouts.roll_out(name, "2.0.0")
@@ -198,22 +200,27 @@ def test_a_prometheus_stopped_mid_rollout_never_promotes(  # noqa: PLR0917 (fixt
     try:
         for target in prometheus.targets_dir.glob("*.json"):
             (own.targets_dir / target.name).write_text(target.read_text())
-        rollouts = Rollouts(kube_api_client, restricted_namespace, traffic, spec_with(None, own.url))
+        own.wait_for_query('up{job="synthetic-traffic"} == 1')
+        rollouts = Rollouts(kube_api_client, restricted_namespace, traffic, spec_with(None, own.url, hold=True))
         recorder = Recorder(kube_api_client, restricted_namespace).start()
         name = "stopped"
         assert operator.record is not None
-        rollouts.create(name)
+        rollouts.create(name, upcoming=["2.0.0"])
         rollouts.wait(lambda: rollouts.stable(name, "1.0.0"), "Stable", TIMEOUT, [operator.record])
         rollouts.roll_out(name, "2.0.0")
-        rollouts.wait(
-            lambda: (
-                int(rollouts.status(name).get("passedChecks") or 0) >= 1
-                or rollouts.status(name).get("canaryWeight") == STEPS[1]
-            ),
-            "a first check passed",
-            TIMEOUT,
-            [operator.record],
-        )
+        try:
+            rollouts.wait(
+                lambda: (
+                    int(rollouts.status(name).get("passedChecks") or 0) >= 1
+                    or rollouts.status(name).get("canaryWeight") == STEPS[1]
+                ),
+                "a first check passed",
+                TIMEOUT,
+                [operator.record],
+            )
+        except TimeoutError as error:
+            recorder.stop()
+            raise AssertionError(f"{error}: {rollouts.status(name)}\n{operator.log_tail(30)}") from None
         own.stop()
         rollouts.wait(lambda: rollouts.finished(name, "2.0.0"), "finished", TIMEOUT, [operator.record])
         recorder.stop()

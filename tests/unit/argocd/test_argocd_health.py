@@ -72,6 +72,11 @@ def as_object(simulation: Simulation) -> dict[str, Any]:
     }
 
 
+def paused(simulation: Simulation, value: bool) -> None:
+    simulation.paused = value
+    simulation.reconcile()
+
+
 def life() -> list[tuple[str, Callable[[Simulation], object], str]]:
     return [
         ("first reconcile", lambda s: s.reconcile(), "Progressing"),
@@ -80,8 +85,8 @@ def life() -> list[tuple[str, Callable[[Simulation], object], str]]:
         ("canary starting", lambda s: s.reconcile(), "Progressing"),
         ("first step", lambda s: s.reconcile(), "Progressing"),
         ("passed check", lambda s: s.check(HEALTHY), "Progressing"),
-        ("paused", lambda s: (setattr(s, "paused", True), s.reconcile()), "Suspended"),
-        ("resumed", lambda s: (setattr(s, "paused", False), s.reconcile()), "Progressing"),
+        ("paused", lambda s: paused(s, True), "Suspended"),
+        ("resumed", lambda s: paused(s, False), "Progressing"),
         ("failed check", lambda s: s.check(ERRORING), "Degraded"),
         ("retried", lambda s: s.reconcile(action=Action.RETRY), "Progressing"),
     ]

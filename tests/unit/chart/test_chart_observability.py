@@ -117,7 +117,7 @@ def test_an_unknown_series_would_be_caught() -> None:
     }
 
 
-# --- the dashboard -------------------------------------------------------------------------------------------------------
+# --- the dashboard ----------------------------------------------------------------------------------------------------
 
 
 def test_the_dashboard_references_only_series_that_exist() -> None:
@@ -146,7 +146,9 @@ def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
     exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
     for variable, value in {**GRAFANA_VARIABLES, "$namespace": ".*", "$name": ".*"}.items():
         exprs = [expr.replace(variable, value) for expr in exprs]
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [{"name": "dashboard", "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(exprs)]}]
+    }
     path = tmp_path / "dashboard-rules.yaml"
     path.write_text(yaml.safe_dump(rules))
     result = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, check=False)
@@ -170,7 +172,7 @@ def test_the_dashboard_ships_as_a_configmap_for_the_grafana_sidecar() -> None:
     assert elsewhere["metadata"]["namespace"] == "monitoring"
 
 
-# --- the PrometheusRule ----------------------------------------------------------------------------------------------------
+# --- the PrometheusRule -----------------------------------------------------------------------------------------------
 
 
 def test_the_rules_render_only_when_asked_for_and_the_cluster_serves_the_prometheus_operator_api() -> None:
@@ -189,7 +191,10 @@ def test_the_rules_render_only_when_asked_for_and_the_cluster_serves_the_prometh
 def test_the_rules_reference_only_series_that_exist() -> None:
     known = known_series()
     unknown = {
-        name: alert for alert, expr in rule_exprs(rendered_rules()) for name in promql_metric_names(expr) if name not in known
+        name: alert
+        for alert, expr in rule_exprs(rendered_rules())
+        for name in promql_metric_names(expr)
+        if name not in known
     }
     assert unknown == {}
 
@@ -285,12 +290,12 @@ def test_the_alerts_fire_when_a_rollout_fails_is_stuck_or_the_operator_is_down(t
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- docs/observability.md ---------------------------------------------------------------------------------------------
+# --- docs/observability.md --------------------------------------------------------------------------------------------
 
 
 def documented_series() -> dict[str, tuple[str, set[str]]]:
     """Rows `| \\`name\\` | type | labels | meaning |` of docs/observability.md: name -> (type, label names)."""
-    rows = re.findall(r"^\| `(sluice_[a-z_]+)` \| (\w+) \| ([^|]*) \|", OBSERVABILITY_DOC.read_text(), re.MULTILINE)
+    rows = re.findall(r"^\| `(sluice_[a-z_]+)` \| (\w+) \|([^|]*)\|", OBSERVABILITY_DOC.read_text(), re.MULTILINE)
     return {name: (kind, set(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
 
 

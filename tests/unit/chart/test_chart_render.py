@@ -265,3 +265,4 @@ def test_the_chart_defaults_match_the_operator_defaults() -> None:
     assert env["SLUICE_SERVING_IMAGE"] == fields["serving_image"].default
     assert env["SLUICE_PROMETHEUS_URL"] == fields["prometheus_url"].default
     assert env["SLUICE_LOG_LEVEL"] == fields["log_level"].default
+    assert env["SLUICE_LOG_FORMAT"] == fields["log_format"].default

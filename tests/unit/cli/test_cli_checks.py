@@ -17,7 +17,7 @@ from sluice.cli.checks import (
     rollout_state,
     undo_target,
 )
-from unit.cli.test_cli_render import NOW, PROGRESSING, make_md, model, stamp
+from unit.cli.test_cli_render import PROGRESSING, make_md, model, stamp
 
 ROLLED_BACK = {
     "phase": "RolledBack",
@@ -86,9 +86,7 @@ def test_actions_in_the_wrong_state_are_refused_with_the_reason(
 
 
 def test_a_request_waits_for_the_operator_to_handle_the_previous_one_and_to_have_reconciled() -> None:
-    pending = make_md(
-        PROGRESSING, annotations={"sluice.dev/action": "promote", "sluice.dev/action-id": "a1"}
-    )
+    pending = make_md(PROGRESSING, annotations={"sluice.dev/action": "promote", "sluice.dev/action-id": "a1"})
     assert "the previous request promote (id a1) is not handled yet" in refusal(check_action, pending, Action.ABORT)
     assert "has no status yet" in refusal(check_action, make_md({}), Action.ABORT)
     handled = make_md(
@@ -159,4 +157,3 @@ def test_undo_refuses_versions_without_a_recorded_model_and_the_current_one() ->
     assert refusal(undo_target, md, "3.0.0") == "spec.model.version is already 3.0.0"
     first_deploy = make_md({"phase": "Stable", "stableVersion": "2.0.0", "stableModel": model("2.0.0")})
     assert "no previous stable version recorded" in refusal(undo_target, first_deploy, None)
-    assert NOW is not None

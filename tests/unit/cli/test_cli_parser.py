@@ -10,7 +10,19 @@ import pytest
 from sluice.cli import complete, completion
 from sluice.cli.main import COMMANDS, build_parser, main
 
-COMMAND_NAMES = ["list", "status", "history", "pause", "resume", "promote", "abort", "retry", "undo", "completion"]
+COMMAND_NAMES = [
+    "list",
+    "status",
+    "history",
+    "pause",
+    "resume",
+    "promote",
+    "abort",
+    "retry",
+    "undo",
+    "analyze",
+    "completion",
+]
 
 
 def test_every_issue_command_is_registered() -> None:
@@ -83,20 +95,31 @@ def test_kubectl_plugin_completion_candidates(words: list[str], expected: list[s
     assert complete.candidates(build_parser(), words, lookup) == expected
 
 
-def test_kubectl_complete_helper_prints_candidates_and_the_no_file_directive(capsys: pytest.CaptureFixture[str]) -> None:
+def test_kubectl_complete_helper_prints_candidates_and_the_no_file_directive(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["__complete", "st"]) == 0
 
     assert capsys.readouterr().out == "status\n:4\n"
 
 
-def test_bash_completion_script_is_valid_bash_and_completes_names_from_the_cluster() -> None:
-    script = completion.script("bash")
+def test_bash_completion_script_completes_subcommands_and_flags(tmp_path: Path) -> None:
+    script = tmp_path / "kubectl-sluice.bash"
+    script.write_text(completion.script("bash"))
 
-    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
-    assert "complete -o filenames -F _shtab_kubectl_sluice kubectl-sluice" in script
-    assert "kubectl-sluice list -o name" in script
-    for name in COMMAND_NAMES:
-        assert name in script
+    def complete_words(*words: str) -> list[str]:
+        line = " ".join(words)
+        probe = (
+            f"source {script}; COMP_WORDS=(kubectl-sluice {line}); COMP_CWORD={len(words)}; "
+            'COMP_LINE="kubectl-sluice {line}"; COMP_POINT=${{#COMP_LINE}}; _shtab_kubectl_sluice; '
+            'printf "%s\\n" "${{COMPREPLY[@]}}"'
+        ).format(line=line)
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert complete_words("pro") == ["promote"]
+    assert complete_words("status", "fraud", "--wa") == ["--watch"]
+    assert "kubectl-sluice list -o name" in script.read_text()
 
 
 def test_zsh_completion_script_defines_the_command() -> None:

@@ -19,10 +19,12 @@ from sluice.core.plan import (
     EventRecord,
     Observations,
     Plan,
+    ShadowReading,
+    ValidationReading,
     WorkloadPlan,
     WorkloadState,
 )
-from sluice.core.rollout import check_window, decide, next_check_at
+from sluice.core.rollout import check_window, decide, next_check_at, validation_due
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -77,6 +79,10 @@ class Simulation:
     paused: bool = False
     plan: Plan | None = None
     events: list[EventRecord] = field(default_factory=list)
+    validation: ValidationReading = field(default_factory=lambda: ValidationReading(score=0.95, samples=100))
+    """What the validation gate's run gives when it is due (spec.validation)."""
+    shadow: ShadowReading = field(default_factory=lambda: ShadowReading(comparisons=200, agreement=0.99))
+    """The shadow comparisons read with each shadow check (spec.rollout.shadow)."""
     _action_ids: int = 0
 
     def reconcile(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Plan:
@@ -98,6 +104,7 @@ class Simulation:
             self._action_ids += 1
             request = ActionRequest(action=action, request_id=f"request-{self._action_ids}")
         due = check_window(self.spec, self.status, self.now) is not None
+        shadowing = due and self.status.phase is Phase.SHADOWING
         return Observations(
             generation=self.generation,
             stable=self.stable,
@@ -105,6 +112,8 @@ class Simulation:
             analysis=reading if due else None,
             action=request,
             paused=self.paused,
+            validation=self.validation if validation_due(self.spec, self.status, self.canary, self.now) else None,
+            shadow=self.shadow if shadowing and reading is not None else None,
         )
 
     def wait(self, duration: str | timedelta) -> None:

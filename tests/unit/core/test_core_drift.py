@@ -194,6 +194,13 @@ def test_too_few_predictions_is_inconclusive_whatever_the_distance() -> None:
     assert "not judged: only 40 canary predictions, fewer than minDriftSamples 100" in why
 
 
+def test_a_side_without_predictions_records_no_value() -> None:
+    result = judge(Counts(CountKind.CLASSES, canary={}, stable={"0": 500}), FEATURES_SAME)
+    psi_result = result.metrics[3]
+    assert (psi_result.name, psi_result.value, psi_result.verdict) == (PREDICTION_PSI, None, Verdict.INCONCLUSIVE)
+    assert psi_result.message == "prediction PSI not judged: only 0 canary predictions, fewer than minDriftSamples 100"
+
+
 def test_no_prediction_series_is_inconclusive() -> None:
     verdict, _, why = check(None, FEATURES_SAME)
     assert verdict is Verdict.INCONCLUSIVE

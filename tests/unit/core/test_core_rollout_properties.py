@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
-from sluice.core.plan import AnalysisReading, Observations, Plan
+from sluice.core.plan import AnalysisReading, Observations, Plan, ShadowReading, ValidationReading
 from sluice.core.rollout import ROLLOUT_PHASES, decide
 from unit.core.support import ERRORING, HEALTHY, QUIET, UNREACHABLE, Simulation, make_spec
 
@@ -43,7 +43,29 @@ def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
     }
     if draw(st.booleans()):
         wire["traffic"] = {"gateway": {"parentRefs": [{"name": "public"}]}}
+        if draw(st.booleans()):
+            wire["validation"] = {"uri": "https://data.example.com/holdout.csv", "min": 0.85}
+        if draw(st.booleans()):
+            checks = draw(st.integers(1, 3))
+            wire["rollout"]["shadow"] = {"percent": draw(st.integers(1, 100)), "checks": checks, "minAgreement": 0.9}
     return make_spec(VERSIONS[0], **wire)
+
+
+gate_readings = st.tuples(
+    st.sampled_from(
+        [
+            ValidationReading(score=0.95, samples=100),
+            ValidationReading(score=0.5, samples=100),
+            ValidationReading(error="connection refused"),
+        ]
+    ),
+    st.builds(
+        ShadowReading,
+        comparisons=st.none() | st.integers(0, 400).map(float),
+        agreement=st.none() | st.floats(0, 1),
+        error=st.none() | st.just("timeout"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -78,12 +100,21 @@ class SetCanaryStarts:
     starts: bool
 
 
+@dataclass(frozen=True)
+class SetGateReadings:
+    """What the validation gate's runs and the shadow checks read from now on."""
+
+    validation: ValidationReading
+    shadow: ShadowReading
+
+
 other_moves = st.one_of(
     st.builds(Wait, st.integers(0, 400)),
     st.builds(Request, st.sampled_from(list(Action))),
     st.builds(SetPaused, st.booleans()),
     st.builds(SetVersion, st.sampled_from([*VERSIONS, "2.0.0", "2.0.0"])),  # mostly re-applying the same
     st.builds(SetCanaryStarts, st.booleans()),
+    gate_readings.map(lambda readings: SetGateReadings(*readings)),
 )
 moves = st.lists(st.one_of(st.builds(Check, readings), other_moves), min_size=3, max_size=25)
 """Half of the moves are checks, so that rollouts get far."""
@@ -121,6 +152,8 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
                 simulation.set_version(version)
             case SetCanaryStarts(starts):
                 simulation.canary_starts = starts
+            case SetGateReadings(validation, shadow):
+                simulation.validation, simulation.shadow = validation, shadow
         observations = simulation.observe(reading, action)
         plan = decide(simulation.spec, simulation.status, observations, simulation.now)
         decisions.append(Decision(simulation.spec, simulation.status, observations, simulation.now, plan))
@@ -206,3 +239,31 @@ def test_the_stable_workload_always_keeps_its_replicas(spec: ModelDeploymentSpec
         assert decision.plan.stable.replicas == decision.spec.replicas
         if decision.spec.replicas > 0:
             assert decision.plan.stable.replicas > 0
+
+
+@FAST
+@given(specs(), moves)
+def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_only_while_shadowing(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    highest_weight = 0
+    """The highest canary weight planned since the last rollout started."""
+    for decision in drive(spec, sequence):
+        plan, status = decision.plan, decision.plan.status
+        if any(event.reason == "RolloutStarted" for event in plan.events):
+            highest_weight = 0
+        highest_weight = max(highest_weight, plan.canary_weight)
+        if status.phase in (Phase.VALIDATING, Phase.SHADOWING):
+            assert plan.canary_weight == 0
+            assert status.current_step is None
+        if plan.mirror_percent:
+            assert status.phase is Phase.SHADOWING
+            assert spec.rollout.shadow is not None
+            assert plan.mirror_percent == spec.rollout.shadow.percent
+        gate_failed = status.history and status.history[-1].reason in ("ValidationFailed", "ShadowAnalysisFailed")
+        if gate_failed and any(event.reason == "RolledBack" for event in plan.events):
+            assert highest_weight == 0, "a canary failing a gate never had live weight"
+        if spec.validation is not None and status.current_step is not None:
+            assert status.validation is not None
+            assert status.validation.passed
+            assert status.validation.version == status.canary_version

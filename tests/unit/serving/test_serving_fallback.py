@@ -109,7 +109,7 @@ def test_the_previous_model_answers_when_the_new_one_raises(flaky: tuple[Path, s
 
 def test_input_the_model_rejects_is_a_400_not_a_fallback(flaky: tuple[Path, str], classifier: ModelFiles) -> None:
     app = flaky_app(flaky, classifier, SLUICE_FALLBACK="constant:1")
-    rows = classifier.rows.copy()
+    rows, _ = good_and_bad_rows(classifier)
     rows[0, 0] = -1000.0  # the model raises ValueError: the client's input, not the model's failure
     rejected = app.handle("POST", INFER, rows_body(rows, outputs=[{"name": "predict"}]))
     assert (rejected.status, rejected.headers) == (400, b"")

@@ -12,7 +12,7 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -203,6 +203,7 @@ class Kube:
             if error.status == 403:
                 return []  # events are extra: a user who may not list them still sees the status
             raise api_error(error, "list events") from error
+        ordered = sorted(listed.items, key=_event_order)
         lines = [
             EventLine(
                 type=event.type or "",
@@ -211,10 +212,15 @@ class Kube:
                 time=_event_time(event),
                 count=event.count or 1,
             )
-            for event in listed.items
+            for event in ordered
         ]
-        lines.sort(key=lambda line: (line.time is None, line.time))
         return lines[-limit:] if limit > 0 else []
+
+
+def _event_order(event: Any) -> tuple[datetime, int]:
+    """By time, then by resourceVersion (creation order in practice: Event times have one-second resolution)."""
+    version = str(event.metadata.resource_version or "")
+    return _event_time(event) or datetime.min.replace(tzinfo=UTC), int(version) if version.isdigit() else 0
 
 
 def _event_time(event: Any) -> datetime | None:

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from kubernetes.client.exceptions import ApiException
 
-from sluice.cli import actions, complete, completion, listing, status
+from sluice.cli import actions, analyze, complete, completion, listing, status
 from sluice.cli.base import CliError, Command, ExitCode
 from sluice.cli.kube import add_connection_arguments, api_error
 
@@ -19,6 +19,7 @@ COMMANDS: list[Command] = [
     status.COMMAND,
     listing.HISTORY,
     *actions.COMMANDS,
+    analyze.COMMAND,
     completion.COMMAND,
 ]
 """Every subcommand, in --help order. A new one is one module with a `Command` and one line here."""

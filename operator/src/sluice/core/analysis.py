@@ -215,8 +215,12 @@ def _judge_distance(
     if counts is None:
         return MetricResult(name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label}: no data")
     sides = aligned(counts)
-    value = distance(sides.canary, sides.stable)
     too_few = _too_few(sides.canary_total, sides.stable_total, min_samples, "predictions")
+    if sides.canary_total <= 0 or sides.stable_total <= 0:
+        return MetricResult(
+            name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label} not judged: {too_few}"
+        )
+    value = distance(sides.canary, sides.stable)
     if too_few is not None:
         return MetricResult(
             name=name,

@@ -1,0 +1,266 @@
+"""`kubectl-sluice` against the real local control plane, with the real operator reacting to what it writes.
+
+Every command runs at least once: in-process through `sluice.cli.main.main` (the console script's function, with
+the admin kubeconfig), and through the pinned `kubectl` as a plugin. The operator (`sluice-operator` subprocess)
+has no reachable Prometheus and a 1 h check interval, so a rollout stays at its first step until the plugin moves
+it: the states below are reached by the plugin's requests and the operator's real reactions to them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from harness import ControlPlane, wait_until
+from harness.tools import find_tools
+from integration.operator_support import OperatorProcess, status_of
+from integration.sluice_crd import install_crd
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
+from sluice.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 60.0
+BIN = Path(sys.executable).parent
+
+
+def model(version: str) -> dict[str, Any]:
+    return {"version": version, "uri": f"https://models.example.com/fraud/{version}/model.onnx", "format": "onnx"}
+
+
+SPEC = {
+    "model": model("1.0.0"),
+    "replicas": 1,
+    "rollout": {"steps": [10, 50], "interval": "1h", "progressDeadline": "1h"},
+}
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    install_crd(control_plane)
+    workdir = tmp_path_factory.mktemp("plugin-operator")
+    process = OperatorProcess(
+        Path(control_plane.kubeconfig),
+        workdir / "operator.log",
+        {"SLUICE_RESYNC_SECONDS": "2", "SLUICE_PROMETHEUS_URL": "http://127.0.0.1:9"},
+    ).start()
+    yield process
+    process.stop()
+
+
+class Plugin:
+    """Runs `kubectl-sluice` in-process against one namespace and reads objects with the admin client."""
+
+    def __init__(
+        self, control_plane: ControlPlane, api_client: ApiClient, namespace: str, operator: OperatorProcess
+    ) -> None:
+        self.kubeconfig = str(control_plane.kubeconfig)
+        self.namespace = namespace
+        self.custom = client.CustomObjectsApi(api_client)
+        self.operator = operator
+
+    def __call__(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([*args, "--kubeconfig", self.kubeconfig, "-n", self.namespace])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def create(self, name: str, spec: dict[str, Any] = SPEC) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        )
+
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
+
+    def wait(self, name: str, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        try:
+            wait_until(lambda: check(status_of(self.get(name))), timeout=TIMEOUT, what=what, interval=0.3)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{status_of(self.get(name))}\n{self.operator.log_tail()}") from None
+        return self.get(name)
+
+
+@pytest.fixture
+def plugin(
+    control_plane: ControlPlane, kube_api_client: ApiClient, namespace: str, operator: OperatorProcess
+) -> Plugin:
+    return Plugin(control_plane, kube_api_client, namespace, operator)
+
+
+def at_first_step(status: dict[str, Any]) -> bool:
+    return status.get("phase") == "Progressing" and status.get("currentStep") == 0
+
+
+def test_list_status_and_history_of_a_stable_deployment(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin.create("fraud")
+
+    code, out, _ = plugin(capsys, "status", "fraud", "--watch", "--timeout", "60", "--interval", "0.3")
+
+    assert code == 0
+    assert "Phase:         Stable   [Healthy]" in out.split("---")[-1]
+    assert "Deployed" in out.split("Events:")[-1]
+    code, out, _ = plugin(capsys, "list")
+    assert code == 0
+    assert out.splitlines()[1].split()[:4] == ["fraud", "Stable", "1.0.0", "-"]
+    code, out, _ = plugin(capsys, "list", "-A")
+    assert any(line.split()[:2] == [plugin.namespace, "fraud"] for line in out.splitlines())
+    assert plugin(capsys, "list", "-o", "name")[1] == "fraud\n"
+    code, out, _ = plugin(capsys, "history", "fraud")
+    assert (code, out) == (0, "No finished rollouts of fraud yet (stable: 1.0.0).\n")
+
+
+def test_unknown_objects_and_wrong_states_are_refused_without_writing(
+    plugin: Plugin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["status", "nope"], ["history", "nope"], ["promote", "nope"], ["undo", "nope"], ["pause", "nope"]):
+        code, _, err = plugin(capsys, *command)
+        assert (code, err) == (2, f'error: modeldeployment "nope" not found in namespace "{plugin.namespace}"\n')
+    plugin.create("fraud")
+    before = plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")
+    refused = {
+        ("promote", "fraud"): "no rollout in progress (phase Stable); nothing to promote",
+        ("promote", "fraud", "--full"): "no rollout in progress (phase Stable); nothing to promote",
+        ("abort", "fraud"): "no rollout to abort (phase Stable)",
+        ("retry", "fraud"): "nothing to retry: the last rollout was not rolled back or aborted (phase Stable)",
+        ("resume", "fraud"): "not paused",
+        ("undo", "fraud"): "no previous stable version recorded in the history of fraud (stable 1.0.0); "
+        "use --to-version",
+        ("undo", "fraud", "--to-version", "0.9.0"): "version 0.9.0 is not in the history "
+        "(versions with a recorded model: none)",
+    }
+    for args, message in refused.items():
+        assert plugin(capsys, *args) == (3, "", f"error: {message}\n"), args
+    assert plugin.get("fraud")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin.create("fraud")
+    plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")
+    plugin.patch("fraud", {"spec": {"model": model("2.0.0")}})
+    plugin.wait("fraud", at_first_step, "the canary at step 1")
+    code, out, _ = plugin(capsys, "status", "fraud")
+    assert code == 4
+    assert "Weight:        [##..................] 10%" in out
+
+    # pause and resume: the annotation, and the operator holding the rollout
+    code, out, _ = plugin(capsys, "pause", "fraud")
+    assert (code, out) == (0, "fraud: paused (sluice.dev/paused=true); the rollout of 2.0.0 holds at 10%\n")
+    assert plugin.get("fraud")["metadata"]["annotations"]["sluice.dev/paused"] == "true"
+    plugin.wait("fraud", lambda s: s.get("phase") == "Paused", "Paused")
+    assert plugin(capsys, "status", "fraud")[0] == 4
+    assert plugin(capsys, "promote", "fraud")[2] == (
+        "error: the rollout of 2.0.0 is paused; resume it first (kubectl sluice resume)\n"
+    )
+    assert plugin(capsys, "resume", "fraud")[:2] == (0, "fraud: resumed (sluice.dev/paused removed)\n")
+    assert "sluice.dev/paused" not in plugin.get("fraud")["metadata"].get("annotations", {})
+    plugin.wait("fraud", at_first_step, "Progressing again")
+
+    # promote: the action annotation with a fresh id, handled by the operator (--wait)
+    code, out, _ = plugin(capsys, "promote", "fraud", "--wait")
+    assert code == 0, out
+    annotations = plugin.get("fraud")["metadata"]["annotations"]
+    assert annotations["sluice.dev/action"] == "promote"
+    assert annotations["sluice.dev/action-id"].startswith("kubectl-sluice-")
+    assert status_of(plugin.get("fraud"))["lastHandledActionId"] == annotations["sluice.dev/action-id"]
+    assert (status_of(plugin.get("fraud"))["currentStep"], status_of(plugin.get("fraud"))["canaryWeight"]) == (1, 50)
+
+    # abort: rolled back; status exits 1, with and without --watch
+    assert plugin(capsys, "abort", "fraud", "--wait")[0] == 0
+    assert status_of(plugin.get("fraud"))["phase"] == "RolledBack"
+    code, out, _ = plugin(capsys, "status", "fraud", "--watch", "--interval", "0.3")
+    assert code == 1
+    assert "[Degraded]" in out
+    assert "RolloutAborted" in out
+
+    # retry, then promote --full while status --watch waits for the end in another process
+    assert plugin(capsys, "retry", "fraud", "--wait")[0] == 0
+    plugin.wait("fraud", at_first_step, "the retried canary at step 1")
+    watcher = subprocess.Popen(
+        [BIN / "kubectl-sluice", "status", "fraud", "-w", "-t", "60", "--interval", "0.3", "-n", plugin.namespace],
+        env={**os.environ, "KUBECONFIG": plugin.kubeconfig},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1)
+        assert watcher.poll() is None, "status --watch ended while the rollout was in progress"
+        assert plugin(capsys, "promote", "fraud", "--full")[0] == 0
+        out, _ = watcher.communicate(timeout=TIMEOUT)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert watcher.returncode == 0, out
+    assert "Phase:         Stable   [Healthy]" in out.split("---")[-1]
+    assert "Progressing" in out.split("---")[0]
+
+    code, out, _ = plugin(capsys, "history", "fraud")
+    lines = out.splitlines()
+    assert [line.split()[1:3] for line in lines[1:3]] == [["2.0.0", "Aborted"], ["2.0.0", "Promoted"]]
+    assert "https://models.example.com/fraud/2.0.0/model.onnx (onnx)" in lines[2]
+
+    # undo: spec.model back to the previous stable; the operator rolls it out as a canary
+    code, out, _ = plugin(capsys, "undo", "fraud")
+    assert (code, out) == (
+        0,
+        "fraud: spec.model set back to 1.0.0 (https://models.example.com/fraud/1.0.0/model.onnx): "
+        "a canary rollout of 1.0.0 starts from stable 2.0.0\n",
+    )
+    assert plugin.get("fraud")["spec"]["model"] == model("1.0.0")
+    plugin.wait("fraud", lambda s: s.get("canaryVersion") == "1.0.0", "a rollout of 1.0.0")
+    # undo during that rollout returns to the stable 2.0.0 and ends it
+    assert plugin(capsys, "undo", "fraud")[0] == 0
+    assert plugin(capsys, "status", "fraud", "--watch", "--timeout", "60", "--interval", "0.3")[0] == 0
+    final = status_of(plugin.get("fraud"))
+    assert (final["stableVersion"], final["history"][-1]["reason"]) == ("2.0.0", "RevertedToStable")
+
+
+def test_kubectl_runs_it_as_a_plugin_and_completes_through_it(
+    plugin: Plugin, control_plane: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin.create("fraud")
+    kubectl = find_tools().binary("kubectl")
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "KUBECONFIG": plugin.kubeconfig}
+
+    listed = subprocess.run(
+        [kubectl, "sluice", "list", "-n", plugin.namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    completed = subprocess.run(
+        [kubectl, "__complete", "sluice", "status", "-n", plugin.namespace, "fr"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    unknown = subprocess.run(
+        [kubectl, "sluice", "status", "ghost", "-n", plugin.namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].startswith("fraud")
+    assert completed.stdout.splitlines()[:2] == ["fraud", ":4"], completed.stderr
+    assert unknown.returncode == 2
+    assert "not found" in unknown.stderr
