@@ -363,6 +363,7 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
                 lab.patch_model_deployments(namespace, names, {"spec": {"model": {"version": "2.0.0"}}})
                 seen: dict[str, dict[str, set[float]]] = {name: {"steps": set(), "checks": set()} for name in names}
                 zero_at: dict[str, float] = {}
+                verdicts: dict[str, dict[float, str]] = {name: {} for name in names}
                 breach_at: float | None = None
                 all_weighted_at: float | None = None
                 deadline = time.monotonic() + 120 + interval * (len(steps) + 2)
@@ -375,6 +376,7 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
                             seen[name]["steps"].add(t)
                         if (t := parse_time(status.get("lastCheckTime"))) is not None:
                             seen[name]["checks"].add(t)
+                            verdicts[name][t] = (status.get("lastCheck") or {}).get("verdict", "?")
                         if breach_at is not None and name in bad and name not in zero_at and \
                                 status.get("canaryWeight") == 0:  # fmt: skip
                             zero_at[name] = now
@@ -428,6 +430,8 @@ def bench_rollouts(cfg: Config, work: Path) -> dict[str, Any]:
         "seconds": ended - started,
         "timelines": {name: {kind: sorted(marks) for kind, marks in seen[name].items()} for name in names},
         "breach_at": breach_at,
+        "verdicts": dict(Counter(v for per in verdicts.values() for v in per.values())),
+        "verdicts_by_name": verdicts,
         "zero_at": zero_at,
     }
 
@@ -443,7 +447,9 @@ def render_rollouts(r: dict[str, Any], cfg: Config) -> str:
         "",
         "| figure | value |",
         "|---|---:|",
-        f"| analysis checks observed | {r['checks']} |",
+        f"| analysis checks observed | {r['checks']} ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(r.get("verdicts", {}).items()))
+        + ") |",
         f"| check lateness vs the {r['interval']} s schedule, p50 | {r['lateness_p50']:.2f} s |"
         if r["checks"]
         else "| check lateness | no checks seen |",

@@ -67,6 +67,8 @@ class Models:
 
     files: dict[str, Path]
     body: bytes
+    shifted_body: bytes = b""
+    """The same rows moved by +2.5 in every feature (a client sending other inputs)."""
 
 
 def _onnx(path: Path, model: Any) -> Path:
@@ -97,7 +99,7 @@ def classifiers(tmp_path_factory: pytest.TempPathFactory) -> Models:
         "2.0.0": _onnx(directory / "retrained.onnx", retrained),
         "2.0.0-oneclass": _onnx(directory / "oneclass.onnx", one_class),
     }
-    return Models(files, rows_body(rows, "FP32"))
+    return Models(files, rows_body(rows, "FP32"), rows_body(rows + 2.5, "FP32"))
 
 
 @pytest.fixture(scope="module")
@@ -228,11 +230,25 @@ def assert_same_checks(live: list[dict[str, Any]], checks: list[ReplayedCheck]) 
 
 
 def run_rollout(
-    scenario: DriftScenario, models: Models, canary: str, outcome: str, **analysis: Any
+    scenario: DriftScenario,
+    models: Models,
+    canary: str,
+    outcome: str,
+    analysis: dict[str, Any],
+    *,
+    canary_only_body: bytes | None = None,
 ) -> list[dict[str, Any]]:
+    """Start 1.0.0, roll `canary` out under load until `outcome`; the checks the operator recorded. With
+    `canary_only_body`, a second client sends that body at 15 requests/s to the canary Service only."""
     scenario.start_stable("1.0.0", **analysis)
-    with LoadGenerator(scenario.dataplane, scenario.name, models.body, rate=RATE, duration=180) as generator:
+    with contextlib.ExitStack() as clients:
+        generator = clients.enter_context(
+            LoadGenerator(scenario.dataplane, scenario.name, models.body, rate=RATE, duration=180)
+        )
         scenario.set_version(canary)
+        if canary_only_body is not None:
+            canary_service = f"{scenario.name}-canary"
+            clients.enter_context(LoadGenerator(scenario.dataplane, canary_service, canary_only_body, rate=15))
         live = scenario.record_checks(
             lambda s: finished(outcome)(s) and s.get("phase") in ("Stable", "RolledBack"), f"{canary} {outcome}"
         )
@@ -253,7 +269,7 @@ def test_a_one_class_classifier_is_rolled_back_on_prediction_drift_and_replay_ag
     control_plane: ControlPlane,
 ) -> None:
     scenario = drift_scenario(classifiers)
-    live = run_rollout(scenario, classifiers, "2.0.0-oneclass", "RolledBack", **DRIFT_BOUNDS)
+    live = run_rollout(scenario, classifiers, "2.0.0-oneclass", "RolledBack", DRIFT_BOUNDS)
     status = scenario.status()
     entry = status["history"][-1]
     assert (entry["version"], entry["reason"]) == ("2.0.0-oneclass", "AnalysisFailed"), entry
@@ -279,7 +295,7 @@ def test_a_regressor_with_an_offset_is_rolled_back_on_its_prediction_histogram(
     drift_scenario: Callable[[Models], DriftScenario], regressors: Models, prometheus: Prometheus
 ) -> None:
     scenario = drift_scenario(regressors)
-    live = run_rollout(scenario, regressors, "2.0.0-offset", "RolledBack", **DRIFT_BOUNDS)
+    live = run_rollout(scenario, regressors, "2.0.0-offset", "RolledBack", DRIFT_BOUNDS)
     entry = scenario.status()["history"][-1]
     assert (entry["version"], entry["reason"]) == ("2.0.0-offset", "AnalysisFailed"), entry
     assert "prediction" in entry["message"], entry
@@ -301,7 +317,7 @@ def test_a_retrained_equivalent_classifier_is_promoted_and_replay_agrees(
     tmp_path: Path,
 ) -> None:
     scenario = drift_scenario(classifiers)
-    live = run_rollout(scenario, classifiers, "2.0.0", "Promoted", maxFeaturePSI=0.1, **DRIFT_BOUNDS)
+    live = run_rollout(scenario, classifiers, "2.0.0", "Promoted", {**DRIFT_BOUNDS, "maxFeaturePSI": 0.1})
     status = scenario.status()
     assert status["stableVersion"] == "2.0.0"
     passed = [check for check in live if check["verdict"] == "Passed"]
@@ -329,3 +345,30 @@ def test_a_retrained_equivalent_classifier_is_promoted_and_replay_agrees(
     code, out = analyze_command(scenario, control_plane, prometheus, live, "-f", str(manifest))
     assert code == 1, out
     assert "outcome: rolled back (AnalysisFailed): prediction PSI 0.00250" in out, out
+
+
+def test_a_canary_sent_other_inputs_is_rolled_back_on_feature_shift_and_replay_agrees(
+    drift_scenario: Callable[[Models], DriftScenario], classifiers: Models, prometheus: Prometheus
+) -> None:
+    """The retrained (equivalent) model, but a second client sends the canary shifted rows directly: a biased
+    traffic split. Only maxFeaturePSI is set, so the rollback is on the inputs alone."""
+    scenario = drift_scenario(classifiers)
+    live = run_rollout(
+        scenario,
+        classifiers,
+        "2.0.0",
+        "RolledBack",
+        {"maxFeaturePSI": 0.2, "minDriftSamples": 200},
+        canary_only_body=classifiers.shifted_body,
+    )
+    entry = scenario.status()["history"][-1]
+    assert (entry["version"], entry["reason"]) == ("2.0.0", "AnalysisFailed"), entry
+    assert "above maxFeaturePSI 0.2" in entry["message"], entry
+    last = live[-1]
+    assert [m["name"] for m in last["metrics"]][-1] == "featurePSI", last
+    assert metric(last, "errorRate")["verdict"] == "Passed", last
+    assert metric(last, "featurePSI")["value"] > 1, last
+
+    checks = replayed(scenario, prometheus, live, "2.0.0")
+    assert_same_checks(live, checks)
+    assert checks[-1].decision is Decision.ROLLBACK

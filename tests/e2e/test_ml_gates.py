@@ -220,8 +220,10 @@ def ended(outcome: str) -> Callable[[dict[str, Any]], bool]:
 def test_a_canary_disagreeing_in_shadow_is_rolled_back_without_ever_getting_live_weight(gates: Gates) -> None:
     gates.create(shadow={"percent": 100, "checks": 2, "minComparisons": 40, "minAgreement": MIN_AGREEMENT})
     with load(gates) as generator:
+        started = time.monotonic()
         gates.roll_out("2.0.0-flipped", gates.models.flipped)
         seen = gates.follow(ended("RolledBack"), "the flipped canary rolled back")
+    print(f"shadow: flipped canary applied to rolled back in {time.monotonic() - started:.1f} s")
     status = gates.status()
     entry = status["history"][-1]
     assert (entry["version"], entry["reason"]) == ("2.0.0-flipped", "ShadowAnalysisFailed"), entry
@@ -243,8 +245,10 @@ def test_an_equivalent_canary_passes_the_validation_gate_and_the_shadow_phase_an
         validation={"uri": gates.models.dataset.as_uri(), "metric": "accuracy", "min": MIN_ACCURACY},
     )
     with load(gates) as generator:
+        started = time.monotonic()
         gates.roll_out("2.0.0", gates.models.stable)
         seen = gates.follow(ended("Promoted"), "the equivalent canary promoted")
+    print(f"gates passed: equivalent canary applied to promoted in {time.monotonic() - started:.1f} s")
     status = gates.status()
     phases = [phase for phase, _ in seen if phase != "Promoting"]
     assert phases == ["Stable", "Validating", "Shadowing", "Progressing", "Stable"], seen
@@ -267,8 +271,10 @@ def test_the_validation_gate_stops_a_model_under_the_accuracy_bound_before_any_t
         validation={"configMapRef": {"name": "holdout", "key": "holdout.csv"}, "min": MIN_ACCURACY},
     )
     with load(gates) as generator:
+        started = time.monotonic()
         gates.roll_out("2.0.0-flipped", gates.models.flipped)
         seen = gates.follow(ended("RolledBack"), "the flipped canary stopped at the gate")
+    print(f"validation gate: flipped canary applied to rolled back in {time.monotonic() - started:.1f} s")
     status = gates.status()
     entry = status["history"][-1]
     assert (entry["version"], entry["reason"]) == ("2.0.0-flipped", "ValidationFailed"), entry

@@ -228,6 +228,17 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
     assert (final["stableVersion"], final["history"][-1]["reason"]) == ("2.0.0", "RevertedToStable")
 
 
+def test_status_of_an_invalid_spec_exits_1(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
+    resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    plugin.create("broken", {**SPEC, "serving": {"resources": resources}})
+
+    code, out, _ = plugin(capsys, "status", "broken", "--watch", "--timeout", "60", "--interval", "0.3")
+
+    assert code == 1
+    assert "InvalidSpec" in out.split("---")[-1]
+    assert "[Degraded]" in out.split("---")[-1]
+
+
 def test_kubectl_runs_it_as_a_plugin_and_completes_through_it(
     plugin: Plugin, control_plane: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -94,6 +94,20 @@ def test_an_aborted_rollout_observes_no_breach() -> None:
     assert breaches() == before
 
 
+def test_a_canary_never_ready_is_rolled_back_without_a_breach() -> None:
+    recorder = Recorder(deployed(make_spec("1.0.0")))
+    recorder.simulation.canary_starts = False
+    recorder.simulation.set_version("2.0.0")
+    recorder.apply()
+    before = breaches()
+    recorder.simulation.wait("10m")
+
+    recorder.apply()
+
+    assert recorder.value("sluice_rollouts_finished_total", outcome="RolledBack") == 1
+    assert breaches() == before
+
+
 def test_a_status_decided_again_counts_nothing_twice() -> None:
     recorder = Recorder(at_first_step(make_spec("1.0.0")))
     recorder.check(ERRORING)

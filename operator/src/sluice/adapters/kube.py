@@ -106,14 +106,19 @@ class KubeApi:
         self, method: str, path: str, query: Mapping[str, str], body: Mapping[str, Any] | None, content_type: str
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
+        payload: dict[str, Any] | bytes | None = dict(body) if body is not None else None
         if body is not None:
             headers["Content-Type"] = content_type
+            if "yaml" in content_type:
+                # JSON is YAML, except the \ud83d\ude00 surrogate-pair escapes json.dumps writes for characters
+                # beyond the BMP, which the API server's YAML decoder rejects: send such characters unescaped.
+                payload = json.dumps(body, ensure_ascii=False).encode()
         serialized = self._api_client.param_serialize(
             method=method,
             resource_path=path,
             query_params=list(query.items()),
             header_params=headers,
-            body=dict(body) if body is not None else None,
+            body=payload,
             auth_settings=["BearerToken"],
         )
         response = self._api_client.call_api(*serialized, _request_timeout=self._timeout)

@@ -82,12 +82,11 @@ METRIC_VALUE = Gauge(
 )
 BREACH_TO_ROLLBACK = Histogram(
     "sluice_breach_to_rollback_seconds",
-    "From the analysis check that triggered a rollback to the canary's weight 0 being applied",
+    "From the analysis check or validation run that triggered a rollback to the canary's weight 0 being applied",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
 _PER_OBJECT = (ROLLOUTS_STARTED, ROLLOUTS_FINISHED, CANARY_WEIGHT, PHASE, ROLLOUT_STEP, CONDITION, CHECKS, METRIC_VALUE)
-_ANALYSIS_ROLLBACK_REASONS = frozenset({"AnalysisFailed", "AnalysisInconclusive", "AnalysisErrored"})
 _CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
@@ -105,13 +104,9 @@ def record(namespace: str, name: str, previous: ModelDeploymentStatus, plan: Pla
         ROLLOUTS_STARTED.labels(namespace, name).inc()
     for entry in finished:
         ROLLOUTS_FINISHED.labels(namespace, name, str(entry.outcome)).inc()
-        if (
-            entry.outcome is Outcome.ROLLED_BACK
-            and entry.reason in _ANALYSIS_ROLLBACK_REASONS
-            and status.last_check is not None
-            and plan.canary_weight == 0
-        ):
-            BREACH_TO_ROLLBACK.observe(max((applied_at - status.last_check.time).total_seconds(), 0.0))
+        breach = _breach_time(previous, status)
+        if entry.outcome is Outcome.ROLLED_BACK and breach is not None and plan.canary_weight == 0:
+            BREACH_TO_ROLLBACK.observe(max((applied_at - breach).total_seconds(), 0.0))
     check = status.last_check
     if check is not None and status.last_check_time != previous.last_check_time:
         CHECKS.labels(namespace, name, str(check.verdict)).inc()
@@ -121,6 +116,16 @@ def record(namespace: str, name: str, previous: ModelDeploymentStatus, plan: Pla
             else:
                 METRIC_VALUE.labels(namespace, name, metric.name).set(metric.value)
     observe_state(namespace, name, status)
+
+
+def _breach_time(previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> datetime | None:
+    """When the judgement behind this decision's rollback was made: an analysis check (canary or shadow) or a
+    validation run new in this decision; None for other rollbacks (progress deadline, promotion failure)."""
+    if status.last_check is not None and status.last_check_time != previous.last_check_time:
+        return status.last_check.time
+    if status.validation is not None and status.validation != previous.validation:
+        return status.validation.time
+    return None
 
 
 def observe_state(namespace: str, name: str, status: ModelDeploymentStatus) -> None:

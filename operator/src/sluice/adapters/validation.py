@@ -24,7 +24,7 @@ import httpx
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DatasetFormat, ValidationSpec
 from sluice.core.children import SERVICE_PORT, ChildNames
-from sluice.core.gates import ScoreError, score
+from sluice.core.gates import score
 from sluice.core.plan import ValidationReading
 
 DEFAULT_CANARY_URL_TEMPLATE = "http://{service}.{namespace}.svc:{port}"
@@ -126,8 +126,8 @@ class ValidationRunner:
             return await asyncio.wait_for(self._run(spec, namespace, name, timeout), timeout=timeout)
         except TimeoutError:
             return ValidationReading(error=f"the run took longer than timeout {spec.timeout}")
-        except (DatasetError, ScoreError, httpx.HTTPError, ValueError, OSError) as error:
-            return ValidationReading(error=f"{type(error).__name__}: {error}")
+        except Exception as error:  # a run never raises: dataset, API, HTTP or scoring failures are its error
+            return ValidationReading(error=f"{type(error).__name__}: {_short(error)}")
 
     async def _run(self, spec: ValidationSpec, namespace: str, name: str, timeout: float) -> ValidationReading:
         dataset = parse_dataset(await self._dataset_text(spec, namespace), spec.format, spec.label_column)
@@ -187,3 +187,9 @@ async def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise DatasetError(f"the canary's {what} answer is not a JSON object")
     return doc
+
+
+def _short(error: Exception) -> str:
+    """The error's text, cut to 300 characters (an API error's body can be long)."""
+    text = str(error)
+    return text if len(text) <= 300 else text[:297] + "..."
