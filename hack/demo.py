@@ -28,6 +28,7 @@ from harness import ControlPlane, Prometheus, create_namespace  # noqa: E402
 from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
 from integration.operator_support import OperatorProcess  # noqa: E402
 from integration.sluice_crd import install_crd  # noqa: E402
+from sluice.cli.render import weight_bar  # noqa: E402
 from unit.serving.support import make_classifier, rows_body  # noqa: E402
 
 GROUP, VERSION, PLURAL, NAME = "sluice.dev", "v1alpha1", "modeldeployments", "iris"
@@ -45,7 +46,8 @@ def view(status: dict[str, Any], load: LoadGenerator, started: float) -> str:
     return (
         f"{time.monotonic() - started:6.1f}s  phase={status.get('phase', '-'):<12} "
         f"stable={status.get('stableVersion', '-'):<10} canary={status.get('canaryVersion') or '-':<10} "
-        f"weight={status.get('canaryWeight', 0):>3}%  last check: {check.get('verdict', '-'):<12} {metrics}  "
+        f"traffic {weight_bar(status.get('canaryWeight', 0), width=10):<17} "
+        f"last check: {check.get('verdict', '-'):<12} {metrics}  "
         f"[load: {served} sent, {errors} 5xx]"
     )
 
