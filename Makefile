@@ -28,7 +28,7 @@ tools:  ## Build the pinned upstream binaries (etcd, Kubernetes, kwok, helm, kin
 lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy operator/src serving-image/src tests hack
+	$(BIN)/mypy operator/src serving-image/src tests hack bench
 	cd operator/src && ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
 test:  ## All tests (unit, integration, e2e)

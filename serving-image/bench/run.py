@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -207,13 +208,16 @@ def servers(work: Path, mlserver: Path | None, kserve: Path | None) -> list[Serv
     digest = "sha256:" + hashlib.sha256((work / "model.joblib").read_bytes()).hexdigest()
     sluice = [str(REPO / ".venv/bin/sluice-serving")]
     out: list[Server] = []
-    for fmt, uri in (("sklearn", "model.joblib"), ("onnx", "model.onnx")):
+    variants = (("sluice_serving", "1"), ("sluice_serving 2 workers", "2"))
+    for (label, workers), (fmt, uri) in itertools.product(
+        variants, (("sklearn", "model.joblib"), ("onnx", "model.onnx"))
+    ):
         out.append(Server(
-            f"sluice_serving ({fmt})", fmt, lambda port, d: sluice,
-            lambda d, uri=uri, fmt=fmt: {
+            f"{label} ({fmt})", fmt, lambda port, d: sluice,
+            lambda d, uri=uri, fmt=fmt, workers=workers: {
                 "MODEL_URI": str(work / uri), "MODEL_FORMAT": fmt, "MODEL_NAME": "model", "MODEL_VERSION": "1",
                 "MODEL_DIGEST": digest if fmt == "sklearn" else "", "MODEL_CACHE_DIR": str(d / "cache"),
-                "SLUICE_HOST": "127.0.0.1", "SLUICE_LOG_LEVEL": "WARNING",
+                "SLUICE_HOST": "127.0.0.1", "SLUICE_LOG_LEVEL": "WARNING", "SLUICE_WORKERS": workers,
             },
         ))  # fmt: skip
     if mlserver is not None:
@@ -341,7 +345,13 @@ def verdict(servers_: list[Server]) -> str:
                 return s.results.get("b1-c16")  # type: ignore[no-any-return]
         return None
 
-    ours = get("sluice_serving (sklearn)")
+    lines = [_targets("sluice_serving", get("sluice_serving (sklearn)"), get)]
+    if get("sluice_serving 2 workers (sklearn)") is not None:
+        lines.append(_targets("sluice_serving, SLUICE_WORKERS=2,", get("sluice_serving 2 workers (sklearn)"), get))
+    return "\n\n".join(lines)
+
+
+def _targets(label: str, ours: dict[str, Any] | None, get: Callable[[str], dict[str, Any] | None]) -> str:
     others = [r for n in ("MLServer default (sklearn)", "MLServer tuned (sklearn)", "KServe (sklearn)")
               if (r := get(n)) is not None]  # fmt: skip
     bare = get("bare ASGI, uvicorn (sklearn)")
@@ -355,7 +365,7 @@ def verdict(servers_: list[Server]) -> str:
         (f"req/s >= 80% of bare ASGI ({bare['rps']:.0f})", ours["rps"] >= 0.8 * bare["rps"]),
     ]
     lines = [f"- {text}: {'met' if ok else 'NOT met'}" for text, ok in checks]
-    return (f"Targets (sklearn, batch 1, 16 connections; sluice_serving {ours['rps']:.0f} req/s, "
+    return (f"Targets (sklearn, batch 1, 16 connections; {label} {ours['rps']:.0f} req/s, "
             f"p99 {ours['p99_ms']:.2f} ms):\n" + "\n".join(lines))  # fmt: skip
 
 

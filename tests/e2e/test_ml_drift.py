@@ -7,13 +7,20 @@ generator splitting traffic by the HTTPRoute), with models whose predictions dif
 - a regressor whose predictions are offset by 1.5 standard deviations is rolled back on its prediction
   histogram buckets;
 - the same classifier retrained on another sample (an equivalent model) is promoted through every step, its
-  predictions and its inputs (feature PSI) judged the same as the stable version's;
+  predictions and its inputs (feature PSI) judged the same as the stable version's; `kubectl sluice analyze -f`
+  with a stricter bound over the same history says it would have been rolled back;
+- that equivalent model, while a second client sends the canary Service (only) shifted rows, is rolled back on
+  feature PSI alone (a biased traffic split);
 
 and in each scenario `sluice.replay` over the recorded window reproduces the operator's live checks (step,
-weight, verdict of the check and of every metric) as the operator recorded them in status.lastCheck.
+weight, verdict of the check and of every metric) as the operator recorded them in status.lastCheck, and
+`kubectl sluice analyze` prints the same table.
 
 Every request carries the same 40 rows, so both versions see the same inputs: a canary's prediction mix differs
-from the stable's only by the model. Timing as in test_canary_rollouts: interval 5 s, steps [20, 50].
+from the stable's only by the model. Timing as in test_canary_rollouts: interval 5 s, steps [20, 50]. Replayed
+checks run at their exact due times, live ones a fraction of a second later, so values may differ slightly;
+the verdicts are compared exactly (the bounds are far from the values, except a first check that may come as
+the canary's model server starts).
 """
 
 from __future__ import annotations

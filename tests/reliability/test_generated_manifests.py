@@ -41,6 +41,12 @@ NON_BMP = {
 }
 """Found by generation: characters beyond the BMP, which json.dumps escapes as surrogate pairs, made every server-side
 apply of the object fail (400 from the API server's YAML decoder) until the operator sent them unescaped."""
+TWO_REFS_TO_ONE_PARENT = {
+    "model": {"version": "1.0.0", "uri": "https://models.example.com/m.onnx", "format": "onnx"},
+    "traffic": {"gateway": {"parentRefs": [{"name": "public"}, {"name": "public", "sectionName": "https"}]}},
+}
+"""Found by generation: admitted by the CRD, but the HTTPRoute built from it is rejected by the Gateway API's CEL
+rules (422); the operator retried it for ever without a word until it reported such a rejection as InvalidSpec."""
 TIMEOUT = size(180, 900)
 
 
@@ -91,6 +97,7 @@ def test_generated_manifests_are_admitted_or_rejected_and_every_admitted_one_is_
     )
     @given(strategy(spec_schema(), caps={"replicas": (0, 1)}))
     @example(NON_BMP)
+    @example(TWO_REFS_TO_ONE_PARENT)
     def apply(spec: dict[str, Any]) -> None:
         name = f"gen-{len(admitted) + sum(rejected.values())}"
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": name}, "spec": spec}

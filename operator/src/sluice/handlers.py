@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -93,6 +94,14 @@ def requested_action(annotations: Mapping[str, str], status: ModelDeploymentStat
         return None
 
 
+def _rejection(error: ApiException) -> str:
+    """The message of a 422 Status, else the raw body."""
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(error.body)
+
+
 def _validation_message(error: ValidationError) -> str:
     return "; ".join(
         f"spec.{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
@@ -158,12 +167,20 @@ class Reconciler:
 
         names = ChildNames.of(name)
         observed_deployments = {names.stable_deployment: observed.stable, names.canary_deployment: observed.canary}
-        for desired in workloads(owner, spec, plan, self.defaults):
-            if desired["kind"] == "Deployment":
-                await self.cluster.apply(desired, observed_deployments[desired["metadata"]["name"]])
-            else:
-                await self.cluster.apply_child(desired, owner)
-        await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight, plan.mirror_percent)
+        try:
+            for desired in workloads(owner, spec, plan, self.defaults):
+                if desired["kind"] == "Deployment":
+                    await self.cluster.apply(desired, observed_deployments[desired["metadata"]["name"]])
+                else:
+                    await self.cluster.apply_child(desired, owner)
+            await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight, plan.mirror_percent)
+        except ApiException as error:
+            if error.status != 422:
+                raise
+            # A spec the CRD admits can still make a child another API rejects (e.g. an HTTPRoute's CEL rules on
+            # parentRefs): that is an invalid spec too, reported as such instead of retried for ever.
+            await self._reject(body, status, f"the API server rejected a child: {_rejection(error)}", generation, now)
+            return None
         new_status = plan.status.model_copy(update={"selector": stable_pod_selector(name)})
         await self.cluster.write_status(body, new_status)
         telemetry.record(namespace, name, status, plan, self.clock())

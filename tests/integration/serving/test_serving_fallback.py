@@ -8,6 +8,7 @@ import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -32,7 +33,7 @@ def flaky(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> t
     return path, save_flaky(str(classifier.joblib), str(path), above=1.0)
 
 
-def rows(classifier: ModelFiles, fail: bool) -> np.ndarray:  # type: ignore[type-arg]
+def rows(classifier: ModelFiles, fail: bool) -> np.ndarray[Any, Any]:
     x = classifier.rows.copy()
     x[:, 0] = 5.0 if fail else 0.5
     return x

@@ -27,7 +27,7 @@ INFER = "/v2/models/model/infer"
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
+        assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}"
         try:
             httpx.get(url, timeout=2)
             return
@@ -79,9 +79,14 @@ def test_a_model_is_fetched_from_s3(start: Start, classifier: ModelFiles, s3_end
 @pytest.fixture(scope="module")
 def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """fake-gcs-server (Go, github.com/fsouza/fake-gcs-server) on 127.0.0.1, serving files from a directory
-    (`<dir>/<bucket>/<object>`); the binary is found on PATH or in $SLUICE_FAKE_GCS_SERVER."""
+    (`<dir>/<bucket>/<object>`); the binary is $SLUICE_FAKE_GCS_SERVER, on PATH, or where `go install` puts it."""
     pytest.importorskip("google.cloud.storage", reason="the gs test needs google-cloud-storage")
-    binary = os.environ.get("SLUICE_FAKE_GCS_SERVER") or shutil.which("fake-gcs-server")
+    go_bin = Path(os.environ.get("GOBIN") or Path.home() / "go" / "bin") / "fake-gcs-server"
+    binary = (
+        os.environ.get("SLUICE_FAKE_GCS_SERVER")
+        or shutil.which("fake-gcs-server")
+        or (str(go_bin) if go_bin.is_file() else None)
+    )
     if not binary:
         pytest.skip("fake-gcs-server is not installed (go install github.com/fsouza/fake-gcs-server@v1.52.2)")
     root = tmp_path_factory.mktemp("gcs")
@@ -108,7 +113,8 @@ def test_a_model_is_fetched_from_gcs(
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint})
+    anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+    client = storage.Client(project="test", credentials=anonymous, client_options={"api_endpoint": endpoint})
     client.create_bucket("models").blob("fraud/v3/model.onnx").upload_from_filename(str(classifier.onnx))
     env = {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": "test"}
     server = start({**env, "MODEL_URI": "gs://models/fraud/v3/model.onnx", "MODEL_DIGEST": digest_of(classifier.onnx)})
@@ -155,7 +161,9 @@ def test_a_skops_file_with_untrusted_types_needs_a_pinned_digest(
 
     path = tmp_path / "flaky.skops"
     sio.dump(FlakyModel(joblib.load(classifier.joblib), above=1.0), path)
-    pythonpath = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)
+    pythonpath = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p
+    )
     code, log = start({"MODEL_URI": str(path), "PYTHONPATH": pythonpath}).wait_exit()
     assert code == 1
     assert "unit.serving.flaky.FlakyModel" in log

@@ -175,6 +175,21 @@ def test_a_run_without_a_score_is_retried_every_interval_up_to_max_consecutive_e
     assert plan.status.history[-1].reason == "ValidationErrored"
 
 
+def test_removing_a_gate_mid_rollout_moves_on_to_the_next_one() -> None:
+    simulation = gated(validation=VALIDATION, rollout={"shadow": SHADOW})
+    simulation.canary_starts = False
+    assert simulation.reconcile().status.phase is Phase.VALIDATING
+    simulation.spec = simulation.spec.model_copy(update={"validation": None})
+    assert simulation.reconcile().status.phase is Phase.SHADOWING
+    rollout = simulation.spec.rollout.model_copy(update={"shadow": None})
+    simulation.spec = simulation.spec.model_copy(update={"rollout": rollout})
+    simulation.canary_starts = True
+    simulation.reconcile()
+    plan = simulation.reconcile()
+    assert (plan.status.phase, plan.status.current_step, plan.canary_weight) == (Phase.PROGRESSING, 0, 10)
+    assert {"ValidationSkipped", "ShadowPassed"} <= set(simulation.event_reasons())
+
+
 def test_without_shadow_a_passed_gate_goes_straight_to_the_first_step() -> None:
     simulation = gated(validation=VALIDATION)
     simulation.reconcile()

@@ -116,8 +116,11 @@ other_moves = st.one_of(
     st.builds(SetCanaryStarts, st.booleans()),
     gate_readings.map(lambda readings: SetGateReadings(*readings)),
 )
-moves = st.lists(st.one_of(st.builds(Check, readings), other_moves), min_size=3, max_size=25)
-"""Half of the moves are checks, so that rollouts get far."""
+moves = st.tuples(
+    gate_readings.map(lambda readings: SetGateReadings(*readings)),
+    st.lists(st.one_of(st.builds(Check, readings), other_moves), min_size=3, max_size=25),
+).map(lambda drawn: [drawn[0], *drawn[1]])
+"""Half of the moves are checks, so that rollouts get far. The first sets what the gates read (see `drive`)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,8 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
     simulated cluster follows."""
     simulation = Simulation(spec)
     decisions = []
-    for move in [Wait(0), Wait(0), SetVersion("2.0.0"), Wait(0), *sequence]:
+    first = sequence[:1] if sequence and isinstance(sequence[0], SetGateReadings) else []
+    for move in [*first, Wait(0), Wait(0), SetVersion("2.0.0"), Wait(0), *sequence[len(first) :]]:
         reading, action = None, None
         match move:
             case Wait(seconds):

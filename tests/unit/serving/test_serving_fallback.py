@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def flaky(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> t
 
 
 def flaky_app(flaky: tuple[Path, str], classifier: ModelFiles, **env: str) -> App:
-    path, digest = flaky
+    path, _ = flaky
     cfg = Config.from_env({"MODEL_URI": str(path), "MODEL_VERSION": "7", "SLUICE_TRACK": "canary", **env})
     metrics = Metrics(cfg)
     app = App(cfg, metrics)
@@ -40,7 +41,7 @@ def flaky_app(flaky: tuple[Path, str], classifier: ModelFiles, **env: str) -> Ap
     return app
 
 
-def good_and_bad_rows(classifier: ModelFiles) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def good_and_bad_rows(classifier: ModelFiles) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rows = classifier.rows.copy()
     rows[:, 0] = 0.5
     bad = rows.copy()
@@ -99,9 +100,10 @@ def test_the_previous_model_answers_when_the_new_one_raises(flaky: tuple[Path, s
     _, bad = good_and_bad_rows(classifier)
     reply = app.handle("POST", INFER, rows_body(bad, outputs=[{"name": "predict"}]))
     assert reply.headers == b"x-sluice-fallback: model\r\n"
-    assert json.loads(reply.body)["outputs"][0]["data"] == load_model(classifier.joblib, "sklearn", True, 1).predict(
-        {"input": bad}, ["predict"]
-    )["predict"].tolist()
+    assert (
+        json.loads(reply.body)["outputs"][0]["data"]
+        == load_model(classifier.joblib, "sklearn", True, 1).predict({"input": bad}, ["predict"])["predict"].tolist()
+    )
     v1 = app.handle("POST", PREDICT, json.dumps({"instances": bad.tolist()}).encode())
     assert (v1.status, v1.headers) == (200, b"x-sluice-fallback: model\r\n")
     assert value(app, "sluice_serving_fallback_responses_total", endpoint="predict", fallback="model") == 1

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import platform
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,9 +111,7 @@ class KubeApi:
         if body is not None:
             headers["Content-Type"] = content_type
             if "yaml" in content_type:
-                # JSON is YAML, except the \ud83d\ude00 surrogate-pair escapes json.dumps writes for characters
-                # beyond the BMP, which the API server's YAML decoder rejects: send such characters unescaped.
-                payload = json.dumps(body, ensure_ascii=False).encode()
+                payload = yaml_safe_json(body)
         serialized = self._api_client.param_serialize(
             method=method,
             resource_path=path,
@@ -127,6 +126,21 @@ class KubeApi:
             raise ApiException(http_resp=response)
         decoded: dict[str, Any] = json.loads(response.data) if response.data else {}
         return decoded
+
+
+_NOT_YAML_PRINTABLE = re.compile("[\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff\\ufeff\\ufffe\\uffff]")
+
+
+def yaml_safe_json(body: Mapping[str, Any]) -> bytes:
+    """`body` as JSON that is also valid YAML, for server-side apply (application/apply-patch+yaml).
+
+    JSON is YAML except where the API server's YAML decoder differs: json.dumps escapes characters beyond the BMP as
+    surrogate pairs (YAML has no surrogates), and writes DEL and C1 control characters raw (YAML allows them only
+    escaped; NEL, like LS and PS, is a line break there and would be folded; a BOM is refused). So: characters
+    unescaped, except those, which get their \\uXXXX escape.
+    """
+    text = json.dumps(body, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
 def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:

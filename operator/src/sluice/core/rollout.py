@@ -309,9 +309,13 @@ class _Rollout:
         if self.observations.paused:
             status.phase = Phase.PAUSED
             self.event(EventType.NORMAL, "Paused", f"rollout of {status.canary_version} paused {self.where()}")
+        elif self.spec.validation is None:
+            message = f"spec.validation removed; {status.canary_version} goes on"
+            self.event(EventType.NORMAL, "ValidationSkipped", message)
+            self.after_validation()
         elif (stuck := self.canary_stuck()) is not None:
             self.roll_back(Outcome.ROLLED_BACK, "ProgressDeadlineExceeded", stuck)
-        elif reading is not None and self.canary_available() and self.spec.validation is not None:
+        elif reading is not None and self.canary_available():
             previous = status.validation
             if previous is not None and previous.time == self.now and previous.version == status.canary_version:
                 return  # this reading was taken into account in an earlier round of this decision
