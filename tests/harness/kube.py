@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -121,13 +122,24 @@ def apply_manifests(kubectl_binary: Path, kubeconfig: Path, paths: Iterable[Path
     applied = kubectl(kubectl_binary, kubeconfig, *arguments).split()
     crds = [name for name in applied if name.startswith("customresourcedefinition.")]
     if crds:
-        kubectl(
-            kubectl_binary,
-            kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            f"--timeout={timeout:.0f}s",
-            *crds,
-            timeout=timeout + 10,
-        )
+        wait_established(kubectl_binary, kubeconfig, crds, timeout)
     return applied
+
+
+def wait_established(kubectl_binary: Path, kubeconfig: Path, crds: list[str], timeout: float) -> None:
+    """Wait until the CRDs are Established.
+
+    `kubectl wait` fails at once ("accessor error") when it reads a CRD whose status has no conditions yet, right
+    after it is created; that case is retried until the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(deadline - time.monotonic(), 1.0)
+        arguments = ["wait", "--for=condition=Established", f"--timeout={remaining:.0f}s", *crds]
+        try:
+            kubectl(kubectl_binary, kubeconfig, *arguments, timeout=remaining + 10)
+            return
+        except RuntimeError as error:
+            if "accessor error" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

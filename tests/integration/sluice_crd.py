@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.kube import apply_manifests
+from harness.tools import find_tools
 from sluice import crdgen
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -12,5 +14,4 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def install_crd(control_plane: Any) -> None:
     """Server-side apply crds/ (idempotent, so any test may call it) and wait until the CRD is Established."""
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / crdgen.CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crdgen.CRD_NAME}")
+    apply_manifests(find_tools().binary("kubectl"), control_plane.kubeconfig, [REPO_ROOT / crdgen.CRD_PATH])

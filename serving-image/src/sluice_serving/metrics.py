@@ -327,7 +327,19 @@ class Metrics:
             total._requests.absorb(state["requests"])
             if state["distributions"] is not None and self._model is not None:
                 total.distributions.absorb(state["distributions"])
+        # Series others registered here (the shadow comparison) are this worker's own.
+        summed = {family.name for family in total.registry.collect()}
+        own = [family for family in self.registry.collect() if family.name not in summed]
+        total.registry.register(_Fixed(own))
         return generate_latest(total.registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
 
 
 class Peers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from sluice_serving.config import Config
@@ -53,6 +54,8 @@ def test_the_scraped_worker_reports_every_workers_counts(tmp_path: Path) -> None
         assert features == {"a": 3, "b": 3}
         durations = values(scraped, "sluice_serving_request_duration_seconds_count")
         assert sum(durations.values()) == 3
+    Counter("extra_events", "registered by another module (e.g. the shadow comparison)", registry=one.registry).inc()
+    assert values(one, "extra_events_total") == {frozenset(): 1.0}  # per worker, not summed
 
 
 def test_without_a_fallback_there_is_no_fallback_counter() -> None:

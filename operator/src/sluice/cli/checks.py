@@ -12,9 +12,8 @@ from sluice.api.v1alpha1 import Action, ModelDeployment, ModelStatus, Outcome, P
 from sluice.cli.base import CliError, ExitCode
 from sluice.cli.render import paused_by, pending_action
 from sluice.core.conditions import READY
+from sluice.core.rollout import ROLLOUT_PHASES
 from sluice.core.validation import INVALID_SPEC
-
-ROLLOUT_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING})
 
 
 class RolloutState(StrEnum):
