@@ -32,21 +32,18 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from harness import ControlPlane, Prometheus, free_port, unique_name, wait_until
+from e2e.support import TIMEOUT, Deployed
+from harness import ControlPlane, Prometheus, free_port
 from harness.dataplane import DataPlane, LoadGenerator
 from integration.chart_identity import ChartInstall
 from integration.operator_support import (
     CountingProxy,
     OperatorProcess,
     condition,
-    create_operator_identity,
-    status_of,
-    write_token_kubeconfig,
+    start_least_privileged_operator,
 )
-from integration.sluice_crd import install_crd
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import ModelFiles, make_classifier, rows_body
 
@@ -56,7 +53,6 @@ INTERVAL_SECONDS = 5
 STEPS = [20, 50]
 RESYNC_SECONDS = 2
 ROLLBACK_BOUND_SECONDS = 2 * INTERVAL_SECONDS + 10
-TIMEOUT = 120.0
 RATE = 30.0
 CHART_IDENTITY = "chart-identity"
 """`operator` parameter: run it as the chart's ServiceAccount (fixtures `chart_install`, `operator_kubeconfig`)."""
@@ -90,29 +86,19 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
         assert chart.operator_env()["SLUICE_NAMESPACES"] == "", "the chart's defaults watch every namespace"
         listeners_off = {"SLUICE_METRICS_PORT": "0", "SLUICE_LIVENESS_ENDPOINT": "", "SLUICE_READINESS_ENDPOINT": ""}
         settings = chart.operator_env() | listeners_off | settings
+        process = OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
     else:
-        install_crd(control_plane)
-        token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
-        kubeconfig = write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token)
-    process = OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
+        process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
     yield process
     process.stop()
 
 
 @dataclass
-class Scenario:
-    """One ModelDeployment `name` in its own namespace, with its data plane."""
+class Scenario(Deployed):
+    """One ModelDeployment serving `model` (every version the same file), rolled out with STEPS every
+    INTERVAL_SECONDS."""
 
-    api_client: ApiClient
-    namespace: str
-    operator: OperatorProcess
-    dataplane: DataPlane
     model: ModelFiles
-    name: str = "iris"
-    custom: client.CustomObjectsApi = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.custom = client.CustomObjectsApi(self.api_client)
 
     def spec(self, version: str, **analysis: Any) -> dict[str, Any]:
         return {
@@ -132,14 +118,6 @@ class Scenario:
         }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 
-    def get(self) -> dict[str, Any]:
-        return cast(
-            dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
-        )
-
-    def status(self) -> dict[str, Any]:
-        return status_of(self.get())
-
     def set_version(self, version: str) -> None:
         patch = {"spec": {"model": {"version": version}}}
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name, patch)
@@ -154,19 +132,6 @@ class Scenario:
         return {
             ref["name"]: int(ref.get("weight", 1)) for rule in route["spec"]["rules"] for ref in rule["backendRefs"]
         }
-
-    def diagnostics(self) -> str:
-        return (
-            f"--- status ---\n{self.status()}\n--- operator log ---\n{self.operator.log_tail(40)}\n"
-            f"--- data plane errors ---\n{self.dataplane.errors}\n{self.dataplane.log_tails(8)}"
-        )
-
-    def wait(self, check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-        try:
-            wait_until(check, timeout=timeout, what=what, interval=0.2)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{self.diagnostics()}") from None
-        assert self.operator.is_running(), self.operator.log_tail()
 
     def start_stable(self, version: str = "1.0.0", **analysis: Any) -> None:
         self.create(version, **analysis)

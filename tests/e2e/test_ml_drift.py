@@ -25,6 +25,7 @@ the canary's model server starts).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import io
@@ -54,6 +55,7 @@ from e2e.test_canary_rollouts import (
 from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane, LoadGenerator
 from integration.operator_support import OperatorProcess
+from sluice.adapters.metrics import PrometheusProvider
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeploymentSpec
 from sluice.cli.main import main as cli_main
 from sluice.replay import Decision, ReplayedCheck, render_table, replay
@@ -189,15 +191,17 @@ def replayed(
     spec = ModelDeploymentSpec.model_validate(scenario.get()["spec"])
     start = datetime.fromisoformat(live[0]["time"]) - timedelta(seconds=INTERVAL_SECONDS)
     end = datetime.fromisoformat(live[-1]["time"]) + timedelta(seconds=1)
-    checks = replay(
-        spec,
-        prometheus.url,
-        start,
-        end,
-        namespace=scenario.namespace,
-        name=scenario.name,
-        canary_version=canary,
-        stable_version="1.0.0",
+    checks = asyncio.run(
+        replay(
+            spec,
+            PrometheusProvider(prometheus.url, 10.0),
+            start,
+            end,
+            namespace=scenario.namespace,
+            name=scenario.name,
+            canary_version=canary,
+            stable_version="1.0.0",
+        )
     )
     print(render_table(checks, spec.rollout.steps))
     return checks

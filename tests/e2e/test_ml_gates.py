@@ -20,24 +20,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from harness import ControlPlane, Prometheus, unique_name, wait_until
+from e2e.support import Deployed
+from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane, LoadGenerator, ServiceFront
-from integration.operator_support import (
-    CountingProxy,
-    OperatorProcess,
-    create_operator_identity,
-    status_of,
-    write_token_kubeconfig,
-)
-from integration.sluice_crd import install_crd
+from integration.operator_support import CountingProxy, OperatorProcess, start_least_privileged_operator
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import (
     ModelFiles,
@@ -87,36 +81,23 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
     front: ServiceFront,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    install_crd(control_plane)
-    workdir = tmp_path_factory.mktemp("operator")
-    token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
     settings = {
         "SLUICE_RESYNC_SECONDS": "2",
         "SLUICE_PROMETHEUS_URL": prometheus.url,
         "SLUICE_PROMETHEUS_TIMEOUT": "3",
         "SLUICE_CANARY_URL_TEMPLATE": front.url_template,
     }
-    process = OperatorProcess(
-        write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token), workdir / "op.log", settings
-    )
-    yield process.start()
+    workdir = tmp_path_factory.mktemp("operator")
+    process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
+    yield process
     process.stop()
 
 
 @dataclass
-class Gates:
-    """One ModelDeployment `iris` in its own namespace, with its data plane."""
+class Gates(Deployed):
+    """One ModelDeployment rolled out with STEPS every INTERVAL_SECONDS, its versions serving `models`."""
 
-    api_client: ApiClient
-    namespace: str
-    operator: OperatorProcess
-    dataplane: DataPlane
     models: Models
-    name: str = "iris"
-    custom: client.CustomObjectsApi = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.custom = client.CustomObjectsApi(self.api_client)
 
     def create(self, *, shadow: dict[str, Any] | None = None, validation: dict[str, Any] | None = None) -> None:
         rollout: dict[str, Any] = {"steps": STEPS, "interval": f"{INTERVAL_SECONDS}s", "progressDeadline": "2m"}
@@ -143,6 +124,7 @@ class Gates:
                 self.status().get("phase") == "Stable" and self.dataplane.ready_versions()[("1.0.0", "stable")] >= 1
             ),
             "1.0.0 Stable with a ready serving process",
+            TIMEOUT,
         )
 
     @staticmethod
@@ -152,26 +134,6 @@ class Gates:
     def roll_out(self, version: str, files: ModelFiles) -> None:
         patch = {"spec": {"model": self.model(version, files)}}
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name, patch)
-
-    def status(self) -> dict[str, Any]:
-        return status_of(
-            cast(
-                dict[str, Any],
-                self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name),
-            )
-        )
-
-    def diagnostics(self) -> str:
-        return (
-            f"--- status ---\n{self.status()}\n--- operator log ---\n{self.operator.log_tail(40)}\n"
-            f"--- data plane errors ---\n{self.dataplane.errors}\n{self.dataplane.log_tails(8)}"
-        )
-
-    def wait(self, check: Callable[[], bool], what: str) -> None:
-        try:
-            wait_until(check, timeout=TIMEOUT, what=what, interval=0.2)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{self.diagnostics()}") from None
 
     def follow(self, until: Callable[[dict[str, Any]], bool], what: str) -> list[tuple[str, int]]:
         """Poll the status every 0.2 s until `until(status)`; the (phase, canary weight) pairs seen, in order."""

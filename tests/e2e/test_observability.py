@@ -30,15 +30,8 @@ from e2e.test_canary_rollouts import (
     model_files,
     scenario_factory,
 )
-from harness import ControlPlane, Prometheus, free_port, unique_name, wait_until
-from integration.operator_support import (
-    CountingProxy,
-    OperatorProcess,
-    condition,
-    create_operator_identity,
-    write_token_kubeconfig,
-)
-from integration.sluice_crd import install_crd
+from harness import ControlPlane, Prometheus, free_port, wait_until
+from integration.operator_support import CountingProxy, OperatorProcess, condition, start_least_privileged_operator
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.e2e
@@ -63,10 +56,6 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The documented RBAC behind the counting proxy, /metrics on `metrics_port`, JSON logs."""
-    install_crd(control_plane)
-    workdir = tmp_path_factory.mktemp("operator")
-    token = create_operator_identity(kube_api_client, unique_name("sluice-system"))
-    kubeconfig = write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token)
     settings = {
         "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "SLUICE_PROMETHEUS_URL": prometheus.url,
@@ -74,7 +63,8 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
         "SLUICE_METRICS_PORT": str(metrics_port),
         "SLUICE_LOG_FORMAT": "json",
     }
-    process = OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
+    workdir = tmp_path_factory.mktemp("operator")
+    process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
     wait_until(lambda: _reachable(metrics_port), timeout=30, what="the operator's /metrics", interval=0.2)
     yield process
     process.stop()

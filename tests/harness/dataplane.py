@@ -245,10 +245,15 @@ class DataPlane:
             raise
         return dict((service.spec.selector if service.spec else None) or {})
 
-    def routing(self, name: str) -> list[tuple[int, list[ServingInstance]]]:
-        """How traffic for `name` splits now: (weight, ready processes behind that backend) per backend."""
+    def _selected(self, service: str, instances: list[ServingInstance]) -> list[ServingInstance]:
+        """The instances Service `service` selects (all of them when it does not exist: an empty selector)."""
+        selector = self._service_selector(service) or {}
+        return [i for i in instances if _matches(selector, i.labels)]
+
+    def _route(self, name: str) -> dict[str, Any] | None:
+        """HTTPRoute `name`; None when it does not exist."""
         try:
-            route = cast(
+            return cast(
                 dict[str, Any],
                 self._custom.get_namespaced_custom_object(
                     "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", name
@@ -257,31 +262,25 @@ class DataPlane:
         except ApiException as error:
             if error.status != 404:
                 raise
-            route = None
+            return None
+
+    def routing(self, name: str) -> list[tuple[int, list[ServingInstance]]]:
+        """How traffic for `name` splits now: (weight, ready processes behind that backend) per backend."""
+        route = self._route(name)
         instances = self.instances()
         if route is None:
-            selector = self._service_selector(name) or {}
-            return [(1, [i for i in instances if _matches(selector, i.labels)])]
-        split: list[tuple[int, list[ServingInstance]]] = []
-        for rule in route.get("spec", {}).get("rules", []):
-            for ref in rule.get("backendRefs", []):
-                selector = self._service_selector(ref["name"]) or {}
-                split.append((int(ref.get("weight", 1)), [i for i in instances if _matches(selector, i.labels)]))
-        return split
+            return [(1, self._selected(name, instances))]
+        return [
+            (int(ref.get("weight", 1)), self._selected(ref["name"], instances))
+            for rule in route.get("spec", {}).get("rules", [])
+            for ref in rule.get("backendRefs", [])
+        ]
 
     def mirror(self, name: str) -> tuple[int, list[ServingInstance]]:
         """The RequestMirror filter of HTTPRoute `name`: (percent, ready processes behind the mirror's backend);
         (0, []) without a route or a filter."""
-        try:
-            route = cast(
-                dict[str, Any],
-                self._custom.get_namespaced_custom_object(
-                    "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", name
-                ),
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        route = self._route(name)
+        if route is None:
             return 0, []
         for rule in route.get("spec", {}).get("rules", []):
             for rule_filter in rule.get("filters", []):
@@ -295,8 +294,7 @@ class DataPlane:
                     percent = round(100 * int(fraction["numerator"]) / int(fraction.get("denominator", 100)))
                 else:
                     percent = 100
-                selector = self._service_selector(mirror["backendRef"]["name"]) or {}
-                return percent, [i for i in self.instances() if _matches(selector, i.labels)]
+                return percent, self._selected(mirror["backendRef"]["name"], self.instances())
         return 0, []
 
     def forward(self, service: str, method: str, path: str, body: bytes) -> tuple[int, bytes]:

@@ -6,6 +6,8 @@ request-counting proxy.
 - `CountingProxy`: a plain-HTTP reverse proxy on 127.0.0.1 in front of the API server; it records every request
   the operator makes (method and path), so tests count real write requests, Kopf's included.
 - `OperatorProcess`: the `sluice-operator` console script as a subprocess, stopped by PID.
+- `start_least_privileged_operator(...)`: all three together, the CRD installed first: what most operator
+  fixtures start.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from aiohttp import ClientSession, ClientTimeout, web
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from harness import ControlPlane, unique_name
 from harness.processes import ProcessRecord, launch, stop_processes, tail
+from integration.sluice_crd import install_crd
 
 OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
@@ -201,6 +205,22 @@ class OperatorProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return tail(self.log_path, lines)
+
+
+def start_least_privileged_operator(
+    control_plane: ControlPlane,
+    api_client: ApiClient,
+    proxy: CountingProxy,
+    workdir: Path,
+    settings: Mapping[str, str],
+) -> OperatorProcess:
+    """The CRD installed, then `sluice-operator` started with `settings` as its environment, as a new
+    ServiceAccount bound to exactly the documented rules, reaching the API server through `proxy`; its kubeconfig
+    and its log (`operator.log`) in `workdir`."""
+    install_crd(control_plane)
+    token = create_operator_identity(api_client, unique_name("sluice-system"))
+    kubeconfig = write_token_kubeconfig(workdir / "kubeconfig", proxy.url, token)
+    return OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
 
 
 def status_of(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,13 @@ def fault_proxy(control_plane: ControlPlane) -> Iterator[FaultProxy]:
     proxy = FaultProxy(
         control_plane.server_url,
         control_plane.certificates.ca_cert,
-        FaultPlan(rate=0.0, seed=20261127, stall_seconds=20.0),
+        # 409 only fits writes and a stall only watches, both rarer than reads: weighted up so every kind occurs.
+        FaultPlan(
+            rate=0.0,
+            weights={"500": 1.0, "429": 1.0, "409": 4.0, "drop": 1.0, "stall": 4.0},
+            seed=20261127,
+            stall_seconds=20.0,
+        ),
     ).start()
     yield proxy
     proxy.stop()

@@ -45,7 +45,7 @@ OBJECTS = size(4, 10)
 ROLLOUTS_EACH = size(3, 5)
 INTERVAL = "2s"
 ROLLOUT_TIMEOUT = 180.0
-KILL_EVERY = (1.0, 4.0)
+KILL_EVERY = (2.0, 6.0)
 """Seconds between a restart and the next SIGKILL, uniformly at random (seeded)."""
 
 

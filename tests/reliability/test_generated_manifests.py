@@ -131,7 +131,8 @@ def test_generated_manifests_are_admitted_or_rejected_and_every_admitted_one_is_
         next(c["reason"] for c in item["status"]["conditions"] if c["type"] == "Ready") for item in items["items"]
     )
     print(
-        f"generated manifests: {MANIFESTS} generated in {applied_in:.0f} s, {len(admitted)} admitted, rejected "
+        f"generated manifests: {len(admitted) + sum(rejected.values())} generated in {applied_in:.0f} s, "
+        f"{len(admitted)} admitted, rejected "
         f"{dict(rejected)}; all admitted handled after {time.monotonic() - started:.0f} s; "
         f"Ready reasons {dict(reasons)}"
     )

@@ -193,13 +193,16 @@ class Reconciler:
         # this, every check ran late by one reconcile's duration, as `make bench` measured).
         return max(plan.requeue_after - (self.clock() - now), timedelta(0))
 
+    def _prometheus_url(self, spec: ModelDeploymentSpec) -> str:
+        """The Prometheus of the spec's analysis, else the operator's default."""
+        return spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
+
     async def _analysis(
         self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime
     ) -> AnalysisReading | None:
         window = check_window(spec, status, now)
         if window is None or status.canary_version is None:
             return None
-        url = spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
         query = canary_query(
             spec.analysis,
             namespace=owner.namespace,
@@ -208,7 +211,7 @@ class Reconciler:
             stable_version=status.stable_version,
             window=window,
         )
-        return await self.metrics_provider(url).read(query)
+        return await self.metrics_provider(self._prometheus_url(spec)).read(query)
 
     async def _validation(
         self,
@@ -231,8 +234,7 @@ class Reconciler:
         window = check_window(spec, status, now)
         if window is None or status.phase is not Phase.SHADOWING or status.canary_version is None:
             return None
-        url = spec.analysis.prometheus.url if spec.analysis.prometheus else self.default_prometheus_url
-        reader = (self.shadow_provider or _default_shadow_provider)(url)
+        reader = (self.shadow_provider or _default_shadow_provider)(self._prometheus_url(spec))
         return await reader.read(ShadowQuery(owner.namespace, owner.name, status.canary_version, window))
 
     async def _reject(

@@ -1,13 +1,13 @@
 """What-if replay: evaluate a ModelDeployment's analysis settings against Prometheus history, step by step.
 
-`replay(spec, prometheus_url, start, end, ...)` runs a rollout of `canary_version` over `stable_version` as the
-operator would have run it from `start` (a step starting then): each check is due one `rollout.interval` after
-the later of the step's start and the last check, exactly as `sluice.core.rollout.next_check_at` says; at that
-time it reads Prometheus with instant queries (`time=` the check time, window `rollout.interval`) built by the
-same `sluice.adapters.metrics.canary_query` the operator uses, and passes the reading to the same pure
-`sluice.core.rollout.decide`. Nothing is re-implemented: a replay over the window of a live rollout gives the
-live verdicts, values equal up to the few hundred milliseconds by which the live checks ran after they were due.
-It stops at `end`, or when the rollout would have ended (rolled back, or promoting).
+`await replay(spec, PrometheusProvider(url, timeout), start, end, ...)` runs a rollout of `canary_version` over
+`stable_version` as the operator would have run it from `start` (a step starting then): each check is due one
+`rollout.interval` after the later of the step's start and the last check, exactly as
+`sluice.core.rollout.next_check_at` says; at that time it reads Prometheus with instant queries (`time=` the check
+time, window `rollout.interval`) built by the same `sluice.adapters.metrics.canary_query` the operator uses, and
+passes the reading to the same pure `sluice.core.rollout.decide`. Nothing is re-implemented: a replay over the
+window of a live rollout gives the live verdicts, values equal up to the few hundred milliseconds by which the live
+checks ran after they were due. It stops at `end`, or when the rollout would have ended (rolled back, or promoting).
 
 The replay assumes the canary was ready and received its step's traffic share throughout: it judges the
 metrics Prometheus recorded, not a traffic split it would have set. Shadow and validation phases are not
@@ -16,14 +16,13 @@ replayed; manual actions and pauses are ignored. `kubectl sluice analyze` (sluic
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, canary_query
+from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.api.v1alpha1 import (
     CheckResult,
     MetricResult,
@@ -59,37 +58,7 @@ class ReplayedCheck:
     events: tuple[EventRecord, ...]
 
 
-def replay(
-    spec: ModelDeploymentSpec,
-    prometheus_url: str,
-    start: datetime,
-    end: datetime,
-    *,
-    namespace: str,
-    name: str,
-    canary_version: str,
-    stable_version: str,
-    start_step: int = 0,
-    timeout: float = 10.0,
-) -> list[ReplayedCheck]:
-    """The checks a rollout of `canary_version` starting step `start_step` at `start` would have run until `end`."""
-    provider = PrometheusProvider(prometheus_url, timeout)
-    return asyncio.run(
-        replay_with(
-            spec,
-            provider,
-            start,
-            end,
-            namespace=namespace,
-            name=name,
-            canary_version=canary_version,
-            stable_version=stable_version,
-            start_step=start_step,
-        )
-    )
-
-
-async def replay_with(
+async def replay(
     spec: ModelDeploymentSpec,
     provider: MetricsProvider,
     start: datetime,
@@ -101,7 +70,8 @@ async def replay_with(
     stable_version: str,
     start_step: int = 0,
 ) -> list[ReplayedCheck]:
-    """`replay` with any metrics provider."""
+    """The checks a rollout of `canary_version` starting step `start_step` at `start` would have run until `end`,
+    reading `provider` (a `PrometheusProvider`, as the operator's)."""
     steps = spec.rollout.steps
     if not 0 <= start_step < len(steps):
         raise ValueError(f"start step {start_step} is not one of the {len(steps)} steps")

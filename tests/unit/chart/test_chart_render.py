@@ -266,3 +266,11 @@ def test_the_chart_defaults_match_the_operator_defaults() -> None:
     assert env["SLUICE_PROMETHEUS_URL"] == fields["prometheus_url"].default
     assert env["SLUICE_LOG_LEVEL"] == fields["log_level"].default
     assert env["SLUICE_LOG_FORMAT"] == fields["log_format"].default
+
+
+def test_the_readiness_probe_asks_the_operator_endpoint_the_chart_configures() -> None:
+    deployment = the_one(render(set_values=["health.readinessPort=8090"]), "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container_env(deployment)["SLUICE_READINESS_ENDPOINT"] == "http://0.0.0.0:8090/readyz"
+    assert {"name": "ready", "containerPort": 8090, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}

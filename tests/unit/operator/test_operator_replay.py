@@ -14,7 +14,7 @@ from sluice.adapters.metrics import CanaryQuery
 from sluice.api.v1alpha1 import Verdict
 from sluice.core.drift import CountKind, Counts
 from sluice.core.plan import AnalysisReading
-from sluice.replay import Decision, ReplayedCheck, render_table, replay_with
+from sluice.replay import Decision, ReplayedCheck, render_table, replay
 from unit.core.support import ERRORING, HEALTHY, QUIET, T0, make_spec
 
 SPEC = make_spec("2.0.0", analysis={"maxPredictionPSI": 0.2, "minDriftSamples": 100, "maxInconclusiveChecks": 2})
@@ -38,7 +38,7 @@ class Script:
 def run(readings: dict[int, AnalysisReading], minutes: int = 30, start_step: int = 0) -> list[ReplayedCheck]:
     script = Script(readings)
     checks = asyncio.run(
-        replay_with(
+        replay(
             SPEC,
             script,
             T0,

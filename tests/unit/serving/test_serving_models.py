@@ -59,3 +59,22 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
         load_model(path, "onnx", False, 1)
+
+
+def test_scikit_learn_predictions_skip_the_finiteness_scan_in_the_predicting_thread(classifier: ModelFiles) -> None:
+    import threading
+
+    import sklearn
+
+    model = load_model(classifier.joblib, "sklearn", True, 1)
+    seen: dict[str, object] = {}
+
+    def predict_in_a_new_thread() -> None:
+        seen["before"] = sklearn.get_config()["assume_finite"]
+        seen["out"] = model.predict({"input": classifier.rows}, ["predict"])["predict"].tolist()
+        seen["after"] = sklearn.get_config()["assume_finite"]
+
+    thread = threading.Thread(target=predict_in_a_new_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"before": False, "out": classifier.expected, "after": True}

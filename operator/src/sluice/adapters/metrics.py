@@ -106,16 +106,22 @@ def render_template(template: str, query: CanaryQuery) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 
-def _selector(query: CanaryQuery, version: str, track: str) -> str:
+def series_selector(namespace: str, name: str, version: str, track: str) -> str:
+    """The label matchers (without braces) of one version's series of a ModelDeployment, on one track."""
     return ",".join(
         f'{label}="{_label_value(value)}"'
-        for label, value in (
-            ("namespace", query.namespace),
-            ("model", query.name),
-            ("version", version),
-            ("track", track),
-        )
+        for label, value in (("namespace", namespace), ("model", name), ("version", version), ("track", track))
     )
+
+
+def _selector(query: CanaryQuery, version: str, track: str) -> str:
+    return series_selector(query.namespace, query.name, version, track)
+
+
+def prometheus_client(url: str, timeout: float) -> PrometheusConnect:
+    """A client for one Prometheus whose queries are bounded by `timeout` seconds, without retries (a reading
+    that fails is an Errored check, and the next check reads again)."""
+    return PrometheusConnect(url=url, timeout=timeout, retry=Retry(total=0))
 
 
 def builtin_queries(query: CanaryQuery) -> dict[str, str]:
@@ -190,8 +196,7 @@ class PrometheusProvider:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._timeout = timeout
-        self._client = PrometheusConnect(url=url, timeout=timeout, retry=Retry(total=0))
+        self._client = prometheus_client(url, timeout)
 
     async def read(self, query: CanaryQuery) -> AnalysisReading:
         try:

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from prometheus_api_client import PrometheusConnect
-from requests.adapters import Retry
-
-from sluice.adapters.metrics import CANARY_TRACK, single_value
+from sluice.adapters.metrics import CANARY_TRACK, prometheus_client, series_selector, single_value
 from sluice.api.durations import format_duration
 from sluice.core.plan import ShadowReading
 
@@ -41,21 +38,9 @@ class ShadowReader(Protocol):
     async def read(self, query: ShadowQuery) -> ShadowReading: ...
 
 
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
 def shadow_queries(query: ShadowQuery) -> dict[str, str]:
     """PromQL of the three shadow readings over the query's window."""
-    selector = ",".join(
-        f'{label}="{_label_value(value)}"'
-        for label, value in (
-            ("namespace", query.namespace),
-            ("model", query.name),
-            ("version", query.version),
-            ("track", CANARY_TRACK),
-        )
-    )
+    selector = series_selector(query.namespace, query.name, query.version, CANARY_TRACK)
     window = format_duration(query.window)
     total = f"sum(increase({COMPARISONS_METRIC}{{{selector}}}[{window}]))"
     agreed = f'(sum(increase({COMPARISONS_METRIC}{{{selector},result="agree"}}[{window}])) or vector(0))'
@@ -74,7 +59,7 @@ class ShadowMetrics:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._client = PrometheusConnect(url=url, timeout=timeout, retry=Retry(total=0))
+        self._client = prometheus_client(url, timeout)
 
     async def read(self, query: ShadowQuery) -> ShadowReading:
         try:

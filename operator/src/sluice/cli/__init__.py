@@ -2,22 +2,24 @@
 
 Layout:
 - `main`: the entry point; builds the argparse parser from `COMMANDS`, maps errors to exit codes.
-- `base`: `Command` (one subcommand), `ExitCode`, `CliError`, and the Kubernetes access the commands share
-  (`Kube`: kubeconfig, context and namespace flags; reads, patches, Events).
+- `base`: `Command` (one subcommand), `ExitCode`, `CliError`, `add_name_argument` (the NAME positional).
+- `kube`: the Kubernetes access the commands share (`Kube`: kubeconfig, context and namespace flags; reads,
+  patches, Events).
 - `render`: pure text rendering (status view, tables, weight bar) of `ModelDeployment` models and `EventLine`s;
   unit-tested without a cluster.
 - `checks`: pure state checks run before anything is written (which action the current state allows, which model
   `undo` returns to).
 - `listing` (list, history), `status` (status, --watch), `actions` (pause, resume, promote, abort, retry, undo),
-  `completion` (shell completion scripts; `complete` is the `kubectl_complete-sluice` helper).
+  `analyze` (what-if replay, `sluice.replay`), `completion` (shell completion scripts; `complete` is the
+  `kubectl_complete-sluice` helper).
 
-Adding a subcommand (for example `analyze`): write a module `sluice/cli/analyze.py` that defines
+Adding a subcommand (for example `explain`): write a module `sluice/cli/explain.py` that defines
 
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...   # its own flags and positionals
     def run(args: argparse.Namespace) -> int: ...                      # returns an ExitCode
-    COMMAND = Command(name="analyze", help="one line for --help", add_arguments=add_arguments, run=run)
+    COMMAND = Command(name="explain", help="one line for --help", add_arguments=add_arguments, run=run)
 
-and append `analyze.COMMAND` to `COMMANDS` in `sluice/cli/main.py`. Every subcommand gets the connection flags
+and append `explain.COMMAND` to `COMMANDS` in `sluice/cli/main.py`. Every subcommand gets the connection flags
 (`--kubeconfig`, `--context`, `-n/--namespace`) automatically; `Kube.from_args(args)` turns them into a client.
 Raise `CliError(ExitCode..., message)` for user-facing failures: `main` prints `error: message` to stderr and exits
 with that code, so no command prints tracebacks for expected problems. Keep presentation in pure functions (like

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, PAUSED_ANNOTATION, Action, ModelDeployment
-from sluice.cli.base import CliError, Command, ExitCode
+from sluice.cli.base import CliError, Command, ExitCode, add_name_argument
 from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
 from sluice.cli.kube import Kube
 from sluice.cli.render import step_text
@@ -38,10 +38,6 @@ def new_action_id() -> str:
 
 def action_patch(action: Action, action_id: str) -> dict[str, Any]:
     return {"metadata": {"annotations": {ACTION_ANNOTATION: str(action), ACTION_ID_ANNOTATION: action_id}}}
-
-
-def _name_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the ModelDeployment")
 
 
 def _wait_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +93,7 @@ def _request(args: argparse.Namespace, action: Action, describe: str) -> int:
 
 
 def _promote_arguments(parser: argparse.ArgumentParser) -> None:
-    _name_argument(parser)
+    add_name_argument(parser)
     parser.add_argument(
         "--full",
         action="store_true",
@@ -119,7 +115,7 @@ def run_promote(args: argparse.Namespace) -> int:
 
 
 def _action_arguments(parser: argparse.ArgumentParser) -> None:
-    _name_argument(parser)
+    add_name_argument(parser)
     _wait_arguments(parser)
 
 
@@ -168,7 +164,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def _undo_arguments(parser: argparse.ArgumentParser) -> None:
-    _name_argument(parser)
+    add_name_argument(parser)
     parser.add_argument(
         "--to-version",
         metavar="VERSION",
@@ -202,14 +198,14 @@ def run_undo(args: argparse.Namespace) -> int:
 PAUSE = Command(
     name="pause",
     help="hold the rollout at its current step (annotation sluice.dev/paused)",
-    add_arguments=_name_argument,
+    add_arguments=add_name_argument,
     run=run_pause,
     epilog="example:\n  kubectl sluice pause fraud -n ml",
 )
 RESUME = Command(
     name="resume",
     help="continue a rollout paused with `pause`",
-    add_arguments=_name_argument,
+    add_arguments=add_name_argument,
     run=run_resume,
     epilog="example:\n  kubectl sluice resume fraud -n ml",
 )

@@ -9,6 +9,7 @@ rollout's, else those of the last finished rollout that overlaps the window (his
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 import yaml
 from pydantic import ValidationError
 
+from sluice.adapters.metrics import PrometheusProvider
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DURATION_PATTERN, ModelDeployment, ModelDeploymentSpec, Outcome
 from sluice.cli.base import CliError, Command, ExitCode
@@ -113,17 +115,18 @@ def run(args: argparse.Namespace) -> int:
     steps = spec.rollout.steps
     if not 1 <= args.start_step <= len(steps):
         raise CliError(ExitCode.USAGE, f"--start-step must be 1..{len(steps)}")
-    checks = replay(
-        spec,
-        url,
-        start,
-        end,
-        namespace=str(md.metadata.get("namespace", "")),
-        name=args.name,
-        canary_version=canary,
-        stable_version=stable,
-        start_step=args.start_step - 1,
-        timeout=args.prometheus_timeout,
+    checks = asyncio.run(
+        replay(
+            spec,
+            PrometheusProvider(url, args.prometheus_timeout),
+            start,
+            end,
+            namespace=str(md.metadata.get("namespace", "")),
+            name=args.name,
+            canary_version=canary,
+            stable_version=stable,
+            start_step=args.start_step - 1,
+        )
     )
     if args.output == "json":
         print(json.dumps([{**c.check.to_wire(), "decision": str(c.decision)} for c in checks], indent=2))

@@ -1,4 +1,4 @@
-"""What every subcommand shares and what needs no cluster: `Command`, `ExitCode`, `CliError`."""
+"""What every subcommand shares and what needs no cluster: `Command`, `ExitCode`, `CliError`, the NAME argument."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ class CliError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def add_name_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional NAME of the ModelDeployment a command acts on."""
+    parser.add_argument("name", help="the ModelDeployment")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from sluice.cli.base import Command, ExitCode
+from sluice.cli.base import Command, ExitCode, add_name_argument
 from sluice.cli.kube import Kube
 from sluice.cli.render import render_history, render_list
 
@@ -32,10 +32,6 @@ def run_list(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the ModelDeployment")
-
-
 def run_history(args: argparse.Namespace) -> int:
     md = Kube.from_args(args).get(args.name)
     print(render_history(md, datetime.now(UTC)))
@@ -52,7 +48,7 @@ LIST = Command(
 HISTORY = Command(
     name="history",
     help="finished rollouts of a ModelDeployment (oldest first), with their outcome and model",
-    add_arguments=_history_arguments,
+    add_arguments=add_name_argument,
     run=run_history,
     epilog="example:\n  kubectl sluice history fraud -n ml",
 )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.api.v1alpha1 import ModelDeployment
-from sluice.cli.base import Command, ExitCode
+from sluice.cli.base import Command, ExitCode, add_name_argument
 from sluice.cli.checks import STATE_EXIT_CODES, RolloutState, rollout_state
 from sluice.cli.kube import Kube
 from sluice.cli.render import EventLine, pending_action, render_status
@@ -19,7 +19,7 @@ FINAL_STATES = frozenset({RolloutState.HEALTHY, RolloutState.DEGRADED})
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the ModelDeployment")
+    add_name_argument(parser)
     parser.add_argument(
         "-w", "--watch", action="store_true", help="redraw until the rollout ends (Healthy or Degraded)"
     )

@@ -117,17 +117,31 @@ def _judge_traffic_metric(
 ) -> MetricResult:
     """Judge a request-based metric (`label` and bound as in `error rate 0.31 above maxErrorRate 0.01`)."""
     if value is None:
-        return MetricResult(name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label}: no data")
-    bound_name = f"max{name[0].upper()}{name[1:]}"
-    if not enough_traffic:
+        return _no_data(name, label, bound)
+    return _judge_upper_bound(
+        name, label, value, bound=bound, show=show, not_judged=None if enough_traffic else "too few requests"
+    )
+
+
+def _no_data(name: str, label: str, bound: float) -> MetricResult:
+    return MetricResult(name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label}: no data")
+
+
+def _judge_upper_bound(
+    name: str, label: str, value: float, *, bound: float, show: Callable[[float], str], not_judged: str | None
+) -> MetricResult:
+    """Failed above `bound` (named `max<Name>` in the message), else Passed; Inconclusive, with the value, when
+    there is a reason it is `not_judged`."""
+    if not_judged is not None:
         return MetricResult(
             name=name,
             value=value,
             max=bound,
             verdict=Verdict.INCONCLUSIVE,
-            message=f"{label} {show(value)} not judged: too few requests",
+            message=f"{label} {show(value)} not judged: {not_judged}",
         )
     failed = value > bound
+    bound_name = f"max{name[0].upper()}{name[1:]}"
     return MetricResult(
         name=name,
         value=value,
@@ -211,9 +225,8 @@ def _judge_distance(
     min_samples: int,
 ) -> MetricResult:
     """Judge one distance between the canary's and the stable version's prediction distributions."""
-    bound_name = f"max{name[0].upper()}{name[1:]}"
     if counts is None:
-        return MetricResult(name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label}: no data")
+        return _no_data(name, label, bound)
     sides = aligned(counts)
     too_few = _too_few(sides.canary_total, sides.stable_total, min_samples, "predictions")
     if sides.canary_total <= 0 or sides.stable_total <= 0:
@@ -221,28 +234,13 @@ def _judge_distance(
             name=name, max=bound, verdict=Verdict.INCONCLUSIVE, message=f"{label} not judged: {too_few}"
         )
     value = distance(sides.canary, sides.stable)
-    if too_few is not None:
-        return MetricResult(
-            name=name,
-            value=value,
-            max=bound,
-            verdict=Verdict.INCONCLUSIVE,
-            message=f"{label} {_number(value)} not judged: {too_few}",
-        )
-    failed = value > bound
-    return MetricResult(
-        name=name,
-        value=value,
-        max=bound,
-        verdict=Verdict.FAILED if failed else Verdict.PASSED,
-        message=f"{label} {_number(value)} {'above' if failed else 'within'} {bound_name} {_number(bound)}",
-    )
+    return _judge_upper_bound(name, label, value, bound=bound, show=_number, not_judged=too_few)
 
 
 def _judge_features(features: Mapping[str, Counts], bound: float, min_samples: int) -> MetricResult:
     """The largest PSI among the features with enough observations on both sides; the message names it."""
     if not features:
-        return MetricResult(name=FEATURE_PSI, max=bound, verdict=Verdict.INCONCLUSIVE, message="feature PSI: no data")
+        return _no_data(FEATURE_PSI, "feature PSI", bound)
     judged: dict[str, float] = {}
     shortest: str | None = None
     for feature, counts in features.items():
