@@ -52,3 +52,19 @@ def test_the_help_table_lists_every_contract_variable() -> None:
     for name in ("MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_FORMAT", "MODEL_DIGEST", "SLUICE_TRACK",
                  "PORT", "MODEL_CACHE_DIR", "SLUICE_FAULT_ERROR_RATE", "SLUICE_FAULT_LATENCY"):  # fmt: skip
         assert name in text
+
+
+def test_every_setting_is_in_the_table_of_docs_serving_md() -> None:
+    from pathlib import Path
+
+    from sluice_serving.config import SETTINGS
+
+    rows = [line for line in (Path(__file__).resolve().parents[3] / "docs" / "serving.md").read_text().splitlines()
+            if line.startswith("| `")]  # fmt: skip
+
+    def documented(env: str) -> bool:  # `NAME`, or `PREFIX_URI`, `_FORMAT` in one row
+        prefix, _, suffix = env.rpartition("_")
+        return any(f"`{env}`" in row or (f"`{prefix}_" in row and f"`_{suffix}`" in row) for row in rows)
+
+    missing = [s.env for s in SETTINGS if not documented(s.env)]
+    assert not missing, f"settings missing from docs/serving.md: {missing}"

@@ -14,7 +14,7 @@ sides saw at least `minDriftSamples` observations, else Inconclusive.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from sluice.api.durations import parse_duration
@@ -42,25 +42,25 @@ def evaluate(
     """
     latency_bound = parse_duration(analysis.max_latency_p99).total_seconds()
     if reading.error is not None:
-        metrics = [
-            MetricResult(name=name, min=low, max=high, verdict=Verdict.ERRORED, message=f"no answer: {reading.error}")
-            for name, low, high in [
+        metrics = errored(
+            [
                 (REQUEST_COUNT, float(analysis.min_requests), None),
                 (ERROR_RATE, None, analysis.max_error_rate),
                 (LATENCY_P99, None, latency_bound),
                 *((name, None, bound) for name, bound in drift_bounds(analysis).items()),
                 *((metric.name, metric.min, metric.max) for metric in analysis.metrics or []),
-            ]
-        ]
+            ],
+            reading.error,
+        )
     else:
-        requests = _judge_request_count(analysis.min_requests, _value(reading.request_count))
+        requests = _judge_request_count(analysis.min_requests, known(reading.request_count))
         enough_traffic = requests.verdict is Verdict.PASSED
         metrics = [
             requests,
             _judge_traffic_metric(
                 ERROR_RATE,
                 "error rate",
-                _value(reading.error_rate),
+                known(reading.error_rate),
                 bound=analysis.max_error_rate,
                 enough_traffic=enough_traffic,
                 show=_number,
@@ -68,16 +68,29 @@ def evaluate(
             _judge_traffic_metric(
                 LATENCY_P99,
                 "latency p99",
-                _value(reading.latency_p99_seconds),
+                known(reading.latency_p99_seconds),
                 bound=latency_bound,
                 enough_traffic=enough_traffic,
                 show=_seconds,
             ),
             *_judge_drift(analysis, reading),
-            *(_judge_custom(metric, _value(reading.custom.get(metric.name))) for metric in analysis.metrics or []),
+            *(_judge_custom(metric, known(reading.custom.get(metric.name))) for metric in analysis.metrics or []),
         ]
-    verdict = next(strength for strength in _VERDICT_STRENGTH if any(m.verdict is strength for m in metrics))
-    return CheckResult(time=time, step=step, weight=weight, verdict=verdict, metrics=metrics)
+    return CheckResult(time=time, step=step, weight=weight, verdict=strongest_verdict(metrics), metrics=metrics)
+
+
+def strongest_verdict(metrics: Iterable[MetricResult]) -> Verdict:
+    """A check's verdict: the strongest of its metrics' (Errored, Failed, Inconclusive, Passed)."""
+    verdicts = {metric.verdict for metric in metrics}
+    return next(strength for strength in _VERDICT_STRENGTH if strength in verdicts)
+
+
+def errored(bounds: Iterable[tuple[str, float | None, float | None]], error: str) -> list[MetricResult]:
+    """Every metric of a check, as (name, min, max), Errored: the metrics backend did not answer."""
+    return [
+        MetricResult(name=name, min=low, max=high, verdict=Verdict.ERRORED, message=f"no answer: {error}")
+        for name, low, high in bounds
+    ]
 
 
 def summary(check: CheckResult) -> str:
@@ -91,7 +104,8 @@ def summary(check: CheckResult) -> str:
     return "; ".join(dict.fromkeys(metric.message for metric in too_few_requests or deciding))
 
 
-def _value(value: float | None) -> float | None:
+def known(value: float | None) -> float | None:
+    """A reading's value; None for no data (None, or NaN as Prometheus gives for 0/0)."""
     return None if value is None or math.isnan(value) else value
 
 

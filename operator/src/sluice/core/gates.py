@@ -23,15 +23,13 @@ from sluice.api.v1alpha1 import (
     ValidationSpec,
     Verdict,
 )
-from sluice.core.analysis import evaluate
+from sluice.core.analysis import errored, evaluate, known, strongest_verdict
 from sluice.core.plan import AnalysisReading, ShadowReading, ValidationReading
 
 SHADOW_COMPARISONS = "shadowComparisons"
 SHADOW_AGREEMENT = "shadowAgreement"
 SHADOW_MEAN_ABS_DIFFERENCE = "shadowMeanAbsDifference"
 """Names of the shadow metrics in a CheckResult (camelCase, like the built-in ones)."""
-
-_VERDICT_STRENGTH = (Verdict.ERRORED, Verdict.FAILED, Verdict.INCONCLUSIVE, Verdict.PASSED)
 
 
 class ScoreError(ValueError):
@@ -122,8 +120,7 @@ def shadow_check(
     (spec.analysis bounds; custom metrics too), and its agreement / mean absolute difference with stable."""
     base = evaluate(analysis, reading, time=time, step=0, weight=0)
     metrics = [*base.metrics, *_judge_comparisons(shadow, comparisons)]
-    verdict = next(strength for strength in _VERDICT_STRENGTH if any(m.verdict is strength for m in metrics))
-    return CheckResult(time=time, step=0, weight=0, verdict=verdict, metrics=metrics)
+    return CheckResult(time=time, step=0, weight=0, verdict=strongest_verdict(metrics), metrics=metrics)
 
 
 def _judge_comparisons(shadow: ShadowSpec, reading: ShadowReading) -> list[MetricResult]:
@@ -142,26 +139,23 @@ def _judge_comparisons(shadow: ShadowSpec, reading: ShadowReading) -> list[Metri
         )
     minimum = float(shadow.min_comparisons)
     if reading.error is not None:
-        return [
-            MetricResult(name=name, min=low, max=high, verdict=Verdict.ERRORED, message=f"no answer: {reading.error}")
-            for name, low, high in [
-                (SHADOW_COMPARISONS, minimum, None),
-                *((name, low, high) for name, _, _, low, high in bounds),
-            ]
-        ]
-    count = reading.comparisons
-    if count is None or math.isnan(count) or count < minimum:
-        shown = "no comparisons" if count is None or math.isnan(count) else f"only {count:.6g} comparisons"
+        return errored(
+            [(SHADOW_COMPARISONS, minimum, None), *((name, low, high) for name, _, _, low, high in bounds)],
+            reading.error,
+        )
+    count = known(reading.comparisons)
+    if count is None or count < minimum:
+        shown = "no comparisons" if count is None else f"only {count:.6g} comparisons"
         counted = MetricResult(
             name=SHADOW_COMPARISONS,
-            value=None if count is None or math.isnan(count) else count,
+            value=count,
             min=minimum,
             verdict=Verdict.INCONCLUSIVE,
             message=f"{shown}, fewer than shadow.minComparisons {shadow.min_comparisons}",
         )
         unjudged = [
             MetricResult(
-                name=name, value=_clean(value), min=low, max=high, verdict=Verdict.INCONCLUSIVE,
+                name=name, value=known(value), min=low, max=high, verdict=Verdict.INCONCLUSIVE,
                 message=f"{label} not judged: too few comparisons",
             )
             for name, label, value, low, high in bounds
@@ -177,7 +171,7 @@ def _judge_comparisons(shadow: ShadowSpec, reading: ShadowReading) -> list[Metri
         )
     ]
     for name, label, value, low, high in bounds:
-        results.append(_judge_bound(name, label, _clean(value), low, high))
+        results.append(_judge_bound(name, label, known(value), low, high))
     return results
 
 
@@ -191,7 +185,3 @@ def _judge_bound(name: str, label: str, value: float | None, low: float | None, 
     else:
         verdict, message = Verdict.PASSED, f"shadow {label} {value:.4g} within bounds"
     return MetricResult(name=name, value=value, min=low, max=high, verdict=verdict, message=message)
-
-
-def _clean(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
