@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the pinned upstream binaries that sluice's tests run (etcd, the Kubernetes control plane, kwok, helm, kind)
-# from their published Go modules into a cache outside the repository, keyed by the pins. Already-built binaries are
-# skipped. Prints the cache's bin directory on the last line of stdout; `--bin-dir` only prints it, building nothing.
+# Builds the pinned upstream binaries that sluice's tests run (etcd, the Kubernetes control plane, kwok, helm, kind,
+# fake-gcs-server) from their published Go modules into a cache outside the repository, keyed by the pins.
+# Already-built binaries are skipped. Prints the cache's bin directory on the last line of stdout; `--bin-dir` only
+# prints it, building nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 key=$(cat "$here"/*/go.mod "$here"/*/go.sum | sha256sum | cut -c1-16)
@@ -31,6 +32,7 @@ kwok=$(modversion kwok sigs.k8s.io/kwok)
 helm=$(modversion helm helm.sh/helm/v3)
 kind=$(modversion kind sigs.k8s.io/kind)
 gwapi=$(modversion gateway-api sigs.k8s.io/gateway-api)
+fakegcs=$(modversion fake-gcs-server github.com/fsouza/fake-gcs-server)
 
 build etcd etcd go.etcd.io/etcd/server/v3
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
@@ -39,6 +41,7 @@ done
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok"
 build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 build kind kind sigs.k8s.io/kind
+build fake-gcs-server fake-gcs-server github.com/fsouza/fake-gcs-server
 
 crds=$cache/gateway-api-crds
 if [[ ! -d $crds ]]; then
@@ -54,5 +57,6 @@ pinned versions (cache $cache, $(du -sh "$cache" | cut -f1)):
   helm $helm
   kind $kind
   gateway-api CRDs (standard channel) $gwapi
+  fake-gcs-server (GCS emulator for the gs:// tests) $fakegcs
 VERSIONS
 echo "$bin"

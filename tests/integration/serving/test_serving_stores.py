@@ -5,7 +5,6 @@ without a pinned digest."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import skops.io as sio
 
+from harness.tools import find_tools
 from integration.serving.conftest import Start, free_port
 from unit.serving.support import ModelFiles, digest_of, rows_body
 
@@ -39,7 +40,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3-compatible server on 127.0.0.1."""
-    pytest.importorskip("moto", reason="the s3 test needs moto[server] (requirements-dev.txt)")
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("wb") as out:
@@ -79,16 +79,8 @@ def test_a_model_is_fetched_from_s3(start: Start, classifier: ModelFiles, s3_end
 @pytest.fixture(scope="module")
 def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """fake-gcs-server (Go, github.com/fsouza/fake-gcs-server) on 127.0.0.1, serving files from a directory
-    (`<dir>/<bucket>/<object>`); the binary is $SLUICE_FAKE_GCS_SERVER, on PATH, or where `go install` puts it."""
-    pytest.importorskip("google.cloud.storage", reason="the gs test needs google-cloud-storage")
-    go_bin = Path(os.environ.get("GOBIN") or Path.home() / "go" / "bin") / "fake-gcs-server"
-    binary = (
-        os.environ.get("SLUICE_FAKE_GCS_SERVER")
-        or shutil.which("fake-gcs-server")
-        or (str(go_bin) if go_bin.is_file() else None)
-    )
-    if not binary:
-        pytest.skip("fake-gcs-server is not installed (go install github.com/fsouza/fake-gcs-server@v1.52.2)")
+    (`<dir>/<bucket>/<object>`); built pinned by `make tools` (tools/fake-gcs-server)."""
+    binary = str(find_tools().binary("fake-gcs-server"))
     root = tmp_path_factory.mktemp("gcs")
     port = free_port()
     log = root.parent / "fake-gcs.log"
@@ -125,7 +117,6 @@ def test_a_model_is_fetched_from_gcs(
 
 @pytest.fixture(scope="module")
 def skops_file(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sio = pytest.importorskip("skops.io", reason="the skops test needs skops (requirements-dev.txt)")
     import joblib
 
     path = tmp_path_factory.mktemp("skops") / "model.skops"
@@ -154,7 +145,6 @@ def test_a_skops_model_with_a_pinned_digest_is_checked(start: Start, classifier:
 def test_a_skops_file_with_untrusted_types_needs_a_pinned_digest(
     start: Start, classifier: ModelFiles, tmp_path: Path
 ) -> None:
-    sio = pytest.importorskip("skops.io")
     import joblib
 
     from unit.serving.flaky import FlakyModel
