@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from lupa import lua51
 
 from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, Phase
 from unit.core.support import ERRORING, HEALTHY, Simulation, at_first_step, deployed, make_spec
-
-lua51 = pytest.importorskip("lupa.lua51")
 
 CHECK_DIR = Path(__file__).resolve().parents[3] / "deploy" / "argocd" / "sluice.dev" / "ModelDeployment"
 SCRIPT = (CHECK_DIR / "health.lua").read_text()

@@ -32,8 +32,6 @@ _KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf"}
 )
 
-needs_promtool = pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="promtool (Debian package prometheus)")
-
 
 def promql_metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects (identifiers that are neither functions, keywords, label
@@ -141,7 +139,6 @@ def test_the_dashboard_shows_every_rollout_series_and_the_serving_golden_signals
     } <= used
 
 
-@needs_promtool
 def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
     exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
     for variable, value in {**GRAFANA_VARIABLES, "$namespace": ".*", "$name": ".*"}.items():
@@ -199,7 +196,6 @@ def test_the_rules_reference_only_series_that_exist() -> None:
     assert unknown == {}
 
 
-@needs_promtool
 def test_promtool_accepts_the_rendered_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rendered_rules()["spec"]))
@@ -275,7 +271,6 @@ tests:
 """
 
 
-@needs_promtool
 def test_the_alerts_fire_when_a_rollout_fails_is_stuck_or_the_operator_is_down(tmp_path: Path) -> None:
     manifests = render(
         set_values=["prometheusRule.enabled=true", "fullnameOverride=sluice"],
