@@ -110,6 +110,7 @@ def test_bash_completion_script_completes_subcommands_and_flags(tmp_path: Path) 
     def complete_words(*words: str) -> list[str]:
         line = " ".join(words)
         probe = (
+            "kubectl-sluice() {{ printf 'fraud\\nfruit\\niris\\n'; }}; "  # stands in for `kubectl-sluice list -o name`
             f"source {script}; COMP_WORDS=(kubectl-sluice {line}); COMP_CWORD={len(words)}; "
             'COMP_LINE="kubectl-sluice {line}"; COMP_POINT=${{#COMP_LINE}}; _shtab_kubectl_sluice; '
             'printf "%s\\n" "${{COMPREPLY[@]}}"'
@@ -119,6 +120,8 @@ def test_bash_completion_script_completes_subcommands_and_flags(tmp_path: Path) 
 
     assert complete_words("pro") == ["promote"]
     assert complete_words("status", "fraud", "--wa") == ["--watch"]
+    assert complete_words("status", "fr") == ["fraud", "fruit"]
+    assert complete_words("abort", "i") == ["iris"]
     assert "kubectl-sluice list -o name" in script.read_text()
 
 

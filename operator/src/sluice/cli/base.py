@@ -36,9 +36,14 @@ class CliError(Exception):
         self.message = message
 
 
+NAMES_FUNCTION = "_kubectl_sluice_names"
+"""The shell function the completion scripts define to list ModelDeployment names (see `sluice.cli.completion`)."""
+
+
 def add_name_argument(parser: argparse.ArgumentParser) -> None:
-    """The positional NAME of the ModelDeployment a command acts on."""
-    parser.add_argument("name", help="the ModelDeployment")
+    """The positional NAME of the ModelDeployment a command acts on; shells complete it with `NAMES_FUNCTION`."""
+    argument = parser.add_argument("name", help="the ModelDeployment")
+    argument.complete = {"bash": NAMES_FUNCTION, "zsh": NAMES_FUNCTION}  # type: ignore[attr-defined]  # shtab
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,9 @@ import argparse
 
 import shtab
 
-from sluice.cli.base import Command, ExitCode
+from sluice.cli.base import NAMES_FUNCTION, Command, ExitCode
 
 SHELLS = ("bash", "zsh")
-NAMES_FUNCTION = "_kubectl_sluice_names"
-NAMES_COMPLETION: dict[str, str] = {"bash": NAMES_FUNCTION, "zsh": NAMES_FUNCTION}
 PREAMBLE = {
     "bash": f"""
 {NAMES_FUNCTION}() {{
