@@ -29,7 +29,7 @@ lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy operator/src serving-image/src tests hack bench
-	cd operator/src && ../../$(BIN)/lint-imports --config ../../pyproject.toml
+	cd operator/src && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 test:  ## All tests (unit, integration, e2e)
 	$(BIN)/pytest
