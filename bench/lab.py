@@ -142,11 +142,7 @@ class Lab:
         try:
             nodes = max(2, -(-self._pods // PODS_PER_NODE) + 1)
             self.control_plane = ControlPlane.start(self.workdir / "control-plane", fake_node_count=nodes)
-            try:
-                install_crd(self.control_plane)
-            except RuntimeError:  # `kubectl wait` can run before the new CRD has any status (a loaded machine)
-                time.sleep(2.0)
-                install_crd(self.control_plane)
+            install_crd(self.control_plane)
             if self._with_prometheus:
                 self.prometheus = Prometheus.start(self.workdir / "prometheus")
             self.proxy = CountingProxy(self.control_plane.server_url, self.control_plane.certificates.ca_cert).start()
