@@ -62,7 +62,9 @@ class App:
 
     @property
     def ready(self) -> bool:
-        return self.model is not None and not self.draining
+        """The pod is ready: this worker's model is loaded (and every other worker's, with SLUICE_WORKERS > 1)."""
+        peers = self.metrics.peers
+        return self.model is not None and not self.draining and (peers is None or peers.all_ready())
 
     def set_model(self, model: Model, fallback: Answerer | None = None) -> None:
         self.model = model

@@ -83,7 +83,7 @@ def _supervise(cfg: Config) -> int:
         if pid == 0:  # the worker
             code = 1
             try:
-                code = _run(cfg, Peers(directory, index))
+                code = _run(cfg, Peers(directory, index, cfg.workers))
             finally:
                 logging.shutdown()
                 os._exit(code)
@@ -177,6 +177,8 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         width = model.inputs[0].shape[1] if len(model.inputs[0].shape) == 2 else -1
         metrics.model_loaded(seconds, model.feature_names, width, model.classifier)
         app.set_model(model, fallback)
+        if peers is not None:
+            peers.mark_ready()
         # Everything allocated so far (modules, the model) lives as long as the process: move it out of the
         # collector's reach, so that no full collection walks it while requests wait.
         gc.collect()

@@ -345,11 +345,24 @@ class _Fixed(Collector):
 class Peers:
     """The snapshot files of the worker processes of one server, in a directory only they use."""
 
-    def __init__(self, directory: Path, index: int) -> None:
+    def __init__(self, directory: Path, index: int, workers: int) -> None:
         self.directory = directory
         self.index = index
+        self.workers = workers
         self._path = directory / f"worker-{index}.metrics"
         self._tmp = directory / f".worker-{index}.metrics.tmp"
+        self._all_ready = False
+
+    def mark_ready(self) -> None:
+        """This worker has loaded its model."""
+        (self.directory / f"ready-{self.index}").touch()
+
+    def all_ready(self) -> bool:
+        """Every worker has loaded its model: the pod is ready only then, whichever worker a probe reaches
+        (a worker that fails to load stops them all, so readiness never has to go back)."""
+        if not self._all_ready:
+            self._all_ready = all((self.directory / f"ready-{i}").exists() for i in range(self.workers))
+        return self._all_ready
 
     def publish(self, state: dict[str, Any]) -> None:
         self._tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))

@@ -23,7 +23,7 @@ def values(metrics: Metrics, name: str) -> dict[frozenset[tuple[str, str]], floa
 
 
 def worker(cfg: Config, directory: Path, index: int) -> Metrics:
-    metrics = Metrics(cfg, Peers(directory, index))
+    metrics = Metrics(cfg, Peers(directory, index, 2))
     metrics.model_loaded(0.5 + index, ["a", "b"], 2, classifier=True)
     return metrics
 
@@ -61,3 +61,14 @@ def test_the_scraped_worker_reports_every_workers_counts(tmp_path: Path) -> None
 def test_without_a_fallback_there_is_no_fallback_counter() -> None:
     metrics = Metrics(Config.from_env({"MODEL_URI": "m.onnx"}))
     assert "sluice_serving_fallback_responses_total" not in metrics.render().decode()
+
+
+def test_the_pod_is_ready_only_once_every_worker_has_loaded(tmp_path: Path) -> None:
+    first, second = Peers(tmp_path, 0, 2), Peers(tmp_path, 1, 2)
+
+    first.mark_ready()
+    assert not first.all_ready()
+    assert not second.all_ready()
+    second.mark_ready()
+    assert first.all_ready()
+    assert second.all_ready()
