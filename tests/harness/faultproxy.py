@@ -21,17 +21,15 @@ import asyncio
 import contextlib
 import json
 import random
-import ssl
-import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
+from harness.loopback_proxy import WRITE_METHODS, LoopbackProxy
+
 FAULTS = ("500", "429", "409", "drop", "stall")
 
 
@@ -55,34 +53,17 @@ def _is_watch(request: web.Request) -> bool:
     return request.query.get("watch", "") in {"true", "1"}
 
 
-class FaultProxy:
+class FaultProxy(LoopbackProxy):
     """Plain HTTP on 127.0.0.1 -> the API server over TLS, injecting faults by `plan`; counts what it injected."""
 
     def __init__(self, upstream_url: str, ca_file: Path, plan: FaultPlan) -> None:
-        self._upstream = upstream_url.rstrip("/")
-        self._tls = ssl.create_default_context(cafile=str(ca_file))
+        super().__init__(upstream_url, ca_file, thread_name="fault-proxy")
         self.plan = plan
         self._random = random.Random(plan.seed)
-        self._lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
         self._stalled_watch_paths: list[str] = []
         self._flowing = asyncio.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self.url = ""
-
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
 
     def set_rate(self, rate: float) -> None:
         with self._lock:
@@ -127,26 +108,11 @@ class FaultProxy:
 
     async def _serve(self) -> str:
         self._flowing.set()
-        self._session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        return f"http://127.0.0.1:{port}"
+        return await super()._serve()
 
     async def _shutdown(self) -> None:
         self._flowing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        await super()._shutdown()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         fault = self._choose(request)
@@ -189,28 +155,14 @@ class FaultProxy:
             await response.write_eof()
         return response
 
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read()
-        watch = _is_watch(request)
-        async with self._session.request(
-            request.method, self._upstream + request.path_qs, headers=headers, data=body or None, ssl=self._tls
-        ) as upstream:
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
-            )
-            with contextlib.suppress(ConnectionResetError):  # the operator hung up (a watch it stopped)
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    if watch:
-                        with self._lock:
-                            stalled = any(part in request.path for part in self._stalled_watch_paths)
-                        if stalled:  # an open watch stops flowing: hold it, then end it without the rest
-                            while not self._flowing.is_set():
-                                await asyncio.sleep(0.2)
-                            break
-                    await response.write(chunk)
-                await response.write_eof()
-            return response
+    async def _interrupt(self, request: web.Request) -> bool:
+        """An open watch on a stalled path stops flowing: hold it until resumed, then end it without the rest."""
+        if not _is_watch(request):
+            return False
+        with self._lock:
+            stalled = any(part in request.path for part in self._stalled_watch_paths)
+        if not stalled:
+            return False
+        while not self._flowing.is_set():
+            await asyncio.sleep(0.2)
+        return True

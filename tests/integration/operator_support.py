@@ -12,22 +12,20 @@ request-counting proxy.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ssl
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from harness import ControlPlane, unique_name
+from harness.loopback_proxy import WRITE_METHODS, LoopbackProxy
 from harness.processes import ProcessRecord, launch, stop_processes, tail
 from integration.sluice_crd import install_crd
 
@@ -40,11 +38,6 @@ def documented_rbac_rules() -> list[dict[str, list[str]]]:
     block = text.split("<!-- rbac-rules: begin -->", 1)[1].split("<!-- rbac-rules: end -->", 1)[0]
     rules: list[dict[str, list[str]]] = yaml.safe_load(block.replace("```yaml", "").replace("```", ""))
     return rules
-
-
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
-"""Headers of one hop; content-encoding passes through untouched (the proxy never decompresses)."""
 
 
 def create_operator_identity(api_client: ApiClient, namespace: str, name: str = "sluice-operator") -> str:
@@ -97,30 +90,13 @@ class Request:
     path: str
 
 
-class CountingProxy:
+class CountingProxy(LoopbackProxy):
     """Forwards plain HTTP on 127.0.0.1 to the API server over TLS, streaming (watches included), and records
     every request."""
 
     def __init__(self, upstream_url: str, ca_file: Path) -> None:
-        self._upstream = upstream_url.rstrip("/")
-        self._tls = ssl.create_default_context(cafile=str(ca_file))
+        super().__init__(upstream_url, ca_file, thread_name="counting-proxy")
         self._requests: list[Request] = []
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="counting-proxy", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self.url = ""
-
-    def start(self) -> CountingProxy:
-        self._thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
 
     def requests(self) -> list[Request]:
         with self._lock:
@@ -137,46 +113,10 @@ class CountingProxy:
         with self._lock:
             self._requests.clear()
 
-    async def _serve(self) -> str:
-        self._session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        return f"http://127.0.0.1:{port}"
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self._requests.append(Request(request.method, request.path))
-        assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read()
-        async with self._session.request(
-            request.method, self._upstream + request.path_qs, headers=headers, data=body or None, ssl=self._tls
-        ) as upstream:
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
-            )
-            with contextlib.suppress(ConnectionResetError):  # the operator hung up (a watch it stopped)
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            return response
+        return await self._forward(request)
 
 
 class OperatorProcess:
@@ -231,3 +171,39 @@ def status_of(obj: Mapping[str, Any]) -> dict[str, Any]:
 def condition(obj: Mapping[str, Any], condition_type: str) -> dict[str, Any]:
     """The condition of that type ({} when absent)."""
     return next((c for c in status_of(obj).get("conditions", []) if c.get("type") == condition_type), {})
+
+
+def lease_holder(api_client: ApiClient, namespace: str, lease: str) -> str:
+    """The holderIdentity of a leader-election Lease; empty when there is none (yet)."""
+    try:
+        found = client.CoordinationV1Api(api_client).read_namespaced_lease(lease, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return ""
+        raise
+    return (found.spec.holder_identity if found.spec else None) or ""
+
+
+def operator_replicas(
+    control_plane: ControlPlane, namespace: str, log_dir: Path, env: Mapping[str, str], *, own_field_managers: bool
+) -> tuple[str, OperatorProcess, OperatorProcess]:
+    """Two operators (not started), `replica-a` and `replica-b`, electing a leader on a new Lease in `namespace`
+    and watching only it; with `own_field_managers` each writes as `sluice-a` / `sluice-b`."""
+    install_crd(control_plane)
+    lease = unique_name("sluice-leader")
+    first, second = (
+        OperatorProcess(
+            control_plane.kubeconfig,
+            log_dir / f"replica-{letter}.log",
+            {
+                "POD_NAME": f"replica-{letter}",
+                **({"SLUICE_FIELD_MANAGER": f"sluice-{letter}"} if own_field_managers else {}),
+                "SLUICE_LEADER_ELECTION_LEASE": lease,
+                "SLUICE_LEADER_ELECTION_NAMESPACE": namespace,
+                "SLUICE_NAMESPACES": namespace,
+                **env,
+            },
+        )
+        for letter in ("a", "b")
+    )
+    return lease, first, second
