@@ -16,11 +16,9 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
-from harness import ControlPlane, unique_name, wait_until
-from integration.operator_support import OperatorProcess, status_of
-from integration.sluice_crd import install_crd
+from harness import ControlPlane, wait_until
+from integration.operator_support import OperatorProcess, lease_holder, operator_replicas, status_of
 from sluice.adapters.leader import LeaseTiming
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
@@ -30,16 +28,6 @@ TIMEOUT = 60.0
 LEASE_DURATION = LeaseTiming().lease_duration.total_seconds()
 TAKEOVER_SLACK = 10.0
 """A retry period, one read and write, and a loaded test machine."""
-
-
-def holder(api_client: ApiClient, namespace: str, lease: str) -> str:
-    try:
-        found = client.CoordinationV1Api(api_client).read_namespaced_lease(lease, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return ""
-        raise
-    return (found.spec.holder_identity if found.spec else None) or ""
 
 
 def create_model_deployment(api_client: ApiClient, namespace: str, name: str) -> None:
@@ -69,25 +57,15 @@ def replicas(
     control_plane: ControlPlane, restricted_namespace: str, tmp_path: Path
 ) -> Iterator[tuple[str, OperatorProcess, OperatorProcess]]:
     """Two operators (not started) for one Lease in the test namespace; stopped by PID afterwards."""
-    install_crd(control_plane)
-    lease = unique_name("sluice-leader")
-    processes = [
-        OperatorProcess(
-            control_plane.kubeconfig,
-            tmp_path / f"{pod}.log",
-            {
-                "POD_NAME": pod,
-                "SLUICE_LEADER_ELECTION_LEASE": lease,
-                "SLUICE_LEADER_ELECTION_NAMESPACE": restricted_namespace,
-                "SLUICE_NAMESPACES": restricted_namespace,
-                "SLUICE_RESYNC_SECONDS": "3",
-                "SLUICE_PROMETHEUS_URL": "http://127.0.0.1:9",
-            },
-        )
-        for pod in ("replica-a", "replica-b")
-    ]
-    yield lease, processes[0], processes[1]
-    for process in processes:
+    lease, first, second = operator_replicas(
+        control_plane,
+        restricted_namespace,
+        tmp_path,
+        {"SLUICE_RESYNC_SECONDS": "3", "SLUICE_PROMETHEUS_URL": "http://127.0.0.1:9"},
+        own_field_managers=False,
+    )
+    yield lease, first, second
+    for process in (first, second):
         process.stop()
 
 
@@ -102,7 +80,7 @@ def test_only_the_lease_holder_reconciles_and_the_standby_takes_over_when_it_die
     first.start()
     assert first.record is not None
     wait_until(
-        lambda: holder(kube_api_client, namespace, lease).startswith("replica-a_"),
+        lambda: lease_holder(kube_api_client, namespace, lease).startswith("replica-a_"),
         timeout=TIMEOUT,
         what="replica-a to acquire the lease",
         watched=[first.record],
@@ -123,7 +101,7 @@ def test_only_the_lease_holder_reconciles_and_the_standby_takes_over_when_it_die
         what="the leader to reconcile 'before'",
         watched=[first.record, second.record],
     )
-    assert holder(kube_api_client, namespace, lease).startswith("replica-a_")
+    assert lease_holder(kube_api_client, namespace, lease).startswith("replica-a_")
     standby_log = second.log_path.read_text()
     assert "acquired lease" not in standby_log
     assert "before" not in standby_log, "the standby must not reconcile"
@@ -131,7 +109,7 @@ def test_only_the_lease_holder_reconciles_and_the_standby_takes_over_when_it_die
     os.kill(first.record.pid, signal.SIGKILL)
     killed_at = time.monotonic()
     wait_until(
-        lambda: holder(kube_api_client, namespace, lease).startswith("replica-b_"),
+        lambda: lease_holder(kube_api_client, namespace, lease).startswith("replica-b_"),
         timeout=LEASE_DURATION + TAKEOVER_SLACK,
         what="replica-b to take the lease over",
         watched=[second.record],

@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from harness import ControlPlane, Prometheus, unique_name, wait_until
-from integration.operator_support import OperatorProcess
-from integration.sluice_crd import install_crd
+from integration.operator_support import OperatorProcess, lease_holder, operator_replicas
 from reliability.support import Recorder, Rollouts, SyntheticTraffic, history_problems
 from sluice.adapters.leader import LeaseTiming
 
@@ -35,16 +32,6 @@ pytestmark = pytest.mark.e2e
 
 TIMEOUT = 120.0
 LEASE_DURATION = LeaseTiming().lease_duration.total_seconds()
-
-
-def holder(api_client: ApiClient, namespace: str, lease: str) -> str:
-    try:
-        found = client.CoordinationV1Api(api_client).read_namespaced_lease(lease, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return ""
-        raise
-    return (found.spec.holder_identity if found.spec else None) or ""
 
 
 def spec(version: str) -> dict[str, Any]:
@@ -68,26 +55,15 @@ def traffic(prometheus: Prometheus) -> Iterator[SyntheticTraffic]:
 def replicas(
     control_plane: ControlPlane, prometheus: Prometheus, restricted_namespace: str, tmp_path: Path
 ) -> Iterator[tuple[str, OperatorProcess, OperatorProcess]]:
-    install_crd(control_plane)
-    lease = unique_name("sluice-leader")
-    processes = [
-        OperatorProcess(
-            control_plane.kubeconfig,
-            tmp_path / f"replica-{letter}.log",
-            {
-                "POD_NAME": f"replica-{letter}",
-                "SLUICE_FIELD_MANAGER": f"sluice-{letter}",
-                "SLUICE_LEADER_ELECTION_LEASE": lease,
-                "SLUICE_LEADER_ELECTION_NAMESPACE": restricted_namespace,
-                "SLUICE_NAMESPACES": restricted_namespace,
-                "SLUICE_RESYNC_SECONDS": "2",
-                "SLUICE_PROMETHEUS_URL": prometheus.url,
-            },
-        )
-        for letter in ("a", "b")
-    ]
-    yield lease, processes[0], processes[1]
-    for process in processes:
+    lease, first, second = operator_replicas(
+        control_plane,
+        restricted_namespace,
+        tmp_path,
+        {"SLUICE_RESYNC_SECONDS": "2", "SLUICE_PROMETHEUS_URL": prometheus.url},
+        own_field_managers=True,
+    )
+    yield lease, first, second
+    for process in (first, second):
         process.stop()
 
 
@@ -102,7 +78,7 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
     first.start()
     assert first.record is not None
     wait_until(
-        lambda: holder(kube_api_client, namespace, lease).startswith("replica-a_"),
+        lambda: lease_holder(kube_api_client, namespace, lease).startswith("replica-a_"),
         timeout=TIMEOUT,
         what="replica-a leads",
         watched=[first.record],
@@ -130,7 +106,7 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
         killed_at = time.monotonic()
         snapshots_before_kill = len(recorder.snapshots)
         wait_until(
-            lambda: holder(kube_api_client, namespace, lease).startswith("replica-b_"),
+            lambda: lease_holder(kube_api_client, namespace, lease).startswith("replica-b_"),
             timeout=LEASE_DURATION + 15,
             what="replica-b takes over",
             watched=[second.record],
