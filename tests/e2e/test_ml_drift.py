@@ -19,8 +19,8 @@ weight, verdict of the check and of every metric) as the operator recorded them 
 Every request carries the same 40 rows, so both versions see the same inputs: a canary's prediction mix differs
 from the stable's only by the model. Timing as in test_canary_rollouts: interval 5 s, steps [20, 50]. Replayed
 checks run at their exact due times, live ones a fraction of a second later, so values may differ slightly;
-the verdicts are compared exactly (the bounds are far from the values, except a first check that may come as
-the canary's model server starts).
+the verdicts are compared exactly, except for a metric whose value is borderline (within 35% of its bound), as
+the request count of a first check that comes as the canary's model server starts may be.
 """
 
 from __future__ import annotations
@@ -229,12 +229,42 @@ def analyze_command(
     return code, out.getvalue()
 
 
+BORDERLINE = 0.35
+"""A value within this fraction of its bound is borderline: live and replayed readings of one window differ slightly
+(a live query misses samples scraped just before it and ingested just after), so its verdict may too."""
+
+GATED_BY_REQUEST_COUNT = ("errorRate", "latencyP99")
+"""Judged only with enough requests: borderline with the request count."""
+
+
+def borderline(metric: dict[str, Any]) -> bool:
+    value = metric.get("value")
+    bound = metric["min"] if metric.get("min") is not None else metric.get("max")
+    if value is None or bound is None or bound == 0:
+        return False
+    return abs(value - bound) <= BORDERLINE * abs(bound)
+
+
 def assert_same_checks(live: list[dict[str, Any]], checks: list[ReplayedCheck]) -> None:
-    def key(check: dict[str, Any]) -> tuple[Any, ...]:
-        metrics = tuple((metric["name"], metric["verdict"]) for metric in check["metrics"])
+    """Same step, weight and verdict for every check and the same verdict for every metric, except that a metric
+    borderline in either reading (and the metrics it gates) may differ."""
+    replayed_wire = [check.check.to_wire() for check in checks]
+    assert len(replayed_wire) == len(live), (replayed_wire, live)
+
+    def key(check: dict[str, Any], tolerated: set[str]) -> tuple[Any, ...]:
+        metrics = tuple(
+            (metric["name"], "borderline" if metric["name"] in tolerated else metric["verdict"])
+            for metric in check["metrics"]
+        )
         return check["step"], check["weight"], check["verdict"], metrics
 
-    assert [key(check.check.to_wire()) for check in checks] == [key(check) for check in live]
+    for replayed_check, live_check in zip(replayed_wire, live, strict=True):
+        tolerated = {
+            metric["name"] for metric in (*replayed_check["metrics"], *live_check["metrics"]) if borderline(metric)
+        }
+        if "requestCount" in tolerated:
+            tolerated.update(GATED_BY_REQUEST_COUNT)
+        assert key(replayed_check, tolerated) == key(live_check, tolerated), (replayed_check, live_check)
     for check, recorded in zip(checks, live, strict=True):
         offset = (check.check.time - datetime.fromisoformat(recorded["time"])).total_seconds()
         assert abs(offset) < 2, f"replayed check at {check.check.time}, live at {recorded['time']}"
