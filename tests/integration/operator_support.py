@@ -123,15 +123,15 @@ class OperatorProcess:
     """`sluice-operator` as a subprocess (the console script next to this interpreter)."""
 
     def __init__(self, kubeconfig: Path, log_path: Path, env: Mapping[str, str]) -> None:
-        self._kubeconfig = kubeconfig
+        self.kubeconfig = kubeconfig
         self.log_path = log_path
-        self._env = dict(env)
+        self.env = dict(env)
         self.record: ProcessRecord | None = None
 
     def start(self) -> OperatorProcess:
         script = Path(sys.executable).parent / "sluice-operator"
-        command: list[str | Path] = ["env", f"KUBECONFIG={self._kubeconfig}"]
-        command += [f"{key}={value}" for key, value in self._env.items()]
+        command: list[str | Path] = ["env", f"KUBECONFIG={self.kubeconfig}"]
+        command += [f"{key}={value}" for key, value in self.env.items()]
         self.record = launch("sluice-operator", [*command, script], self.log_path, die_with_parent=True)
         return self
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -310,6 +311,54 @@ def test_a_gateway_splits_traffic_with_an_owned_http_route(md: ModelDeployments)
     entry = md.service("routed")
     assert entry is not None
     assert entry["spec"]["selector"] == {"sluice.dev/modeldeployment": "routed"}
+
+
+def test_a_deleted_child_is_recreated_at_once_not_at_the_next_resync(
+    md: ModelDeployments, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """Events of the children wake their owner: with a 10-minute resync, every child is back within seconds."""
+    operator.stop()
+    patient = OperatorProcess(
+        operator.kubeconfig, tmp_path / "operator.log", {**operator.env, "SLUICE_RESYNC_SECONDS": "600"}
+    )
+    md.operator = patient.start()
+    try:
+        gateway = {"parentRefs": [{"name": "public", "namespace": "gateways"}]}
+        md.create("mended", {"model": model(), "replicas": 1, "traffic": {"gateway": gateway}})
+        md.wait_ready("mended", 1)
+        soon = 30.0
+        deletions: list[tuple[str, Callable[[], object], Callable[[], dict[str, Any] | None]]] = [
+            (
+                "Service",
+                lambda: md.core.delete_namespaced_service("mended-canary", md.namespace),
+                lambda: md.service("mended-canary"),
+            ),
+            (
+                "HTTPRoute",
+                lambda: md.custom.delete_namespaced_custom_object(
+                    "gateway.networking.k8s.io", "v1", md.namespace, "httproutes", "mended"
+                ),
+                lambda: md.route("mended"),
+            ),
+            (
+                "Deployment",
+                lambda: md.apps.delete_namespaced_deployment("mended-stable", md.namespace),
+                lambda: md.deployment("mended-stable"),
+            ),
+        ]
+        for kind, delete, read in deletions:
+            uid = (read() or {})["metadata"]["uid"]
+            delete()
+
+            def recreated(read: Callable[[], dict[str, Any] | None] = read, uid: str = uid) -> bool:
+                child = read()
+                return child is not None and child["metadata"]["uid"] != uid
+
+            md.wait(recreated, f"the deleted {kind} recreated", timeout=soon)
+        md.wait_ready("mended", 1)
+    finally:
+        patient.stop()
+        md.operator = operator.start()
 
 
 def test_a_canary_that_prometheus_cannot_judge_is_rolled_back(md: ModelDeployments) -> None:

@@ -1,8 +1,8 @@
 """Kopf wiring: one reconcile loop per ModelDeployment, woken by watch events, running core and adapters.
 
-Kopf only watches: ModelDeployment events start, wake and stop the loops; events of serving Deployments wake
-their owner's loop. Kopf itself writes nothing (no finalizers, no annotations, no handler-result status, no
-Events of its own), so an unchanged ModelDeployment costs reads only.
+Kopf only watches: ModelDeployment events start, wake and stop the loops; events of their children (Deployments,
+Services, HTTPRoutes) wake their owner's loop. Kopf itself writes nothing (no finalizers, no annotations, no
+handler-result status, no Events of its own), so an unchanged ModelDeployment costs reads only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from sluice.api.v1alpha1 import (
 )
 from sluice.core import validation
 from sluice.core.children import (
+    GATEWAY_API_VERSION,
     MANAGED_BY_LABEL,
     MANAGER,
     MODELDEPLOYMENT_LABEL,
@@ -72,6 +74,7 @@ ObjectKey = tuple[str, str]
 
 _CONFLICT_RETRY = timedelta(seconds=1)
 _MAX_FAILURE_BACKOFF_SECONDS = 300.0
+RESYNC_SPREAD = 0.1
 
 
 def _default_shadow_provider(url: str) -> ShadowReader:
@@ -268,6 +271,8 @@ class Loops:
 
     reconciler: Reconciler
     resync: timedelta
+    """The longest sleep: a loop with no timer of its own looks again after 90-100% of this (spread, so that objects
+    created together do not all resync at once)."""
     _loops: dict[ObjectKey, _Loop] = field(default_factory=dict)
 
     def wake(self, key: ObjectKey, *, start: bool = True) -> None:
@@ -326,13 +331,24 @@ class Loops:
                     requeue_after = timedelta(seconds=backoff)
             RECONCILES.labels(outcome).inc()
             RECONCILE_SECONDS.observe(time.monotonic() - started)
-            wait = self.resync if requeue_after is None else min(requeue_after, self.resync)
+            resync = self.resync * (1 - RESYNC_SPREAD * random.random())
+            wait = resync if requeue_after is None else min(requeue_after, resync)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=wait.total_seconds())
 
 
+CHILD_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    (*GATEWAY_API_VERSION.split("/"), "httproutes"),
+)
+"""(group, version, plural) of every kind of child: a change to one (a rollout's progress, its deletion)
+wakes its owner's loop at once, so the periodic resync is only a safety net for a lost event. Kopf watches only the
+objects labelled as managed by sluice; the HTTPRoute watch starts when the Gateway API CRDs are installed."""
+
+
 def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
-    """The watch handlers: ModelDeployments start, wake and stop loops; serving Deployments wake their owner."""
+    """The watch handlers: ModelDeployments start, wake and stop loops; events of their children wake their owner."""
 
     intents: dict[ObjectKey, tuple[Any, ...]] = {}
     """Per ModelDeployment, what a person can change (generation, annotations, deletion) as last seen: an event
@@ -362,11 +378,15 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
         intents[key] = intent
         loops.wake(key)
 
-    @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGER}, registry=registry)
-    async def serving_deployment_event(**kwargs: Any) -> None:
+    async def child_event(**kwargs: Any) -> None:
         owner = kwargs["labels"].get(MODELDEPLOYMENT_LABEL)
         if owner:
             loops.wake((kwargs["namespace"], owner), start=False)
+
+    for group, version, plural in CHILD_RESOURCES:
+        kopf.on.event(group, version, plural, labels={MANAGED_BY_LABEL: MANAGER}, registry=registry, id=plural)(
+            child_event
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def stop_loops(**_: Any) -> None:

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         default="sluice", min_length=1, description="Field manager of every server-side apply the operator makes."
     )
     resync_seconds: float = Field(
-        default=60.0, gt=0, description="Longest wait between two reconciles of one ModelDeployment."
+        default=600.0,
+        gt=0,
+        description="Longest wait between two reconciles of one ModelDeployment. Events of a ModelDeployment and of "
+        "its children wake it at once; this is the safety net for a lost event.",
     )
     kube_timeout: float = Field(default=30.0, gt=0, description="Seconds one Kubernetes API request may take.")
     metrics_port: int = Field(

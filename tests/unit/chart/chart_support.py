@@ -144,9 +144,17 @@ REVIEWED_NAMESPACED_RULES = (
         ("get", "list", "watch", "create", "patch", "delete"),
         "the stable and canary serving Deployments: applied, read, deleted; Kopf watches them to wake their owner",
     ),
-    ReviewedRule("", "services", APPLY_AND_DELETE, "the stable and canary Services"),
     ReviewedRule(
-        "gateway.networking.k8s.io", "httproutes", APPLY_AND_DELETE, "the weighted HTTPRoute, with spec.traffic.gateway"
+        "",
+        "services",
+        (*APPLY_AND_DELETE, "list", "watch"),
+        "the stable and canary Services; Kopf watches them to wake their owner (a deleted one is recreated at once)",
+    ),
+    ReviewedRule(
+        "gateway.networking.k8s.io",
+        "httproutes",
+        (*APPLY_AND_DELETE, "list", "watch"),
+        "the weighted HTTPRoute, with spec.traffic.gateway; Kopf watches it to wake its owner",
     ),
     ReviewedRule("", "events", ("create",), "Events on ModelDeployments (rollout steps, verdicts, rollbacks)"),
     ReviewedRule(

@@ -88,6 +88,35 @@ def test_status_only_events_do_not_wake_the_loop_but_spec_and_annotation_changes
     asyncio.run(scenario())
 
 
+def test_an_event_of_any_child_wakes_its_owner_but_never_starts_a_loop() -> None:
+    async def scenario() -> None:
+        loops_ = loops()
+        registry = kopf.OperatorRegistry()
+        register(registry, loops_)
+        children = {
+            str(h.id): h.fn for h in registry._watching.get_all_handlers() if "modeldeployment" not in str(h.id)
+        }
+        assert set(children) == {"deployments", "services", "httproutes"}
+        owned = {"sluice.dev/modeldeployment": KEY[1], "app.kubernetes.io/managed-by": "sluice"}
+        try:
+            await children["services"](type="DELETED", namespace=KEY[0], name="fraud-canary", labels=owned)
+            assert not loops_.running(KEY), "a child's event alone does not start a loop: its owner's event does"
+
+            await event_handler(registry)(**event("ADDED", 1, {}, {}))
+            await settle()
+            for plural, handle in children.items():
+                assert not woken(loops_)
+                await handle(type="MODIFIED", namespace=KEY[0], name="fraud", labels=owned)
+                assert woken(loops_), plural
+                await settle()
+            await children["httproutes"](type="MODIFIED", namespace=KEY[0], name="fraud", labels={})
+            assert not woken(loops_), "an object without the owner label wakes nobody"
+        finally:
+            await loops_.stop_all()
+
+    asyncio.run(scenario())
+
+
 def test_kopf_builds_and_fetches_no_diff_base() -> None:
     settings = kopf_settings()
     storage = settings.persistence.diffbase_storage
