@@ -25,197 +25,26 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, cast
+from collections.abc import Callable
 
 import pytest
-from kubernetes.client import ApiClient
 
-from e2e.support import TIMEOUT, Deployed
-from harness import ControlPlane, Prometheus, free_port
-from harness.dataplane import DataPlane, LoadGenerator
-from integration.chart_identity import ChartInstall
+from e2e.support import (
+    CHART_IDENTITY,
+    INTERVAL_SECONDS,
+    ROLLBACK_BOUND_SECONDS,
+    STEPS,
+    Scenario,
+    finished,
+    load,
+)
+from harness import free_port
 from integration.operator_support import (
-    CountingProxy,
-    OperatorProcess,
     condition,
-    start_least_privileged_operator,
 )
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
-from unit.serving.support import ModelFiles, make_classifier, rows_body
 
 pytestmark = pytest.mark.e2e
-
-INTERVAL_SECONDS = 5
-STEPS = [20, 50]
-RESYNC_SECONDS = 2
-ROLLBACK_BOUND_SECONDS = 2 * INTERVAL_SECONDS + 10
-RATE = 30.0
-CHART_IDENTITY = "chart-identity"
-"""`operator` parameter: run it as the chart's ServiceAccount (fixtures `chart_install`, `operator_kubeconfig`)."""
-
-
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
-    return make_classifier(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def operator(  # noqa: PLR0917 (pytest fixtures)
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    kube_api_client: ApiClient,
-    proxy: CountingProxy,
-    prometheus: Prometheus,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """By default the documented RBAC behind the counting proxy; parametrised with CHART_IDENTITY, the chart's
-    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only)."""
-    settings = {
-        "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
-        "SLUICE_PROMETHEUS_URL": prometheus.url,
-        "SLUICE_PROMETHEUS_TIMEOUT": "3",
-    }
-    workdir = tmp_path_factory.mktemp("operator")
-    if getattr(request, "param", None) == CHART_IDENTITY:
-        chart: ChartInstall = request.getfixturevalue("chart_install")
-        kubeconfig: Path = request.getfixturevalue("operator_kubeconfig")
-        assert chart.operator_env()["SLUICE_NAMESPACES"] == "", "the chart's defaults watch every namespace"
-        listeners_off = {"SLUICE_METRICS_PORT": "0", "SLUICE_LIVENESS_ENDPOINT": "", "SLUICE_READINESS_ENDPOINT": ""}
-        settings = chart.operator_env() | listeners_off | settings
-        process = OperatorProcess(kubeconfig, workdir / "operator.log", settings).start()
-    else:
-        process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
-    yield process
-    process.stop()
-
-
-@dataclass
-class Scenario(Deployed):
-    """One ModelDeployment serving `model` (every version the same file), rolled out with STEPS every
-    INTERVAL_SECONDS."""
-
-    model: ModelFiles
-
-    def spec(self, version: str, **analysis: Any) -> dict[str, Any]:
-        return {
-            "model": {"version": version, "uri": self.model.onnx.as_uri(), "format": "onnx"},
-            "replicas": 1,
-            "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}},
-            "rollout": {"steps": STEPS, "interval": f"{INTERVAL_SECONDS}s", "progressDeadline": "2m"},
-            "analysis": {"minRequests": 10, "maxInconclusiveChecks": 2, "onInconclusive": "Hold", **analysis},
-        }
-
-    def create(self, version: str, **analysis: Any) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": self.name},
-            "spec": self.spec(version, **analysis),
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
-
-    def set_version(self, version: str) -> None:
-        patch = {"spec": {"model": {"version": version}}}
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name, patch)
-
-    def route_weights(self) -> dict[str, int]:
-        route = cast(
-            dict[str, Any],
-            self.custom.get_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", self.name
-            ),
-        )
-        return {
-            ref["name"]: int(ref.get("weight", 1)) for rule in route["spec"]["rules"] for ref in rule["backendRefs"]
-        }
-
-    def start_stable(self, version: str = "1.0.0", **analysis: Any) -> None:
-        self.create(version, **analysis)
-        self.wait(
-            lambda: (
-                self.status().get("phase") == "Stable" and self.dataplane.ready_versions()[(version, "stable")] >= 1
-            ),
-            f"{version} Stable with a ready serving process",
-        )
-
-    def follow(self, until: Callable[[dict[str, Any]], bool], what: str, timeout: float = TIMEOUT) -> Timeline:
-        """Poll the status every 0.2 s until `until(status)`, recording the canary weights seen and when."""
-        timeline = Timeline()
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.status()
-            timeline.record(status)
-            if until(status):
-                return timeline
-            if time.monotonic() > deadline or not self.operator.is_running():
-                raise AssertionError(
-                    f"timed out waiting for {what}; weights seen {timeline.weights}\n{self.diagnostics()}"
-                )
-            time.sleep(0.2)
-
-
-@dataclass
-class Timeline:
-    weights: list[int] = field(default_factory=list)
-    first_weighted_at: float | None = None
-    """Wall-clock time (epoch s) the first step started (status.stepStartedAt when first seen with weight > 0)."""
-    back_to_zero_at: float | None = None
-    """Wall-clock time the weight was first seen at 0 again after that."""
-
-    def record(self, status: dict[str, Any]) -> None:
-        weight = int(status.get("canaryWeight", 0))
-        if not self.weights or self.weights[-1] != weight:
-            self.weights.append(weight)
-        if weight > 0 and self.first_weighted_at is None:
-            self.first_weighted_at = datetime.fromisoformat(status["stepStartedAt"]).timestamp()
-        if weight == 0 and self.first_weighted_at is not None and self.back_to_zero_at is None:
-            self.back_to_zero_at = time.time()
-
-    @property
-    def seconds_to_zero(self) -> float:
-        assert self.first_weighted_at is not None, self.weights
-        assert self.back_to_zero_at is not None, self.weights
-        return self.back_to_zero_at - self.first_weighted_at
-
-
-@pytest.fixture
-def scenario_factory(  # noqa: PLR0917 (pytest fixtures)
-    operator: OperatorProcess,
-    kube_api_client: ApiClient,
-    prometheus: Prometheus,
-    restricted_namespace: str,
-    model_files: ModelFiles,
-    tmp_path: Path,
-) -> Iterator[Callable[[dict[str, dict[str, str]]], Scenario]]:
-    planes: list[DataPlane] = []
-
-    def make(extra_env: dict[str, dict[str, str]]) -> Scenario:
-        plane = DataPlane(
-            kube_api_client, prometheus, restricted_namespace, tmp_path / "dataplane", extra_env=extra_env
-        )
-        planes.append(plane.start())
-        return Scenario(kube_api_client, restricted_namespace, operator, plane, model_files)
-
-    yield make
-    for plane in planes:
-        plane.stop()
-
-
-def load(scenario: Scenario) -> LoadGenerator:
-    body = rows_body(scenario.model.rows[:1], "FP32")
-    return LoadGenerator(scenario.dataplane, scenario.name, body, rate=RATE, duration=TIMEOUT + 60)
-
-
-def finished(outcome: str) -> Callable[[dict[str, Any]], bool]:
-    def check(status: dict[str, Any]) -> bool:
-        history = status.get("history") or []
-        return bool(history) and history[-1]["outcome"] == outcome and status.get("canaryWeight") == 0
-
-    return check
 
 
 def test_a_good_version_is_promoted_through_every_step(

@@ -45,12 +45,11 @@ from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from e2e.test_canary_rollouts import (
+from e2e.support import (
     INTERVAL_SECONDS,
     STEPS,
     Scenario,
     finished,
-    operator,  # noqa: F401 (the module-scoped operator fixture)
 )
 from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane, LoadGenerator
@@ -164,7 +163,7 @@ class DriftScenario(Scenario):
 
 @pytest.fixture
 def drift_scenario(
-    operator: OperatorProcess,  # noqa: F811 (the imported fixture)
+    operator: OperatorProcess,
     kube_api_client: ApiClient,
     prometheus: Prometheus,
     restricted_namespace: str,
@@ -242,7 +241,7 @@ def borderline(metric: dict[str, Any]) -> bool:
     bound = metric["min"] if metric.get("min") is not None else metric.get("max")
     if value is None or bound is None or bound == 0:
         return False
-    return abs(value - bound) <= BORDERLINE * abs(bound)
+    return bool(abs(value - bound) <= BORDERLINE * abs(bound))
 
 
 def assert_same_checks(live: list[dict[str, Any]], checks: list[ReplayedCheck]) -> None:

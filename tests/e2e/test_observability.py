@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.test_canary_rollouts import (
+from e2e.support import (
     INTERVAL_SECONDS,
     RESYNC_SECONDS,
     ROLLBACK_BOUND_SECONDS,
@@ -27,16 +27,12 @@ from e2e.test_canary_rollouts import (
     Scenario,
     finished,
     load,
-    model_files,
-    scenario_factory,
 )
 from harness import ControlPlane, Prometheus, free_port, wait_until
 from integration.operator_support import CountingProxy, OperatorProcess, condition, start_least_privileged_operator
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["model_files", "scenario_factory"]  # fixtures shared with test_canary_rollouts.py
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
