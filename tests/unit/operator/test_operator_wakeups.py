@@ -93,7 +93,7 @@ def test_an_event_of_any_child_wakes_its_owner_but_never_starts_a_loop() -> None
         loops_ = loops()
         registry = kopf.OperatorRegistry()
         register(registry, loops_)
-        children = {
+        children: dict[str, Any] = {
             str(h.id): h.fn for h in registry._watching.get_all_handlers() if "modeldeployment" not in str(h.id)
         }
         assert set(children) == {"deployments", "services", "httproutes"}
