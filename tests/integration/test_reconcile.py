@@ -313,10 +313,10 @@ def test_a_gateway_splits_traffic_with_an_owned_http_route(md: ModelDeployments)
     assert entry["spec"]["selector"] == {"sluice.dev/modeldeployment": "routed"}
 
 
-def test_a_deleted_child_is_recreated_at_once_not_at_the_next_resync(
+def test_a_deleted_or_rescaled_or_reweighted_child_is_repaired_at_once_not_at_the_next_resync(
     md: ModelDeployments, operator: OperatorProcess, tmp_path: Path
 ) -> None:
-    """Events of the children wake their owner: with a 10-minute resync, every child is back within seconds."""
+    """Events of the children wake their owner: with a 10-minute resync, every child is repaired within seconds."""
     operator.stop()
     patient = OperatorProcess(
         operator.kubeconfig, tmp_path / "operator.log", {**operator.env, "SLUICE_RESYNC_SECONDS": "600"}
@@ -356,9 +356,29 @@ def test_a_deleted_child_is_recreated_at_once_not_at_the_next_resync(
 
             md.wait(recreated, f"the deleted {kind} recreated", timeout=soon)
         md.wait_ready("mended", 1)
+
+        md.apps.patch_namespaced_deployment_scale("mended-stable", md.namespace, {"spec": {"replicas": 3}})
+        md.wait(lambda: replicas_of(md.deployment("mended-stable")) == 1, "the stable Deployment back to 1", soon)
+
+        route = md.route("mended")
+        assert route is not None
+        rules = route["spec"]["rules"]
+        rules[0]["backendRefs"][0]["weight"], rules[0]["backendRefs"][1]["weight"] = 0, 100
+        md.custom.patch_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", md.namespace, "httproutes", "mended", {"spec": {"rules": rules}}
+        )
+        md.wait(lambda: route_weights(md.route("mended")) == [100, 0], "the route's weights back to 100/0", soon)
     finally:
         patient.stop()
         md.operator = operator.start()
+
+
+def replicas_of(deployment: dict[str, Any] | None) -> int | None:
+    return None if deployment is None else int(deployment["spec"]["replicas"])
+
+
+def route_weights(route: dict[str, Any] | None) -> list[int]:
+    return [] if route is None else [ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]]
 
 
 def test_a_canary_that_prometheus_cannot_judge_is_rolled_back(md: ModelDeployments) -> None:

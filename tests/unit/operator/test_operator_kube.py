@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sluice.adapters.kube import is_controlled_by, needs_apply, object_path, workload_state
-from sluice.api.v1alpha1 import Action, ModelDeploymentStatus
-from sluice.core.children import Owner, with_spec_hash
+from sluice.api.v1alpha1 import Action, GatewayTraffic, ModelDeploymentStatus
+from sluice.core.children import Owner, http_route, with_spec_hash
 from sluice.core.plan import ActionRequest, WorkloadState
 from sluice.handlers import requested_action
 
@@ -54,6 +55,30 @@ def test_apply_is_skipped_only_when_the_observed_child_carries_the_desired_hash(
     assert not needs_apply(desired, with_spec_hash(desired))
     changed = {**desired, "spec": {"type": "NodePort"}}
     assert needs_apply(changed, with_spec_hash(desired))
+
+
+def test_a_child_whose_replicas_selector_or_weights_someone_changed_is_applied_again() -> None:
+    owner = Owner(name="fraud", namespace="ml", uid="u1")
+    route = http_route(owner, GatewayTraffic.model_validate({"parentRefs": [{"name": "public"}]}), 20)
+    applied = with_spec_hash(route)
+    defaulted = copy.deepcopy(applied)  # what the API server returns: defaults filled in, nothing else changed
+    for ref in defaulted["spec"]["rules"][0]["backendRefs"]:
+        ref.update(group="", kind="Service")
+    defaulted["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert not needs_apply(route, defaulted)
+    edited = copy.deepcopy(defaulted)
+    edited["spec"]["rules"][0]["backendRefs"][1]["weight"] = 100
+    assert needs_apply(route, edited)
+
+    scaled = with_spec_hash({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}})
+    assert not needs_apply({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}, scaled)
+    scaled["spec"]["replicas"] = 5
+    assert needs_apply({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}, scaled)
+
+    service = {"kind": "Service", "metadata": {}, "spec": {"selector": {"track": "stable"}}}
+    reselected = with_spec_hash(service)
+    reselected["spec"] = {"selector": {"track": "canary"}, "clusterIP": "10.96.0.7"}
+    assert needs_apply(service, reselected)
 
 
 def test_control_is_by_owner_uid() -> None:

@@ -27,7 +27,15 @@ from kubernetes.client.exceptions import ApiException
 
 from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
-from sluice.core.children import SPEC_HASH_ANNOTATION, VERSION_LABEL, ChildNames, Owner, spec_hash, with_spec_hash
+from sluice.core.children import (
+    SPEC_HASH_ANNOTATION,
+    VERSION_LABEL,
+    ChildNames,
+    Owner,
+    spec_hash,
+    steering_values,
+    with_spec_hash,
+)
 from sluice.core.plan import EventRecord, WorkloadState
 
 log = logging.getLogger(__name__)
@@ -194,11 +202,13 @@ def is_controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
 
 
 def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
-    """True unless the observed child carries the desired manifest's spec hash."""
+    """True unless the observed child carries the desired manifest's spec hash and its steering values."""
     if observed is None:
         return True
     annotations = observed.get("metadata", {}).get("annotations") or {}
-    return bool(annotations.get(SPEC_HASH_ANNOTATION) != spec_hash(desired))
+    if annotations.get(SPEC_HASH_ANNOTATION) != spec_hash(desired):
+        return True
+    return steering_values(observed) != steering_values(desired)
 
 
 def parse_status(body: Mapping[str, Any]) -> ModelDeploymentStatus:

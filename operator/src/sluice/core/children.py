@@ -408,6 +408,24 @@ def spec_hash(manifest: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The few values of a child that steer traffic and capacity: a Deployment's replicas, a Service's selector, an
+    HTTPRoute's backend weights. Someone else changing one (a `kubectl scale` of a serving Deployment, an edited
+    route weight) makes the child differ from what its spec hash claims, so it is applied again. Only values the
+    API server neither defaults nor normalizes and admission has no business rewriting, so an untouched child always
+    compares equal (no apply loop); images, say, are left out, as registry-mirror policies rewrite them."""
+    spec = manifest.get("spec") or {}
+    match manifest.get("kind"):
+        case "Deployment":
+            return (spec.get("replicas"),)
+        case "Service":
+            return (spec.get("selector"),)
+        case "HTTPRoute":
+            refs = (ref for rule in spec.get("rules") or [] for ref in rule.get("backendRefs") or [])
+            return tuple((ref.get("name"), ref.get("weight")) for ref in refs)
+    return ()
+
+
 def with_spec_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest annotated with its own spec hash."""
     metadata = dict(manifest["metadata"])
