@@ -86,6 +86,29 @@ def test_text_lines_name_the_object_and_step(captured: tuple[io.StringIO, loggin
     assert last.endswith("INFO sluice.test-logs: idle")
 
 
+def test_kopf_handler_successes_are_not_logged_but_its_warnings_and_sluices_lines_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging.getLogger("kopf").level)
+    try:
+        logs.configure("INFO", "text")
+        logging.getLogger("kopf.objects").info("Handler 'services' succeeded.")
+        logging.getLogger("kopf.objects").warning("Handler 'services' failed temporarily: boom")
+        logging.getLogger("kopf.activities.startup").info("Activity 'startup' succeeded.")
+        logging.getLogger("sluice.handlers").info("Handler of nothing succeeded.")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("kopf").setLevel(saved[2])
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "Handler 'services' failed temporarily: boom",
+        "Activity 'startup' succeeded.",
+        "Handler of nothing succeeded.",
+    ]
+
+
 def test_describe_step() -> None:
     assert logs.describe_step("Progressing", 1, 3, 25) == "Progressing 2/3 (25%)"
     assert logs.describe_step("Stable", None, 3, 0) == "Stable"

@@ -56,6 +56,18 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class QuietHandlerSuccess(logging.Filter):
+    """Drop Kopf's `Handler '...' succeeded.` (INFO, one per watch event: sluice's handlers only wake a loop, so
+    at INFO every child event of every rollout would log a line that says nothing); Kopf's warnings and errors,
+    and everything else, pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith("kopf."):
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Handler ") and message.endswith(" succeeded."))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (RFC 3339, UTC), level, logger, message, namespace, name, step, and
     `exception` (the formatted traceback) when there is one."""
@@ -94,6 +106,7 @@ def configure(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(QuietHandlerSuccess())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
