@@ -291,7 +291,7 @@ def resync_pass(lab: Lab, namespace: str, n: int, pid: int) -> dict[str, Any]:
     lab.patch_model_deployments(namespace, names, {"metadata": {"annotations": {"bench.sluice.dev/poke": "1"}}})
     object_paths = {f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}" for name in names}
     deadline, seen, quiet_since = time.monotonic() + 300, 0, time.monotonic()
-    while time.monotonic() < deadline:
+    while True:
         time.sleep(0.5)
         requests = lab.counting.requests()
         if len(requests) != seen:
@@ -299,6 +299,8 @@ def resync_pass(lab: Lab, namespace: str, n: int, pid: int) -> dict[str, Any]:
         read = {r.path for r in requests if r.method == "GET" and r.path in object_paths}
         if len(read) == n and time.monotonic() - quiet_since >= 3.0:
             break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"resync pass: only {len(read)}/{n} objects reconciled after 300 s")
     cpu = cpu_seconds(pid) - cpu_before
     verbs = requests_by_verb(lab.counting.requests())
     return {
