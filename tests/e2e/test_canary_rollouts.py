@@ -39,9 +39,7 @@ from e2e.support import (
     load,
 )
 from harness import free_port
-from integration.operator_support import (
-    condition,
-)
+from integration.operator_support import condition
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.e2e

@@ -70,10 +70,11 @@ def test_a_child_whose_replicas_selector_or_weights_someone_changed_is_applied_a
     edited["spec"]["rules"][0]["backendRefs"][1]["weight"] = 100
     assert needs_apply(route, edited)
 
-    scaled = with_spec_hash({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}})
-    assert not needs_apply({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}, scaled)
-    scaled["spec"]["replicas"] = 5
-    assert needs_apply({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}, scaled)
+    deployment = {"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}
+    scaled = with_spec_hash(deployment)
+    assert not needs_apply(deployment, scaled)
+    scaled["spec"] = {"replicas": 5}
+    assert needs_apply(deployment, scaled)
 
     service = {"kind": "Service", "metadata": {}, "spec": {"selector": {"track": "stable"}}}
     reselected = with_spec_hash(service)
