@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,8 +15,12 @@ $(PY):
 
 setup: system-packages install tools  ## Everything a fresh machine needs: Debian packages, virtualenv, upstream binaries
 
-system-packages:  ## Debian packages the tests use (prometheus, wrk); needs root
-	@missing=$$(for p in prometheus wrk; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# The real node (tests marked `real`): containerd, runc, CNI plugins, iptables/nftables/conntrack for kube-proxy,
+# iproute2 for the harness's bridge, gcc + libc6-dev for the static pause program, busybox-static for test images.
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables nftables conntrack iproute2 gcc libc6-dev busybox-static
+
+system-packages:  ## Debian packages the tests use (prometheus, wrk, and the real node's runtime); needs root
+	@missing=$$(for p in prometheus wrk $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
@@ -31,14 +35,17 @@ lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core
 	$(BIN)/mypy operator/src serving-image/src tests hack bench
 	cd operator/src && ../../$(BIN)/lint-imports ../../pyproject.toml
 
-test:  ## All tests (unit, integration, e2e)
+test:  ## All tests (unit, integration, e2e, real node)
 	$(BIN)/pytest
 
 test-unit:  ## Fast tests, no processes
-	$(BIN)/pytest -m "not integration and not e2e"
+	$(BIN)/pytest -m "not integration and not e2e and not real"
 
 test-integration:  ## Tests against the real local control plane, Prometheus and model servers
 	$(BIN)/pytest -m "integration or e2e"
+
+test-real:  ## Scenarios on a real node: containers, kube-proxy, CoreDNS, a Traefik Gateway (root; see docs/local-control-plane.md)
+	$(BIN)/pytest -m real
 
 stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs); see docs/reliability.md
 	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)

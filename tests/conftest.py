@@ -13,9 +13,14 @@ Session-scoped (started once, on first use, stopped by PID at the end of the ses
   `.add_target(name, "127.0.0.1:PORT", labels={...})`, `.remove_target(name)`, `.query(promql)`,
   `.wait_for_query(promql)`.
 
+- `real_node` -> `harness.realnode.RealNode`: the control plane on a host address pods reach, with one real node
+  (containerd, kubelet, kube-proxy, CoreDNS, Traefik and Gateway `public` in `default`). Needs root; tests that use
+  it are marked `real`. `.kubeconfig`, `.gateway_url`, `.plane`, `.load_image(archive)`.
+
 Function-scoped:
 - `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists; deleted afterwards.
 - `restricted_namespace` -> the same, labelled `pod-security.kubernetes.io/enforce=restricted`.
+- `real_namespace` -> a fresh namespace on the `real_node` cluster; deleted (and its pods gone) afterwards.
 
 The Helm chart (session-scoped, tests/integration/chart_identity.py), for integration and e2e tests:
 - `chart_install` -> `ChartInstall`: the chart's default (cluster-wide) rendering applied into a restricted namespace.
@@ -41,6 +46,7 @@ from harness import (
     delete_namespace,
     unique_name,
 )
+from harness.realnode import RealNode
 from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
 from integration.operator_support import CountingProxy
 
@@ -53,7 +59,15 @@ class _HasLogs(Protocol):
 
 
 _RUNNING_COMPONENTS = pytest.StashKey[list[_HasLogs]]()
-_FIXTURES_WITH_LOGS = {"control_plane", "kube_api_client", "prometheus", "namespace", "restricted_namespace"}
+_FIXTURES_WITH_LOGS = {
+    "control_plane",
+    "kube_api_client",
+    "prometheus",
+    "namespace",
+    "restricted_namespace",
+    "real_node",
+    "real_namespace",
+}
 
 
 def _register(config: pytest.Config, component: _HasLogs) -> None:
@@ -84,6 +98,24 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Co
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_node(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[RealNode]:
+    node = RealNode.start(tmp_path_factory.mktemp("real-node"))
+    _register(pytestconfig, node)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def real_namespace(real_node: RealNode) -> Iterator[str]:
+    with real_node.plane.api_client() as api_client:
+        name = create_namespace(api_client, prefix="real")
+        yield name
+        delete_namespace(api_client, name, wait=True, timeout=120)
 
 
 @pytest.fixture

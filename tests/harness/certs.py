@@ -86,14 +86,49 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivate
     )
 
 
+def _leaf(
+    ca_name: x509.Name,
+    ca_key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    names: list[x509.GeneralName],
+) -> tuple[bytes, bytes]:
+    """A certificate for `subject` signed by the CA, and its key, both PEM."""
+    key = _new_key()
+    builder = _builder(subject, ca_name, key).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def issue_client_certificate(
+    certificates: ControlPlaneCertificates, stem: str, common_name: str, organisation: str | None = None
+) -> tuple[Path, Path]:
+    """A client certificate (user `common_name`, group `organisation`) signed by the control plane's CA, written next
+    to the CA as `<stem>.crt` and `<stem>.key`; returns both paths."""
+    ca_key = serialization.load_pem_private_key(certificates.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{certificates.ca_key} is not an ECDSA key")
+    ca_name = x509.load_pem_x509_certificate(certificates.ca_cert.read_bytes()).subject
+    cert, key = _leaf(ca_name, ca_key, _name(common_name, organisation), ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    cert_path, key_path = certificates.ca_cert.with_name(f"{stem}.crt"), certificates.ca_cert.with_name(f"{stem}.key")
+    _write(cert_path, cert)
+    _write(key_path, key, private=True)
+    return cert_path, key_path
+
+
 def _write(path: Path, data: bytes, private: bool = False) -> None:
     path.write_bytes(data)
     if private:
         path.chmod(0o600)
 
 
-def generate_certificates(directory: Path, service_ip: str) -> ControlPlaneCertificates:
-    """Write a CA, a serving cert for 127.0.0.1 and `service_ip`, an admin client cert and an SA signing key."""
+def generate_certificates(
+    directory: Path, service_ip: str, extra_addresses: tuple[str, ...] = ()
+) -> ControlPlaneCertificates:
+    """Write a CA, a serving cert for 127.0.0.1, `service_ip` and `extra_addresses`, an admin client cert and an SA
+    signing key."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _new_key()
     ca_name = _name("sluice-harness-ca")
@@ -118,15 +153,10 @@ def generate_certificates(directory: Path, service_ip: str) -> ControlPlaneCerti
     )
 
     def leaf(subject: x509.Name, usage: x509.ObjectIdentifier, names: list[x509.GeneralName]) -> tuple[bytes, bytes]:
-        key = _new_key()
-        builder = _builder(subject, ca_name, key).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+        return _leaf(ca_name, ca_key, subject, usage, names)
 
     serving_names: list[x509.GeneralName] = [x509.DNSName(name) for name in SERVING_DNS_NAMES]
-    serving_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
+    serving_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip, *extra_addresses)]
     serving_cert, serving_key = leaf(_name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, serving_names)
     admin_cert, admin_key = leaf(_name("sluice-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH, [])
     service_account_key = _new_key()

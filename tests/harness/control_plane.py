@@ -54,8 +54,12 @@ def _first_service_ip() -> str:
     return ".".join([*prefix, str(int(last) + 1)])
 
 
-def write_kubeconfig(path: Path, server_url: str, certificates: ControlPlaneCertificates) -> Path:
-    """An admin kubeconfig with the CA and client certificate embedded (self-contained, copyable)."""
+def write_kubeconfig(
+    path: Path, server_url: str, certificates: ControlPlaneCertificates, client: tuple[Path, Path] | None = None
+) -> Path:
+    """A kubeconfig with the CA and a client certificate embedded (self-contained, copyable): the admin's, or the
+    `client` (certificate, key) pair's."""
+    client_cert, client_key = client or (certificates.admin_cert, certificates.admin_key)
 
     def encoded(file: Path) -> str:
         return base64.b64encode(file.read_bytes()).decode()
@@ -73,8 +77,8 @@ def write_kubeconfig(path: Path, server_url: str, certificates: ControlPlaneCert
             {
                 "name": "sluice-admin",
                 "user": {
-                    "client-certificate-data": encoded(certificates.admin_cert),
-                    "client-key-data": encoded(certificates.admin_key),
+                    "client-certificate-data": encoded(client_cert),
+                    "client-key-data": encoded(client_key),
                 },
             }
         ],
@@ -110,6 +114,7 @@ class ControlPlane:
         detached: bool = False,
         timeout: float = 90.0,
         extra_manifests: Sequence[Path] = (),
+        address: str = LOOPBACK,
     ) -> ControlPlane:
         """Start every component under `workdir` and return once the cluster can run pods.
 
@@ -117,13 +122,20 @@ class ControlPlane:
         ServiceAccount exists, the scheduler is ready, and the Gateway API CRDs (plus `extra_manifests`) are applied
         and Established. With `detached` the processes outlive the caller (for `python -m harness up`); otherwise
         the kernel stops them if the caller dies. On failure everything started so far is stopped.
+
+        The API server binds and advertises `address`: loopback for kwok-only clusters; an address pods can reach
+        (on an interface of the harness, see `harness.realnode`) when a real kubelet joins, so that the `kubernetes`
+        Service gets an endpoint and the API server can reach the kubelet for logs and exec.
         """
         began = time.monotonic()
         tools = find_tools()
         workdir.mkdir(parents=True, exist_ok=True)
-        certificates = generate_certificates(workdir / "pki", service_ip=_first_service_ip())
+        extra_addresses = () if address == LOOPBACK else (address,)
+        certificates = generate_certificates(
+            workdir / "pki", service_ip=_first_service_ip(), extra_addresses=extra_addresses
+        )
         etcd_port, apiserver_port, controller_manager_port, scheduler_port = free_ports(4)
-        server_url = f"https://{LOOPBACK}:{apiserver_port}"
+        server_url = f"https://{address}:{apiserver_port}"
         plane = cls(
             workdir=workdir,
             kubeconfig=write_kubeconfig(workdir / "admin.kubeconfig", server_url, certificates),
@@ -139,7 +151,7 @@ class ControlPlane:
         )
         plane._mark("certificates written")
         try:
-            plane._start_etcd_and_api_server(tools, detached=detached, timeout=timeout)
+            plane._start_etcd_and_api_server(tools, address, detached=detached, timeout=timeout)
             # CRDs install while the other components start: both mostly wait on the API server.
             with ThreadPoolExecutor(max_workers=1) as background:
                 manifests = background.submit(plane._install_manifests, tools, extra_manifests, timeout=timeout)
@@ -172,7 +184,7 @@ class ControlPlane:
         context.load_cert_chain(str(self.certificates.admin_cert), str(self.certificates.admin_key))
         return context
 
-    def _start_etcd_and_api_server(self, tools: Tools, *, detached: bool, timeout: float) -> None:
+    def _start_etcd_and_api_server(self, tools: Tools, address: str, *, detached: bool, timeout: float) -> None:
         certs = self.certificates
         etcd_url = f"http://{LOOPBACK}:{self.ports['etcd']}"
         etcd = self._launch(
@@ -196,8 +208,8 @@ class ControlPlane:
             [
                 tools.binary("kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                f"--bind-address={LOOPBACK}",
-                f"--advertise-address={LOOPBACK}",
+                f"--bind-address={address}",
+                f"--advertise-address={address}",
                 f"--secure-port={self.ports['kube-apiserver']}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={certs.serving_cert}",
@@ -215,7 +227,10 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
                 # The `kubernetes` Service cannot have a loopback endpoint (validation rejects it): keep it without.
-                "--endpoint-reconciler-type=none",
+                f"--endpoint-reconciler-type={'none' if address == LOOPBACK else 'lease'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={certs.admin_cert}",
+                f"--kubelet-client-key={certs.admin_key}",
                 "--profiling=false",
             ],
             detached=detached,
@@ -311,7 +326,7 @@ class ControlPlane:
 
             def nodes_ready() -> bool:
                 nodes = core.list_node(label_selector="type=kwok").items
-                return len(nodes) == len(self.fake_nodes) and all(_node_schedulable(node) for node in nodes)
+                return len(nodes) == len(self.fake_nodes) and all(node_schedulable(node) for node in nodes)
 
             def default_service_account_exists() -> bool:
                 core.read_namespaced_service_account("default", "default")
@@ -390,7 +405,7 @@ class ControlPlane:
         return json.dumps(self.to_json(), indent=2)
 
 
-def _node_schedulable(node: V1Node) -> bool:
+def node_schedulable(node: V1Node) -> bool:
     status_conditions = node.status.conditions if node.status else None
     conditions = {condition.type: condition.status for condition in status_conditions or []}
     taints = {taint.key for taint in (node.spec.taints if node.spec else None) or []}

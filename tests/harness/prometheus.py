@@ -4,6 +4,11 @@ Targets are found through file-based service discovery: each target group is one
 written atomically, so `add_target`/`remove_target` take effect within about a second (scrape and evaluation
 interval 1 s). Storage lives in the work directory.
 
+On a real node (`harness.realnode`) Prometheus also discovers pods through the API server (`kubernetes_sd_configs`,
+role pod) with exactly the relabelling a Prometheus Operator PodMonitor produces (`pod_monitor_job`), so the
+operator's PromQL is checked against the labels users' Prometheus attaches (`namespace`, `pod`, `container`, `job`,
+`endpoint`).
+
     prometheus = Prometheus.start(Path("/tmp/prom"))
     prometheus.add_target("model-a", "127.0.0.1:8000", labels={"job": "sluice-serving", "model": "a"})
     prometheus.wait_for_query('up{model="a"} == 1')
@@ -30,8 +35,66 @@ DEFAULT_JOB = "sluice-test"
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def render_config(targets_dir: Path, scrape_interval: str = "1s") -> str:
-    """The Prometheus configuration: one job whose targets come from `targets_dir/*.json`."""
+@dataclass(frozen=True)
+class PodMonitor:
+    """What a Prometheus Operator PodMonitor says: its own name and namespace, the pod label it selects on, and
+    the name of the container port it scrapes; `api_server` and the client files reach the cluster."""
+
+    namespace: str
+    name: str
+    selector_label: str
+    selector_value: str
+    port: str
+    api_server: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _meta_label(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", label)
+
+
+def pod_monitor_job(monitor: PodMonitor, scrape_interval: str) -> dict[str, Any]:
+    """The scrape job the Prometheus Operator generates for `monitor` (endpoint 0, no namespace selector)."""
+    label = _meta_label(monitor.selector_label)
+    selected = [f"__meta_kubernetes_pod_label_{label}", f"__meta_kubernetes_pod_labelpresent_{label}"]
+    return {
+        "job_name": f"podMonitor/{monitor.namespace}/{monitor.name}/0",
+        "scrape_interval": scrape_interval,
+        "honor_labels": False,
+        "kubernetes_sd_configs": [
+            {
+                "role": "pod",
+                "api_server": monitor.api_server,
+                "tls_config": {
+                    "ca_file": str(monitor.ca_file),
+                    "cert_file": str(monitor.cert_file),
+                    "key_file": str(monitor.key_file),
+                },
+            }
+        ],
+        "relabel_configs": [
+            {"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"},
+            {"action": "drop", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "(Failed|Succeeded)"},
+            {
+                "action": "keep",
+                "source_labels": selected,
+                "regex": f"({monitor.selector_value});true",
+            },
+            {"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": monitor.port},
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"target_label": "job", "replacement": f"{monitor.namespace}/{monitor.name}"},
+            {"target_label": "endpoint", "replacement": monitor.port},
+        ],
+    }
+
+
+def render_config(targets_dir: Path, scrape_interval: str = "1s", pod_monitor: PodMonitor | None = None) -> str:
+    """The Prometheus configuration: one job whose targets come from `targets_dir/*.json`, and with `pod_monitor`
+    the job a PodMonitor would generate."""
     config = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -42,7 +105,8 @@ def render_config(targets_dir: Path, scrape_interval: str = "1s") -> str:
             {
                 "job_name": DEFAULT_JOB,
                 "file_sd_configs": [{"files": [str(targets_dir / "*.json")], "refresh_interval": "1s"}],
-            }
+            },
+            *([pod_monitor_job(pod_monitor, scrape_interval)] if pod_monitor else []),
         ],
     }
     return json.dumps(config, indent=2)  # JSON is YAML
@@ -62,14 +126,17 @@ class Prometheus:
         return self.workdir / "targets"
 
     @classmethod
-    def start(cls, workdir: Path, *, detached: bool = False, timeout: float = 60.0) -> Prometheus:
-        """Start Prometheus under `workdir` and return once /-/ready answers."""
+    def start(
+        cls, workdir: Path, *, detached: bool = False, timeout: float = 60.0, pod_monitor: PodMonitor | None = None
+    ) -> Prometheus:
+        """Start Prometheus under `workdir` and return once /-/ready answers; with `pod_monitor`, it also scrapes
+        the pods that PodMonitor selects."""
         began = time.monotonic()
         workdir.mkdir(parents=True, exist_ok=True)
         targets_dir = workdir / "targets"
         targets_dir.mkdir(exist_ok=True)
         config_path = workdir / "prometheus.yml"
-        config_path.write_text(render_config(targets_dir))
+        config_path.write_text(render_config(targets_dir, pod_monitor=pod_monitor))
         port = free_port()
         process = launch(
             "prometheus",

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import ipaddress
 import json
 import os
+import tarfile
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from harness.certs import generate_certificates
+from harness.certs import generate_certificates, issue_client_certificate
+from harness.oci import ImageFile, write_image_archive
 from harness.processes import ProcessRecord, free_ports
 from harness.prometheus import render_config
 
@@ -70,3 +75,44 @@ def test_free_ports_are_distinct() -> None:
     ports = free_ports(8)
 
     assert len(set(ports)) == 8
+
+
+def test_a_node_credential_names_the_node_user_in_group_system_nodes(tmp_path: Path) -> None:
+    certificates = generate_certificates(tmp_path, service_ip="10.96.0.1", extra_addresses=("10.246.0.1",))
+    cert_path, key_path = issue_client_certificate(certificates, "kubelet", "system:node:n1", "system:nodes")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    serving = x509.load_pem_x509_certificate(certificates.serving_cert.read_bytes())
+
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:node:n1"
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "system:nodes"
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(certificates.ca_cert.read_bytes()))
+    assert key_path.stat().st_mode & 0o077 == 0
+    san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("10.246.0.1") in san.get_values_for_type(x509.IPAddress)
+
+
+def test_an_image_archive_is_an_oci_layout_whose_digests_match_its_blobs(tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    program.write_bytes(b"\x7fELF not really")
+    archive = write_image_archive(
+        tmp_path / "image.tar", "sluice.local/test:1", files={"/bin/program": ImageFile(program)}, entrypoint=["/x"]
+    )
+    with tarfile.open(archive) as tar:
+        members = {member.name: tar.extractfile(member) for member in tar.getmembers() if member.isfile()}
+        contents = {name: file.read() for name, file in members.items() if file}
+    index = json.loads(contents["index.json"])
+    entry = index["manifests"][0]
+    assert entry["annotations"]["io.containerd.image.name"] == "sluice.local/test:1"
+
+    def blob(digest: str) -> bytes:
+        return contents[f"blobs/sha256/{digest.removeprefix('sha256:')}"]
+
+    manifest = json.loads(blob(entry["digest"]))
+    for descriptor in [manifest["config"], *manifest["layers"]]:
+        assert hashlib.sha256(blob(descriptor["digest"])).hexdigest() == descriptor["digest"].removeprefix("sha256:")
+        assert len(blob(descriptor["digest"])) == descriptor["size"]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob(manifest["layers"][0]["digest"])))) as layer:
+        assert layer.extractfile("bin/program").read() == program.read_bytes()  # type: ignore[union-attr]
+    config = json.loads(blob(manifest["config"]["digest"]))
+    layer_tar = gzip.decompress(blob(manifest["layers"][0]["digest"]))
+    assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]

@@ -1,0 +1,117 @@
+"""The real node's infrastructure does what the sluice scenarios rely on: pods run as containers, Service names
+resolve through CoreDNS, ClusterIPs route through kube-proxy, and the Traefik Gateway splits requests by an
+HTTPRoute's weights."""
+
+from __future__ import annotations
+
+import collections
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import wait_until
+from harness.realnode import BUSYBOX_IMAGE, GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
+
+pytestmark = pytest.mark.real
+
+_PORT = 8080
+
+
+def _backend(namespace: str, name: str) -> list[dict[str, Any]]:
+    """A Deployment of one busybox httpd answering its own name, and a Service in front of it."""
+    labels = {"app": name}
+    container = {
+        "name": "httpd",
+        "image": BUSYBOX_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", f"echo {name} > /www/index.html && exec httpd -f -p {_PORT} -h /www"],
+        "ports": [{"containerPort": _PORT}],
+        "readinessProbe": {"httpGet": {"path": "/index.html", "port": _PORT}, "periodSeconds": 1},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": _PORT}]},
+    }
+    return [deployment, service]
+
+
+def _http_route(namespace: str, weights: dict[str, int]) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "split", "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
+            "rules": [{"backendRefs": [{"name": name, "port": 80, "weight": w} for name, w in weights.items()]}],
+        },
+    }
+
+
+def _apply(node: RealNode, name: str, documents: list[dict[str, Any]]) -> None:
+    manifest = node.workdir / f"{name}.yaml"
+    manifest.write_text(yaml.safe_dump_all(documents))
+    node.plane.kubectl("apply", "-f", str(manifest))
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode().strip())
+
+
+def test_pod_resolves_service_names_reaches_cluster_ips_and_gateway_splits_by_weight(
+    real_node: RealNode, real_namespace: str
+) -> None:
+    namespace, kubectl = real_namespace, real_node.plane.kubectl
+    client_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "client", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}
+            ],
+            "terminationGracePeriodSeconds": 1,
+        },
+    }
+    _apply(real_node, namespace, [*_backend(namespace, "backend-a"), *_backend(namespace, "backend-b"), client_pod])
+    kubectl("wait", "-n", namespace, "--for=condition=Available", "deployment", "--all", "--timeout=120s")
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/client", "--timeout=120s")
+    pod_ips = kubectl("get", "pods", "-n", namespace, "-o", "jsonpath={.items[*].status.podIP}").split()
+    assert len(pod_ips) == 3, pod_ips
+    assert all(ip.startswith("10.245.") for ip in pod_ips), pod_ips  # addresses on the node's bridge
+    cluster_ip = kubectl("get", "service", "backend-a", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+
+    # From inside a pod: the Service name resolves through CoreDNS to its ClusterIP, and a ClusterIP answers.
+    lookup = kubectl("exec", "-n", namespace, "client", "--", "nslookup", f"backend-a.{namespace}.svc.cluster.local")
+    assert cluster_ip in lookup, lookup
+    request = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc backend-b 80"
+    answer = kubectl("exec", "-n", namespace, "client", "--", "sh", "-c", request)
+    assert answer.rstrip().endswith("backend-b"), answer
+
+    # Through the Gateway: an HTTPRoute weighted 80/20, the served shares counted from the answers.
+    _apply(real_node, f"route-{namespace}", [_http_route(namespace, {"backend-a": 80, "backend-b": 20})])
+    url = f"{real_node.gateway_url}/index.html"
+    wait_until(lambda: _get(url) in {"backend-a", "backend-b"}, timeout=60, what="the Gateway routing the HTTPRoute")
+    served: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 60
+    while sum(served.values()) < 500 and time.monotonic() < deadline:
+        served[_get(url)] += 1
+    total = sum(served.values())
+    assert total >= 400, f"only {total} requests answered in 60 s"
+    assert set(served) == {"backend-a", "backend-b"}, served
+    assert abs(100 * served["backend-a"] / total - 80) <= 5, served
