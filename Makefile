@@ -50,8 +50,8 @@ test-real:  ## Scenarios on a real node: containers, kube-proxy, CoreDNS, a Trae
 stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs); see docs/reliability.md
 	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)
 
-cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig
-	PYTHONPATH=tests $(PY) -m harness up
+cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig. NODES=real: one real node, Traefik Gateway `public`, model file server
+	PYTHONPATH=tests $(PY) -m harness up $(if $(filter real,$(NODES)),--real)
 
 cluster-down:  ## Stop, by PID, what cluster-up started
 	PYTHONPATH=tests $(PY) -m harness down

@@ -29,6 +29,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from harness.processes import (
     tail,
     wait_until,
 )
+from harness.prometheus import PodMonitor
 from harness.tools import find_tools
 
 NODE_NAME = "sluice-node"
@@ -433,6 +435,34 @@ state = "{base / "state"}"
 
     # -- use ----------------------------------------------------------------------------------------------------
 
+    def serve_files(self, directory: Path, *, detached: bool = False) -> str:
+        """Serve `directory` over HTTP on the host address (where pods fetch models from, as they would from a
+        bucket's HTTP endpoint); returns its URL. The server stops with the node."""
+        (port,) = free_ports(1)
+        server = self._launch(
+            f"file-server-{port}",
+            [sys.executable, "-m", "http.server", "--bind", HOST_ADDRESS, "--directory", directory, str(port)],
+            detached=detached,
+        )
+        url = f"http://{HOST_ADDRESS}:{port}"
+        wait_until(lambda: http_ok(f"{url}/"), timeout=30, what=f"file server for {directory}", watched=[server])
+        return url
+
+    def pod_monitor(self, namespace: str, name: str, selector: tuple[str, str], port: str) -> PodMonitor:
+        """A PodMonitor-equivalent for Prometheus on this cluster, authenticated as the admin."""
+        certificates = self.plane.certificates
+        return PodMonitor(
+            namespace=namespace,
+            name=name,
+            selector_label=selector[0],
+            selector_value=selector[1],
+            port=port,
+            api_server=self.plane.server_url,
+            ca_file=certificates.ca_cert,
+            cert_file=certificates.admin_cert,
+            key_file=certificates.admin_key,
+        )
+
     def log_tails(self, lines: int = 30) -> str:
         """The last lines of every node component's and control-plane component's log."""
         node = "\n".join(f"----- {r.name} ({r.log_path}) -----\n{tail(r.log_path, lines)}" for r in self.processes)
@@ -451,7 +481,8 @@ state = "{base / "state"}"
         if self.plane.is_running() and "kubelet" in by_name and by_name["kubelet"].is_alive():
             with contextlib.suppress(Exception):
                 self._delete_pods(timeout=60)
-        stop_processes([record for name, record in by_name.items() if name in {"traefik", "coredns", "kube-proxy"}])
+        host_processes = {"traefik", "coredns", "kube-proxy"}
+        stop_processes([r for name, r in by_name.items() if name in host_processes or name.startswith("file-server")])
         with contextlib.suppress(Exception):
             _run(find_tools().binary("kube-proxy"), "--cleanup", check=False)
         stop_processes([record for name, record in by_name.items() if name == "kubelet"])
