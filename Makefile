@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,19 +15,33 @@ $(PY):
 
 setup: system-packages install tools  ## Everything a fresh machine needs: Debian packages, virtualenv, upstream binaries
 
-# The real node (tests marked `real`): containerd, runc, CNI plugins, iptables/nftables/conntrack for kube-proxy,
-# iproute2 for the harness's bridge, gcc + libc6-dev for the static pause program, busybox-static for test images.
-NODE_PACKAGES := containerd runc containernetworking-plugins iptables nftables conntrack iproute2 gcc libc6-dev busybox-static
+# The images: buildah, debootstrap, umoci, runc. The real node (tests marked `real`): containerd, runc, CNI plugins,
+# iptables/nftables/conntrack for kube-proxy, iproute2 for the harness's interfaces, gcc + libc6-dev for the static
+# pause program, busybox-static for the harness's test image.
+SYSTEM_PACKAGES := prometheus wrk buildah debootstrap umoci runc containerd containernetworking-plugins iptables \
+	nftables conntrack iproute2 gcc libc6-dev busybox-static
 
-system-packages:  ## Debian packages the tests use (prometheus, wrk, and the real node's runtime); needs root
-	@missing=$$(for p in prometheus wrk $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+system-packages:  ## Debian packages the tests use (prometheus, wrk; buildah, debootstrap, umoci for the images; containerd, runc, CNI plugins for the real node); needs root
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
 	$(BIN)/pip install -q -e operator -e serving-image -r requirements-dev.txt
 
-tools:  ## Build the pinned upstream binaries (etcd, Kubernetes, kwok, helm, kind) into a cache outside the repo
+tools:  ## Build the pinned upstream binaries (etcd, Kubernetes control plane + kubelet/kube-proxy, kwok, helm, kind, CoreDNS, Traefik, pause) into a cache outside the repo
 	bash tools/build.sh
+
+images:  ## Build both images without a container engine into OCI archives (~/.cache/sluice-images/{operator,serving}.oci.tar); needs root
+	bash hack/images.sh
+
+# Both images' Python dependencies, pinned with hashes for Linux/CPython 3.11 (the images' platform). The lock also
+# pins the build backend (setuptools) that builds each package inside its image. Existing pins are kept unless
+# LOCK_ARGS=--upgrade.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux --custom-compile-command "make locks" $(LOCK_ARGS)
+
+locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops extras) from the pyproject files
+	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
+	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops -o requirements.lock
 
 lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
 	$(BIN)/ruff check .
