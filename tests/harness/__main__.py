@@ -21,7 +21,7 @@ from pathlib import Path
 from harness.control_plane import ControlPlane
 from harness.processes import ProcessRecord, stop_processes
 from harness.prometheus import Prometheus
-from harness.realnode import RealNode
+from harness.realnode import HOST_ADDRESS, RealNode
 from harness.tools import REPO_ROOT
 
 
@@ -101,7 +101,9 @@ def up_real(cluster: LocalCluster) -> int:
     try:
         models_url = node.serve_files(cluster.models, detached=True)
         monitor = node.pod_monitor("default", "sluice-serving", ("app.kubernetes.io/name", "sluice-serving"), "http")
-        prometheus = Prometheus.start(cluster.workdir / "prometheus", detached=True, pod_monitor=monitor)
+        prometheus = Prometheus.start(
+            cluster.workdir / "prometheus", detached=True, pod_monitor=monitor, address=HOST_ADDRESS
+        )
     except BaseException:
         node.stop()
         raise

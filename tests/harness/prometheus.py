@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.processes import LOOPBACK, ProcessRecord, free_port, http_ok, launch, stop_processes, tail, wait_until
+from harness.processes import LOOPBACK, ProcessRecord, free_ports, http_ok, launch, stop_processes, tail, wait_until
 from harness.tools import prometheus_binary
 
 DEFAULT_JOB = "sluice-test"
@@ -127,24 +127,31 @@ class Prometheus:
 
     @classmethod
     def start(
-        cls, workdir: Path, *, detached: bool = False, timeout: float = 60.0, pod_monitor: PodMonitor | None = None
+        cls,
+        workdir: Path,
+        *,
+        detached: bool = False,
+        timeout: float = 60.0,
+        pod_monitor: PodMonitor | None = None,
+        address: str = LOOPBACK,
     ) -> Prometheus:
         """Start Prometheus under `workdir` and return once /-/ready answers; with `pod_monitor`, it also scrapes
-        the pods that PodMonitor selects."""
+        the pods that PodMonitor selects. It listens on `address` (a real node's host address for an operator pod
+        to reach it)."""
         began = time.monotonic()
         workdir.mkdir(parents=True, exist_ok=True)
         targets_dir = workdir / "targets"
         targets_dir.mkdir(exist_ok=True)
         config_path = workdir / "prometheus.yml"
         config_path.write_text(render_config(targets_dir, pod_monitor=pod_monitor))
-        port = free_port()
+        (port,) = free_ports(1)
         process = launch(
             "prometheus",
             [
                 prometheus_binary(),
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address={LOOPBACK}:{port}",
+                f"--web.listen-address={address}:{port}",
                 "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=2h",
                 "--log.level=warn",
@@ -152,7 +159,7 @@ class Prometheus:
             workdir / "logs" / "prometheus.log",
             die_with_parent=not detached,
         )
-        prometheus = cls(workdir=workdir, url=f"http://{LOOPBACK}:{port}", process=process)
+        prometheus = cls(workdir=workdir, url=f"http://{address}:{port}", process=process)
         try:
             wait_until(
                 lambda: http_ok(f"{prometheus.url}/-/ready"),
