@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from harness.certs import generate_certificates, issue_client_certificate
 from harness.oci import ImageFile, write_image_archive
 from harness.processes import ProcessRecord, free_ports
-from harness.prometheus import render_config
+from harness.prometheus import PodMonitor, render_config
 
 
 def test_the_admin_certificate_is_in_system_masters_and_signed_by_the_ca(tmp_path: Path) -> None:
@@ -116,3 +116,35 @@ def test_an_image_archive_is_an_oci_layout_whose_digests_match_its_blobs(tmp_pat
     config = json.loads(blob(manifest["config"]["digest"]))
     layer_tar = gzip.decompress(blob(manifest["layers"][0]["digest"]))
     assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(layer_tar).hexdigest()}"]
+
+
+def test_pod_discovery_attaches_the_labels_a_prometheus_operator_pod_monitor_attaches(tmp_path: Path) -> None:
+    monitor = PodMonitor(
+        namespace="monitoring",
+        name="sluice-serving",
+        selector_label="app.kubernetes.io/name",
+        selector_value="sluice-serving",
+        port="http",
+        api_server="https://10.246.0.1:6443",
+        ca_file=tmp_path / "ca.crt",
+        cert_file=tmp_path / "admin.crt",
+        key_file=tmp_path / "admin.key",
+    )
+    (job,) = json.loads(render_config(tmp_path / "targets", pod_monitor=monitor))["scrape_configs"][1:]
+    relabel = job["relabel_configs"]
+    targets = {rule["target_label"]: rule for rule in relabel if "target_label" in rule}
+
+    assert job["job_name"] == "podMonitor/monitoring/sluice-serving/0"
+    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    assert targets["namespace"]["source_labels"] == ["__meta_kubernetes_namespace"]
+    assert targets["pod"]["source_labels"] == ["__meta_kubernetes_pod_name"]
+    assert targets["container"]["source_labels"] == ["__meta_kubernetes_pod_container_name"]
+    assert targets["job"]["replacement"] == "monitoring/sluice-serving"
+    assert targets["endpoint"]["replacement"] == "http"
+    keeps = [rule for rule in relabel if rule.get("action") == "keep"]
+    assert keeps[0]["source_labels"][0] == "__meta_kubernetes_pod_label_app_kubernetes_io_name"
+    assert keeps[1] == {
+        "action": "keep",
+        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+        "regex": "http",
+    }
