@@ -1,9 +1,9 @@
 """A real Kubernetes node beside the local control plane: containers run, Services route, a Gateway splits traffic.
 
 What runs (all started by the harness, all stopped by PID, every file under the work directory):
-- a dummy interface `sluice-host0` holding HOST_ADDRESS (10.246.0.1/32), created before the API server starts:
-  the address the API server, the kubelet, CoreDNS, Traefik and the harness's file servers bind, reachable from
-  this host and (through the pods' default route to the bridge) from every pod;
+- an interface `sluice-host0` (a bridge without ports) holding HOST_ADDRESS (10.246.0.1/32), created before the
+  API server starts: the address the API server, the kubelet, CoreDNS, Traefik and the harness's file servers
+  bind, reachable from this host and (through the pods' default route to the bridge) from every pod;
 - the control plane (`ControlPlane`, no kwok nodes) serving on HOST_ADDRESS, so the `kubernetes` Service has an
   endpoint pods reach and `kubectl logs`/`exec` work;
 - containerd (Debian's, with its own root, state and sockets; CRI with the bridge CNI, `restrict_oom_score_adj`
@@ -271,6 +271,7 @@ state = "{base / "state"}"
 
     def _start_kubelet(self, kubelet: Path, *, detached: bool) -> None:
         base = self.workdir / "kubelet"
+        base.mkdir(parents=True, exist_ok=True)
         certificates = self.plane.certificates
         credential = issue_client_certificate(certificates, "kubelet", f"system:node:{NODE_NAME}", "system:nodes")
         kubeconfig = write_kubeconfig(base / "kubeconfig", self.plane.server_url, certificates, credential)
@@ -328,6 +329,7 @@ state = "{base / "state"}"
 
     def _start_kube_proxy(self, kube_proxy: Path, *, detached: bool) -> None:
         base = self.workdir / "kube-proxy"
+        base.mkdir(parents=True, exist_ok=True)
         credential = issue_client_certificate(self.plane.certificates, "kube-proxy", "system:kube-proxy")
         kubeconfig = write_kubeconfig(base / "kubeconfig", self.plane.server_url, self.plane.certificates, credential)
         config = {
@@ -555,7 +557,7 @@ def _write_sysctl(name: str, value: str) -> None:
 def _prepare_host_network() -> dict[str, str]:
     """Create the host address's interface and turn on forwarding and bridge netfilter; returns the old sysctls."""
     old = {name: _read_sysctl(name) for name in _SYSCTLS}
-    _run("ip", "link", "add", HOST_INTERFACE, "type", "dummy")
+    _run("ip", "link", "add", HOST_INTERFACE, "type", "bridge")  # no dummy module on these VMs
     _run("ip", "addr", "add", f"{HOST_ADDRESS}/32", "dev", HOST_INTERFACE)
     _run("ip", "link", "set", HOST_INTERFACE, "up")
     for name in _SYSCTLS:
