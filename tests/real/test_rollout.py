@@ -17,7 +17,7 @@ from harness import wait_until
 from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
 from real.conftest import ModelServer, Release
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
-from unit.serving.support import ModelFiles, make_classifier, rows_body
+from unit.serving.support import ModelFiles, make_classifier, make_flipped_classifier, rows_body
 
 pytestmark = pytest.mark.real
 
@@ -36,16 +36,22 @@ class GatewayModel:
             headers={"Content-Type": "application/json"},
         )
 
-    def apply(self, version: str) -> None:
+    def apply(self, version: str, *, uri: str | None = None, progress_deadline: str = "4m") -> None:
+        """Deploy `version` of the model (served from `uri`, default the model's own file) with its digest."""
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ModelDeployment",
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": {
-                "model": {"version": version, "uri": self.model_url, "format": "sklearn", "digest": self.model.digest},
+                "model": {
+                    "version": version,
+                    "uri": uri or self.model_url,
+                    "format": "sklearn",
+                    "digest": self.model.digest,
+                },
                 "replicas": 1,
                 "traffic": {"gateway": {"parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}]}},
-                "rollout": {"steps": STEPS, "interval": "20s", "progressDeadline": "4m"},
+                "rollout": {"steps": STEPS, "interval": "20s", "progressDeadline": progress_deadline},
                 "analysis": {"minRequests": 10, "maxErrorRate": 0.05, "onInconclusive": "Hold"},
             },
         }
@@ -85,14 +91,18 @@ class GatewayModel:
         return str(answer["model_version"])
 
 
+def _stable(deployed: GatewayModel) -> None:
+    deployed.apply("1.0.0")
+    wait_until(lambda: deployed.status().get("phase") == "Stable", timeout=240, what="1.0.0 Stable", interval=1)
+    wait_until(lambda: deployed.ask() == "1.0.0", timeout=60, what="1.0.0 answering through the Gateway")
+
+
 def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight_through_the_gateway(
     real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
 ) -> None:
     model = make_classifier(model_server.directory)
     deployed = GatewayModel(real_node, real_namespace, "promoted", model, f"{model_server.url}/{model.joblib.name}")
-    deployed.apply("1.0.0")
-    wait_until(lambda: deployed.status().get("phase") == "Stable", timeout=240, what="1.0.0 Stable", interval=1)
-    wait_until(lambda: deployed.ask() == "1.0.0", timeout=60, what="1.0.0 answering through the Gateway")
+    _stable(deployed)
 
     deployed.apply("2.0.0")
     served: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -116,3 +126,37 @@ def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight
         assert total >= 200, f"step {step}%: only {total} requests measured ({dict(served)})"
         assert not [answer for answer in counts if answer.startswith("failed")], counts
         assert abs(100 * counts["2.0.0"] / total - step) <= 5, f"step {step}%: {counts}"
+
+
+def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_without_a_failed_request(
+    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+) -> None:
+    """The user's 2.0.0 names the digest of the file they meant, but the file at the URI is another one (a
+    re-trained model uploaded over it): its pods never pass readiness, the rollout ends at progressDeadline, and
+    every request through the Gateway meanwhile is answered by 1.0.0."""
+    model = make_classifier(model_server.directory)
+    other = make_flipped_classifier(model_server.directory)
+    deployed = GatewayModel(real_node, real_namespace, "unverified", model, f"{model_server.url}/{model.joblib.name}")
+    _stable(deployed)
+
+    deployed.apply("2.0.0", uri=f"{model_server.url}/{other.joblib.name}", progress_deadline="60s")
+    answers: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        history = deployed.status().get("history", [])
+        if any(entry["version"] == "2.0.0" for entry in history):
+            break
+        for _ in range(20):
+            answers[deployed.ask()] += 1
+    status = deployed.status()
+    (entry,) = [entry for entry in status.get("history", []) if entry["version"] == "2.0.0"]
+    assert entry["outcome"] == "RolledBack", entry
+    assert status.get("stableVersion") == "1.0.0", status
+    assert set(answers) == {"1.0.0"}, answers  # no failed request, nothing from 2.0.0
+    assert sum(answers.values()) >= 200, answers
+    canary_pods = real_node.plane.kubectl(
+        "get", "pods", "-n", real_namespace, "-l", "sluice.dev/track=canary", "-o", "json"
+    )
+    for pod in json.loads(canary_pods)["items"]:
+        statuses = pod.get("status", {}).get("containerStatuses", [])
+        assert not any(container.get("ready") for container in statuses), pod["metadata"]["name"]
