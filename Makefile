@@ -40,8 +40,11 @@ test-unit:  ## Fast tests, no processes
 test-integration:  ## Tests against the real local control plane, Prometheus and model servers
 	$(BIN)/pytest -m "integration or e2e"
 
-stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs); see docs/reliability.md
+FUZZ_SECONDS ?= 300
+
+stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs), then FUZZ_SECONDS of atheris on the model server; see docs/reliability.md
 	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)
+	$(PY) tests/fuzz/run_atheris.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig
 	PYTHONPATH=tests $(PY) -m harness up

@@ -67,6 +67,7 @@ class HttpProtocol(asyncio.Protocol):
         self._max_body = cfg.max_body_bytes
         self._max_url = cfg.max_url_bytes
         self._max_head = cfg.max_header_bytes
+        self._max_message = cfg.max_body_bytes + cfg.max_header_bytes  # body with chunk framing and trailers
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +76,8 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._in_head = True  # between requests or in a request's head: received bytes count as head bytes
         self._head_bytes = 0
+        self._header_bytes = 0  # names and values of the current request's headers
+        self._message_bytes = 0  # bytes received after the current request's head
         self._in_message = False
         self._message_started = 0.0  # monotonic time of the current request's first byte
         self._expect_continue = False
@@ -122,6 +125,11 @@ class HttpProtocol(asyncio.Protocol):
         self._handled = 0
         if self._in_head:
             self._head_bytes += len(data)
+        elif self._in_message:  # body and trailers: the parser buffers trailers whole, so count raw bytes too
+            self._message_bytes += len(data)
+            if self._message_bytes > self._max_message:
+                self._fail(413, f"the request is larger than SLUICE_MAX_BODY_BYTES ({self._max_body} bytes)")
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -132,7 +140,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._fail(400, f"malformed HTTP request: {exc}")
             return
         if self._in_head and self._head_bytes > self._max_head:
-            self._fail(431, f"the request head is larger than SLUICE_MAX_HEADER_BYTES ({self._max_head} bytes)")
+            self._refuse_large_head()
 
     # httptools callbacks
 
@@ -140,6 +148,7 @@ class HttpProtocol(asyncio.Protocol):
         self._in_message = True
         self._message_started = time.monotonic()
         self._url = b""
+        self._header_bytes = 0
         self._body = []
         self._body_size = 0
         self._expect_continue = False
@@ -152,6 +161,10 @@ class HttpProtocol(asyncio.Protocol):
             raise _RefusedError
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_bytes > self._max_head:  # a whole head in one read is never counted by data_received
+            self._refuse_large_head()
+            raise _RefusedError
         if len(name) == 14 and name.lower() == b"content-length":
             try:
                 too_large = int(value) > self._max_body
@@ -165,6 +178,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        self._message_bytes = 0
         parser = self._parser
         if parser.should_upgrade():
             if parser.get_method() == b"CONNECT":
@@ -273,6 +287,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         head = _head(reply.status, reply.content_type, len(reply.body), close, reply.headers)
         self._transport.write(head if head_only else head + reply.body)
+
+    def _refuse_large_head(self) -> None:
+        self._fail(431, f"the request head is larger than SLUICE_MAX_HEADER_BYTES ({self._max_head} bytes)")
 
     def _refuse_too_large(self) -> None:
         """413 and close: the rest of the body is never read."""
