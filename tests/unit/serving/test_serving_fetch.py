@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from sluice_serving.fetch import FetchError, fetch, sha256_digest
+from sluice_serving.models import load_model
+from unit.serving.support import ModelFiles, digest_of
 
 MAX = 1 << 20
 
@@ -86,3 +88,25 @@ def test_a_missing_file_is_a_fetch_error(tmp_path: Path) -> None:
 def test_an_unknown_scheme_is_a_fetch_error(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="unsupported"):
         fetch("ftp://host/model.onnx", str(tmp_path / "cache"), "", 5, MAX)
+
+
+def test_a_file_over_the_size_cap_is_refused_and_leaves_nothing_in_the_cache(model_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="SLUICE_MAX_MODEL_BYTES"):
+        fetch(str(model_file), str(tmp_path / "cache"), "", 5, len(b"model bytes") - 1)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_device_is_not_a_model_file(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="not a regular file"):
+        fetch("/dev/zero", str(tmp_path / "cache"), "", 5, MAX)
+
+
+def test_the_model_loaded_is_the_bytes_whose_digest_was_checked(classifier: ModelFiles, tmp_path: Path) -> None:
+    """Finding 8: the file is read once; replacing it in the cache after the check changes nothing loaded."""
+    fetched = fetch(str(classifier.onnx), str(tmp_path / "cache"), digest_of(classifier.onnx), 5, 1 << 30)
+    for cached in (tmp_path / "cache").rglob("*.onnx"):
+        cached.write_bytes(b"not the verified model")
+    model = load_model(fetched, "onnx", True, 1)
+    assert model.predict({"input": classifier.rows.astype("float32")}, ["label"])["label"].tolist() == (
+        classifier.expected
+    )
