@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from integration.serving.conftest import Serving, Start, free_port
+from integration.serving.conftest import HARDENED_ENV, Serving, Start, free_port
 from integration.serving.hostile import (
     LIVE,
     PeakRss,
@@ -27,26 +27,16 @@ from unit.serving.support import ModelFiles, digest_of
 
 pytestmark = pytest.mark.integration
 
-REQUEST_TIMEOUT = 2.0
-KEEPALIVE_TIMEOUT = 4.0  # longer than the request timeout: a trickled request must not live on keep-alive time
-MAX_CONNECTIONS = 40
+REQUEST_TIMEOUT = float(HARDENED_ENV["SLUICE_REQUEST_TIMEOUT"])
+KEEPALIVE_TIMEOUT = float(HARDENED_ENV["SLUICE_KEEPALIVE_TIMEOUT"])
+MAX_CONNECTIONS = int(HARDENED_ENV["SLUICE_MAX_CONNECTIONS"])
 INFER = "/v2/models/model/infer"
 PREDICT = "/v1/models/model:predict"
 
 
 @pytest.fixture(scope="module")
-def server(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
-    env = {
-        "MODEL_URI": str(classifier.joblib),
-        "MODEL_DIGEST": classifier.digest,
-        "SLUICE_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
-        "SLUICE_KEEPALIVE_TIMEOUT": str(KEEPALIVE_TIMEOUT),
-        "SLUICE_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-    }
-    serving = Serving(env, tmp_path_factory.mktemp("cache"))
-    serving.wait_ready()
-    yield serving
-    assert serving.stop() == 0
+def server(hardened_server: Serving) -> Serving:
+    return hardened_server
 
 
 def long_string_bodies() -> dict[str, bytes]:
@@ -74,19 +64,20 @@ def test_a_long_string_among_numbers_is_refused_without_a_wide_array(server: Ser
 # -- finding 5: the HTTP layer ------------------------------------------------------------------------------------
 
 
-def test_a_long_url_is_refused_with_414(server: Serving) -> None:
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /v2/health/live?" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 1_000_000 + b"\r\n\r\n", 431),
+        (b"GET /v2/health/live HTTP/1.1\r\n" + b"X-A: b\r\n" * 10_000 + b"\r\n", 431),
+    ],
+    ids=["a URL of 1 MB", "a header of 1 MB", "10,000 headers"],
+)
+def test_a_long_url_or_head_is_refused_and_closed(server: Serving, request_bytes: bytes, status: int) -> None:
     with connect(server.port) as sock:
-        send(sock, b"GET /v2/health/live?" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        send(sock, request_bytes)
         reply, closed = read_until_closed(sock, 5)
-    assert first_status(reply) == 414
-    assert closed
-
-
-def test_a_huge_header_is_refused_with_431(server: Serving) -> None:
-    with connect(server.port) as sock:
-        send(sock, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 1_000_000 + b"\r\n\r\n")
-        reply, closed = read_until_closed(sock, 5)
-    assert first_status(reply) == 431
+    assert first_status(reply) == status
     assert closed
 
 

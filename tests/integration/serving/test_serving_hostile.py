@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 
-from integration.serving.conftest import Serving
+from integration.serving.conftest import HARDENED_ENV, Serving
 from integration.serving.hostile import (
     LIVE,
     PeakRss,
@@ -24,14 +24,13 @@ from integration.serving.hostile import (
     read_until_closed,
     send,
 )
-from unit.serving.support import ModelFiles
 
 pytestmark = pytest.mark.integration
 
 PEAK_RSS_MIB = 400
 """The server's peak RSS bound during any case: its resting size (about 150 MiB: Python, numpy, scikit-learn,
 onnxruntime, the model) plus room; the request of finding 3 alone used to take 1.6 GB."""
-MAX_CONNECTIONS = 40
+MAX_CONNECTIONS = int(HARDENED_ENV["SLUICE_MAX_CONNECTIONS"])
 INFER = "/v2/models/model/infer"
 PREDICT = "/v1/models/model:predict"
 CLOSED = None  # the server closed the connection without a response
@@ -282,22 +281,8 @@ CASES: dict[str, tuple[Case, set[int | None]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def target(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
-    env = {
-        "MODEL_URI": str(classifier.joblib),
-        "MODEL_DIGEST": classifier.digest,
-        "SLUICE_REQUEST_TIMEOUT": "2",
-        "SLUICE_KEEPALIVE_TIMEOUT": "4",
-        "SLUICE_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-    }
-    serving = Serving(env, tmp_path_factory.mktemp("cache"))
-    serving.wait_ready()
-    yield serving
-    assert serving.stop() == 0
-
-
-def test_hostile_requests_get_no_5xx_leave_liveness_answered_and_memory_bounded(target: Serving) -> None:
+def test_hostile_requests_get_no_5xx_leave_liveness_answered_and_memory_bounded(hardened_server: Serving) -> None:
+    target = hardened_server
     assert len(CASES) >= 60
     peak = PeakRss(target.proc.pid)
     rows = []
