@@ -61,8 +61,11 @@ test-integration:  ## Tests against the real local control plane, Prometheus and
 test-real:  ## Scenarios on a real node: containers, kube-proxy, CoreDNS, a Traefik Gateway (root; see docs/local-control-plane.md)
 	$(BIN)/pytest -m real
 
-stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs); see docs/reliability.md
+FUZZ_SECONDS ?= 300
+
+stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under SIGKILLs, 1,000 generated manifests, longer API-fault runs), then FUZZ_SECONDS of atheris on the model server; see docs/reliability.md
 	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)
+	$(PY) tests/fuzz/run_atheris.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig. NODES=real: one real node, Traefik Gateway `public`, model file server
 	PYTHONPATH=tests $(PY) -m harness up $(if $(filter real,$(NODES)),--real)

@@ -15,6 +15,7 @@ from sluice_serving.metrics import Metrics
 from sluice_serving.models import Model
 from sluice_serving.protocol import (
     RequestError,
+    StringLimits,
     dumps,
     encode_outputs,
     parse_infer,
@@ -46,11 +47,15 @@ def error(status: int, message: str, endpoint: str | None = None) -> Reply:
 
 
 class App:
-    """The V2 (and V1 `:predict`) API over one model, plus health, metadata and /metrics."""
+    """The V2 (and V1 `:predict`) API over one model, plus health, metadata and /metrics; or, as the app of
+    SLUICE_METRICS_PORT (`metrics_only`), /metrics alone, which the API port then does not serve."""
 
-    def __init__(self, cfg: Config, metrics: Metrics) -> None:
+    def __init__(self, cfg: Config, metrics: Metrics, metrics_only: bool = False) -> None:
         self.cfg = cfg
         self.metrics = metrics
+        self.metrics_only = metrics_only
+        self._serves_metrics = metrics_only or cfg.metrics_port is None
+        self._strings = StringLimits(cfg.max_string_chars, cfg.max_strings_total_chars)
         self.model: Model | None = None
         self.fallback: Answerer | None = None
         self.shadow: Shadow | None = None
@@ -83,14 +88,29 @@ class App:
             return reply._replace(delay=self.cfg.fault_latency)
         return reply
 
+    def accepts_body(self, method: str, path: str) -> bool:
+        """Whether a request's body would be read (for `Expect: 100-continue`): a POST to this model's V2
+        infer or V1 :predict."""
+        if method != "POST":
+            return False
+        parts = path.strip("/").split("/")
+        name = self.cfg.model_name
+        if parts == ["v1", "models", name + ":predict"]:
+            return True
+        if parts[:3] != ["v2", "models", name] or parts[-1] != "infer":
+            return False
+        return len(parts) == 4 or (len(parts) == 6 and parts[3] == "versions" and parts[4] in self._versions)
+
     def _route(self, method: str, path: str, body: bytes) -> Reply:
         parts = path.strip("/").split("/")
         head = parts[0]
-        if head == "v2":
-            return self._v2(method, parts[1:], body)
-        if head == "metrics" and len(parts) == 1:
+        if head == "metrics" and len(parts) == 1 and self._serves_metrics:
             _require(method, "GET")
             return Reply(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        if self.metrics_only:
+            raise RequestError(404, f"no route for {path}; this port serves /metrics only")
+        if head == "v2":
+            return self._v2(method, parts[1:], body)
         if head == "v1" and len(parts) == 3 and parts[1] == "models":
             name, _, verb = parts[2].partition(":")
             if verb == "predict":
@@ -152,7 +172,7 @@ class App:
 
     def _infer(self, name: str, version: str | None, body: bytes) -> Reply:
         model = self._loaded(name, version)
-        request = parse_infer(body, model.inputs, model.outputs)
+        request = parse_infer(body, model.inputs, model.outputs, self._strings)
         results, fallback = self._predict(model, request.inputs, request.outputs, "infer")
         doc: dict[str, Any] = {
             "model_name": self.cfg.model_name,
@@ -168,7 +188,7 @@ class App:
         if len(model.inputs) != 1:
             raise RequestError(400, "the V1 :predict form needs a single-input model; use /v2 infer")
         spec = model.inputs[0]
-        x = parse_v1_instances(body, spec)
+        x = parse_v1_instances(body, spec, self._strings)
         results, fallback = self._predict(model, {spec.name: x}, (model.prediction_output,), "predict")
         predictions = tensor_json("", results[model.prediction_output])["data"]
         return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=fallback)

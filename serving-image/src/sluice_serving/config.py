@@ -46,13 +46,35 @@ SETTINGS = (
     ),
     Setting("SLUICE_TRACK", "stable", "stable | canary: the `track` metric label."),
     Setting("SLUICE_HOST", "0.0.0.0", "Listen address (tests use 127.0.0.1)."),
-    Setting("PORT", "8080", "Listen port for the API, the health probes and /metrics (one port)."),
+    Setting("PORT", "8080", "Listen port for the API and the health probes (and /metrics unless SLUICE_METRICS_PORT)."),
+    Setting(
+        "SLUICE_METRICS_PORT",
+        "",
+        "Serve /metrics on this port only (not on PORT), so that PORT can be exposed alone. Empty: /metrics on PORT.",
+    ),
     Setting("MODEL_CACHE_DIR", "/tmp/sluice-models", "Local model cache; mount an emptyDir here."),
-    Setting("SLUICE_MAX_BODY_BYTES", "16777216", "Largest request body accepted; larger gets 413."),
+    Setting("SLUICE_MAX_BODY_BYTES", "16777216", "Largest request body accepted; larger gets 413 and a close."),
+    Setting("SLUICE_MAX_URL_BYTES", "8192", "Longest request target (path and query) accepted; longer gets 414."),
+    Setting("SLUICE_MAX_HEADER_BYTES", "65536", "Largest request line plus headers accepted; larger gets 431."),
+    Setting(
+        "SLUICE_REQUEST_TIMEOUT",
+        "30",
+        "Seconds from a request's first byte by which its head and body must have arrived; else 408 and a close.",
+    ),
+    Setting("SLUICE_MAX_CONNECTIONS", "1024", "Open connections per worker; one more is answered 503 and closed."),
+    Setting("SLUICE_MAX_STRING_CHARS", "65536", "Longest string in a BYTES tensor (characters); longer gets 400."),
+    Setting(
+        "SLUICE_MAX_STRINGS_TOTAL_CHARS", "1048576", "Characters in all strings of one BYTES tensor; more gets 400."
+    ),
     Setting("SLUICE_NUM_THREADS", "1", "Intra-op threads for onnxruntime (and BLAS via the environment)."),
     Setting("SLUICE_DRAIN_TIMEOUT", "25", "Seconds to wait for in-flight requests after SIGTERM."),
     Setting("SLUICE_KEEPALIVE_TIMEOUT", "75", "Seconds an idle keep-alive connection is kept open."),
-    Setting("SLUICE_DOWNLOAD_TIMEOUT", "120", "Seconds allowed for fetching the model."),
+    Setting("SLUICE_DOWNLOAD_TIMEOUT", "120", "Seconds allowed for fetching the model, in total (all retries)."),
+    Setting(
+        "SLUICE_MAX_MODEL_BYTES",
+        "2147483648",
+        "Largest model file fetched (each of model, fallback and reference); a larger one fails the start.",
+    ),
     Setting("SLUICE_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR. Logs are JSON lines on stderr."),
     Setting("SLUICE_ACCESS_LOG", "false", "Log every request (costly at high request rates)."),
     Setting("SLUICE_LATENCY_BUCKETS", ",".join(map(str, DEFAULT_LATENCY_BUCKETS)), "Latency buckets (s)."),
@@ -118,8 +140,16 @@ class Config:
     track: str
     host: str
     port: int
+    metrics_port: int | None
     cache_dir: str
     max_body_bytes: int
+    max_url_bytes: int
+    max_header_bytes: int
+    request_timeout: float
+    max_connections: int
+    max_string_chars: int
+    max_strings_total_chars: int
+    max_model_bytes: int
     num_threads: int
     drain_timeout: float
     keepalive_timeout: float
@@ -177,6 +207,11 @@ class Config:
         def nonneg(v: float) -> bool:
             return v >= 0
 
+        def positive(v: float) -> bool:
+            return v > 0
+
+        require_digest_over_http(uri, digest, "MODEL_DIGEST")
+
         return cls(
             workers=parse("SLUICE_WORKERS", int, lambda v: 1 <= v <= 64, "1..64"),
             fallback=_fallback(get),
@@ -189,7 +224,15 @@ class Config:
             host=get("SLUICE_HOST"),
             port=parse("PORT", int, lambda v: 0 <= v <= 65535, "a port number"),
             cache_dir=get("MODEL_CACHE_DIR"),
-            max_body_bytes=parse("SLUICE_MAX_BODY_BYTES", int, lambda v: v > 0, "a positive integer"),
+            metrics_port=parse("SLUICE_METRICS_PORT", _optional_int, _port_or_none, "empty or a port number"),
+            max_body_bytes=parse("SLUICE_MAX_BODY_BYTES", int, positive, "a positive integer"),
+            max_url_bytes=parse("SLUICE_MAX_URL_BYTES", int, positive, "a positive integer"),
+            max_header_bytes=parse("SLUICE_MAX_HEADER_BYTES", int, positive, "a positive integer"),
+            request_timeout=parse("SLUICE_REQUEST_TIMEOUT", float, positive, "seconds > 0"),
+            max_connections=parse("SLUICE_MAX_CONNECTIONS", int, positive, "a positive integer"),
+            max_string_chars=parse("SLUICE_MAX_STRING_CHARS", int, positive, "a positive integer"),
+            max_strings_total_chars=parse("SLUICE_MAX_STRINGS_TOTAL_CHARS", int, positive, "a positive integer"),
+            max_model_bytes=parse("SLUICE_MAX_MODEL_BYTES", int, positive, "a positive integer"),
             num_threads=parse("SLUICE_NUM_THREADS", int, lambda v: v > 0, "a positive integer"),
             drain_timeout=parse("SLUICE_DRAIN_TIMEOUT", float, nonneg, "a number of seconds"),
             keepalive_timeout=parse("SLUICE_KEEPALIVE_TIMEOUT", float, lambda v: v > 0, "seconds > 0"),
@@ -235,8 +278,23 @@ def _fallback(get: Callable[[str], str]) -> Fallback | None:
         digest = get("SLUICE_FALLBACK_MODEL_DIGEST").lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError("SLUICE_FALLBACK_MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
+        require_digest_over_http(uri, digest, "SLUICE_FALLBACK_MODEL_DIGEST")
         return Fallback("model", uri=uri, digest=digest, format=fmt)
     raise ConfigError(f"SLUICE_FALLBACK={raw!r} must be constant:<json> or model")
+
+
+def require_digest_over_http(uri: str, digest: str, digest_env: str) -> None:
+    """A model fetched over plain http:// must be pinned: anyone on the network path could replace it."""
+    if not digest and uri.lower().startswith("http://"):
+        raise ConfigError(f"{digest_env} is required for a plain http:// model URI (or use https://)")
+
+
+def _optional_int(raw: str) -> int | None:
+    return int(raw) if raw else None
+
+
+def _port_or_none(v: int | None) -> bool:
+    return v is None or 0 <= v <= 65535
 
 
 def _format_from_suffix(uri: str, variable: str = "MODEL_FORMAT") -> str:

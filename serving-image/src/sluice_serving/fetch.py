@@ -1,18 +1,21 @@
-"""Fetch the model into the local cache and verify its sha256 digest before anything loads it."""
+"""Fetch the model into the local cache, bounded in bytes (SLUICE_MAX_MODEL_BYTES) and in total time
+(SLUICE_DOWNLOAD_TIMEOUT), and verify its sha256 digest on the same bytes that are then loaded."""
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
-import shutil
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
+
+from sluice_serving.models import ModelFile
 
 log = logging.getLogger("sluice_serving.fetch")
 
@@ -20,23 +23,21 @@ CHUNK = 1 << 20
 
 
 class FetchError(RuntimeError):
-    """The model could not be fetched, or its digest does not match."""
+    """The model could not be fetched, is too large or too slow, or its digest does not match."""
 
 
-def sha256_file(path: Path) -> str:
-    """The file's digest as "sha256:<hex>"."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+def sha256_digest(data: bytes) -> str:
+    """The digest of `data` as "sha256:<hex>"."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def fetch(uri: str, cache_dir: str, digest: str, timeout: float) -> Path:
-    """Copy the model at `uri` into `cache_dir` and return the cached path.
+def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int) -> ModelFile:
+    """Copy the model at `uri` into `cache_dir` and return its bytes, read once: the digest is computed on
+    exactly the bytes the caller loads (no second open between check and load).
 
     With a pinned `digest`, a cached copy that still verifies is reused and a fetched copy that does not
-    verify is deleted and refused. Without one, the model is fetched afresh on every start.
+    verify is deleted and refused. Without one, the model is fetched afresh on every start. The copy stops
+    with a FetchError past `max_bytes` or `timeout` seconds after it began, whatever the source's pace.
     """
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""  # "C:" is not a scheme
@@ -48,19 +49,23 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float) -> Path:
         raise FetchError(f"cannot create MODEL_CACHE_DIR {cache_dir}: {exc}") from exc
     key = digest.replace(":", "-") if digest else "uri-" + hashlib.sha256(uri.encode()).hexdigest()[:32]
     target = cache / key / name
-    if digest and target.exists():
-        if sha256_file(target) == digest:
+    if digest and target.is_file() and target.stat().st_size <= max_bytes:
+        data = target.read_bytes()
+        if sha256_digest(data) == digest:
             log.info("model found in cache", extra={"path": str(target)})
-            return target
+            return ModelFile(name, data)
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    opener = _opener(scheme, uri, parsed, timeout)
+    deadline = time.monotonic() + timeout
+    opener = _opener(scheme, uri, parsed, deadline)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            opener(out)
-        actual = sha256_file(tmp)
+        with os.fdopen(fd, "w+b") as out:
+            opener(_Sink(out, max_bytes, deadline, timeout))
+            out.seek(0)
+            data = out.read()
+        actual = sha256_digest(data)
         if digest and actual != digest:
             raise FetchError(f"digest mismatch for {uri}: MODEL_DIGEST is {digest} but the file is {actual}")
         tmp.replace(target)
@@ -71,58 +76,113 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float) -> Path:
         tmp.unlink(missing_ok=True)
         raise FetchError(f"cannot fetch {uri}: {exc}") from exc
     log.info("model fetched", extra={"uri": uri, "path": str(target), "digest": actual})
-    return target
+    return ModelFile(name, data)
 
 
-def _opener(scheme: str, uri: str, parsed: urllib.parse.ParseResult, timeout: float) -> Callable[[BinaryIO], None]:
+class _Sink:
+    """The download's destination: refuses a byte past `max_bytes`, and any write after the deadline."""
+
+    def __init__(self, out: BinaryIO, max_bytes: int, deadline: float, timeout: float) -> None:
+        self._out = out
+        self._max_bytes = max_bytes
+        self._deadline = deadline
+        self._timeout = timeout
+        self.size = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise FetchError(f"the model is larger than SLUICE_MAX_MODEL_BYTES ({self._max_bytes} bytes)")
+        self.check_deadline()
+        return self._out.write(chunk)
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise FetchError(f"the model did not arrive within SLUICE_DOWNLOAD_TIMEOUT ({self._timeout:g} s)")
+
+    def restart(self) -> None:
+        """Drop what a failed attempt wrote."""
+        self._out.seek(0)
+        self._out.truncate()
+        self.size = 0
+
+    def fill(self, src: IO[bytes]) -> None:
+        """Copy `src` chunk by chunk as it arrives (read1: one read of the source, not CHUNK bytes)."""
+        read = getattr(src, "read1", src.read)
+        while chunk := read(CHUNK):
+            self.write(chunk)
+
+
+def _opener(scheme: str, uri: str, parsed: urllib.parse.ParseResult, deadline: float) -> Callable[[_Sink], None]:
     if scheme in ("", "file"):
         src = Path(urllib.parse.unquote(parsed.path) if scheme == "file" else uri)
         if not src.is_file():
-            raise FetchError(f"model file {src} does not exist")
+            raise FetchError(f"model file {src} does not exist or is not a regular file")
 
-        def copy_file(out: BinaryIO) -> None:
+        def copy_file(sink: _Sink) -> None:
             with src.open("rb") as f:
-                shutil.copyfileobj(f, out, CHUNK)
+                sink.fill(f)
 
         return copy_file
     if scheme in ("http", "https"):
-        return lambda out: _download_http(uri, out, timeout)
+        return lambda sink: _download_http(uri, sink, deadline)
     if scheme == "s3":
-        return lambda out: _download_s3(parsed.netloc, parsed.path.lstrip("/"), out)
+        return lambda sink: _download_s3(parsed.netloc, parsed.path.lstrip("/"), sink)
     if scheme == "gs":
-        return lambda out: _download_gcs(parsed.netloc, parsed.path.lstrip("/"), out, timeout)
+        return lambda sink: _download_gcs(parsed.netloc, parsed.path.lstrip("/"), sink, deadline)
     raise FetchError(f"unsupported MODEL_URI scheme {scheme!r} (use a path, file, http, https, s3 or gs)")
 
 
-def _download_http(uri: str, out: BinaryIO, timeout: float, attempts: int = 3) -> None:
-    deadline = time.monotonic() + timeout
+class _NoSchemeChange(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the same scheme, or from http to https: never to ftp, never to plain http."""
+
+    def redirect_request(  # noqa: PLR0917 (urllib's signature)
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old, new = urllib.parse.urlparse(req.full_url).scheme, urllib.parse.urlparse(newurl).scheme
+        if new != old and (old, new) != ("http", "https"):
+            raise FetchError(f"the model URI redirects from {old}:// to {new}://, which is not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_HTTP = urllib.request.build_opener(_NoSchemeChange)
+
+
+def _download_http(uri: str, sink: _Sink, deadline: float, attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
         try:
-            out.seek(0)
-            out.truncate()
-            remaining = max(1.0, deadline - time.monotonic())
-            with urllib.request.urlopen(uri, timeout=remaining) as resp:
-                shutil.copyfileobj(resp, out, CHUNK)
+            sink.restart()
+            with _HTTP.open(uri, timeout=max(0.1, deadline - time.monotonic())) as resp:
+                sink.fill(resp)
             return
         except OSError as exc:
             code = getattr(exc, "code", None)
-            if attempt == attempts or (code is not None and 400 <= code < 500) or time.monotonic() > deadline:
+            if attempt == attempts or (code is not None and 400 <= code < 500):
                 raise
+            sink.check_deadline()
             log.warning("model download failed, retrying", extra={"attempt": attempt, "error": str(exc)})
             time.sleep(min(2.0**attempt, max(0.0, deadline - time.monotonic())))
+            sink.check_deadline()
 
 
-def _download_s3(bucket: str, key: str, out: BinaryIO) -> None:
+def _download_s3(bucket: str, key: str, sink: _Sink) -> None:
     try:
         import boto3
     except ImportError:
         raise FetchError("s3:// needs boto3: install sluice-serving[s3]") from None
-    boto3.client("s3").download_fileobj(bucket, key, out)
+    boto3.client("s3").download_fileobj(bucket, key, sink)
 
 
-def _download_gcs(bucket: str, key: str, out: BinaryIO, timeout: float) -> None:
+def _download_gcs(bucket: str, key: str, sink: _Sink, deadline: float) -> None:
     try:
         from google.cloud import storage
     except ImportError:
         raise FetchError("gs:// needs google-cloud-storage: install sluice-serving[gcs]") from None
-    storage.Client().bucket(bucket).blob(key).download_to_file(out, timeout=timeout)
+    timeout = max(0.1, deadline - time.monotonic())
+    storage.Client().bucket(bucket).blob(key).download_to_file(sink, timeout=timeout)

@@ -31,7 +31,8 @@ log = logging.getLogger("sluice_serving")
 
 DESCRIPTION = """\
 sluice's model server. Serves one model with the Open Inference Protocol (V2) REST API, the V1
-:predict form, and Prometheus metrics on /metrics, all on one port. Configured by environment
+:predict form, and Prometheus metrics on /metrics, all on one port (or /metrics alone on
+SLUICE_METRICS_PORT). Configured by environment
 variables only; SIGTERM drains in-flight requests before exiting.
 
 probes: liveness GET /v2/health/live, readiness GET /v2/health/ready (503 until the model is loaded
@@ -111,15 +112,15 @@ def _supervise(cfg: Config) -> int:
 
 def _load(cfg: Config) -> tuple[Model, Answerer | None, float]:
     started = time.perf_counter()
-    path = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_digest, cfg.download_timeout)
-    model = load_model(path, cfg.model_format, bool(cfg.model_digest), cfg.num_threads)
+    file = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_digest, cfg.download_timeout, cfg.max_model_bytes)
+    model = load_model(file, cfg.model_format, bool(cfg.model_digest), cfg.num_threads)
     fallback = None
     if cfg.fallback is not None:
         spec = cfg.fallback
         fallback_model = None
         if spec.kind == "model":
-            fallback_path = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout)
-            fallback_model = load_model(fallback_path, spec.format, bool(spec.digest), cfg.num_threads)
+            fallback_file = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout, cfg.max_model_bytes)
+            fallback_model = load_model(fallback_file, spec.format, bool(spec.digest), cfg.num_threads)
         fallback = answerer(spec, model, fallback_model)
     return model, fallback, time.perf_counter() - started
 
@@ -136,8 +137,12 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
     metrics = Metrics(cfg, peers)
     app = App(cfg, metrics)
     server = Server(app)
+    metrics_server = Server(App(cfg, metrics, metrics_only=True)) if cfg.metrics_port is not None else None
     try:
         port = await server.start(cfg.host, cfg.port, reuse_port=peers is not None)
+        if metrics_server is not None and cfg.metrics_port is not None:
+            metrics_port = await metrics_server.start(cfg.host, cfg.metrics_port, reuse_port=peers is not None)
+            log.info("metrics listening", extra={"host": cfg.host, "port": metrics_port})
     except OSError as exc:
         log.error("cannot listen", extra={"host": cfg.host, "port": cfg.port, "error": str(exc)})
         return 1
@@ -191,6 +196,8 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         await stopping
     log.info("draining", extra={"timeout": cfg.drain_timeout})
     await server.drain(cfg.drain_timeout)
+    if metrics_server is not None:
+        await metrics_server.drain(0)
     if publisher is not None:
         publisher.cancel()
     log.info("stopped")

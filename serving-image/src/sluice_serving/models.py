@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import warnings
@@ -116,7 +117,7 @@ class OnnxModel(Model):
 
     platform = "onnxruntime_onnx"
 
-    def __init__(self, path: Path, num_threads: int) -> None:
+    def __init__(self, file: ModelFile, num_threads: int) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -124,9 +125,9 @@ class OnnxModel(Model):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(file.data, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+            raise ModelError(f"onnxruntime cannot load {file.name}: {exc}") from exc
         self.inputs = tuple(self._spec(i) for i in self._session.get_inputs())
         self.outputs = tuple(self._spec(o) for o in self._session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
@@ -201,42 +202,57 @@ def _assume_finite() -> None:
     _THREAD.assume_finite = True
 
 
-def load_model(path: Path, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
-    """Load the (already verified) file at `path` as `fmt` ("onnx" or "sklearn") and warm it up."""
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file's bytes, as read once to check its digest, and its name (for messages). Loading from these
+    bytes, never from the path again, means the model that runs is the one that was verified."""
+
+    name: str
+    data: bytes
+
+    @classmethod
+    def read(cls, path: Path) -> ModelFile:
+        return cls(path.name, path.read_bytes())
+
+
+def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
+    """Load the (already verified) `file` as `fmt` ("onnx" or "sklearn") and warm it up."""
     model: Model
     if fmt == "onnx":
-        model = OnnxModel(path, num_threads)
+        model = OnnxModel(file, num_threads)
     else:
-        with path.open("rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-        model = SklearnModel(_load_skops(path, digest_pinned) if is_zip else _load_pickle(path, digest_pinned))
+        is_zip = file.data[:4] == b"PK\x03\x04"
+        model = SklearnModel(_load_skops(file, digest_pinned) if is_zip else _load_pickle(file, digest_pinned))
     model.warm_up()
     return model
 
 
-def _load_pickle(path: Path, digest_pinned: bool) -> Any:
+def _load_pickle(file: ModelFile, digest_pinned: bool) -> Any:
     if not digest_pinned:
-        raise ModelError(f"refusing to load {path.name}: {_PICKLE_HINT}")
+        raise ModelError(f"refusing to load {file.name}: {_PICKLE_HINT}")
     import joblib
 
     try:
-        return joblib.load(path)
+        return joblib.load(io.BytesIO(file.data))
     except Exception as exc:
-        raise ModelError(f"joblib cannot load {path.name}: {exc}") from exc
+        raise ModelError(f"joblib cannot load {file.name}: {exc}") from exc
 
 
-def _load_skops(path: Path, digest_pinned: bool) -> Any:
+def _load_skops(file: ModelFile, digest_pinned: bool) -> Any:
     try:
         import skops.io as sio
     except ImportError:
-        raise ModelError(f"{path.name} is a skops file: install sluice-serving[skops]") from None
-    untrusted = sio.get_untrusted_types(file=path)
+        raise ModelError(f"{file.name} is a skops file: install sluice-serving[skops]") from None
+    try:
+        untrusted = sio.get_untrusted_types(data=file.data)
+    except Exception as exc:
+        raise ModelError(f"skops cannot read {file.name}: {exc}") from exc
     if untrusted and not digest_pinned:
         raise ModelError(
-            f"refusing to load {path.name}: it needs types skops does not trust ({', '.join(untrusted)}); "
+            f"refusing to load {file.name}: it needs types skops does not trust ({', '.join(untrusted)}); "
             "pin MODEL_DIGEST to trust this exact file"
         )
     try:
-        return sio.load(path, trusted=untrusted)
+        return sio.loads(file.data, trusted=untrusted)
     except Exception as exc:
-        raise ModelError(f"skops cannot load {path.name}: {exc}") from exc
+        raise ModelError(f"skops cannot load {file.name}: {exc}") from exc

@@ -21,8 +21,23 @@ _ACCEPTS = {
     "BOOL": frozenset(("BOOL",)),
     "BYTES": frozenset(("BYTES",)),
 }
-# numpy kinds the JSON data of a datatype may parse to.
-_KINDS = {**dict.fromkeys(_FLOATS, "iuf"), **dict.fromkeys(_INTS, "iu"), "BOOL": "b", "BYTES": "U"}
+# The Python types (as orjson parses them) the JSON data of a datatype may hold; `bool` is not a number here.
+_PYTHON_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(_FLOATS, frozenset((int, float))),
+    **dict.fromkeys(_INTS, frozenset((int,))),
+    "BOOL": frozenset((bool,)),
+    "BYTES": frozenset((str,)),
+}
+
+
+class StringLimits(NamedTuple):
+    """Bounds on BYTES (string) tensor data: characters in one string and in all strings of one tensor."""
+
+    per_string: int = 65_536
+    total: int = 1 << 20
+
+
+DEFAULT_STRING_LIMITS = StringLimits()
 
 
 class RequestError(Exception):
@@ -55,7 +70,12 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def parse_infer(body: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> InferRequest:
+def parse_infer(
+    body: bytes,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    strings: StringLimits = DEFAULT_STRING_LIMITS,
+) -> InferRequest:
     """Validate a V2 infer request against the model's signature."""
     doc = parse_json(body)
     request_id = doc.get("id")
@@ -79,7 +99,7 @@ def parse_infer(body: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[Ten
             raise RequestError(400, f"unknown input {name!r}; the model's inputs are {sorted(specs)}")
         if name in arrays:
             raise RequestError(400, f"input {name!r} is given twice")
-        arrays[name] = decode_tensor(tensor, spec)
+        arrays[name] = decode_tensor(tensor, spec, strings)
     missing = [n for n in specs if n not in arrays]
     if missing:
         raise RequestError(400, f"missing input(s) {missing}")
@@ -103,8 +123,12 @@ def _wanted_outputs(requested: Any, outputs: Sequence[TensorSpec]) -> tuple[str,
     return tuple(wanted) or names
 
 
-def decode_tensor(tensor: dict[str, Any], spec: TensorSpec) -> Array:
-    """A request tensor as a numpy array of the model's dtype, or a 400 naming what is wrong."""
+def decode_tensor(tensor: dict[str, Any], spec: TensorSpec, strings: StringLimits = DEFAULT_STRING_LIMITS) -> Array:
+    """A request tensor as a numpy array of the model's dtype, or a 400 naming what is wrong.
+
+    The element types and count are checked on the parsed JSON before any array exists, so that no value can
+    choose the array's dtype (one long string among numbers would make a fixed-width string array as wide as
+    that string for every element)."""
     name = spec.name
     shape = tensor.get("shape")
     if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
@@ -128,37 +152,75 @@ def decode_tensor(tensor: dict[str, Any], spec: TensorSpec) -> Array:
     if size == 0:
         raise RequestError(400, f"input {name!r}: shape {shape} holds no elements")
     data = tensor["data"]
-    try:
-        array = np.asarray(data if isinstance(data, list) else [data])
-    except (ValueError, TypeError):
-        raise RequestError(400, f"input {name!r}: 'data' is ragged or not a list of values") from None
-    if array.dtype.kind not in _KINDS[datatype]:
-        raise RequestError(400, f"input {name!r}: 'data' holds values that are not {datatype}")
-    if array.size != size:
-        raise RequestError(400, f"input {name!r}: 'data' has {array.size} values but shape {shape} needs {size}")
-    try:
-        return array.reshape(shape).astype(NUMPY_TYPES[spec.datatype], copy=False)
-    except OverflowError:
-        raise RequestError(400, f"input {name!r}: a value is out of range for {spec.datatype}") from None
+    if type(data) is not list:
+        data = [data]
+    if data and type(data[0]) is list:  # the nested form
+        flat = _flatten(data, shape)
+        if flat is None:
+            raise RequestError(400, f"input {name!r}: 'data' is ragged or not nested as shape {shape}")
+    elif len(data) != size:
+        raise RequestError(400, f"input {name!r}: 'data' has {len(data)} values but shape {shape} needs {size}")
+    else:
+        flat = data
+    array = _array(flat, datatype, spec.datatype, f"input {name!r}: 'data'", strings)
+    return array.reshape(shape)
 
 
-def parse_v1_instances(body: bytes, spec: TensorSpec) -> Array:
-    """The `instances` of a V1 `:predict` request as one array for the model's single input."""
+def parse_v1_instances(body: bytes, spec: TensorSpec, strings: StringLimits = DEFAULT_STRING_LIMITS) -> Array:
+    """The `instances` of a V1 `:predict` request as one array for the model's single input (checked like
+    `decode_tensor`: nesting and element types before any array exists)."""
     doc = parse_json(body)
     instances = doc.get("instances", doc.get("inputs"))
     if not isinstance(instances, list) or not instances:
         raise RequestError(400, "'instances' must be a non-empty list")
+    dims: list[int] = []
+    level: Any = instances
+    while len(dims) < len(spec.shape) and type(level) is list:
+        dims.append(len(level))
+        level = level[0] if level else None
+    flat = _flatten(instances, dims)
+    if flat is None:
+        raise RequestError(400, f"'instances' is ragged: every row must have shape {dims[1:]}")
+    if len(dims) != len(spec.shape) or any(w not in (-1, d) for w, d in zip(spec.shape[1:], dims[1:], strict=True)):
+        raise RequestError(400, f"'instances' has shape {dims}, the model takes {list(spec.shape)}")
+    return _array(flat, spec.datatype, spec.datatype, "'instances'", strings).reshape(dims)
+
+
+def _flatten(data: list[Any], dims: Sequence[int]) -> list[Any] | None:
+    """The values of `data` in row-major order when it is nested exactly as `dims`, else None. Walks one level
+    at a time and stops at the first list of the wrong length, so it never holds more than `data` does."""
+    if len(data) != dims[0]:
+        return None
+    level = data
+    for dim in dims[1:]:
+        inner: list[Any] = []
+        for item in level:
+            if type(item) is not list or len(item) != dim:
+                return None
+            inner.extend(item)
+        level = inner
+    return level
+
+
+def _array(flat: list[Any], datatype: str, target: str, what: str, strings: StringLimits) -> Array:
+    """`flat` (JSON values of the request's `datatype`) as a 1-D array of the model's `target` datatype."""
+    if not set(map(type, flat)) <= _PYTHON_TYPES[datatype]:
+        raise RequestError(400, f"{what} holds values that are not {datatype}")
+    if datatype == "BYTES":
+        lengths = list(map(len, flat))
+        if max(lengths) > strings.per_string:
+            raise RequestError(400, f"{what} holds a string longer than SLUICE_MAX_STRING_CHARS ({strings.per_string})")
+        if sum(lengths) > strings.total:
+            raise RequestError(
+                400, f"{what} holds more than SLUICE_MAX_STRINGS_TOTAL_CHARS ({strings.total}) characters"
+            )
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array
     try:
-        array = np.asarray(instances)
-    except (ValueError, TypeError):
-        raise RequestError(400, "'instances' is ragged or not a list of values") from None
-    if array.dtype.kind not in _KINDS[spec.datatype]:
-        raise RequestError(400, f"'instances' holds values that are not {spec.datatype}")
-    if array.ndim != len(spec.shape) or any(
-        w not in (-1, d) for w, d in zip(spec.shape[1:], array.shape[1:], strict=False)
-    ):
-        raise RequestError(400, f"'instances' has shape {list(array.shape)}, the model takes {list(spec.shape)}")
-    return array.astype(NUMPY_TYPES[spec.datatype], copy=False)
+        return np.array(flat, dtype=NUMPY_TYPES[target])
+    except OverflowError:
+        raise RequestError(400, f"{what} holds a value out of range for {target}") from None
 
 
 def encode_outputs(arrays: dict[str, Array], wanted: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,6 +1,10 @@
 """HTTP/1.1 transport: an asyncio protocol on the httptools parser (the stack chosen by measurement,
 see docs/benchmarks.md). Keep-alive, pipelining, Expect: 100-continue, body limits, idle timeouts and a
-graceful drain."""
+graceful drain, with every client byte treated as hostile: the request line and headers are capped (414/431),
+a request's head and body must arrive within SLUICE_REQUEST_TIMEOUT of its first byte (408), connections are
+capped (503), reading pauses while the socket's write buffer is high or too many requests wait, and at most
+_PER_TURN requests of one connection are answered per event-loop turn, so that no client starves the others
+(docs/security.md, "The model server")."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ access_log = logging.getLogger("sluice_serving.access")
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _MAX_PIPELINE = 32
+"""Requests of one connection waiting for an answer before its reading pauses."""
+_PER_TURN = 8
+"""Requests of one connection answered per event-loop turn; the rest wait for the next turn."""
 
 
 def _head(status: int, content_type: bytes, length: int, close: bool, headers: bytes = b"") -> bytes:
@@ -46,23 +53,42 @@ class _Request:
         self.started = started
 
 
+class _RefusedError(Exception):
+    """Raised from a parser callback after the connection was answered and closed: stop parsing its bytes."""
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, server: Server) -> None:
+        cfg = server.app.cfg
         self._server = server
         self._app = server.app
-        self._max_body = server.app.cfg.max_body_bytes
+        self._max_body = cfg.max_body_bytes
+        self._max_url = cfg.max_url_bytes
+        self._max_head = cfg.max_header_bytes
+        self._max_message = cfg.max_body_bytes + cfg.max_header_bytes  # body with chunk framing and trailers
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._url = b""
         self._body: list[bytes] = []
         self._body_size = 0
-        self._rejected = False  # the current request got its 413 early; its body is discarded
+        self._in_head = True  # between requests or in a request's head: received bytes count as head bytes
+        self._head_bytes = 0
+        self._header_bytes = 0  # names and values of the current request's headers
+        self._message_bytes = 0  # bytes received after the current request's head
         self._in_message = False
+        self._message_started = 0.0  # monotonic time of the current request's first byte
+        self._expect_continue = False
+        self._upgrade = False  # the current request asks for a protocol upgrade: answer it, then close
+        self._upgraded = False  # the parser stopped at an upgrade; later bytes are not HTTP/1.1
         self._queue: deque[_Request] = deque()
         self._busy = False  # a reply is waiting (injected latency); later requests queue behind it
-        self._paused = False
+        self._handled = 0  # requests answered in the current read
+        self._queue_scheduled = False
+        self._reading_paused = False
+        self._writing_paused = False
         self._closing = False
         self.last_active = time.monotonic()
 
@@ -74,82 +100,129 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self._server.connections.add(self)
+        self._loop = asyncio.get_running_loop()
+        connections = self._server.connections
+        if len(connections) >= self._server.max_connections:
+            self._fail(503, "too many connections (SLUICE_MAX_CONNECTIONS); retry later")
+            return
+        connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
         self._closing = True
 
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._serve_queue()
+
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        if self._closing or self._upgraded:
+            return
+        self._handled = 0
+        if self._in_head:
+            self._head_bytes += len(data)
+        elif self._in_message:  # body and trailers: the parser buffers trailers whole, so count raw bytes too
+            self._message_bytes += len(data)
+            if self._message_bytes > self._max_message:
+                self._fail(413, f"the request is larger than SLUICE_MAX_BODY_BYTES ({self._max_body} bytes)")
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(400, "protocol upgrades are not supported")
+            self._upgraded = True  # the request was answered (or is being); its reply closes the connection
+            return
         except httptools.HttpParserError as exc:
-            self._fail(400, f"malformed HTTP request: {exc}")
+            if not self._closing:  # else a callback refused the request and answered it
+                self._fail(400, f"malformed HTTP request: {exc}")
+            return
+        if self._in_head and self._head_bytes > self._max_head:
+            self._refuse_large_head()
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
         self._in_message = True
+        self._message_started = time.monotonic()
         self._url = b""
+        self._header_bytes = 0
         self._body = []
         self._body_size = 0
-        self._rejected = False
+        self._expect_continue = False
+        self._upgrade = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > self._max_url:
+            self._fail(414, f"the request target is longer than SLUICE_MAX_URL_BYTES ({self._max_url} bytes)")
+            raise _RefusedError
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_bytes > self._max_head:  # a whole head in one read is never counted by data_received
+            self._refuse_large_head()
+            raise _RefusedError
         if len(name) == 14 and name.lower() == b"content-length":
             try:
                 too_large = int(value) > self._max_body
             except ValueError:
                 too_large = False  # the parser rejects it
             if too_large:
-                self._reject_too_large()
-        elif (
-            len(name) == 6
-            and name.lower() == b"expect"
-            and value.lower() == b"100-continue"
-            and not self._rejected
-            and self._transport is not None
-        ):
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._refuse_too_large()
+        elif len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._message_bytes = 0
+        parser = self._parser
+        if parser.should_upgrade():
+            if parser.get_method() == b"CONNECT":
+                self._fail(405, "CONNECT is not supported")
+                raise _RefusedError
+            self._upgrade = True
+        if self._expect_continue and self._transport is not None:
+            method, path = self._method_and_path()
+            if self._app.accepts_body(method, path):
+                self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            else:  # answer without the body, which is never read
+                self._write(self._app.handle(method, path, b""), method == "HEAD", True)
+                self._close()
+                raise _RefusedError
 
     def on_body(self, body: bytes) -> None:
-        if self._rejected:
-            return
         self._body_size += len(body)
         if self._body_size > self._max_body:
-            self._body = []
-            self._reject_too_large()
-            return
+            self._refuse_too_large()
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._in_message = False
-        if self._rejected:
-            self._close()
-            return
-        parser = self._parser
+        self._in_head = True
+        method, path = self._method_and_path()
         request = _Request(
-            parser.get_method().decode("ascii", "replace"),
-            self._url.split(b"?", 1)[0].decode("latin-1"),
+            method,
+            path,
             b"".join(self._body),
-            parser.should_keep_alive() and not self._closing,
+            self._parser.should_keep_alive() and not self._upgrade and not self._closing,
             time.perf_counter(),
         )
-        if self._busy or self._queue:
+        if self._busy or self._queue or self._writing_paused or self._handled >= _PER_TURN:
             self._queue.append(request)
-            if len(self._queue) >= _MAX_PIPELINE and self._transport is not None:
-                self._transport.pause_reading()
-                self._paused = True
+            self._update_reading()
+            self._schedule_queue()
         else:
+            self._handled += 1
             self._process(request)
 
     # request processing
+
+    def _method_and_path(self) -> tuple[str, str]:
+        return self._parser.get_method().decode("ascii", "replace"), self._url.split(b"?", 1)[0].decode("latin-1")
 
     def _process(self, request: _Request) -> None:
         self._server.in_flight += 1
@@ -165,16 +238,40 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._app.metrics.in_flight_dec()
         self._respond(request, reply)
-        while self._queue and not self._busy and not self._closing:
+        self._serve_queue()
+
+    def _schedule_queue(self) -> None:
+        if not self._queue_scheduled and self._loop is not None:
+            self._queue_scheduled = True
+            self._loop.call_soon(self._serve_queue)
+
+    def _serve_queue(self) -> None:
+        """Answer up to _PER_TURN waiting requests, and come back next turn for more."""
+        self._queue_scheduled = False
+        for _ in range(_PER_TURN):
+            if not self._queue or self._busy or self._writing_paused or self._closing:
+                break
             self._process(self._queue.popleft())
-        if self._paused and not self._queue and self._transport is not None and not self._closing:
-            self._paused = False
-            self._transport.resume_reading()
+        else:
+            if self._queue:
+                self._schedule_queue()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read while the write buffer is low and few requests wait; pause otherwise."""
+        pause = self._writing_paused or len(self._queue) >= _MAX_PIPELINE
+        if pause != self._reading_paused and self._transport is not None and not self._closing:
+            self._reading_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
 
     def _respond(self, request: _Request, reply: Reply) -> None:
         self._server.in_flight -= 1
         close = not request.keep_alive or self._server.draining
         self._write(reply, request.method == "HEAD", close)
+        self.last_active = time.monotonic()
         if reply.endpoint is not None:
             self._app.metrics.record(reply.endpoint, reply.status, time.perf_counter() - request.started)
         if self._server.access_log:
@@ -191,13 +288,13 @@ class HttpProtocol(asyncio.Protocol):
         head = _head(reply.status, reply.content_type, len(reply.body), close, reply.headers)
         self._transport.write(head if head_only else head + reply.body)
 
-    def _reject_too_large(self) -> None:
-        if self._rejected:
-            return
-        self._rejected = True
-        limit = self._max_body
-        reply = error(413, f"the request body is larger than SLUICE_MAX_BODY_BYTES ({limit} bytes)")
-        self._write(reply, False, True)
+    def _refuse_large_head(self) -> None:
+        self._fail(431, f"the request head is larger than SLUICE_MAX_HEADER_BYTES ({self._max_head} bytes)")
+
+    def _refuse_too_large(self) -> None:
+        """413 and close: the rest of the body is never read."""
+        self._fail(413, f"the request body is larger than SLUICE_MAX_BODY_BYTES ({self._max_body} bytes)")
+        raise _RefusedError
 
     def _fail(self, status: int, message: str) -> None:
         self._write(error(status, message), False, True)
@@ -212,9 +309,14 @@ class HttpProtocol(asyncio.Protocol):
         """Close the connection now."""
         self._close()
 
-    def expire(self, now: float, timeout: float) -> None:
-        """Close the connection if it has been idle, or stuck in a half-sent request, for `timeout`."""
-        if (self.idle or self._in_message) and now - self.last_active >= timeout:
+    def expire(self, now: float, keepalive_timeout: float, request_timeout: float) -> None:
+        """Close the connection when a request has not fully arrived `request_timeout` after its first byte
+        (408), or when it has been idle for `keepalive_timeout` since its last reply. Bytes that start no
+        request (stray CRLFs) do not keep an idle connection open."""
+        if self._in_message:
+            if now - self._message_started >= request_timeout:
+                self._fail(408, "the request did not arrive within SLUICE_REQUEST_TIMEOUT")
+        elif self.idle and now - self.last_active >= keepalive_timeout:
             self._close()
 
 
@@ -227,6 +329,7 @@ class Server:
         self.in_flight = 0
         self.draining = False
         self.access_log = app.cfg.access_log
+        self.max_connections = app.cfg.max_connections
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -240,12 +343,12 @@ class Server:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep(self) -> None:
-        timeout = self.app.cfg.keepalive_timeout
+        keepalive, request = self.app.cfg.keepalive_timeout, self.app.cfg.request_timeout
         while True:
-            await asyncio.sleep(min(1.0, timeout / 2))
+            await asyncio.sleep(min(1.0, keepalive / 2, request / 2))
             now = time.monotonic()
             for conn in list(self.connections):
-                conn.expire(now, timeout)
+                conn.expire(now, keepalive, request)
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, answer what was received (closing each connection after its last reply),

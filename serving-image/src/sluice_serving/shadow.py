@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from sluice_serving.config import DIGEST_RE, Config, ConfigError
+from sluice_serving.config import DIGEST_RE, Config, ConfigError, require_digest_over_http
 from sluice_serving.fetch import fetch
 from sluice_serving.models import Model, load_model
 
@@ -63,6 +63,7 @@ class ReferenceSpec:
         digest = environ.get(DIGEST_ENV, "").strip().lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError(f"{DIGEST_ENV} must look like sha256:<64 lowercase hex digits>")
+        require_digest_over_http(uri, digest, DIGEST_ENV)
         return cls(uri, fmt, digest)
 
 
@@ -145,7 +146,7 @@ def from_env(cfg: Config, registry: CollectorRegistry, environ: Mapping[str, str
     spec = ReferenceSpec.from_env(environ)
     if spec is None:
         return None
-    path = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout)
-    reference = load_model(path, spec.format, bool(spec.digest), cfg.num_threads)
+    file = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout, cfg.max_model_bytes)
+    reference = load_model(file, spec.format, bool(spec.digest), cfg.num_threads)
     log.info("shadow reference loaded", extra={"uri": spec.uri, "platform": reference.platform})
     return Shadow(reference, reference.classifier, registry, (cfg.model_name, cfg.model_version, cfg.track))

@@ -120,3 +120,18 @@ def sklearn_server(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFact
     server.wait_ready()
     yield server
     assert server.stop() == 0
+
+
+HARDENED_ENV = {"SLUICE_REQUEST_TIMEOUT": "2", "SLUICE_KEEPALIVE_TIMEOUT": "4", "SLUICE_MAX_CONNECTIONS": "40"}
+"""Short limits for the hostile-client tests: a request must arrive within 2 s, idle connections live 4 s (longer,
+so that a trickled request cannot live on keep-alive time), at most 40 connections."""
+
+
+@pytest.fixture(scope="module")
+def hardened_server(classifier: ModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
+    """A ready server for the classifier with HARDENED_ENV's limits, shared by a test module."""
+    env = {"MODEL_URI": str(classifier.joblib), "MODEL_DIGEST": classifier.digest, **HARDENED_ENV}
+    server = Serving(env, tmp_path_factory.mktemp("cache"))
+    server.wait_ready()
+    yield server
+    assert server.stop() == 0

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from integration.serving.conftest import Serving, Start
-from unit.serving.support import ModelFiles, rows_body
+from unit.serving.support import ModelFiles, digest_of, rows_body
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def test_the_model_is_not_ready_until_it_is_loaded(
     start: Start, gated_model: tuple[str, threading.Event], classifier: ModelFiles
 ) -> None:
     uri, gate = gated_model
-    server = start({"MODEL_URI": uri})
+    server = start({"MODEL_URI": uri, "MODEL_DIGEST": digest_of(classifier.onnx)})
     server.wait_listening()
     assert server.client.get("/v2/health/ready").status_code == 503
     assert server.client.get("/v2/models/model/ready").status_code == 503

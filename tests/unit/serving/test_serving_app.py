@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sluice_serving.app import App, Reply
 from sluice_serving.config import Config
 from sluice_serving.metrics import Metrics
-from sluice_serving.models import load_model
+from sluice_serving.models import ModelFile, load_model
 from unit.serving.support import ModelFiles, rows_body
 
 INFER = "/v2/models/model/infer"
@@ -23,7 +23,7 @@ def make_app(files: ModelFiles, fmt: str = "sklearn", **env: str) -> App:
     cfg = Config.from_env({"MODEL_URI": str(path), "MODEL_VERSION": "7", "SLUICE_TRACK": "canary", **env})
     metrics = Metrics(cfg)
     app = App(cfg, metrics)
-    model = load_model(path, fmt, True, 1)
+    model = load_model(ModelFile.read(path), fmt, True, 1)
     metrics.model_loaded(0.5, model.feature_names, model.inputs[0].shape[1], model.classifier)
     app.set_model(model)
     return app

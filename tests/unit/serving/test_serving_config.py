@@ -15,6 +15,10 @@ def test_defaults_apply_when_only_the_model_uri_is_set() -> None:
     assert (cfg.fault_error_rate, cfg.fault_latency) == (0.0, 0.0)
 
 
+def test_an_https_model_uri_needs_no_digest() -> None:
+    assert Config.from_env({"MODEL_URI": "https://h/m.onnx"}).model_digest == ""
+
+
 def test_the_format_comes_from_the_suffix_unless_given() -> None:
     assert Config.from_env({"MODEL_URI": "s3://b/m.joblib"}).model_format == "sklearn"
     assert Config.from_env({"MODEL_URI": "https://h/m?x=1", "MODEL_FORMAT": "ONNX"}).model_format == "onnx"
@@ -35,6 +39,14 @@ def test_the_format_comes_from_the_suffix_unless_given() -> None:
         ({"MODEL_URI": "/m.onnx", "SLUICE_FAULT_ERROR_RATE": "1.5"}, "SLUICE_FAULT_ERROR_RATE"),
         ({"MODEL_URI": "/m.onnx", "SLUICE_FAULT_LATENCY": "-1"}, "SLUICE_FAULT_LATENCY"),
         ({"MODEL_URI": "/m.onnx", "SLUICE_ACCESS_LOG": "maybe"}, "SLUICE_ACCESS_LOG"),
+        ({"MODEL_URI": "/m.onnx", "SLUICE_METRICS_PORT": "metrics"}, "SLUICE_METRICS_PORT"),
+        ({"MODEL_URI": "/m.onnx", "SLUICE_MAX_MODEL_BYTES": "0"}, "SLUICE_MAX_MODEL_BYTES"),
+        ({"MODEL_URI": "/m.onnx", "SLUICE_REQUEST_TIMEOUT": "0"}, "SLUICE_REQUEST_TIMEOUT"),
+        ({"MODEL_URI": "http://h/m.onnx"}, "MODEL_DIGEST is required for a plain http://"),
+        (
+            {"MODEL_URI": "/m.onnx", "SLUICE_FALLBACK": "model", "SLUICE_FALLBACK_MODEL_URI": "HTTP://h/f.onnx"},
+            "SLUICE_FALLBACK_MODEL_DIGEST is required",
+        ),
     ],
 )
 def test_a_bad_setting_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:

@@ -14,7 +14,7 @@ from sluice_serving.app import App
 from sluice_serving.config import Config, ConfigError
 from sluice_serving.fallback import answerer
 from sluice_serving.metrics import Metrics
-from sluice_serving.models import ModelError, load_model
+from sluice_serving.models import ModelError, ModelFile, load_model
 from unit.serving.flaky import save_flaky
 from unit.serving.support import ModelFiles, make_regressor, rows_body
 from unit.serving.test_serving_app import value
@@ -34,8 +34,10 @@ def flaky_app(flaky: tuple[Path, str], classifier: ModelFiles, **env: str) -> Ap
     cfg = Config.from_env({"MODEL_URI": str(path), "MODEL_VERSION": "7", "SLUICE_TRACK": "canary", **env})
     metrics = Metrics(cfg)
     app = App(cfg, metrics)
-    model = load_model(path, "sklearn", True, 1)
-    fallback_model = load_model(classifier.joblib, "sklearn", True, 1) if cfg.fallback and cfg.fallback.uri else None
+    model = load_model(ModelFile.read(path), "sklearn", True, 1)
+    fallback_model = (
+        load_model(ModelFile.read(classifier.joblib), "sklearn", True, 1) if cfg.fallback and cfg.fallback.uri else None
+    )
     metrics.model_loaded(0.5, model.feature_names, 20, model.classifier)
     app.set_model(model, answerer(cfg.fallback, model, fallback_model) if cfg.fallback else None)
     return app
@@ -102,7 +104,9 @@ def test_the_previous_model_answers_when_the_new_one_raises(flaky: tuple[Path, s
     assert reply.headers == b"x-sluice-fallback: model\r\n"
     assert (
         json.loads(reply.body)["outputs"][0]["data"]
-        == load_model(classifier.joblib, "sklearn", True, 1).predict({"input": bad}, ["predict"])["predict"].tolist()
+        == load_model(ModelFile.read(classifier.joblib), "sklearn", True, 1)
+        .predict({"input": bad}, ["predict"])["predict"]
+        .tolist()
     )
     v1 = app.handle("POST", PREDICT, json.dumps({"instances": bad.tolist()}).encode())
     assert (v1.status, v1.headers) == (200, b"x-sluice-fallback: model\r\n")
@@ -150,7 +154,7 @@ def test_bad_fallback_settings_are_refused_naming_the_variable(env: dict[str, st
 
 
 def test_a_fallback_that_does_not_fit_the_model_is_refused(classifier: ModelFiles, tmp_path: Path) -> None:
-    model = load_model(classifier.joblib, "sklearn", True, 1)
+    model = load_model(ModelFile.read(classifier.joblib), "sklearn", True, 1)
     cfg = Config.from_env({"MODEL_URI": "m.joblib", "SLUICE_FALLBACK": 'constant:{"label": 1}'})
     assert cfg.fallback is not None
     with pytest.raises(ModelError, match="unknown output"):
@@ -167,4 +171,4 @@ def test_a_fallback_that_does_not_fit_the_model_is_refused(classifier: ModelFile
     cfg = Config.from_env({"MODEL_URI": "m.joblib", "SLUICE_FALLBACK": "model", "SLUICE_FALLBACK_MODEL_URI": "o.onnx"})
     assert cfg.fallback is not None
     with pytest.raises(ModelError, match="inputs"):
-        answerer(cfg.fallback, model, load_model(other.joblib, "sklearn", True, 1))
+        answerer(cfg.fallback, model, load_model(ModelFile.read(other.joblib), "sklearn", True, 1))

@@ -10,12 +10,12 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
-from sluice_serving.models import ModelError, TensorSpec, load_model
+from sluice_serving.models import ModelError, ModelFile, TensorSpec, load_model
 from unit.serving.support import FEATURES, ModelFiles
 
 
 def test_an_onnx_classifier_exposes_its_signature_and_predicts(classifier: ModelFiles) -> None:
-    model = load_model(classifier.onnx, "onnx", False, 1)
+    model = load_model(ModelFile.read(classifier.onnx), "onnx", False, 1)
     assert model.inputs == (TensorSpec("input", "FP32", (-1, FEATURES)),)
     assert [o.name for o in model.outputs] == ["label", "probabilities"]
     assert model.classifier
@@ -24,7 +24,7 @@ def test_an_onnx_classifier_exposes_its_signature_and_predicts(classifier: Model
 
 
 def test_a_joblib_classifier_has_predict_and_predict_proba(classifier: ModelFiles) -> None:
-    model = load_model(classifier.joblib, "sklearn", True, 1)
+    model = load_model(ModelFile.read(classifier.joblib), "sklearn", True, 1)
     assert model.inputs == (TensorSpec("input", "FP64", (-1, FEATURES)),)
     assert [(o.name, o.datatype) for o in model.outputs] == [("predict", "INT64"), ("predict_proba", "FP64")]
     out = model.predict({"input": classifier.rows}, ["predict", "predict_proba"])
@@ -33,15 +33,15 @@ def test_a_joblib_classifier_has_predict_and_predict_proba(classifier: ModelFile
 
 
 def test_a_regressor_is_not_a_classifier(regressor: ModelFiles) -> None:
-    model = load_model(regressor.joblib, "sklearn", True, 1)
+    model = load_model(ModelFile.read(regressor.joblib), "sklearn", True, 1)
     assert not model.classifier
     assert [(o.name, o.datatype) for o in model.outputs] == [("predict", "FP64")]
-    assert not load_model(regressor.onnx, "onnx", False, 1).classifier
+    assert not load_model(ModelFile.read(regressor.onnx), "onnx", False, 1).classifier
 
 
 def test_a_pickle_file_is_refused_without_a_pinned_digest(classifier: ModelFiles) -> None:
     with pytest.raises(ModelError, match="MODEL_DIGEST"):
-        load_model(classifier.joblib, "sklearn", False, 1)
+        load_model(ModelFile.read(classifier.joblib), "sklearn", False, 1)
 
 
 def test_an_onnx_model_with_zipmap_output_is_refused_with_a_hint(tmp_path: Path, classifier: ModelFiles) -> None:
@@ -51,14 +51,14 @@ def test_an_onnx_model_with_zipmap_output_is_refused_with_a_hint(tmp_path: Path,
     path = tmp_path / "zipmap.onnx"
     path.write_bytes(onx.SerializeToString())
     with pytest.raises(ModelError, match="zipmap"):
-        load_model(path, "onnx", False, 1)
+        load_model(ModelFile.read(path), "onnx", False, 1)
 
 
 def test_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "junk.onnx"
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
-        load_model(path, "onnx", False, 1)
+        load_model(ModelFile.read(path), "onnx", False, 1)
 
 
 def test_scikit_learn_predictions_skip_the_finiteness_scan_in_the_predicting_thread(classifier: ModelFiles) -> None:
@@ -66,7 +66,7 @@ def test_scikit_learn_predictions_skip_the_finiteness_scan_in_the_predicting_thr
 
     import sklearn
 
-    model = load_model(classifier.joblib, "sklearn", True, 1)
+    model = load_model(ModelFile.read(classifier.joblib), "sklearn", True, 1)
     seen: dict[str, object] = {}
 
     def predict_in_a_new_thread() -> None:

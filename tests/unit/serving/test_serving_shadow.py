@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from sluice_serving import shadow
 from sluice_serving.config import ConfigError
-from sluice_serving.models import load_model
+from sluice_serving.models import ModelFile, load_model
 from sluice_serving.shadow import ReferenceSpec, Shadow
 from unit.serving.support import ModelFiles, make_flipped_classifier, rows_body
 from unit.serving.test_serving_app import make_app, value
@@ -42,8 +42,8 @@ def test_no_reference_is_no_shadow_and_malformed_settings_are_refused() -> None:
 def test_a_classifier_agrees_with_itself_and_disagrees_with_its_flipped_twin(
     classifier: ModelFiles, tmp_path: Path
 ) -> None:
-    model = load_model(classifier.onnx, "onnx", False, 1)
-    flipped = load_model(make_flipped_classifier(tmp_path).onnx, "onnx", False, 1)
+    model = load_model(ModelFile.read(classifier.onnx), "onnx", False, 1)
+    flipped = load_model(ModelFile.read(make_flipped_classifier(tmp_path).onnx), "onnx", False, 1)
     inputs = {model.inputs[0].name: classifier.rows.astype(np.float32)}
     ours = model.predict(inputs, (model.prediction_output,))[model.prediction_output]
     same, twin = CollectorRegistry(), CollectorRegistry()
@@ -54,7 +54,7 @@ def test_a_classifier_agrees_with_itself_and_disagrees_with_its_flipped_twin(
 
 
 def test_a_regressor_records_the_absolute_difference_per_row(regressor: ModelFiles) -> None:
-    model = load_model(regressor.onnx, "onnx", False, 1)
+    model = load_model(ModelFile.read(regressor.onnx), "onnx", False, 1)
     inputs = {model.inputs[0].name: regressor.rows.astype(np.float32)}
     ours = model.predict(inputs, (model.prediction_output,))[model.prediction_output] + 1.0
     registry = CollectorRegistry()
