@@ -348,14 +348,13 @@ def test_a_spec_naming_an_operator_file_or_a_foreign_prometheus_is_invalid_and_n
     }
     gates.custom.patch_namespaced_custom_object(GROUP, VERSION, gates.namespace, PLURAL, gates.name, patch)
 
-    def invalid() -> bool:
-        ready = next((c for c in gates.status().get("conditions", []) if c["type"] == "Ready"), {})
-        return ready.get("reason") == "InvalidSpec"
+    def ready() -> dict[str, Any]:
+        return next((c for c in gates.status().get("conditions", []) if c["type"] == "Ready"), {})
 
-    gates.wait(invalid, "Ready=False, InvalidSpec")
-    ready: dict[str, Any] = next(c for c in gates.status()["conditions"] if c["type"] == "Ready")
-    assert "spec.validation.uri: a file:// dataset must lie under the operator's dataset directory" in ready["message"]
-    assert "spec.analysis.prometheus.url is not one of the operator's Prometheus URLs" in ready["message"]
+    gates.wait(lambda: ready().get("reason") == "InvalidSpec", "Ready=False, InvalidSpec")
+    message = ready()["message"]
+    assert "spec.validation.uri: a file:// dataset must lie under the operator's dataset directory" in message
+    assert "spec.analysis.prometheus.url is not one of the operator's Prometheus URLs" in message
     assert "validation" not in gates.status(), "no run was attempted"
     assert leaked(gates, "hunter2") == []
 
