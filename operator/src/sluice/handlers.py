@@ -127,6 +127,8 @@ class Reconciler:
     """Base URL of a canary Service, for the validation gate (settings.canary_url_template)."""
     shadow_provider: Callable[[str], ShadowReader] | None = None
     """The shadow comparisons reader for a Prometheus URL; by default `ShadowMetrics` with a 10 s timeout."""
+    allow: validation.Allowlists = field(default_factory=validation.Allowlists)
+    """What specs may point the operator at (settings.allowlists()); a spec outside it is an InvalidSpec."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -149,6 +151,7 @@ class Reconciler:
             await self._reject(body, status, _validation_message(error), generation, now)
             return None
         problems = validation.problems(name, spec, self.defaults.image)
+        problems += validation.allowlist_problems(namespace, spec, self.allow)
         if problems:
             await self._reject(body, status, "; ".join(problems), generation, now)
             return None
@@ -227,7 +230,7 @@ class Reconciler:
         """The validation gate's run against the canary Service, when it is due."""
         if spec.validation is None or not validation_due(spec, status, canary, now):
             return None
-        runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template)
+        runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template, self.allow)
         return await runner.run(spec.validation, owner.namespace, owner.name)
 
     async def _shadow(

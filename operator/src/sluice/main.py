@@ -72,6 +72,7 @@ async def run(settings: Settings) -> None:
         watch=watch,
         canary_url_template=settings.canary_url_template,
         shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
+        allow=settings.allowlists(),
     )
     registry = kopf.OperatorRegistry()
     register(registry, Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
