@@ -7,9 +7,10 @@ when it arrives and again once the API server has answered it, and kills the ope
   held before it is forwarded.
 - `lease renewal`: right after renewing its Lease; a Lease PUT whose acquireTime differs from its renewTime.
 - `child, then status`: after a child's server-side apply, before the reconcile's status write; an HTTPRoute
-  apply (the last child a reconcile writes).
-- `between children`: in a reconcile writing several children, after the first; the canary Deployment's apply
-  scaling it to 0 replicas while the HTTPRoute still weights the canary (the route's apply comes next).
+  apply giving the canary a share (a step: the route is the last child it writes).
+- `between children`: in a reconcile writing several children, after the first; at a rollout's end, the
+  HTTPRoute's apply taking the canary's share away while the canary Deployment still runs replicas (its
+  scale-down to 0 comes next).
 - `status, then Events`: after a status write recording a transition, before that transition's Events; a status
   write changing the phase or lastCheckTime.
 - `random`: at a random moment, 2-6 s after a restart (seeded), whatever the operator is doing.
@@ -20,9 +21,9 @@ released on the dead process's behalf (what the operator does itself on SIGTERM)
 kill: there the restart, a new identity, waits out the lease duration as a new pod would.
 
 `Killer` arms the points with the fewest kills so far (all at once; the first to match fires), `start-up` at every
-restart while it is among them, so every point gets its share whatever the machine's speed. `status_ahead_of_children`
-checks, from the proxy's journal of accepted writes, that no status write ever claims what the children do not
-have yet: the order that makes a kill anywhere harmless.
+restart while it is among them, so every point gets its share whatever the machine's speed. `unsafe_states` checks,
+from the proxy's journal of accepted writes, that no write ever leaves a state a crash must not freeze: a status
+claiming what the children do not have yet, or a route sending requests to a canary without replicas.
 """
 
 from __future__ import annotations
@@ -95,6 +96,13 @@ def is_lease_renewal(exchange: Exchange) -> bool:
     )
 
 
+def route_weight(route: dict[str, Any], owner: str) -> int:
+    """The weight an HTTPRoute gives `owner`'s canary Service."""
+    refs = [ref for rule in (route.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
+    canary = ChildNames.of(owner).canary_service
+    return next((int(ref.get("weight", 0)) for ref in refs if ref.get("name") == canary), 0)
+
+
 @dataclass
 class Written:
     """One ModelDeployment's children and status as its accepted writes left them."""
@@ -122,9 +130,13 @@ class Writes:
         owner = labels.get(MODELDEPLOYMENT_LABEL)
         return owner if isinstance(owner, str) else None
 
+    def of(self, owner: str) -> Written:
+        """What the writes counted so far left of `owner`."""
+        return self.objects.get(owner, Written())
+
     def before(self, exchange: Exchange) -> Written:
-        """What the object's earlier writes left (`exchange` not yet counted)."""
-        return self.objects.get(self.owner(exchange) or "", Written())
+        """What the earlier writes left of the object `exchange` is about (`exchange` not yet counted)."""
+        return self.of(self.owner(exchange) or "")
 
     def add(self, exchange: Exchange) -> None:
         owner = self.owner(exchange)
@@ -137,10 +149,7 @@ class Writes:
         if target.resource == "modeldeployments" and target.subresource == "status":
             written.status = dict(body.get("status") or {})
         elif target.resource == "httproutes":
-            refs = [ref for rule in spec.get("rules") or [] for ref in rule.get("backendRefs") or []]
-            written.route_weight = next(
-                (int(ref.get("weight", 0)) for ref in refs if ref.get("name") == names.canary_service), 0
-            )
+            written.route_weight = route_weight(body, owner)
         elif target.resource == "deployments":
             version = (((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL)
             if target.name == names.stable_deployment:
@@ -167,49 +176,54 @@ def point_of(exchange: Exchange, writes: Writes) -> Point | None:
         return None
     target, earlier, body = Target.of(exchange.path), writes.before(exchange), exchange.body or {}
     if target.resource == "httproutes":
-        return Point.CHILD_THEN_STATUS
-    if (
-        target.resource == "deployments"
-        and target.name == ChildNames.of(owner).canary_deployment
-        and (body.get("spec") or {}).get("replicas") == 0
-        and (earlier.route_weight or 0) > 0
-    ):
-        return Point.BETWEEN_CHILDREN
+        weight = route_weight(body, owner)
+        if weight == 0 and (earlier.canary_replicas or 0) > 0:
+            return Point.BETWEEN_CHILDREN
+        return Point.CHILD_THEN_STATUS if weight > 0 else None
     if target.subresource == "status" and is_transition(body.get("status") or {}, earlier.status):
         return Point.STATUS_THEN_EVENTS
     return None
 
 
-def status_ahead_of_children(journal: Iterable[Exchange]) -> list[str]:
-    """Violations: a status write claiming a canary weight, stable version or canary version its children did not
-    have yet when it took effect (from the accepted writes, in order)."""
+def _status_claims(owner: str, status: dict[str, Any], children: Written) -> list[str]:
+    """What a status write claims that the children (as written before it) do not have."""
+    claims = [
+        (
+            "canary weight",
+            int(status.get("canaryWeight") or 0),
+            children.route_weight,
+            children.route_weight is not None,
+        ),
+        (
+            "stable version",
+            status.get("stableVersion"),
+            children.stable_version,
+            status.get("phase") != "Promoting" and bool(status.get("stableVersion")),
+        ),
+        ("canary version", status.get("canaryVersion"), children.canary_version, bool(status.get("canaryVersion"))),
+    ]
+    return [
+        f"{owner}: status ({status.get('phase')}) says {what} {claimed} while its children have {actual}"
+        for what, claimed, actual, applies in claims
+        if applies and claimed != actual
+    ]
+
+
+def unsafe_states(journal: Iterable[Exchange]) -> list[str]:
+    """Violations, from the accepted writes in order: states a crash must never freeze. A status write claiming a
+    canary weight, stable version or canary version its children do not have yet; an HTTPRoute giving the canary
+    a share while the canary Deployment runs no replicas."""
     writes, problems = Writes(), []
     for exchange in journal:
-        target, owner = Target.of(exchange.path), writes.owner(exchange)
-        if owner is not None and target.resource == "modeldeployments" and target.subresource == "status":
-            status, children = (exchange.body or {}).get("status") or {}, writes.before(exchange)
-            weight = int(status.get("canaryWeight") or 0)
-            claims = [
-                ("canary weight", weight, children.route_weight, children.route_weight is not None),
-                (
-                    "stable version",
-                    status.get("stableVersion"),
-                    children.stable_version,
-                    status.get("phase") != "Promoting" and bool(status.get("stableVersion")),
-                ),
-                (
-                    "canary version",
-                    status.get("canaryVersion"),
-                    children.canary_version,
-                    bool(status.get("canaryVersion")),
-                ),
-            ]
-            problems += [
-                f"{owner}: status ({status.get('phase')}) says {what} {claimed} while its children have {actual}"
-                for what, claimed, actual, applies in claims
-                if applies and claimed != actual
-            ]
+        owner = writes.owner(exchange)
+        if owner is None:
+            continue
+        if Target.of(exchange.path).subresource == "status":
+            problems += _status_claims(owner, (exchange.body or {}).get("status") or {}, writes.before(exchange))
         writes.add(exchange)
+        after = writes.of(owner)
+        if (after.route_weight or 0) > 0 and after.canary_replicas == 0:
+            problems.append(f"{owner}: its HTTPRoute gives the canary {after.route_weight}% and it has no replicas")
     return problems
 
 

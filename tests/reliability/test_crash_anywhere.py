@@ -11,8 +11,9 @@ does not depend on the machine's speed. It prints the kill coverage table.
 Invariants: every rollout reaches the outcome it reaches without kills (a `bad` version RolledBack, any other
 Promoted); `status.history` holds exactly one entry per rollout, in order; no ModelDeployment ever has a child
 besides its fixed names; within a rollout the canary weight never goes up after a Failed check (from a watch on
-the ModelDeployments, every delivered state); no status write ever claims a weight or version its children did
-not have yet (from the proxy's journal of accepted writes). The metrics come from the real Prometheus scraping
+the ModelDeployments, every delivered state); no write leaves a state a crash must not freeze: a status claiming a
+weight or version its children do not have yet, or an HTTPRoute sending requests to a canary without replicas
+(from the proxy's journal of accepted writes). The metrics come from the real Prometheus scraping
 `SyntheticTraffic`.
 
 Short (make test): 4 ModelDeployments x at least 3 rollouts, every point hit twice. Full (make stress): 10 x at
@@ -35,7 +36,7 @@ from harness import ControlPlane, Prometheus, unique_name
 from harness.trapproxy import TrapProxy
 from integration.operator_support import OperatorProcess, create_operator_identity, write_token_kubeconfig
 from integration.sluice_crd import install_crd
-from reliability.crash_points import Killer, LeaseRef, grant_leases, status_ahead_of_children
+from reliability.crash_points import Killer, LeaseRef, grant_leases, unsafe_states
 from reliability.support import (
     Recorder,
     Rollouts,
@@ -150,7 +151,7 @@ def test_rollouts_reach_their_outcome_while_the_operator_is_killed_at_every_poin
         problems += history_problems(rollouts.status(name), plans[name])
         problems += weights_never_rise_after_a_failed_check(recorder.of(name))
     problems += duplicates + rollouts.duplicate_children()
-    problems += status_ahead_of_children(proxy.journal())
+    problems += unsafe_states(proxy.journal())
     outcomes = [expected_outcome(v) for p in plans.values() for v in p]
     print(
         f"\ncrash anywhere: {len(outcomes)} rollouts ({outcomes.count('Promoted')} promoted, "
