@@ -257,7 +257,10 @@ class LeaseRef:
         """Clear the holder, as the operator's own release on SIGTERM does (nothing when there is no Lease yet)."""
         try:
             client.CoordinationV1Api(self.api_client).patch_namespaced_lease(
-                self.name, self.namespace, {"spec": {"holderIdentity": None}}
+                self.name,
+                self.namespace,
+                {"spec": {"holderIdentity": None}},
+                _content_type="application/merge-patch+json",
             )
         except ApiException as error:
             if error.status != 404:
