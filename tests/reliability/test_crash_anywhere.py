@@ -47,7 +47,8 @@ from reliability.support import (
     weights_never_rise_after_a_failed_check,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(size(600, 1500))]
+"""Full size: 50-120 rollouts and every point's kills take longer than the suite's 10-minute limit allows."""
 
 OBJECTS = size(4, 10)
 ROLLOUTS_EACH = size(3, 5)
