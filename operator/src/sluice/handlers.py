@@ -173,13 +173,20 @@ class Reconciler:
 
         names = ChildNames.of(name)
         observed_deployments = {names.stable_deployment: observed.stable, names.canary_deployment: observed.canary}
+        router = router_for(self.cluster, spec)
+        # Traffic leaves a canary before its replicas do: a crash (or a slow write) between the two must not leave
+        # the route sending the canary's share to a Service without pods. Otherwise the route comes last.
+        canary_going_down = plan.canary is not None and plan.canary.replicas == 0
         try:
+            if canary_going_down:
+                await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
             for desired in workloads(owner, spec, plan, self.defaults):
                 if desired["kind"] == "Deployment":
                     await self.cluster.apply(desired, observed_deployments[desired["metadata"]["name"]])
                 else:
                     await self.cluster.apply_child(desired, owner)
-            await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight, plan.mirror_percent)
+            if not canary_going_down:
+                await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
         except ApiException as error:
             if error.status != 422:
                 raise
