@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import requests
 from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import Retry
 
 from sluice.api.durations import format_duration
@@ -191,18 +193,57 @@ def single_value(result: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
+PROMETHEUS_FIX = (
+    "set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; `make run-local` uses the local one) "
+    "or spec.analysis.prometheus.url"
+)
+
+
+def reading_failure(url: str, timeout: float, error: Exception) -> str:
+    """One short sentence, with the fix, for a reading that failed: what people read in conditions, Events and
+    history (never the client library's multi-line text, nor what Prometheus sent back)."""
+    match error:
+        case requests.exceptions.Timeout():
+            return f"Prometheus at {url} did not answer within {timeout:g}s; is it overloaded?"
+        case requests.exceptions.ConnectionError() if "timed out" in str(error):  # a read timeout, retries off
+            return f"Prometheus at {url} did not answer within {timeout:g}s; is it overloaded?"
+        case requests.exceptions.ConnectionError():
+            return f"cannot connect to Prometheus at {url}: {PROMETHEUS_FIX}"
+        case PrometheusApiClientException():
+            code = re.search(r"HTTP Status Code (\d+)", str(error))
+            answer = f"HTTP {code.group(1)}" if code else "an error"
+            return f"Prometheus at {url} answered a query with {answer}; check its logs"
+        case QueryError():
+            return str(error)
+        case _:
+            return f"reading Prometheus at {url} failed ({type(error).__name__})"
+
+
+def unreachable(url: str, timeout: float) -> str | None:
+    """Why the Prometheus at `url` does not answer its readiness endpoint (`reading_failure`'s sentence), or
+    None when it does: the operator asks once at start, so a wrong default shows before a rollout depends on it."""
+    try:
+        with requests.get(f"{url.rstrip('/')}/-/ready", timeout=timeout, stream=True) as answer:
+            if answer.status_code != 200:
+                return f"Prometheus at {url} is not ready (HTTP {answer.status_code})"
+    except requests.RequestException as error:
+        return reading_failure(url, timeout, error)
+    return None
+
+
 class PrometheusProvider:
     """Instant queries against one Prometheus, each bounded by `timeout` seconds, without retries."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
+        self.timeout = timeout
         self._client = prometheus_client(url, timeout)
 
     async def read(self, query: CanaryQuery) -> AnalysisReading:
         try:
             return await asyncio.to_thread(self._read, query)
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return AnalysisReading(error=f"{self.url}: {type(error).__name__}: {error}")
+            return AnalysisReading(error=reading_failure(self.url, self.timeout, error))
 
     def _query(self, promql: str, at: datetime | None) -> Any:
         params = None if at is None else {"time": f"{at.timestamp():.3f}"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sluice.adapters.metrics import CANARY_TRACK, prometheus_client, series_selector, single_value
+from sluice.adapters.metrics import CANARY_TRACK, prometheus_client, reading_failure, series_selector, single_value
 from sluice.api.durations import format_duration
 from sluice.core.plan import ShadowReading
 
@@ -59,13 +59,14 @@ class ShadowMetrics:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
+        self.timeout = timeout
         self._client = prometheus_client(url, timeout)
 
     async def read(self, query: ShadowQuery) -> ShadowReading:
         try:
             return await asyncio.to_thread(self._read, query)
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return ShadowReading(error=f"{self.url}: {type(error).__name__}: {error}")
+            return ShadowReading(error=reading_failure(self.url, self.timeout, error))
 
     def _read(self, query: ShadowQuery) -> ShadowReading:
         values = {name: single_value(self._client.custom_query(query=q)) for name, q in shadow_queries(query).items()}
