@@ -208,7 +208,8 @@ def test_events_that_rbac_forbids_are_not_shown_as_none() -> None:
          "aborted; stable 1.0.0 serves"),
         ({**PROGRESSING, "phase": "Validating", "canaryWeight": 0, "currentStep": None},
          "validation gate: scoring the canary on the labelled dataset before any traffic"),
-        ({**PROGRESSING, "currentStep": None, "canaryWeight": 0}, "starting the canary; step 1/3 follows once it is ready"),
+        ({**PROGRESSING, "currentStep": None, "canaryWeight": 0},
+         "starting the canary; step 1/3 follows once it is ready"),
     ],
 )  # fmt: skip
 def test_the_step_line_matches_the_phase_never_waiting_for_a_canary_that_is_gone(
@@ -259,7 +260,8 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
     assert "pods    ✔ fraud-canary-7d9f-abc12  canary  Running  95s" in lines
     assert "        ✖ fraud-canary-7d9f-def34  canary  ContainerCreating  20s" in lines
     assert "message canary 2.0.0 at step 2/3 (25%); next check in 48s" in lines
-    assert lines[-1].endswith("…") and lines[-1].startswith("     1s ! CheckFailed: xxx")
+    assert lines[-1].endswith("…")
+    assert lines[-1].startswith("     1s ! CheckFailed: xxx")
     assert sum("next check" in line for line in lines) == 1, "the message is shown once"
 
 
