@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -267,7 +267,7 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
 
 def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbidden() -> None:
     status = {**PROGRESSING, "phase": "RolledBack", "canaryWeight": 0, "currentStep": None,
-              "lastCheck": {**PROGRESSING["lastCheck"], "verdict": "Failed"}}  # fmt: skip
+              "lastCheck": {**cast(dict[str, Any], PROGRESSING["lastCheck"]), "verdict": "Failed"}}  # fmt: skip
 
     lines = live(make_md(status), None, None)
 
