@@ -24,7 +24,7 @@ from sluice.api.v1alpha1 import (
     Phase,
     Verdict,
 )
-from sluice.core.analysis import ERROR_RATE, LATENCY_P99, REQUEST_COUNT
+from sluice.core.analysis import shown
 from sluice.core.children import Track
 from sluice.core.conditions import PROGRESSING, READY
 
@@ -218,21 +218,9 @@ def render_history(md: ModelDeployment, now: datetime) -> str:
     return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}"
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def metric_value(name: str, value: float | None) -> str:
     """A metric in the unit people read: percent for rates, ms or s for latency, whole requests."""
-    if value is None:
-        return NONE
-    if name == LATENCY_P99:
-        return f"{value:.3g}s" if value >= 1 else f"{value * 1000:.3g}ms"
-    if name == REQUEST_COUNT:
-        return f"{value:.0f}"
-    if name == ERROR_RATE:
-        return f"{value * 100:.3g}%"
-    return _number(value)
+    return NONE if value is None else shown(name, value)
 
 
 def _metric_row(metric: MetricResult) -> list[str]:

@@ -57,7 +57,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser, ["json", "yaml"], "the object as stored, instead of the view")
 
 
-def _change_key(md: ModelDeployment, events: list[EventLine]) -> tuple[Any, ...]:
+def change_key(md: ModelDeployment, events: list[EventLine]) -> tuple[Any, ...]:
     """What a non-terminal --watch compares to decide whether to print again (ages alone change every read)."""
     status = md.status
     return (
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             )
             _draw(text)
         else:
-            key = _change_key(md, events or [])
+            key = change_key(md, events or [])
             if key != last_key:
                 if last_key is not None:
                     print("---", flush=True)
