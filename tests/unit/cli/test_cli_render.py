@@ -227,7 +227,7 @@ def test_the_validation_gate_shows_score_samples_and_bound() -> None:
                              "samples": 200, "passed": False, "message": "accuracy 0.8125 below min 0.9"}}  # fmt: skip
     md = make_md(status, validation={"uri": "https://data.example.com/holdout.csv", "min": 0.9})
 
-    assert "Validation:    accuracy 0.8125 (needs >= min 0.9) on 200 samples: FAILED" in render_status(md, [], NOW)
+    assert "Validation:    accuracy 0.8125 on 200 samples, needs accuracy >= 0.9: FAILED" in render_status(md, [], NOW)
 
 
 def live(md: ModelDeployment, events: list[EventLine] | None, pods: list[PodLine] | None) -> list[str]:

@@ -27,6 +27,7 @@ from sluice.api.v1alpha1 import (
 from sluice.core.analysis import shown
 from sluice.core.children import Track
 from sluice.core.conditions import PROGRESSING, READY
+from sluice.core.gates import bound_text
 
 BAR_WIDTH = 20
 LABEL_WIDTH = 15
@@ -352,20 +353,16 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
 
 
 def gate_text(md: ModelDeployment) -> str | None:
-    """The validation gate's result against its bound: `accuracy 0.93 >= min 0.9 on 200 samples: passed`."""
+    """The validation gate's result against its bound: `accuracy 0.93 on 200 samples, needs accuracy >= 0.9:
+    passed`."""
     result, gate = md.status.validation, md.spec.validation
     if result is None or result.version != md.status.canary_version:
         return None
     if result.score is None:
         return f"{result.metric}: no score ({result.message or 'the run failed'})"
-    bounds = []
-    if gate is not None and gate.min is not None:
-        bounds.append(f">= min {gate.min:g}")
-    if gate is not None and gate.max is not None:
-        bounds.append(f"<= max {gate.max:g}")
+    needs = f", needs {bound_text(gate)}" if gate is not None else ""
     verdict = "passed" if result.passed else "FAILED"
-    bound = f" (needs {' and '.join(bounds)})" if bounds else ""
-    return f"{result.metric} {result.score:.4g}{bound} on {result.samples} samples: {verdict}"
+    return f"{result.metric} {result.score:.4g} on {result.samples} samples{needs}: {verdict}"
 
 
 def message_of(md: ModelDeployment) -> str:
@@ -412,12 +409,9 @@ def _step_marks(md: ModelDeployment) -> str:
 
 
 def _bound(metric: MetricResult) -> str:
-    bounds = []
-    if metric.min is not None:
-        bounds.append(f"≥ {metric_value(metric.name, metric.min)}")
-    if metric.max is not None:
-        bounds.append(f"≤ {metric_value(metric.name, metric.max)}")
-    return " ".join(bounds)
+    """`≥ 20`, `≤ 1%`, or both, in the metric's unit."""
+    limits = (("≥", metric.min), ("≤", metric.max))
+    return " ".join(f"{sign} {metric_value(metric.name, limit)}" for sign, limit in limits if limit is not None)
 
 
 def _ready(pods: Sequence[PodLine], track: Track) -> tuple[int, int]:
