@@ -110,6 +110,13 @@ def at_first_step(status: dict[str, Any]) -> bool:
     return status.get("phase") == "Progressing" and status.get("currentStep") == 0
 
 
+def test_the_operator_warns_once_at_start_that_its_default_prometheus_does_not_answer(plugin: Plugin) -> None:
+    log = plugin.operator.log_path.read_text()
+
+    assert log.count("the default Prometheus does not answer") == 1
+    assert "cannot connect to Prometheus at http://127.0.0.1:9: set the operator's --prometheus-url" in log
+
+
 def test_list_status_and_history_of_a_stable_deployment(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
     plugin.create("fraud")
 

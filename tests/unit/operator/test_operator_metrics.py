@@ -15,7 +15,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from sluice.adapters.metrics import CanaryQuery, PrometheusProvider, builtin_queries, drift_queries, render_template
+from sluice.adapters.metrics import (
+    CanaryQuery,
+    PrometheusProvider,
+    builtin_queries,
+    drift_queries,
+    render_template,
+    unreachable,
+)
 from sluice.core.drift import CountKind, Counts
 
 QUERY = CanaryQuery(
@@ -36,10 +43,16 @@ class FakePrometheus:
     def __init__(self) -> None:
         self.answer: Answer = lambda _promql: (200, vector("1"))
         self.queries: list[str] = []
+        self.ready = 200
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path == "/-/ready":
+                    self.send_response(fake.ready)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 promql = parse_qs(urlparse(self.path).query)["query"][0]
                 fake.queries.append(promql)
                 status, body = fake.answer(promql)
@@ -126,6 +139,24 @@ def test_an_unreachable_prometheus_is_an_error_reading(fake_prometheus: FakeProm
     fake_prometheus.server.server_close()
     reading = read(url)
     assert reading.error == (
+        f"cannot connect to Prometheus at {url}: set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; "
+        "`make run-local` uses the local one) or spec.analysis.prometheus.url"
+    )
+
+
+def test_the_start_check_names_an_unreachable_or_unready_prometheus_and_the_fix(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    url = fake_prometheus.url
+    assert unreachable(url, 2) is None
+    fake_prometheus.ready = 503
+    assert unreachable(url, 2) == f"Prometheus at {url} is not ready (HTTP 503)"
+    fake_prometheus.server.shutdown()
+    fake_prometheus.server.server_close()
+
+    problem = unreachable(url, 2)
+
+    assert problem == (
         f"cannot connect to Prometheus at {url}: set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; "
         "`make run-local` uses the local one) or spec.analysis.prometheus.url"
     )
