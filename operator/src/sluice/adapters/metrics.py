@@ -199,16 +199,26 @@ PROMETHEUS_FIX = (
 )
 
 
+def cannot_connect(url: str) -> str:
+    """The sentence for a Prometheus nothing answers at (refused, no such host): what and the fix."""
+    return f"cannot connect to Prometheus at {url}: {PROMETHEUS_FIX}"
+
+
+def too_slow(url: str, timeout: float) -> str:
+    """The sentence for a Prometheus that did not answer in time."""
+    return f"Prometheus at {url} did not answer within {timeout:g}s; is it overloaded?"
+
+
 def reading_failure(url: str, timeout: float, error: Exception) -> str:
     """One short sentence, with the fix, for a reading that failed: what people read in conditions, Events and
     history (never the client library's multi-line text, nor what Prometheus sent back)."""
     match error:
         case requests.exceptions.Timeout():
-            return f"Prometheus at {url} did not answer within {timeout:g}s; is it overloaded?"
+            return too_slow(url, timeout)
         case requests.exceptions.ConnectionError() if "timed out" in str(error):  # a read timeout, retries off
-            return f"Prometheus at {url} did not answer within {timeout:g}s; is it overloaded?"
+            return too_slow(url, timeout)
         case requests.exceptions.ConnectionError():
-            return f"cannot connect to Prometheus at {url}: {PROMETHEUS_FIX}"
+            return cannot_connect(url)
         case PrometheusApiClientException():
             code = re.search(r"HTTP Status Code (\d+)", str(error))
             answer = f"HTTP {code.group(1)}" if code else "an error"
