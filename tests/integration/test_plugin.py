@@ -336,7 +336,7 @@ def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plu
             assert rows[0].startswith(f"fraud · {plugin.namespace} · Progressing (Progressing)"), rows
             rows = screen_after(child, screen, stream, 1)
         assert rows[1].startswith("model   2.0.0 (spec)   stable 1.0.0 1/1 ready   canary 2.0.0 1/1 ready")
-        assert rows[2].startswith("traffic [##..................] 10%   1/2 at 10%")
+        assert rows[2].startswith("traffic [##..................] 10% (≈50% by pods)   1/2 at 10%")
         assert rows[3].startswith("steps   ▸ 10%  · 50%")
         assert any(row.startswith("pods    ✔ fraud-") for row in rows)
         assert sum(row.startswith("message ") for row in rows) == 1

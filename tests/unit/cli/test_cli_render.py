@@ -12,6 +12,7 @@ from sluice.cli.render import (
     EventLine,
     PodLine,
     age,
+    pod_share,
     render_history,
     render_list,
     render_live,
@@ -252,7 +253,7 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
     assert lines[0].startswith("fraud · ml · Progressing (Progressing)")
     assert lines[0].endswith("Ctrl-C quits")
     assert lines[1] == "model   2.0.0 (spec)   stable 1.0.0 2/2 ready   canary 2.0.0 1/2 ready"
-    assert lines[2].startswith("traffic [#####...............] 25%   2/3 at 25%")
+    assert lines[2].startswith("traffic [#####...............] 25% (≈33% by pods)   2/3 at 25%")
     assert lines[3] == "steps   ✔ 10%  ▸ 25%  · 50%   every 1m"
     assert lines[4] == "check   ✔ Passed 12s ago at step 2 (25%)   1 passed, 0 failed"
     assert "  ✔ errorRate            0.2%   ≤ 1%" in lines
@@ -263,6 +264,15 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
     assert lines[-1].endswith("…")
     assert lines[-1].startswith("     1s ! CheckFailed: xxx")
     assert sum("next check" in line for line in lines) == 1, "the message is shown once"
+
+
+def test_without_a_gateway_the_live_view_shows_the_share_the_pods_really_take() -> None:
+    one_each = [PODS[0], PODS[2]]
+    gateway = {"gateway": {"parentRefs": [{"name": "public"}]}}
+
+    assert pod_share(make_md(PROGRESSING), one_each) == 50
+    assert pod_share(make_md(PROGRESSING, traffic=gateway), one_each) is None
+    assert "(≈50% by pods)" in live(make_md(PROGRESSING), [], one_each)[2]
 
 
 def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbidden() -> None:
