@@ -249,6 +249,19 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
     assert (final["stableVersion"], final["history"][-1]["reason"]) == ("2.0.0", "RevertedToStable")
 
 
+def test_status_says_when_no_gateway_accepted_the_route(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}}})
+    plugin.wait("routed", lambda s: s.get("phase") == "Stable", "Stable")
+
+    code, out, _ = plugin(capsys, "status", "routed")
+
+    assert code == 0
+    assert (
+        "Route:         ✖ HTTPRoute routed not accepted by public (no status from any parent: is there such a "
+        "Gateway?): its weights move no traffic"
+    ) in out
+
+
 def test_status_of_an_invalid_spec_exits_1(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
     resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
     plugin.create("broken", {**SPEC, "serving": {"resources": resources}})

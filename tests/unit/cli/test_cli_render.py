@@ -11,12 +11,14 @@ from sluice.api.v1alpha1 import ModelDeployment
 from sluice.cli.render import (
     EventLine,
     PodLine,
+    RouteParent,
     age,
     pod_share,
     render_history,
     render_list,
     render_live,
     render_status,
+    route_text,
     table,
     weight_bar,
 )
@@ -268,11 +270,31 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
 
 def test_without_a_gateway_the_live_view_shows_the_share_the_pods_really_take() -> None:
     one_each = [PODS[0], PODS[2]]
-    gateway = {"gateway": {"parentRefs": [{"name": "public"}]}}
-
     assert pod_share(make_md(PROGRESSING), one_each) == 50
-    assert pod_share(make_md(PROGRESSING, traffic=gateway), one_each) is None
+    assert pod_share(make_md(PROGRESSING, traffic=GATEWAY), one_each) is None
     assert "(≈50% by pods)" in live(make_md(PROGRESSING), [], one_each)[2]
+
+
+GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
+
+
+def test_a_route_no_gateway_accepted_is_shown_as_moving_no_traffic() -> None:
+    md = make_md(PROGRESSING, traffic=GATEWAY)
+
+    assert route_text(md, []) == (
+        "✖ HTTPRoute fraud not accepted by public (no status from any parent: is there such a Gateway?): "
+        "its weights move no traffic"
+    )
+    assert route_text(md, [RouteParent("public", "False", "NotAllowedByListeners")]) == (
+        "✖ HTTPRoute fraud not accepted by public (public: NotAllowedByListeners): its weights move no traffic"
+    )
+    assert route_text(md, [RouteParent("public", "True", "Accepted")]) == "✔ HTTPRoute fraud accepted by public"
+    assert route_text(md, None) == "<forbidden: you may not get httproutes in namespace ml>"
+    assert route_text(md, [], found=False) == "HTTPRoute fraud not created yet"
+    assert "route   ✖ HTTPRoute fraud not accepted" in "\n".join(
+        render_live(md, [], PODS, NOW, state="Progressing", route=route_text(md, [])).splitlines()
+    )
+    assert "Route:         ✖ HTTPRoute fraud not accepted" in render_status(md, [], NOW, route=route_text(md, []))
 
 
 def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbidden() -> None:

@@ -22,8 +22,8 @@ from urllib3.exceptions import HTTPError
 
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
 from sluice.cli.base import CliError, ExitCode, duration_seconds
-from sluice.cli.render import EventLine, PodLine
-from sluice.core.children import TRACK_LABEL
+from sluice.cli.render import EventLine, PodLine, RouteParent
+from sluice.core.children import GATEWAY_API_VERSION, TRACK_LABEL
 
 CONFLICT_RETRIES = 3
 
@@ -236,6 +236,36 @@ class Kube:
                 return None
             raise api_error(error, "list pods") from error
         return sorted((pod_line(pod) for pod in listed.items), key=lambda pod: pod.name)
+
+    def route_parents(self, name: str) -> tuple[bool, list[RouteParent] | None]:
+        """(whether the HTTPRoute exists, its parents' Accepted conditions); parents None when RBAC forbids it."""
+        group, version = GATEWAY_API_VERSION.split("/")
+        try:
+            route = self._call(
+                "httproute",
+                lambda: self.custom.get_namespaced_custom_object(
+                    group, version, self.namespace, "httproutes", name, _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 403:
+                return True, None
+            if error.status == 404:
+                return False, []
+            raise api_error(error, "get httproute") from error
+        parents = []
+        for parent in (route.get("status") or {}).get("parents") or []:
+            accepted: dict[str, Any] = next(
+                (c for c in parent.get("conditions") or [] if c.get("type") == "Accepted"), {}
+            )
+            parents.append(
+                RouteParent(
+                    name=str((parent.get("parentRef") or {}).get("name", "?")),
+                    accepted=accepted.get("status"),
+                    reason=str(accepted.get("reason", "")),
+                )
+            )
+        return True, parents
 
 
 def pod_line(pod: Any) -> PodLine:

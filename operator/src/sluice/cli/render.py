@@ -25,7 +25,7 @@ from sluice.api.v1alpha1 import (
     Verdict,
 )
 from sluice.core.analysis import shown
-from sluice.core.children import Track
+from sluice.core.children import ChildNames, Track
 from sluice.core.conditions import PROGRESSING, READY
 from sluice.core.gates import bound_text
 
@@ -55,6 +55,16 @@ class PodLine:
     """Running, Pending, Terminating, or why it waits (ImagePullBackOff, Unschedulable...)."""
     ready: bool
     created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RouteParent:
+    """One parent (Gateway) of the HTTPRoute and whether it accepted the route, from the route's status."""
+
+    name: str
+    accepted: str | None
+    """The Accepted condition's status (True, False, Unknown); None when the parent wrote no status."""
+    reason: str = ""
 
 
 def age(delta: timedelta) -> str:
@@ -280,9 +290,11 @@ def pending_action(md: ModelDeployment) -> tuple[str, str] | None:
     return None
 
 
-def render_status(md: ModelDeployment, events: Sequence[EventLine] | None, now: datetime, *, state: str = "") -> str:
-    """The `kubectl sluice status` view: versions, step and weight, the last check against its bounds,
-    conditions and recent Events."""
+def render_status(
+    md: ModelDeployment, events: Sequence[EventLine] | None, now: datetime, *, state: str = "", route: str | None = None
+) -> str:
+    """The `kubectl sluice status` view: versions, step and weight, the last check against its bounds, whether a
+    Gateway accepted the route (`route`), conditions and recent Events."""
     spec, status = md.spec, md.status
     fields: list[tuple[str, str]] = [("Name", _name(md)), ("Namespace", _namespace(md))]
     phase = str(status.phase or "Pending (not reconciled yet)")
@@ -304,6 +316,8 @@ def render_status(md: ModelDeployment, events: Sequence[EventLine] | None, now: 
                 f"{status.inconclusive_checks} inconclusive, {status.consecutive_errors} errored in a row",
             )
         )
+    if route is not None:
+        fields.append(("Route", route))
     if (gate := gate_text(md)) is not None:
         fields.append(("Validation", gate))
     if (by := paused_by(md)) is not None:
@@ -363,6 +377,23 @@ def gate_text(md: ModelDeployment) -> str | None:
     needs = f", needs {bound_text(gate)}" if gate is not None else ""
     verdict = "passed" if result.passed else "FAILED"
     return f"{result.metric} {result.score:.4g} on {result.samples} samples{needs}: {verdict}"
+
+
+def route_text(md: ModelDeployment, parents: Sequence[RouteParent] | None, *, found: bool = True) -> str:
+    """Whether a Gateway accepted the HTTPRoute: weights on a route no parent accepted move no traffic."""
+    if parents is None:
+        return f"<forbidden: you may not get httproutes in namespace {_namespace(md)}>"
+    name = ChildNames.of(_name(md)).route
+    if not found:
+        return f"HTTPRoute {name} not created yet"
+    accepted = [parent.name for parent in parents if parent.accepted == "True"]
+    if accepted:
+        return f"✔ HTTPRoute {name} accepted by {', '.join(accepted)}"
+    gateway = md.spec.traffic.gateway if md.spec.traffic is not None else None
+    wanted = ", ".join(ref.name for ref in gateway.parent_refs) if gateway is not None else NONE
+    refused = [f"{p.name}: {p.reason or p.accepted}" for p in parents if p.accepted is not None]
+    why = f" ({'; '.join(refused)})" if refused else " (no status from any parent: is there such a Gateway?)"
+    return f"✖ HTTPRoute {name} not accepted by {wanted}{why}: its weights move no traffic"
 
 
 def message_of(md: ModelDeployment) -> str:
@@ -436,13 +467,15 @@ def render_live(
     now: datetime,
     *,
     state: str,
+    route: str | None = None,
     width: int = LIVE_WIDTH,
     height: int = LIVE_HEIGHT,
     footer: str = "",
 ) -> str:
     """The `status --watch` screen: at most `height` lines of at most `width` characters. A compact header,
-    the steps with a mark per step, the last check with a mark per metric against its bound, canary and stable
-    ready counts and their pods, one message, then as many recent Events as fit."""
+    the steps with a mark per step, the last check with a mark per metric against its bound, whether a Gateway
+    accepted the route (`route`, from `route_text`), canary and stable ready counts and their pods, one message,
+    then as many recent Events as fit."""
     spec, status = md.spec, md.status
     phase = str(status.phase or "Pending")
     head = f"{_name(md)} · {_namespace(md)} · {phase} ({state})"
@@ -473,6 +506,8 @@ def render_live(
                 f"  {MARKS[metric.verdict]} {metric.name:<16}{metric_value(metric.name, metric.value):>9}   "
                 f"{_bound(metric)}"
             )
+    if route is not None:
+        lines.append(f"{'route':<8}{route}")
     if (gate := gate_text(md)) is not None:
         lines.append(f"{'gate':<8}{gate}")
     if (by := paused_by(md)) is not None:

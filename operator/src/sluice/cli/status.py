@@ -22,8 +22,9 @@ from sluice.cli.render import (
     pending_action,
     render_live,
     render_status,
+    route_text,
 )
-from sluice.core.children import MODELDEPLOYMENT_LABEL
+from sluice.core.children import MODELDEPLOYMENT_LABEL, ChildNames
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 FINAL_STATES = frozenset({RolloutState.HEALTHY, RolloutState.DEGRADED})
@@ -75,6 +76,14 @@ def change_key(md: ModelDeployment, events: list[EventLine]) -> tuple[Any, ...]:
 
 def _pods(kube: Kube, md: ModelDeployment) -> list[PodLine] | None:
     return kube.pods(f"{MODELDEPLOYMENT_LABEL}={md.metadata.get('name', '')}")
+
+
+def _route(kube: Kube, md: ModelDeployment) -> str | None:
+    """The route line for a ModelDeployment with a Gateway, else None."""
+    if md.spec.traffic is None or md.spec.traffic.gateway is None:
+        return None
+    found, parents = kube.route_parents(ChildNames.of(str(md.metadata.get("name", ""))).route)
+    return route_text(md, parents, found=found)
 
 
 def _draw(text: str) -> None:
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
                 _pods(kube, md),
                 now,
                 state=str(state),
+                route=_route(kube, md),
                 width=size.columns,
                 height=size.lines,
                 footer=footer,
@@ -147,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             if key != last_key:
                 if last_key is not None:
                     print("---", flush=True)
-                print(render_status(md, events, now, state=str(state)), flush=True)
+                print(render_status(md, events, now, state=str(state), route=_route(kube, md)), flush=True)
             last_key = key
         if not args.watch or (state in FINAL_STATES and not waiting_for_start):
             if interactive:
