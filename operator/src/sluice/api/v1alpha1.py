@@ -7,11 +7,12 @@ the CRD's structural schema and the server's strict field validation are what re
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -60,21 +61,21 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
 DURATION_MESSAGE = "must be a duration such as 500ms, 30s, 1m or 1h30m (units ms, s, m, h; no days, no spaces)"
 
 
-def _duration_schema(schema: JsonDict) -> None:
-    """In the CRD a duration is checked by a CEL rule with a sentence for people, not by a pattern whose error
-    message would be the raw regex."""
-    schema.pop("pattern", None)
-    schema["x-kubernetes-validations"] = [_cel(_is_duration(), DURATION_MESSAGE)]
+def _check_duration(text: str) -> str:
+    if re.match(DURATION_PATTERN, text) is None:
+        raise ValueError(DURATION_MESSAGE)
+    return text
 
 
 Duration = Annotated[
     str,
     Field(
-        pattern=DURATION_PATTERN,
         max_length=32,
         description="A duration such as 500ms, 30s, 1m or 1h30m.",
-        json_schema_extra=_duration_schema,
+        # a CEL rule with a sentence for people, not a pattern whose error message would be the raw regex
+        json_schema_extra={"x-kubernetes-validations": [_cel(_is_duration(), DURATION_MESSAGE)]},
     ),
+    AfterValidator(_check_duration),
 ]
 
 Quantity = Annotated[
