@@ -129,9 +129,6 @@ class Kube:
     def get(self, name: str) -> ModelDeployment:
         return parse_model_deployment(self.get_body(name))
 
-    def list_all(self, *, all_namespaces: bool) -> list[ModelDeployment]:
-        return [parse_model_deployment(item) for item in self.list_bodies(all_namespaces=all_namespaces)]
-
     def list_bodies(self, *, all_namespaces: bool) -> list[dict[str, Any]]:
         """The ModelDeployments as stored, in the namespace or in all of them."""
         try:
