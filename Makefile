@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -67,17 +67,22 @@ stress:  ## Reliability tests at full size (SLUICE_STRESS=1: 50 rollouts under S
 	SLUICE_STRESS=1 $(BIN)/pytest -p no:cacheprovider tests/reliability -s $(STRESS_ARGS)
 	$(PY) tests/fuzz/run_atheris.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
-cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig. NODES=real: one real node, Traefik Gateway `public`, model file server
+cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs, crds/) and Prometheus in the background; writes .local/kubeconfig and links the pinned kubectl into .local/bin. NODES=real: one real node, Traefik Gateway `public`, model file server
 	PYTHONPATH=tests $(PY) -m harness up $(if $(filter real,$(NODES)),--real)
+	mkdir -p .local/bin && ln -sf "$$(bash tools/build.sh --bin-dir | tail -n 1)/kubectl" .local/bin/kubectl
 
 cluster-down:  ## Stop, by PID, what cluster-up started
 	PYTHONPATH=tests $(PY) -m harness down
 
-demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, operator): a good version promoted, a bad one rolled back; DEMO_ARGS=--short for CI
-	$(PY) hack/demo.py $(DEMO_ARGS)
+demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, operator): a good version promoted, a bad one rolled back; DEMO_ARGS=--short for CI; KEEP=1 leaves it running
+	$(PY) hack/demo.py $(DEMO_ARGS) $(if $(KEEP),--keep)
 
-run-local:  ## Run the operator against the cluster-up cluster
-	KUBECONFIG=.local/kubeconfig $(BIN)/sluice-operator
+run-local:  ## Run the operator against the cluster-up cluster and its Prometheus (.local/prometheus-url)
+	@test -f .local/prometheus-url || { echo "no local cluster: run \`make cluster-up\` first" >&2; exit 2; }
+	KUBECONFIG=.local/kubeconfig SLUICE_PROMETHEUS_URL="$${SLUICE_PROMETHEUS_URL:-$$(cat .local/prometheus-url)}" $(BIN)/sluice-operator
+
+dataplane: $(PY)  ## Model servers for the cluster-up cluster's pods (namespace ml) and traffic to iris, so a local rollout has metrics; DATAPLANE_ARGS="--namespace N --name M"
+	$(PY) hack/dataplane.py $(DATAPLANE_ARGS)
 
 crds: $(PY)  ## Regenerate crds/ and the generated reference in docs/api.md from the pydantic API models
 	$(PY) -m sluice.crdgen

@@ -1,11 +1,13 @@
 """A local canary demo: control plane (kwok), Prometheus, real model servers, the operator, and load.
 
 Rolls out a good version (promoted step by step) and then a bad one (half its requests fail: rolled back on its
-own), printing the phase, weights and the last check's metric values as it goes. Everything it starts runs on
-127.0.0.1 and is stopped by PID on exit (Ctrl-C included).
+own), drawing each change with the plugin's own live view (`kubectl sluice status --watch`). Everything it starts
+runs on 127.0.0.1 and is stopped by PID on exit (Ctrl-C included); with --keep it stays up until Ctrl-C and says
+how to watch it with the plugin.
 
     .venv/bin/python hack/demo.py            # interval 10 s, steps 10/25/50
     .venv/bin/python hack/demo.py --short    # interval 3 s, steps 25/50 (also SLUICE_DEMO_SHORT=1), for CI
+    .venv/bin/python hack/demo.py --keep     # leave it running afterwards (make demo KEEP=1)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,33 +31,46 @@ from harness import ControlPlane, Prometheus, create_namespace  # noqa: E402
 from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
 from integration.operator_support import OperatorProcess  # noqa: E402
 from integration.sluice_crd import install_crd  # noqa: E402
-from sluice.cli.render import weight_bar  # noqa: E402
+from sluice.cli.kube import Kube  # noqa: E402
+from sluice.cli.render import render_live  # noqa: E402
+from sluice.cli.status import change_key  # noqa: E402
+from sluice.core.children import MODELDEPLOYMENT_LABEL  # noqa: E402
 from unit.serving.support import make_classifier, rows_body  # noqa: E402
 
 GROUP, VERSION, PLURAL, NAME = "sluice.dev", "v1alpha1", "modeldeployments", "iris"
 BAD = "3.0.0-bad"
 
 
-def view(status: dict[str, Any], load: LoadGenerator, started: float) -> str:
-    check = status.get("lastCheck") or {}
-    metrics = " ".join(
-        f"{m['name']}={m['value']:.3g}" if m.get("value") is not None else f"{m['name']}=-"
-        for m in check.get("metrics", [])
-    )
-    served = sum(load.stats.by_version.values())
-    errors = sum(n for (_, code), n in load.stats.by_version.items() if code >= 500)
-    return (
-        f"{time.monotonic() - started:6.1f}s  phase={status.get('phase', '-'):<12} "
-        f"stable={status.get('stableVersion', '-'):<10} canary={status.get('canaryVersion') or '-':<10} "
-        f"traffic {weight_bar(status.get('canaryWeight', 0), width=10):<17} "
-        f"last check: {check.get('verdict', '-'):<12} {metrics}  "
-        f"[load: {served} sent, {errors} 5xx]"
-    )
+EVENTS_SHOWN = 4
+
+
+class View:
+    """Draws the plugin's live view of the demo's ModelDeployment each time it changes."""
+
+    def __init__(self, kube: Kube, load: LoadGenerator, started: float) -> None:
+        self.kube, self.load, self.started = kube, load, started
+        self.last_key: tuple[Any, ...] | None = None
+
+    def draw(self) -> None:
+        md = self.kube.get(NAME)
+        events = self.kube.events(str(md.metadata.get("uid", "")), EVENTS_SHOWN)
+        key = change_key(md, events or [])
+        if key == self.last_key:
+            return
+        self.last_key = key
+        pods = self.kube.pods(f"{MODELDEPLOYMENT_LABEL}={NAME}")
+        served = sum(self.load.stats.by_version.values())
+        errors = sum(n for (_, code), n in self.load.stats.by_version.items() if code >= 500)
+        footer = f"{time.monotonic() - self.started:.0f}s · load {served} sent, {errors} 5xx"
+        state = str(md.status.phase or "Pending")
+        print(render_live(md, events, pods, datetime.now(UTC), state=state, footer=footer), flush=True)
+        print("-" * 80, flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", default=os.environ.get("SLUICE_DEMO_SHORT") == "1")
+    parser.add_argument("--keep", action="store_true", help="stay up after the demo until Ctrl-C")
     args = parser.parse_args()
     interval, steps = (3, [25, 50]) if args.short else (10, [10, 25, 50])
     workdir = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
@@ -99,20 +115,18 @@ def main() -> int:
         load = LoadGenerator(dataplane, NAME, rows_body(model.rows[:1], "FP32"), rate=30, duration=900).start()
         stoppers.append(load.stop)
         started = time.monotonic()
+        view = View(Kube(api_client, namespace), load, started)
 
         def status() -> dict[str, Any]:
             obj = cast(dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME))
             return cast(dict[str, Any], obj.get("status") or {})
 
         def watch(what: str, done: Any, timeout: float) -> dict[str, Any]:
-            print(f"--- {what}")
-            deadline, last = time.monotonic() + timeout, ""
+            print(f"=== {what}")
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 current = status()
-                line = view(current, load, started)
-                if line[8:].split("  [load", maxsplit=1)[0] != last[8:].split("  [load", maxsplit=1)[0]:
-                    print(line, flush=True)
-                last = line
+                view.draw()
                 if done(current):
                     return current
                 if not operator.is_running():
@@ -137,6 +151,15 @@ def main() -> int:
             final = watch(f"rolling out {version} (expect {outcome})", ended(outcome, version), budget)
             print(f"=> {final['history'][-1]['outcome']}: {final['history'][-1].get('message', '')}")
         print("demo finished: 2.0.0 promoted, 3.0.0-bad rolled back automatically")
+        if args.keep:
+            print(
+                "the cluster stays up until Ctrl-C; watch it with the plugin from another terminal:\n"
+                f"  KUBECONFIG={plane.kubeconfig} {REPO}/.venv/bin/kubectl-sluice status {NAME} -n {namespace} --watch",
+                flush=True,
+            )
+            while operator.is_running():
+                time.sleep(1)
+            print(f"the operator exited:\n{operator.log_tail()}")
         return 0
     except KeyboardInterrupt:
         print("interrupted")

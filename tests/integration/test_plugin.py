@@ -8,6 +8,8 @@ it: the states below are reached by the plugin's requests and the operator's rea
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import pexpect
+import pyte
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
@@ -105,6 +110,13 @@ def at_first_step(status: dict[str, Any]) -> bool:
     return status.get("phase") == "Progressing" and status.get("currentStep") == 0
 
 
+def test_the_operator_warns_once_at_start_that_its_default_prometheus_does_not_answer(plugin: Plugin) -> None:
+    log = plugin.operator.log_path.read_text()
+
+    assert log.count("the default Prometheus does not answer") == 1
+    assert "cannot connect to Prometheus at http://127.0.0.1:9: set the operator's --prometheus-url" in log
+
+
 def test_list_status_and_history_of_a_stable_deployment(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
     plugin.create("fraud")
 
@@ -118,7 +130,10 @@ def test_list_status_and_history_of_a_stable_deployment(plugin: Plugin, capsys: 
     assert out.splitlines()[1].split()[:4] == ["fraud", "Stable", "1.0.0", "-"]
     code, out, _ = plugin(capsys, "list", "-A")
     assert any(line.split()[:2] == [plugin.namespace, "fraud"] for line in out.splitlines())
-    assert plugin(capsys, "list", "-o", "name")[1] == "fraud\n"
+    assert plugin(capsys, "list", "-o", "name")[1] == "modeldeployment.sluice.dev/fraud\n"
+    code, out, _ = plugin(capsys, "list", "-o", "json")
+    assert [item["metadata"]["name"] for item in json.loads(out)["items"]] == ["fraud"]
+    assert yaml.safe_load(plugin(capsys, "status", "fraud", "-o", "yaml")[1])["status"]["phase"] == "Stable"
     code, out, _ = plugin(capsys, "history", "fraud")
     assert (code, out) == (0, "No finished rollouts of fraud yet (stable: 1.0.0).\n")
 
@@ -136,7 +151,6 @@ def test_unknown_objects_and_wrong_states_are_refused_without_writing(
         ("promote", "fraud", "--full"): "no rollout in progress (phase Stable); nothing to promote",
         ("abort", "fraud"): "no rollout to abort (phase Stable)",
         ("retry", "fraud"): "nothing to retry: the last rollout was not rolled back or aborted (phase Stable)",
-        ("resume", "fraud"): "not paused",
         ("undo", "fraud"): "no previous stable version recorded in the history of fraud (stable 1.0.0); "
         "use --to-version",
         ("undo", "fraud", "--to-version", "0.9.0"): "version 0.9.0 is not in the history "
@@ -144,7 +158,9 @@ def test_unknown_objects_and_wrong_states_are_refused_without_writing(
     }
     for args, message in refused.items():
         assert plugin(capsys, *args) == (3, "", f"error: {message}\n"), args
+    assert plugin(capsys, "resume", "fraud") == (0, "fraud: not paused; nothing changed\n", "")
     assert plugin.get("fraud")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert plugin(capsys, "list", "-n", "nowhere")[1] == "No ModelDeployments found in namespace nowhere.\n"
 
 
 def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,8 +178,13 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
     assert plugin.get("fraud")["metadata"]["annotations"]["sluice.dev/paused"] == "true"
     plugin.wait("fraud", lambda s: s.get("phase") == "Paused", "Paused")
     assert plugin(capsys, "status", "fraud")[0] == 4
+    assert plugin(capsys, "pause", "fraud")[:2] == (
+        0,
+        "fraud: already paused by annotation sluice.dev/paused; nothing changed\n",
+    )
     assert plugin(capsys, "promote", "fraud")[2] == (
-        "error: the rollout of 2.0.0 is paused; resume it first (kubectl sluice resume)\n"
+        "error: the rollout of 2.0.0 is paused by annotation sluice.dev/paused; to promote: "
+        f"`kubectl sluice resume fraud -n {plugin.namespace}`\n"
     )
     assert plugin(capsys, "resume", "fraud")[:2] == (0, "fraud: resumed (sluice.dev/paused removed)\n")
     assert "sluice.dev/paused" not in plugin.get("fraud")["metadata"].get("annotations", {})
@@ -228,6 +249,19 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
     assert (final["stableVersion"], final["history"][-1]["reason"]) == ("2.0.0", "RevertedToStable")
 
 
+def test_status_says_when_no_gateway_accepted_the_route(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}}})
+    plugin.wait("routed", lambda s: s.get("phase") == "Stable", "Stable")
+
+    code, out, _ = plugin(capsys, "status", "routed")
+
+    assert code == 0
+    assert (
+        "Route:         ✖ HTTPRoute routed not accepted by public (no status from any parent: is there such a "
+        "Gateway?): its weights move no traffic"
+    ) in out
+
+
 def test_status_of_an_invalid_spec_exits_1(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
     resources = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
     plugin.create("broken", {**SPEC, "serving": {"resources": resources}})
@@ -275,3 +309,54 @@ def test_kubectl_runs_it_as_a_plugin_and_completes_through_it(
     assert completed.stdout.splitlines()[:2] == ["fraud", ":4"], completed.stderr
     assert unknown.returncode == 2
     assert "not found" in unknown.stderr
+
+
+def screen_after(
+    child: pexpect.spawn[bytes], screen: pyte.Screen, stream: pyte.ByteStream, seconds: float
+) -> list[str]:
+    """Feed what the watch drew during `seconds` into an 80x24 terminal emulator; its rows as text."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(pexpect.TIMEOUT):
+            stream.feed(child.read_nonblocking(65536, timeout=0.2))
+    return [row.rstrip() for row in screen.display]
+
+
+def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plugin: Plugin) -> None:
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+    child: pexpect.spawn[bytes] = pexpect.spawn(
+        str(BIN / "kubectl-sluice"),
+        ["status", "fraud", "-n", plugin.namespace, "--watch", "--interval", "0.3s"],
+        env={**os.environ, "KUBECONFIG": plugin.kubeconfig, "TERM": "xterm"},
+        dimensions=(24, 80),
+    )
+    try:
+        rows = screen_after(child, screen, stream, 2)
+        assert rows[0] == f'waiting for modeldeployment "fraud" to be created in namespace "{plugin.namespace}" (Ctrl-C'
+
+        plugin.create("fraud")
+        plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")
+        rows = screen_after(child, screen, stream, 2)
+        assert rows[0].startswith(f"fraud · {plugin.namespace} · Stable (Healthy)")
+        assert rows[0].endswith("waiting for a rollout · Ctrl-C quits")
+        assert child.isalive(), "a watch opened on a settled object waits for the next rollout"
+
+        plugin.patch("fraud", {"spec": {"model": model("2.0.0")}})
+        plugin.wait("fraud", at_first_step, "the canary at step 1")
+        rows = screen_after(child, screen, stream, 3)
+        for _ in range(3):  # the header stays on the first row however often it redraws
+            assert rows[0].startswith(f"fraud · {plugin.namespace} · Progressing (Progressing)"), rows
+            rows = screen_after(child, screen, stream, 1)
+        assert rows[1].startswith("model   2.0.0 (spec)   stable 1.0.0 1/1 ready   canary 2.0.0 1/1 ready")
+        assert rows[2].startswith("traffic [##..................] 10% (≈50% by pods)   1/2 at 10%")
+        assert rows[3].startswith("steps   ▸ 10%  · 50%")
+        assert any(row.startswith("pods    ✔ fraud-") for row in rows)
+        assert sum(row.startswith("message ") for row in rows) == 1
+        assert rows[-1] == "", "the view leaves the last row free, so nothing scrolls"
+
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130

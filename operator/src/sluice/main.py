@@ -19,7 +19,7 @@ from sluice.adapters import logs, telemetry
 from sluice.adapters.health import WatchLag, serve_readiness
 from sluice.adapters.kube import Cluster, KubeApi, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
-from sluice.adapters.metrics import MetricsProvider, PrometheusProvider
+from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, unreachable
 from sluice.adapters.shadow import ShadowMetrics
 from sluice.handlers import Loops, Reconciler, kopf_settings, register
 from sluice.settings import Settings
@@ -48,6 +48,10 @@ async def run(settings: Settings) -> None:
     def prometheus(url: str) -> MetricsProvider:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
+    if (
+        problem := await asyncio.to_thread(unreachable, settings.prometheus_url, settings.prometheus_timeout)
+    ) is not None:
+        log.warning("the default Prometheus does not answer; checks that use it will be Errored: %s", problem)
     api_client = load_api_client()
     watch = WatchLag(timedelta(seconds=settings.watch_stall_seconds), utc_now)
     if settings.readiness_endpoint:

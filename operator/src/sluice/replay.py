@@ -16,7 +16,6 @@ replayed; manual actions and pauses are ignored. `kubectl sluice analyze` (sluic
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from sluice.api.v1alpha1 import (
     Phase,
     Verdict,
 )
+from sluice.core.analysis import shown
 from sluice.core.plan import EventRecord, Observations, WorkloadState
 from sluice.core.rollout import check_window, decide, model_status, next_check_at
 
@@ -189,22 +189,16 @@ def outcome(checks: Sequence[ReplayedCheck], steps: Sequence[int]) -> str:
 
 def _bound(metric: MetricResult) -> str:
     if metric.min is not None and metric.max is not None:
-        return f"[{_short(metric.min)},{_short(metric.max)}]"
+        return f"[{shown(metric.name, metric.min)},{shown(metric.name, metric.max)}]"
     if metric.min is not None:
-        return f">={_short(metric.min)}"
+        return f">={shown(metric.name, metric.min)}"
     if metric.max is not None:
-        return f"<={_short(metric.max)}"
+        return f"<={shown(metric.name, metric.max)}"
     return ""
 
 
 def _cell(metric: MetricResult | None) -> str:
     if metric is None:
         return "-"
-    value = "-" if metric.value is None else _short(metric.value)
+    value = "-" if metric.value is None else shown(metric.name, metric.value)
     return value + _MARKS[metric.verdict]
-
-
-def _short(value: float) -> str:
-    if math.isfinite(value) and value != 0 and abs(value) < 1e-3:
-        return f"{value:.1e}"
-    return f"{value:.4g}"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from sluice import crdgen
 from sluice.api import v1alpha1 as api
@@ -150,3 +151,20 @@ def test_only_int_or_string_unions_are_accepted() -> None:
 
 def test_check_mode_reports_nothing_stale_in_the_repository() -> None:
     assert crdgen.main(["--root", str(REPO_ROOT), "--check"]) == 0
+
+
+def test_every_duration_field_rejects_with_a_sentence_not_a_regex() -> None:
+    durations = [
+        (path, node)
+        for path, node in _nodes(crdgen.openapi_schema()["properties"]["spec"], ".spec")
+        if node.get("description", "").startswith("A duration") or path.endswith(("interval", "Deadline", "timeout"))
+    ]
+
+    assert {path for path, _ in durations} >= {".spec.rollout.interval", ".spec.rollout.progressDeadline"}
+    for path, node in durations:
+        assert "pattern" not in node, path
+        [rule] = node["x-kubernetes-validations"]
+        assert rule["message"] == api.DURATION_MESSAGE, path
+        assert rule["rule"].startswith("self.matches("), path
+    with pytest.raises(ValidationError, match="must be a duration such as 500ms, 30s, 1m or 1h30m"):
+        api.RolloutSpec.model_validate({"interval": "1 minute"})

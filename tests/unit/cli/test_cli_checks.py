@@ -71,7 +71,11 @@ def test_actions_allowed_in_their_states_pass(action: Action) -> None:
     [
         (Action.PROMOTE, {"phase": "Stable"}, "no rollout in progress (phase Stable); nothing to promote"),
         (Action.PROMOTE, with_phase("Progressing", currentStep=None), "canary 2.0.0 is not ready yet"),
-        (Action.PROMOTE_FULL, with_phase("Paused"), "the rollout of 2.0.0 is paused; resume it first"),
+        (
+            Action.PROMOTE_FULL,
+            with_phase("Paused"),
+            "the rollout of 2.0.0 is paused; to promote: `kubectl sluice resume fraud -n ml`",
+        ),
         (Action.PROMOTE_FULL, with_phase("Promoting"), "2.0.0 is already being promoted"),
         (Action.ABORT, {"phase": "Stable"}, "no rollout to abort (phase Stable)"),
         (Action.ABORT, ROLLED_BACK, "no rollout to abort (phase RolledBack)"),
@@ -85,9 +89,13 @@ def test_actions_in_the_wrong_state_are_refused_with_the_reason(
     assert refusal(check_action, make_md(status), action).startswith(message)
 
 
-def test_a_request_waits_for_the_operator_to_handle_the_previous_one_and_to_have_reconciled() -> None:
+def test_a_request_waits_for_the_operator_to_handle_the_previous_one_and_says_how_to_clear_it() -> None:
     pending = make_md(PROGRESSING, annotations={"sluice.dev/action": "promote", "sluice.dev/action-id": "a1"})
-    assert "the previous request promote (id a1) is not handled yet" in refusal(check_action, pending, Action.ABORT)
+    assert refusal(check_action, pending, Action.PROMOTE_FULL) == (
+        "the previous request promote (id a1) is not handled yet (is the operator running?); nothing was written. "
+        "`kubectl sluice abort fraud -n ml` replaces it, or drop it with "
+        "`kubectl annotate modeldeployment fraud -n ml sluice.dev/action- sluice.dev/action-id-`"
+    )
     assert "has no status yet" in refusal(check_action, make_md({}), Action.ABORT)
     handled = make_md(
         {**PROGRESSING, "lastHandledActionId": "a1"},
@@ -96,16 +104,34 @@ def test_a_request_waits_for_the_operator_to_handle_the_previous_one_and_to_have
     check_action(handled, Action.ABORT)
 
 
-def test_pause_and_resume_follow_the_annotation_and_leave_spec_paused_to_its_owner() -> None:
-    check_pause(make_md(PROGRESSING))
-    check_pause(make_md({"phase": "Stable"}))
-    assert refusal(check_pause, make_md(PROGRESSING, annotations={"sluice.dev/paused": "true"})) == (
-        "already paused by annotation sluice.dev/paused"
-    )
+def test_an_abort_overrides_a_stale_unhandled_request() -> None:
+    stale = make_md(PROGRESSING, annotations={"sluice.dev/action": "promote", "sluice.dev/action-id": "a1"})
+
+    check_action(stale, Action.ABORT)
+
+
+def test_pause_and_resume_are_idempotent_and_leave_spec_paused_to_its_owner() -> None:
+    assert check_pause(make_md(PROGRESSING)) is True
+    assert check_pause(make_md({"phase": "Stable"})) is True
+    assert check_pause(make_md(PROGRESSING, annotations={"sluice.dev/paused": "true"})) is False
+    assert check_pause(make_md(with_phase("Paused"), paused=True)) is False
     assert "being promoted" in refusal(check_pause, make_md(with_phase("Promoting")))
-    assert refusal(check_resume, make_md(PROGRESSING)) == "not paused"
-    assert refusal(check_resume, make_md(with_phase("Paused"), paused=True)).startswith("spec.paused is true")
-    check_resume(make_md(with_phase("Paused"), annotations={"sluice.dev/paused": "true"}))
+    assert check_resume(make_md(PROGRESSING)) is False
+    assert check_resume(make_md(with_phase("Paused"), annotations={"sluice.dev/paused": "true"})) is True
+    assert refusal(check_resume, make_md(with_phase("Paused"), paused=True)) == (
+        "paused by spec.paused, which resume leaves to the manifest's owner: set spec.paused to false where the "
+        "manifest is kept (for a try-out: "
+        """`kubectl patch modeldeployment fraud -n ml --type merge -p '{"spec":{"paused":false}}'`)"""
+    )
+
+
+def test_promote_of_a_rollout_paused_by_the_spec_names_the_spec_as_the_fix_not_resume() -> None:
+    paused = make_md(with_phase("Paused"), paused=True)
+
+    message = refusal(check_action, paused, Action.PROMOTE_FULL)
+
+    assert message.startswith("the rollout of 2.0.0 is paused by spec.paused; to promote: set spec.paused to false")
+    assert "kubectl sluice resume" not in message
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from sluice.api.v1alpha1 import ModelDeployment
-from sluice.cli.render import EventLine, age, render_history, render_list, render_status, table, weight_bar
+from sluice.cli.render import (
+    EventLine,
+    PodLine,
+    RouteParent,
+    age,
+    pod_share,
+    render_history,
+    render_list,
+    render_live,
+    render_status,
+    route_text,
+    table,
+    weight_bar,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -102,11 +115,11 @@ def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and
         "Name:          fraud",
         "Namespace:     ml",
         "Phase:         Progressing   [Progressing]",
-        "Message:       canary 2.0.0 at step 2/3 (25%); next check at 2026-01-01T12:00:48+00:00",
+        "Message:       canary 2.0.0 at step 2/3 (25%); next check in 48s",
         "Spec model:    2.0.0   s3://models/fraud/2.0.0/model.onnx (onnx)",
         "Stable:        1.0.0   2/2 ready",
         "Canary:        2.0.0",
-        "Step:          2/3   (steps 10%, 25%, 50%; interval 1m)",
+        "Step:          2/3 at 25%   (steps 10%, 25%, 50%; interval 1m)",
         "Weight:        [#####...............] 25%",
         "Checks:        1 passed, 0 failed, 0 inconclusive, 0 errored in a row",
     ]
@@ -155,13 +168,144 @@ def test_status_between_rollouts_shows_no_canary_and_the_last_rollout() -> None:
 def test_list_table_with_and_without_namespaces() -> None:
     stable = make_md({"phase": "Stable", "stableVersion": "2.0.0", "readyReplicas": 2})
 
-    assert render_list([make_md(PROGRESSING), stable], NOW, all_namespaces=False).splitlines() == [
+    assert render_list([make_md(PROGRESSING), stable], NOW, namespace="ml").splitlines() == [
         "NAME    PHASE         STABLE   CANARY   STEP   WEIGHT   READY   AGE",
         "fraud   Progressing   1.0.0    2.0.0    2/3    25%      2/2     60m",
         "fraud   Stable        2.0.0    -        -      -        2/2     60m",
     ]
-    assert render_list([stable], NOW, all_namespaces=True).splitlines()[1].startswith("ml          fraud   Stable")
-    assert render_list([], NOW, all_namespaces=False) == "No ModelDeployments found."
+    assert render_list([stable], NOW, namespace=None).splitlines()[1].startswith("ml          fraud   Stable")
+
+
+def test_an_empty_list_names_the_namespace_it_looked_in() -> None:
+    assert render_list([], NOW, namespace="ml") == "No ModelDeployments found in namespace ml."
+    assert render_list([], NOW, namespace=None) == "No ModelDeployments found in any namespace."
+
+
+def test_wide_list_adds_spec_version_pause_last_check_and_message() -> None:
+    lines = render_list([make_md(PROGRESSING)], NOW, namespace="ml", wide=True).splitlines()
+
+    assert lines[0].endswith("AGE   SPEC    PAUSED   LAST CHECK       MESSAGE")
+    assert lines[1].endswith(
+        "60m   2.0.0   -        Passed 12s ago   canary 2.0.0 at step 2/3 (25%); next check in 48s"
+    )
+
+
+def test_events_that_rbac_forbids_are_not_shown_as_none() -> None:
+    forbidden = render_status(make_md(PROGRESSING), None, NOW)
+    empty = render_status(make_md(PROGRESSING), [], NOW)
+
+    assert forbidden.endswith("Events:\n  <forbidden: you may not list events in namespace ml>")
+    assert empty.endswith("Events:\n  <none>")
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        ({**PROGRESSING, "phase": "RolledBack", "canaryWeight": 0, "currentStep": None,
+          "history": [{"version": "2.0.0", "outcome": "RolledBack", "startedAt": stamp(90), "finishedAt": stamp(5),
+                       "reason": "AnalysisFailed"}]},
+         "rolled back; stable 1.0.0 serves"),
+        ({**PROGRESSING, "phase": "RolledBack", "canaryWeight": 0, "currentStep": None,
+          "history": [{"version": "2.0.0", "outcome": "Aborted", "startedAt": stamp(90), "finishedAt": stamp(5),
+                       "reason": "Aborted"}]},
+         "aborted; stable 1.0.0 serves"),
+        ({**PROGRESSING, "phase": "Validating", "canaryWeight": 0, "currentStep": None},
+         "validation gate: scoring the canary on the labelled dataset before any traffic"),
+        ({**PROGRESSING, "currentStep": None, "canaryWeight": 0},
+         "starting the canary; step 1/3 follows once it is ready"),
+    ],
+)  # fmt: skip
+def test_the_step_line_matches_the_phase_never_waiting_for_a_canary_that_is_gone(
+    status: dict[str, Any], line: str
+) -> None:
+    text = render_status(make_md(status), [], NOW)
+
+    assert f"Step:          {line}   (steps 10%, 25%, 50%; interval 1m)" in text
+    assert "waiting for the canary" not in text
+
+
+def test_the_validation_gate_shows_score_samples_and_bound() -> None:
+    status = {**PROGRESSING, "phase": "Validating", "currentStep": None, "canaryWeight": 0,
+              "validation": {"version": "2.0.0", "time": stamp(3), "metric": "accuracy", "score": 0.8125,
+                             "samples": 200, "passed": False, "message": "accuracy 0.8125 below min 0.9"}}  # fmt: skip
+    md = make_md(status, validation={"uri": "https://data.example.com/holdout.csv", "min": 0.9})
+
+    assert "Validation:    accuracy 0.8125 on 200 samples, needs accuracy >= 0.9: FAILED" in render_status(md, [], NOW)
+
+
+def live(md: ModelDeployment, events: list[EventLine] | None, pods: list[PodLine] | None) -> list[str]:
+    return render_live(md, events, pods, NOW, state="Progressing", footer="Ctrl-C quits").splitlines()
+
+
+PODS = [
+    PodLine("fraud-canary-7d9f-abc12", "canary", "Running", True, NOW - timedelta(seconds=95)),
+    PodLine("fraud-canary-7d9f-def34", "canary", "ContainerCreating", False, NOW - timedelta(seconds=20)),
+    PodLine("fraud-stable-5c8b-aaa11", "stable", "Running", True, NOW - timedelta(hours=2)),
+    PodLine("fraud-stable-5c8b-bbb22", "stable", "Running", True, NOW - timedelta(hours=2)),
+]
+
+
+def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> None:
+    events = [EventLine("Warning", "CheckFailed", "x" * 300, NOW - timedelta(seconds=s)) for s in range(40, 0, -1)]
+
+    lines = live(make_md(PROGRESSING), events, PODS)
+
+    assert len(lines) <= 23
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].startswith("fraud · ml · Progressing (Progressing)")
+    assert lines[0].endswith("Ctrl-C quits")
+    assert lines[1] == "model   2.0.0 (spec)   stable 1.0.0 2/2 ready   canary 2.0.0 1/2 ready"
+    assert lines[2].startswith("traffic [#####...............] 25% (≈33% by pods)   2/3 at 25%")
+    assert lines[3] == "steps   ✔ 10%  ▸ 25%  · 50%   every 1m"
+    assert lines[4] == "check   ✔ Passed 12s ago at step 2 (25%)   1 passed, 0 failed"
+    assert "  ✔ errorRate            0.2%   ≤ 1%" in lines
+    assert "  ✔ latencyP99         12.5ms   ≤ 500ms" in lines
+    assert "pods    ✔ fraud-canary-7d9f-abc12  canary  Running  95s" in lines
+    assert "        ✖ fraud-canary-7d9f-def34  canary  ContainerCreating  20s" in lines
+    assert "message canary 2.0.0 at step 2/3 (25%); next check in 48s" in lines
+    assert lines[-1].endswith("…")
+    assert lines[-1].startswith("     1s ! CheckFailed: xxx")
+    assert sum("next check" in line for line in lines) == 1, "the message is shown once"
+
+
+def test_without_a_gateway_the_live_view_shows_the_share_the_pods_really_take() -> None:
+    one_each = [PODS[0], PODS[2]]
+    assert pod_share(make_md(PROGRESSING), one_each) == 50
+    assert pod_share(make_md(PROGRESSING, traffic=GATEWAY), one_each) is None
+    assert "(≈50% by pods)" in live(make_md(PROGRESSING), [], one_each)[2]
+
+
+GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
+
+
+def test_a_route_no_gateway_accepted_is_shown_as_moving_no_traffic() -> None:
+    md = make_md(PROGRESSING, traffic=GATEWAY)
+
+    assert route_text(md, []) == (
+        "✖ HTTPRoute fraud not accepted by public (no status from any parent: is there such a Gateway?): "
+        "its weights move no traffic"
+    )
+    assert route_text(md, [RouteParent("public", "False", "NotAllowedByListeners")]) == (
+        "✖ HTTPRoute fraud not accepted by public (public: NotAllowedByListeners): its weights move no traffic"
+    )
+    assert route_text(md, [RouteParent("public", "True", "Accepted")]) == "✔ HTTPRoute fraud accepted by public"
+    assert route_text(md, None) == "<forbidden: you may not get httproutes in namespace ml>"
+    assert route_text(md, [], found=False) == "HTTPRoute fraud not created yet"
+    assert "route   ✖ HTTPRoute fraud not accepted" in "\n".join(
+        render_live(md, [], PODS, NOW, state="Progressing", route=route_text(md, [])).splitlines()
+    )
+    assert "Route:         ✖ HTTPRoute fraud not accepted" in render_status(md, [], NOW, route=route_text(md, []))
+
+
+def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbidden() -> None:
+    status = {**PROGRESSING, "phase": "RolledBack", "canaryWeight": 0, "currentStep": None,
+              "lastCheck": {**cast(dict[str, Any], PROGRESSING["lastCheck"]), "verdict": "Failed"}}  # fmt: skip
+
+    lines = live(make_md(status), None, None)
+
+    assert "steps   ✔ 10%  ✖ 25%  · 50%   every 1m" in lines
+    assert "pods    <forbidden: you may not list pods in namespace ml>" in lines
+    assert "events  <forbidden: you may not list events in namespace ml>" in lines
 
 
 def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() -> None:

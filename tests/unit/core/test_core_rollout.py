@@ -236,7 +236,7 @@ def test_a_bad_canary_is_rolled_back_at_the_first_failed_check() -> None:
     assert plan.stable.model.version == "1.0.0"
     assert plan.stable.replicas == 2
     assert condition(plan.status, READY) == ("True", "StableAvailable")
-    expected = "error rate 0.31 above maxErrorRate 0.01 at step 2/3 (25%)"
+    expected = "error rate 31% above maxErrorRate 1% at step 2/3 (25%)"
     assert condition(plan.status, PROGRESSING) == ("False", "AnalysisFailed")
     assert condition_message(plan.status, PROGRESSING) == expected
     entry = plan.status.history[-1]

@@ -15,7 +15,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from sluice.adapters.metrics import CanaryQuery, PrometheusProvider, builtin_queries, drift_queries, render_template
+from sluice.adapters.metrics import (
+    CanaryQuery,
+    PrometheusProvider,
+    builtin_queries,
+    drift_queries,
+    render_template,
+    unreachable,
+)
 from sluice.core.drift import CountKind, Counts
 
 QUERY = CanaryQuery(
@@ -36,10 +43,16 @@ class FakePrometheus:
     def __init__(self) -> None:
         self.answer: Answer = lambda _promql: (200, vector("1"))
         self.queries: list[str] = []
+        self.ready = 200
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path == "/-/ready":
+                    self.send_response(fake.ready)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 promql = parse_qs(urlparse(self.path).query)["query"][0]
                 fake.queries.append(promql)
                 status, body = fake.answer(promql)
@@ -109,8 +122,7 @@ def test_no_data_and_nan_read_as_none(fake_prometheus: FakePrometheus) -> None:
 def test_an_error_response_is_an_error_reading(fake_prometheus: FakePrometheus) -> None:
     fake_prometheus.answer = lambda _promql: (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
     reading = read(fake_prometheus.url)
-    assert reading.error is not None
-    assert "Prometheus answered HTTP 400" in reading.error
+    assert reading.error == f"Prometheus at {fake_prometheus.url} answered a query with HTTP 400; check its logs"
     assert "parse error" not in reading.error, "an answer's body is never copied into status"
 
 
@@ -127,8 +139,28 @@ def test_an_unreachable_prometheus_is_an_error_reading(fake_prometheus: FakeProm
     fake_prometheus.server.shutdown()
     fake_prometheus.server.server_close()
     reading = read(url)
-    assert reading.error is not None
-    assert reading.error == f"{url}: ConnectError"
+    assert reading.error == (
+        f"cannot connect to Prometheus at {url}: set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; "
+        "`make run-local` uses the local one) or spec.analysis.prometheus.url"
+    )
+
+
+def test_the_start_check_names_an_unreachable_or_unready_prometheus_and_the_fix(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    url = fake_prometheus.url
+    assert unreachable(url, 2) is None
+    fake_prometheus.ready = 503
+    assert unreachable(url, 2) == f"Prometheus at {url} is not ready (HTTP 503)"
+    fake_prometheus.server.shutdown()
+    fake_prometheus.server.server_close()
+
+    problem = unreachable(url, 2)
+
+    assert problem == (
+        f"cannot connect to Prometheus at {url}: set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; "
+        "`make run-local` uses the local one) or spec.analysis.prometheus.url"
+    )
 
 
 def test_a_slow_prometheus_times_out(fake_prometheus: FakePrometheus) -> None:
@@ -139,8 +171,7 @@ def test_a_slow_prometheus_times_out(fake_prometheus: FakePrometheus) -> None:
     fake_prometheus.answer = slow
     started = time.monotonic()
     reading = read(fake_prometheus.url, timeout=0.3)
-    assert reading.error is not None
-    assert "Prometheus timed out (no answer within 0.3s)" in reading.error
+    assert reading.error == f"Prometheus at {fake_prometheus.url} timed out (no answer within 0.3s); is it overloaded?"
     assert time.monotonic() - started < 1.9
 
 

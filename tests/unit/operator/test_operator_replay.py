@@ -96,20 +96,20 @@ def test_the_table_shows_values_bounds_verdicts_and_the_outcome() -> None:
         "STEP",
         "WEIGHT",
         "requestCount>=20",
-        "errorRate<=0.01",
-        "latencyP99<=0.5",
+        "errorRate<=1%",
+        "latencyP99<=500ms",
         "predictionPSI<=0.2",
         "VERDICT",
         "DECISION",
     ]
-    assert lines[1].split() == ["12:01:00", "1/3", "10%", "120", "0.001", "0.08", "0", "Passed", "advance"]
+    assert lines[1].split() == ["12:01:00", "1/3", "10%", "120", "0.1%", "80ms", "0", "Passed", "advance"]
     assert lines[2].split() == [
         "12:02:00",
         "2/3",
         "25%",
         "120",
-        "0.001",
-        "0.08",
+        "0.1%",
+        "80ms",
         "4.604",
         "FAIL",
         "Failed",

@@ -5,14 +5,13 @@ Queries select the canary's series by the serving image's labels (`model` = the 
 `version`, `track="canary"`) and the `namespace` label the scrape configuration attaches; the drift queries
 read the stable version's series (`track="stable"`) over the same window too. No data (empty result, NaN) reads
 as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`. Queries are instant queries at
-`CanaryQuery.at` (what-if replay, `sluice.replay`) or now, each bounded in time and bytes (`PrometheusClient`);
-an error names the failure in fixed words (an HTTP status, an exception type), never Prometheus' answer.
+`CanaryQuery.at` (what-if replay, `sluice.replay`) or now, each bounded in time and bytes (`capped_session`); an
+error names the failure in fixed words (an HTTP status, an exception type), never Prometheus' answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -20,9 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import httpx
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import Retry
 
-from sluice.adapters.bounded_http import IDENTITY, MAX_RESPONSE_BYTES, BodyTooLargeError, read_capped
+from sluice.adapters.bounded_http import MAX_RESPONSE_BYTES, RefusedAnswerError, capped_session
 from sluice.api.durations import format_duration
 from sluice.api.v1alpha1 import AnalysisSpec
 from sluice.core.drift import CountKind, Counts
@@ -120,48 +122,11 @@ def _selector(query: CanaryQuery, version: str, track: str) -> str:
     return series_selector(query.namespace, query.name, version, track)
 
 
-class PrometheusClient:
-    """Instant queries (GET /api/v1/query) against one Prometheus: each bounded by `timeout` seconds in all and by
-    MAX_RESPONSE_BYTES, no redirect followed, no retry (a reading that fails is an Errored check, and the next
-    check reads again)."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
-        self.timeout = timeout
-
-    def session(self) -> httpx.AsyncClient:
-        """An HTTP client for the queries of one reading."""
-        # the whole query's deadline (`query`) comes first; the client's own timeouts are only a backstop
-        return httpx.AsyncClient(timeout=self.timeout + 1, follow_redirects=False, headers=IDENTITY)
-
-    async def query(self, http: httpx.AsyncClient, promql: str, at: datetime | None = None) -> Any:
-        """The `data.result` of an instant query."""
-        params = {"query": promql} if at is None else {"query": promql, "time": f"{at.timestamp():.3f}"}
-        try:
-            body = await asyncio.wait_for(self._get(http, params), self.timeout)
-        except TimeoutError:
-            raise QueryError(f"Prometheus timed out (no answer within {self.timeout:g}s)") from None
-        try:
-            doc = json.loads(body)
-            if doc["status"] != "success":
-                raise QueryError("Prometheus answered an error status")
-            return doc["data"]["result"]
-        except (ValueError, KeyError, TypeError):
-            raise QueryError("Prometheus' answer is not a query result") from None
-
-    async def _get(self, http: httpx.AsyncClient, params: dict[str, str]) -> bytes:
-        async with http.stream("GET", f"{self.url.rstrip('/')}/api/v1/query", params=params) as response:
-            if response.status_code != 200:
-                raise QueryError(f"Prometheus answered HTTP {response.status_code}")
-            return await read_capped(response, MAX_RESPONSE_BYTES, "Prometheus' answer")
-
-
-def reading_error(url: str, error: Exception) -> str:
-    """Why a reading failed, in words of ours: the message of a QueryError or a size cap, else the error's type
-    (an exception's text could quote what Prometheus sent)."""
-    if isinstance(error, QueryError | BodyTooLargeError):
-        return f"{url}: {error}"
-    return f"{url}: {type(error).__name__}"
+def prometheus_client(url: str, timeout: float) -> PrometheusConnect:
+    """A client for one Prometheus whose queries are bounded by `timeout` seconds and MAX_RESPONSE_BYTES each, no
+    redirect followed, without retries (a reading that fails is an Errored check, and the next check reads again)."""
+    session = capped_session(MAX_RESPONSE_BYTES, timeout, "Prometheus' answer")
+    return PrometheusConnect(url=url, timeout=timeout, retry=Retry(total=0), session=session)
 
 
 def builtin_queries(query: CanaryQuery) -> dict[str, str]:
@@ -231,73 +196,118 @@ def single_value(result: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
+PROMETHEUS_FIX = (
+    "set the operator's --prometheus-url (SLUICE_PROMETHEUS_URL; `make run-local` uses the local one) "
+    "or spec.analysis.prometheus.url"
+)
+
+
+def cannot_connect(url: str) -> str:
+    """The sentence for a Prometheus nothing answers at (refused, no such host): what and the fix."""
+    return f"cannot connect to Prometheus at {url}: {PROMETHEUS_FIX}"
+
+
+def too_slow(url: str, timeout: float) -> str:
+    """The sentence for a Prometheus that did not answer in time."""
+    return f"Prometheus at {url} timed out (no answer within {timeout:g}s); is it overloaded?"
+
+
+def reading_failure(url: str, timeout: float, error: Exception) -> str:
+    """One short sentence, with the fix, for a reading that failed: what people read in conditions, Events and
+    history (never the client library's multi-line text, nor what Prometheus sent back)."""
+    match error:
+        case requests.exceptions.Timeout():
+            return too_slow(url, timeout)
+        case requests.exceptions.ConnectionError() if "timed out" in str(error):  # a read timeout, retries off
+            return too_slow(url, timeout)
+        case requests.exceptions.ConnectionError():
+            return cannot_connect(url)
+        case PrometheusApiClientException():
+            code = re.search(r"HTTP Status Code (\d+)", str(error))
+            answer = f"HTTP {code.group(1)}" if code else "an error"
+            return f"Prometheus at {url} answered a query with {answer}; check its logs"
+        case RefusedAnswerError():
+            return f"Prometheus at {url}: {error}"
+        case QueryError():
+            return str(error)
+        case _:
+            return f"reading Prometheus at {url} failed ({type(error).__name__})"
+
+
+def unreachable(url: str, timeout: float) -> str | None:
+    """Why the Prometheus at `url` does not answer its readiness endpoint (`reading_failure`'s sentence), or
+    None when it does: the operator asks once at start, so a wrong default shows before a rollout depends on it."""
+    try:
+        with requests.get(f"{url.rstrip('/')}/-/ready", timeout=timeout, stream=True) as answer:
+            if answer.status_code != 200:
+                return f"Prometheus at {url} is not ready (HTTP {answer.status_code})"
+    except requests.RequestException as error:
+        return reading_failure(url, timeout, error)
+    return None
+
+
 class PrometheusProvider:
-    """Instant queries against one Prometheus (`PrometheusClient`)."""
+    """Instant queries against one Prometheus, each bounded by `timeout` seconds, without retries."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._client = PrometheusClient(url, timeout)
+        self.timeout = timeout
+        self._client = prometheus_client(url, timeout)
 
     async def read(self, query: CanaryQuery) -> AnalysisReading:
         try:
-            async with self._client.session() as http:
-                return await _Reading(self._client, http, query.at).read(query)
+            return await asyncio.to_thread(self._read, query)
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return AnalysisReading(error=reading_error(self.url, error))
+            return AnalysisReading(error=reading_failure(self.url, self.timeout, error))
 
+    def _query(self, promql: str, at: datetime | None) -> Any:
+        params = None if at is None else {"time": f"{at.timestamp():.3f}"}
+        return self._client.custom_query(query=promql, params=params)
 
-@dataclass
-class _Reading:
-    """The queries of one reading, on one HTTP client, at one evaluation time."""
-
-    client: PrometheusClient
-    http: httpx.AsyncClient
-    at: datetime | None
-
-    async def _value(self, promql: str) -> float | None:
+    def _value(self, promql: str, at: datetime | None) -> float | None:
         try:
-            return single_value(await self.client.query(self.http, promql, self.at))
+            return single_value(self._query(promql, at))
         except QueryError as error:
             raise QueryError(f"{error}: {promql}") from None
 
-    async def _grouped(self, promql: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+    def _grouped(self, promql: str, labels: tuple[str, ...], at: datetime | None) -> dict[tuple[str, ...], float]:
         try:
-            return grouped_values(await self.client.query(self.http, promql, self.at), labels)
+            return grouped_values(self._query(promql, at), labels)
         except QueryError as error:
             raise QueryError(f"{error}: {promql}") from None
 
-    async def _by(self, promqls: tuple[str, str], label: str) -> tuple[dict[str, float], ...]:
-        groups = [await self._grouped(q, (label,)) for q in promqls]
-        return tuple({key[0]: value for key, value in grouped.items()} for grouped in groups)
+    def _by(self, promqls: tuple[str, str], label: str, at: datetime | None) -> tuple[dict[str, float], ...]:
+        return tuple({key[0]: value for key, value in self._grouped(q, (label,), at).items()} for q in promqls)
 
-    async def _predictions(self, queries: dict[str, tuple[str, str]]) -> Counts | None:
+    def _predictions(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> Counts | None:
         """Class counts when either side has any, else prediction histogram buckets, else None."""
         for name, label, kind in (
             ("classes", "class", CountKind.CLASSES),
             ("prediction_buckets", "le", CountKind.BUCKETS),
         ):
-            canary, stable = await self._by(queries[name], label)
+            canary, stable = self._by(queries[name], label, query.at)
             if canary or stable:
                 return Counts(kind, canary, stable)
         return None
 
-    async def _features(self, queries: dict[str, tuple[str, str]]) -> dict[str, Counts]:
-        canary, stable = [await self._grouped(q, ("feature", "le")) for q in queries["feature_buckets"]]
+    def _features(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> dict[str, Counts]:
+        canary, stable = (self._grouped(q, ("feature", "le"), query.at) for q in queries["feature_buckets"])
         by_feature: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         for side, values in enumerate((canary, stable)):
             for (feature, le), value in values.items():
                 by_feature.setdefault(feature, ({}, {}))[side][le] = value
         return {feature: Counts(CountKind.BUCKETS, *sides) for feature, sides in by_feature.items()}
 
-    async def read(self, query: CanaryQuery) -> AnalysisReading:
-        builtin = {name: await self._value(promql) for name, promql in builtin_queries(query).items()}
-        custom = {name: await self._value(render_template(template, query)) for name, template in query.custom.items()}
+    def _read(self, query: CanaryQuery) -> AnalysisReading:
+        at = query.at
+        builtin = {name: self._value(promql, at) for name, promql in builtin_queries(query).items()}
+        custom = {name: self._value(render_template(template, query), at) for name, template in query.custom.items()}
         drift = drift_queries(query)
         return AnalysisReading(
             request_count=builtin["request_count"],
             error_rate=builtin["error_rate"],
             latency_p99_seconds=builtin["latency_p99_seconds"],
             custom=custom,
-            predictions=await self._predictions(drift) if query.predictions else None,
-            features=await self._features(drift) if query.features else {},
+            predictions=self._predictions(query, drift) if query.predictions else None,
+            features=self._features(query, drift) if query.features else {},
         )

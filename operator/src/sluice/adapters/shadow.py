@@ -9,11 +9,12 @@ the histogram `sluice_serving_shadow_abs_difference`. Queries select the canary'
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sluice.adapters.metrics import CANARY_TRACK, PrometheusClient, reading_error, series_selector, single_value
+from sluice.adapters.metrics import CANARY_TRACK, prometheus_client, reading_failure, series_selector, single_value
 from sluice.api.durations import format_duration
 from sluice.core.plan import ShadowReading
 
@@ -58,17 +59,17 @@ class ShadowMetrics:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._client = PrometheusClient(url, timeout)
+        self.timeout = timeout
+        self._client = prometheus_client(url, timeout)
 
     async def read(self, query: ShadowQuery) -> ShadowReading:
         try:
-            async with self._client.session() as http:
-                values = {
-                    name: single_value(await self._client.query(http, promql))
-                    for name, promql in shadow_queries(query).items()
-                }
+            return await asyncio.to_thread(self._read, query)
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return ShadowReading(error=reading_error(self.url, error))
+            return ShadowReading(error=reading_failure(self.url, self.timeout, error))
+
+    def _read(self, query: ShadowQuery) -> ShadowReading:
+        values = {name: single_value(self._client.custom_query(query=q)) for name, q in shadow_queries(query).items()}
         return ShadowReading(
             comparisons=values["comparisons"],
             agreement=values["agreement"],

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from sluice.adapters.bounded_http import IDENTITY, MAX_RESPONSE_BYTES, BodyTooLargeError, read_capped
+from sluice.adapters.bounded_http import IDENTITY, MAX_RESPONSE_BYTES, RefusedAnswerError, read_capped
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DatasetFormat, ValidationSpec
 from sluice.core.children import SERVICE_PORT, ChildNames
@@ -143,7 +143,7 @@ class ValidationRunner:
             return await asyncio.wait_for(self._run(spec, namespace, name, timeout), timeout=timeout)
         except TimeoutError:
             return ValidationReading(error=f"the run took longer than timeout {spec.timeout}")
-        except (DatasetError, ScoreError, BodyTooLargeError) as error:  # texts of ours: counts and fixed words
+        except (DatasetError, ScoreError, RefusedAnswerError) as error:  # texts of ours: counts and fixed words
             return ValidationReading(error=str(error))
         except Exception as error:  # a run never raises; other texts could quote what was read, so only the type
             return ValidationReading(error=f"{type(error).__name__} while validating (details withheld)")
@@ -191,7 +191,7 @@ class ValidationRunner:
             if text is None:
                 raise DatasetError(f"ConfigMap {namespace}/{ref.name} or its key {ref.key!r} does not exist")
             if len(text) > self._max_bytes:
-                raise BodyTooLargeError(f"the dataset is larger than {self._max_bytes} bytes")
+                raise RefusedAnswerError(f"the dataset is larger than {self._max_bytes} bytes")
             return text
         uri = spec.uri or ""
         problem = dataset_uri_problem(uri, self._allow)
@@ -262,7 +262,7 @@ def read_dataset_file(path: str, dataset_dir: str, max_bytes: int, deadline: flo
         while chunk := file.read(min(_CHUNK, max_bytes + 1 - size)):
             size += len(chunk)
             if size > max_bytes:
-                raise BodyTooLargeError(f"the dataset is larger than {max_bytes} bytes")
+                raise RefusedAnswerError(f"the dataset is larger than {max_bytes} bytes")
             if time.monotonic() > deadline:
                 raise DatasetError("reading the dataset took longer than the run's timeout")
             chunks.append(chunk)

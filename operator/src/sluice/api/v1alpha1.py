@@ -7,11 +7,12 @@ the CRD's structural schema and the server's strict field validation are what re
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -42,11 +43,12 @@ MIN_INTERVAL = "1s"
 MAX_INTERVAL = "24h"
 
 
-def _is_duration(field: str) -> str:
-    """CEL: `self.<field>` is a well-formed duration. Rules that call duration() check it first, so a malformed
-    value is reported once, by the field's pattern, not again as a CEL conversion error."""
+def _is_duration(field: str = "") -> str:
+    """CEL: `self.<field>` (`self` without a field) is a well-formed duration. Rules that call duration() check it
+    first, so a malformed value is reported once, by the field's own rule, not again as a CEL conversion error."""
     cel_pattern = DURATION_PATTERN.replace("\\.", "[.]")  # CEL string literals have no `\.` escape
-    return f"self.{field}.matches('{cel_pattern}')"
+    subject = f"self.{field}" if field else "self"
+    return f"{subject}.matches('{cel_pattern}')"
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -56,13 +58,24 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     return validation
 
 
+DURATION_MESSAGE = "must be a duration such as 500ms, 30s, 1m or 1h30m (units ms, s, m, h; no days, no spaces)"
+
+
+def _check_duration(text: str) -> str:
+    if re.match(DURATION_PATTERN, text) is None:
+        raise ValueError(DURATION_MESSAGE)
+    return text
+
+
 Duration = Annotated[
     str,
     Field(
-        pattern=DURATION_PATTERN,
         max_length=32,
         description="A duration such as 500ms, 30s, 1m or 1h30m.",
+        # a CEL rule with a sentence for people, not a pattern whose error message would be the raw regex
+        json_schema_extra={"x-kubernetes-validations": [_cel(_is_duration(), DURATION_MESSAGE)]},
     ),
+    AfterValidator(_check_duration),
 ]
 
 Quantity = Annotated[

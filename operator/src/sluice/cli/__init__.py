@@ -2,11 +2,12 @@
 
 Layout:
 - `main`: the entry point; builds the argparse parser from `COMMANDS`, maps errors to exit codes.
-- `base`: `Command` (one subcommand), `ExitCode`, `CliError`, `add_name_argument` (the NAME positional).
+- `base`: `Command` (one subcommand), `ExitCode`, `CliError`, `Parser` (short errors with "did you mean"),
+  `add_name_argument` (the NAME positional), `add_output_argument` (`-o`), `duration_seconds` (every time flag).
 - `kube`: the Kubernetes access the commands share (`Kube`: kubeconfig, context and namespace flags; reads,
-  patches, Events).
-- `render`: pure text rendering (status view, tables, weight bar) of `ModelDeployment` models and `EventLine`s;
-  unit-tested without a cluster.
+  patches, Events, pods, the HTTPRoute's parents).
+- `render`: pure text rendering (status view, the live view that fits 80x24, tables, weight bar, `-o json|yaml`)
+  of `ModelDeployment` models, `EventLine`s and `PodLine`s; unit-tested without a cluster.
 - `checks`: pure state checks run before anything is written (which action the current state allows, which model
   `undo` returns to).
 - `listing` (list, history), `status` (status, --watch), `actions` (pause, resume, promote, abort, retry, undo),

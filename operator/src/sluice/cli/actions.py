@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, PAUSED_ANNOTATION, Action, ModelDeployment
-from sluice.cli.base import CliError, Command, ExitCode, add_name_argument
+from sluice.cli.base import CliError, Command, ExitCode, add_name_argument, duration_seconds
 from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
 from sluice.cli.kube import Kube
-from sluice.cli.render import step_text
+from sluice.cli.render import paused_by, pending_action, step_text
 
 
 def new_action_id() -> str:
@@ -47,7 +47,11 @@ def _wait_arguments(parser: argparse.ArgumentParser) -> None:
         help="wait until the operator has handled the request; exit code 3 if it refused it",
     )
     parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="with --wait: how long (default 60)"
+        "--timeout",
+        type=duration_seconds,
+        default=60.0,
+        metavar="DURATION",
+        help="with --wait: how long, e.g. 90s or 5m (default 1m)",
     )
 
 
@@ -60,7 +64,7 @@ def wait_for_handling(kube: Kube, name: str, action_id: str, timeout: float) -> 
             refusal = next(
                 (
                     event
-                    for event in kube.events(str(md.metadata.get("uid", "")), 50)
+                    for event in kube.events(str(md.metadata.get("uid", "")), 50) or []
                     if event.reason == "ActionIgnored" and f"({action_id})" in event.message
                 ),
                 None,
@@ -86,6 +90,8 @@ def _request(args: argparse.Namespace, action: Action, describe: str) -> int:
 
     before, _ = kube.patch_checked(args.name, make_patch)
     print(f"{args.name}: {action} requested (id {action_id}): {describe.format(md=before, step=step_text(before))}")
+    if (replaced := pending_action(before)) is not None:
+        print(f"{args.name}: it replaces the unhandled {replaced[0]} request (id {replaced[1]}), which will not run")
     if args.wait:
         after = wait_for_handling(kube, args.name, action_id, args.timeout)
         print(f"{args.name}: handled; phase {after.status.phase}, canary weight {after.status.canary_weight}%")
@@ -133,6 +139,10 @@ def run_retry(args: argparse.Namespace) -> int:
 
 def run_pause(args: argparse.Namespace) -> int:
     kube = Kube.from_args(args)
+    md = kube.get(args.name)
+    if not check_pause(md):
+        print(f"{args.name}: already paused by {paused_by(md)}; nothing changed")
+        return ExitCode.OK
 
     def make_patch(md: ModelDeployment) -> dict[str, Any]:
         check_pause(md)
@@ -153,6 +163,9 @@ def run_pause(args: argparse.Namespace) -> int:
 
 def run_resume(args: argparse.Namespace) -> int:
     kube = Kube.from_args(args)
+    if not check_resume(kube.get(args.name)):
+        print(f"{args.name}: not paused; nothing changed")
+        return ExitCode.OK
 
     def make_patch(md: ModelDeployment) -> dict[str, Any]:
         check_resume(md)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sluice.adapters.metrics import PrometheusProvider
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DURATION_PATTERN, ModelDeployment, ModelDeploymentSpec, Outcome
-from sluice.cli.base import CliError, Command, ExitCode
+from sluice.cli.base import CliError, Command, ExitCode, duration_seconds
 from sluice.cli.kube import Kube
 from sluice.replay import Decision, render_table, replay
 
@@ -89,7 +89,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--prometheus-url",
         help=f"Prometheus to read (default: spec.analysis.prometheus.url, else ${PROMETHEUS_URL_VARIABLE})",
     )
-    parser.add_argument("--prometheus-timeout", type=float, default=10.0, metavar="SECONDS", help="per query")
+    parser.add_argument(
+        "--prometheus-timeout", type=duration_seconds, default=10.0, metavar="DURATION", help="per query (default 10s)"
+    )
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table", help="table (default) or json")
 
 

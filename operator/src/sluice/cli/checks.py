@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sluice.api.v1alpha1 import Action, ModelDeployment, ModelStatus, Outcome, Phase
+from sluice.api.v1alpha1 import (
+    ACTION_ANNOTATION,
+    ACTION_ID_ANNOTATION,
+    PAUSED_ANNOTATION,
+    Action,
+    ModelDeployment,
+    ModelStatus,
+    Outcome,
+    Phase,
+)
 from sluice.cli.base import CliError, ExitCode
-from sluice.cli.render import paused_by, pending_action
+from sluice.cli.render import annotations_of, paused_by, pending_action
 from sluice.core.conditions import READY
 from sluice.core.rollout import ROLLOUT_PHASES
 from sluice.core.validation import INVALID_SPEC
@@ -72,26 +81,50 @@ def _refuse(message: str) -> CliError:
     return CliError(ExitCode.WRONG_STATE, message)
 
 
-def check_can_request(md: ModelDeployment) -> None:
-    """Any request: the operator has reconciled the object and handled the previous request."""
+def _where(md: ModelDeployment) -> str:
+    return f"{md.metadata.get('name')} -n {md.metadata.get('namespace')}"
+
+
+def clear_request_hint(md: ModelDeployment) -> str:
+    """How to drop an unhandled request by hand."""
+    return (
+        f"`kubectl sluice abort {_where(md)}` replaces it, or drop it with "
+        f"`kubectl annotate modeldeployment {_where(md)} {ACTION_ANNOTATION}- {ACTION_ID_ANNOTATION}-`"
+    )
+
+
+def resume_hint(md: ModelDeployment) -> str:
+    """The command that lifts what pauses the rollout: the annotation is the plugin's, spec.paused the manifest's."""
+    if md.spec.paused:
+        return (
+            "set spec.paused to false where the manifest is kept (for a try-out: "
+            f'`kubectl patch modeldeployment {_where(md)} --type merge -p \'{{"spec":{{"paused":false}}}}\'`)'
+        )
+    return f"`kubectl sluice resume {_where(md)}`"
+
+
+def check_can_request(md: ModelDeployment, action: Action) -> None:
+    """Any request: the operator has reconciled the object and handled the previous request. An abort replaces
+    an unhandled request (an emergency must not wait for a stale promote)."""
     name = md.metadata.get("name")
     if md.status.phase is None:
         raise _refuse(f"{name} has no status yet: the operator has not reconciled it (is the operator running?)")
-    if (pending := pending_action(md)) is not None:
+    if (pending := pending_action(md)) is not None and action is not Action.ABORT:
         raise _refuse(
             f"the previous request {pending[0]} (id {pending[1]}) is not handled yet (is the operator running?); "
-            "nothing was written"
+            f"nothing was written. {clear_request_hint(md)}"
         )
 
 
 def check_action(md: ModelDeployment, action: Action) -> None:
     """Raise CliError(WRONG_STATE) when the operator would ignore `action` in the current state."""
-    check_can_request(md)
+    check_can_request(md, action)
     status = md.status
     phase, canary = status.phase, status.canary_version
     if action in (Action.PROMOTE, Action.PROMOTE_FULL):
         if phase is Phase.PAUSED or (phase is Phase.PROGRESSING and paused_by(md) is not None):
-            raise _refuse(f"the rollout of {canary} is paused; resume it first (kubectl sluice resume)")
+            by = f" by {paused_by(md)}" if paused_by(md) else ""
+            raise _refuse(f"the rollout of {canary} is paused{by}; to promote: {resume_hint(md)}")
         if phase is Phase.PROMOTING:
             raise _refuse(f"{canary} is already being promoted")
         if phase is not Phase.PROGRESSING:
@@ -112,21 +145,22 @@ def check_action(md: ModelDeployment, action: Action) -> None:
             raise _refuse(f"spec.model.version is {md.spec.model.version}, not the rolled-back {canary}")
 
 
-def check_pause(md: ModelDeployment) -> None:
-    if (by := paused_by(md)) is not None:
-        raise _refuse(f"already paused by {by}")
+def check_pause(md: ModelDeployment) -> bool:
+    """Whether `pause` has anything to write (False: already paused, which is not an error)."""
+    if paused_by(md) is not None:
+        return False
     if md.status.phase is Phase.PROMOTING:
         raise _refuse(f"{md.status.canary_version} is being promoted; a promotion under way is not paused")
+    return True
 
 
-def check_resume(md: ModelDeployment) -> None:
-    if md.spec.paused:
-        raise _refuse(
-            "spec.paused is true: set it to false where the manifest is kept "
-            "(resume only removes the sluice.dev/paused annotation, to leave the spec to its owner)"
-        )
-    if paused_by(md) is None:
-        raise _refuse("not paused")
+def check_resume(md: ModelDeployment) -> bool:
+    """Whether `resume` has anything to write (False: not paused, which is not an error). Refuses when only the
+    manifest's spec.paused holds it: that belongs to the manifest's owner, and the refusal says how to lift it."""
+    annotated = annotations_of(md).get(PAUSED_ANNOTATION) == "true"
+    if md.spec.paused and not annotated:
+        raise _refuse(f"paused by spec.paused, which resume leaves to the manifest's owner: {resume_hint(md)}")
+    return annotated
 
 
 def known_models(md: ModelDeployment) -> dict[str, ModelStatus]:

@@ -3,7 +3,8 @@
 
 Output follows kubectl's (Cobra's) protocol: one candidate per line, then `:4` (no file completion). Candidates:
 subcommands, flags of the subcommand, ModelDeployment names (in the `-n` namespace given on the line), namespaces
-after `-n`, contexts after `--context`, shells after `completion`. Also reachable as `kubectl-sluice __complete`.
+after `-n`, contexts after `--context`, the versions `undo --to-version` can return to (from the object's
+history), `-o` formats, shells after `completion`. Also reachable as `kubectl-sluice __complete`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, cast
 
 from kubernetes import client, config
 
-from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
+from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
+from sluice.cli.checks import known_models
 
 NO_FILE_COMPLETION = ":4"
 Lookup = Callable[[str, dict[str, str]], list[str]]
-"""(kind, connection flags seen on the line) -> names; kind is modeldeployments, namespaces or contexts."""
+"""(kind, connection flags seen on the line) -> names; kind is modeldeployments, namespaces, contexts, or versions
+(those `undo --to-version` accepts; the flags then carry the ModelDeployment's `name`)."""
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -38,6 +41,14 @@ def _options(parser: argparse.ArgumentParser) -> tuple[list[str], set[str]]:
         if action.option_strings and action.nargs != 0:
             with_value.update(action.option_strings)
     return options, with_value
+
+
+def _choices(parser: argparse.ArgumentParser, option: str) -> list[str]:
+    """The values an option accepts when it lists them (`-o` formats), else none."""
+    for action in parser._actions:
+        if option in action.option_strings and action.choices is not None:
+            return [str(choice) for choice in action.choices]
+    return []
 
 
 VALUE_KINDS = {"-n": "namespaces", "--namespace": "namespaces", "--context": "contexts"}
@@ -72,10 +83,10 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str], lookup: Lo
     if expecting_value:
         if previous in VALUE_KINDS:
             found = lookup(VALUE_KINDS[previous], flags)
-        elif previous in ("-o", "--output"):
-            found = ["table", "name"]
+        elif previous == "--to-version" and positionals:
+            found = lookup("versions", {**flags, "name": positionals[0]})
         else:
-            found = []
+            found = _choices(subcommand or parser, previous)
     elif current.startswith("-"):
         found = _options(subcommand)[0] if subcommand is not None else top_options
     elif subcommand is None:
@@ -107,6 +118,12 @@ def cluster_lookup(kind: str, flags: dict[str, str]) -> list[str]:
                 next((c for c in contexts if c["name"] == context), {}) if context else (current or {})
             )
             namespace = flags.get("namespace") or (chosen.get("context") or {}).get("namespace") or "default"
+            if kind == "versions":
+                found = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, flags["name"], _request_timeout=5
+                )
+                md = ModelDeployment.model_validate(found)
+                return [version for version in known_models(md) if version != md.spec.model.version]
             body = cast(
                 dict[str, Any],
                 client.CustomObjectsApi(api_client).list_namespaced_custom_object(

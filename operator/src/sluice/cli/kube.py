@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
-from sluice.cli.base import CliError, ExitCode
-from sluice.cli.render import EventLine
+from sluice.cli.base import CliError, ExitCode, duration_seconds
+from sluice.cli.render import EventLine, PodLine, RouteParent
+from sluice.core.children import GATEWAY_API_VERSION, TRACK_LABEL
 
 CONFLICT_RETRIES = 3
 
@@ -47,10 +48,10 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, suppress_defaul
     )
     group.add_argument(
         "--request-timeout",
-        type=float,
+        type=duration_seconds,
         default=default(30.0),
-        metavar="SECONDS",
-        help="seconds one API request may take (default 30)",
+        metavar="DURATION",
+        help="how long one API request may take (default 30s)",
     )
 
 
@@ -128,7 +129,8 @@ class Kube:
     def get(self, name: str) -> ModelDeployment:
         return parse_model_deployment(self.get_body(name))
 
-    def list_all(self, *, all_namespaces: bool) -> list[ModelDeployment]:
+    def list_bodies(self, *, all_namespaces: bool) -> list[dict[str, Any]]:
+        """The ModelDeployments as stored, in the namespace or in all of them."""
         try:
             if all_namespaces:
                 listed = self._call(
@@ -150,8 +152,7 @@ class Kube:
                     ExitCode.API_ERROR, "the server has no ModelDeployment resource: is the sluice CRD installed?"
                 ) from error
             raise api_error(error, "list modeldeployments") from error
-        items = cast(list[dict[str, Any]], listed.get("items", []))
-        return [parse_model_deployment(item) for item in items]
+        return cast(list[dict[str, Any]], listed.get("items", []))
 
     def patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON merge patch; raises ApiException 409 when it carries a stale metadata.resourceVersion."""
@@ -189,8 +190,9 @@ class Kube:
                     raise api_error(error, f'patch modeldeployment "{name}"') from error
         raise CliError(ExitCode.API_ERROR, f'modeldeployment "{name}" kept changing while it was patched; try again')
 
-    def events(self, uid: str, limit: int) -> list[EventLine]:
-        """The newest `limit` Events about the object with this uid, oldest first."""
+    def events(self, uid: str, limit: int) -> list[EventLine] | None:
+        """The newest `limit` Events about the object with this uid, oldest first; None when RBAC forbids reading
+        them (the status is still shown; the view says `<forbidden>`, not `<none>`)."""
         core = client.CoreV1Api(self.api_client)
         try:
             listed = self._call(
@@ -201,7 +203,7 @@ class Kube:
             )
         except ApiException as error:
             if error.status == 403:
-                return []  # events are extra: a user who may not list them still sees the status
+                return None
             raise api_error(error, "list events") from error
         ordered = sorted(listed.items, key=_event_order)
         lines = [
@@ -215,6 +217,71 @@ class Kube:
             for event in ordered
         ]
         return lines[-limit:] if limit > 0 else []
+
+    def pods(self, selector: str) -> list[PodLine] | None:
+        """The pods matching the label selector, by name; None when RBAC forbids listing them."""
+        core = client.CoreV1Api(self.api_client)
+        try:
+            listed = self._call(
+                "pods",
+                lambda: core.list_namespaced_pod(
+                    self.namespace, label_selector=selector, _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 403:
+                return None
+            raise api_error(error, "list pods") from error
+        return sorted((pod_line(pod) for pod in listed.items), key=lambda pod: pod.name)
+
+    def route_parents(self, name: str) -> tuple[bool, list[RouteParent] | None]:
+        """(whether the HTTPRoute exists, its parents' Accepted conditions); parents None when RBAC forbids it."""
+        group, version = GATEWAY_API_VERSION.split("/")
+        try:
+            route = self._call(
+                "httproute",
+                lambda: self.custom.get_namespaced_custom_object(
+                    group, version, self.namespace, "httproutes", name, _request_timeout=self.request_timeout
+                ),
+            )
+        except ApiException as error:
+            if error.status == 403:
+                return True, None
+            if error.status == 404:
+                return False, []
+            raise api_error(error, "get httproute") from error
+        parents = []
+        for parent in (route.get("status") or {}).get("parents") or []:
+            accepted: dict[str, Any] = next(
+                (c for c in parent.get("conditions") or [] if c.get("type") == "Accepted"), {}
+            )
+            parents.append(
+                RouteParent(
+                    name=str((parent.get("parentRef") or {}).get("name", "?")),
+                    accepted=accepted.get("status"),
+                    reason=str(accepted.get("reason", "")),
+                )
+            )
+        return True, parents
+
+
+def pod_line(pod: Any) -> PodLine:
+    """A pod as the live view shows it: name, track, phase (or the reason it waits), readiness, age."""
+    labels = pod.metadata.labels or {}
+    conditions = (pod.status.conditions if pod.status else None) or []
+    statuses = (pod.status.container_statuses if pod.status else None) or []
+    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    unschedulable = next((c.reason for c in conditions if c.type == "PodScheduled" and c.status == "False"), None)
+    phase = (pod.status.phase if pod.status else None) or "Unknown"
+    if pod.metadata.deletion_timestamp is not None:
+        phase = "Terminating"
+    return PodLine(
+        name=str(pod.metadata.name),
+        track=str(labels.get(TRACK_LABEL, "")),
+        phase=waiting or unschedulable or phase,
+        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+        created=pod.metadata.creation_timestamp,
+    )
 
 
 def _event_order(event: Any) -> tuple[datetime, int]:

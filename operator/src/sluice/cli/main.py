@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from kubernetes.client.exceptions import ApiException
 
 from sluice.cli import actions, analyze, complete, completion, listing, status
-from sluice.cli.base import CliError, Command, ExitCode
+from sluice.cli.base import CliError, Command, ExitCode, Parser
 from sluice.cli.kube import add_connection_arguments, api_error
 
 COMMANDS: list[Command] = [
@@ -40,7 +40,7 @@ def _version() -> str:
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    parser = Parser(prog=prog, description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     add_connection_arguments(parser, suppress_defaults=False)
     subparsers = parser.add_subparsers(title="commands", dest="command_name", metavar="COMMAND")

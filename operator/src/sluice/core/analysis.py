@@ -63,7 +63,7 @@ def evaluate(
                 known(reading.error_rate),
                 bound=analysis.max_error_rate,
                 enough_traffic=enough_traffic,
-                show=_number,
+                show=_percent,
             ),
             _judge_traffic_metric(
                 LATENCY_P99,
@@ -94,7 +94,7 @@ def errored(bounds: Iterable[tuple[str, float | None, float | None]], error: str
 
 
 def summary(check: CheckResult) -> str:
-    """What decided the check, e.g. `error rate 0.31 above maxErrorRate 0.01`.
+    """What decided the check, e.g. `error rate 31% above maxErrorRate 1%`.
 
     The distinct messages of the metrics whose verdict is the check's; too few requests is told once, without the
     metrics it left unjudged.
@@ -129,7 +129,7 @@ def _judge_request_count(min_requests: int, count: float | None) -> MetricResult
 def _judge_traffic_metric(
     name: str, label: str, value: float | None, *, bound: float, enough_traffic: bool, show: Callable[[float], str]
 ) -> MetricResult:
-    """Judge a request-based metric (`label` and bound as in `error rate 0.31 above maxErrorRate 0.01`)."""
+    """Judge a request-based metric (`label` and bound as in `error rate 31% above maxErrorRate 1%`)."""
     if value is None:
         return _no_data(name, label, bound)
     return _judge_upper_bound(
@@ -188,7 +188,23 @@ def _number(value: float) -> str:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:.4g}s" if value >= 1 else f"{value * 1000:.4g}ms"
+    return f"{value:.3g}s" if value >= 1 else f"{value * 1000:.3g}ms"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.3g}%"
+
+
+def shown(name: str, value: float) -> str:
+    """A metric's value as people read it everywhere (Events, conditions, history, the plugin, `analyze`): the
+    error rate in percent, latency in ms or s, requests as a whole number, anything else to 4 digits."""
+    if name == ERROR_RATE:
+        return _percent(value)
+    if name == LATENCY_P99:
+        return _seconds(value)
+    if name == REQUEST_COUNT:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
 
 
 def drift_bounds(analysis: AnalysisSpec) -> dict[str, float]:
