@@ -190,3 +190,26 @@ def test_prometheus_error_bodies_are_not_copied_and_its_answers_are_capped() -> 
         assert error is not None
         assert "Prometheus' answer is larger than 16777216 bytes" in error
         assert "hunter2" not in error
+
+
+async def redirect_to_metadata(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+
+def test_a_trickling_or_redirecting_prometheus_is_cut_at_its_timeout_and_never_followed() -> None:
+    query = CanaryQuery("ml", "iris", "2", timedelta(minutes=1))
+
+    async def scenario(handler: Handler) -> tuple[str | None, float, list[str]]:
+        async with serving(handler) as (base, asked):
+            started = time.monotonic()
+            reading = await PrometheusProvider(base, 1.0).read(query)
+            return reading.error, time.monotonic() - started, asked
+
+    error, took, _ = asyncio.run(scenario(trickle))
+    assert error is not None
+    assert "timed out (no answer within 1s)" in error
+    assert took < 10, "one query's body is cut at the timeout, not read for the 60 s the server trickles"
+    error, _, asked = asyncio.run(scenario(redirect_to_metadata))
+    assert error is not None
+    assert "redirects are not followed" in error
+    assert asked == ["/api/v1/query"], "the redirect target is never asked"

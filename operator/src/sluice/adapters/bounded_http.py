@@ -53,15 +53,16 @@ def _read_within_bounds(
 ) -> requests.Response:
     deadline = time.monotonic() - response.elapsed.total_seconds() + timeout
     try:
-        response._content = _body_within_bounds(response, max_bytes, deadline, timeout, what)  # noqa: SLF001
+        response._content = _body_within_bounds(response, max_bytes, deadline, timeout, what)
     except Exception:
         response.close()
         raise
-    response._content_consumed = True  # noqa: SLF001 - requests' own cache of a body already read
     return response
 
 
-def _body_within_bounds(response: requests.Response, max_bytes: int, deadline: float, timeout: float, what: str) -> bytes:
+def _body_within_bounds(
+    response: requests.Response, max_bytes: int, deadline: float, timeout: float, what: str
+) -> bytes:
     if response.is_redirect:
         raise RefusedAnswerError(f"{what} is a redirect (HTTP {response.status_code}); redirects are not followed")
     if response.headers.get("content-encoding", "identity").lower() != "identity":
