@@ -128,7 +128,7 @@ class HttpProtocol(asyncio.Protocol):
         elif self._in_message:  # body and trailers: the parser buffers trailers whole, so count raw bytes too
             self._message_bytes += len(data)
             if self._message_bytes > self._max_message:
-                self._fail(413, f"the request is larger than SLUICE_MAX_BODY_BYTES ({self._max_body} bytes)")
+                self._refuse_large_body()
                 return
         try:
             self._parser.feed_data(data)
@@ -171,7 +171,8 @@ class HttpProtocol(asyncio.Protocol):
             except ValueError:
                 too_large = False  # the parser rejects it
             if too_large:
-                self._refuse_too_large()
+                self._refuse_large_body()
+                raise _RefusedError
         elif len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
 
@@ -197,7 +198,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         if self._body_size > self._max_body:
-            self._refuse_too_large()
+            self._refuse_large_body()
+            raise _RefusedError
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -291,10 +293,9 @@ class HttpProtocol(asyncio.Protocol):
     def _refuse_large_head(self) -> None:
         self._fail(431, f"the request head is larger than SLUICE_MAX_HEADER_BYTES ({self._max_head} bytes)")
 
-    def _refuse_too_large(self) -> None:
+    def _refuse_large_body(self) -> None:
         """413 and close: the rest of the body is never read."""
         self._fail(413, f"the request body is larger than SLUICE_MAX_BODY_BYTES ({self._max_body} bytes)")
-        raise _RefusedError
 
     def _fail(self, status: int, message: str) -> None:
         self._write(error(status, message), False, True)

@@ -3,6 +3,7 @@ process: what a hostile inference client or model source could do before, and wh
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
@@ -232,10 +233,11 @@ def model_source(classifier: ModelFiles) -> Iterator[str]:
             if self.path != "/drip.onnx":
                 self.wfile.write(payload)
                 return
-            for byte in payload[:120]:  # 60 s at most
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.5)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the server gave up: expected
+                for byte in payload[:120]:  # 60 s at most
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
