@@ -111,9 +111,13 @@ def at_first_step(status: dict[str, Any]) -> bool:
 
 
 def test_the_operator_warns_once_at_start_that_its_default_prometheus_does_not_answer(plugin: Plugin) -> None:
+    warning = "the default Prometheus does not answer"
+    wait_until(lambda: warning in plugin.operator.log_path.read_text(), timeout=TIMEOUT, what="the start check")
+    plugin.create("fraud")
+    plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")  # the operator has gone on working
     log = plugin.operator.log_path.read_text()
 
-    assert log.count("the default Prometheus does not answer") == 1
+    assert log.count(warning) == 1
     assert "cannot connect to Prometheus at http://127.0.0.1:9: set the operator's --prometheus-url" in log
 
 
