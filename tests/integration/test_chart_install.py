@@ -178,15 +178,6 @@ def test_the_notes_say_the_cluster_serves_the_crd_and_that_helm_will_not_upgrade
     assert "WARNING" not in notes
 
 
-def test_the_notes_say_templated_crds_are_the_release_s_own(
-    control_plane: ControlPlane, chart_install: ChartInstall
-) -> None:
-    notes = install_notes(control_plane, chart_install.namespace, "--skip-crds", "--set", "crds.templated=true")
-
-    assert "CRDs: rendered from templates/ (crds.templated=true), so this release applies and upgrades them." in notes
-    assert "cluster serves" not in notes
-
-
 @pytest.fixture
 def namespaced_chart(
     control_plane: ControlPlane, kube_api_client: ApiClient, tmp_path: Path
