@@ -158,16 +158,21 @@ def test_templated_crds_are_accepted_by_the_api_server(control_plane: ControlPla
     assert "modeldeployments.sluice.dev" in output
 
 
+def install_notes(control_plane: ControlPlane, namespace: str, *args: str) -> str:
+    """The NOTES of `helm install --dry-run=server` against the local control plane (which serves the CRD)."""
+    result = helm(
+        "install", unique_name("notes"), str(REPO_ROOT / "charts" / "sluice"), "--dry-run=server",
+        "--kubeconfig", str(control_plane.kubeconfig), "--namespace", namespace, *args,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
 def test_the_notes_say_the_cluster_serves_the_crd_and_that_helm_will_not_upgrade_it(
     control_plane: ControlPlane, chart_install: ChartInstall
 ) -> None:
-    result = helm(
-        "install", unique_name("notes"), str(REPO_ROOT / "charts" / "sluice"), "--dry-run=server",
-        "--kubeconfig", str(control_plane.kubeconfig), "--namespace", chart_install.namespace,
-    )  # fmt: skip
+    notes = install_notes(control_plane, chart_install.namespace)
 
-    assert result.returncode == 0, result.stderr
-    notes = result.stdout.split("NOTES:", 1)[1]
     assert "CRDs: the cluster serves sluice.dev/v1alpha1 ModelDeployment." in notes
     assert "never upgrades it: before `helm upgrade`, apply the new chart's CRDs" in notes
     assert "WARNING" not in notes

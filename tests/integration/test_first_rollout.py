@@ -75,7 +75,8 @@ def test_the_readme_first_rollout_runs_as_written_and_ends_promoted(tmp_path: Pa
     logs = "\n".join(
         f"--- {log.name} ---\n{log.read_text()[-4000:]}" for log in sorted((repo / ".local").glob("*.log"))
     )
-    assert shell.returncode == 0, f"the README's first rollout failed:\n{output[-8000:]}\n{logs}"
+    shown = output if len(output) < 12000 else f"{output[:4000]}\n[...]\n{output[-8000:]}"
+    assert shell.returncode == 0, f"the README's first rollout failed:\n{shown}\n{logs}"
     outcome = yaml.safe_load((repo / outcome_file).read_text())["status"]
     assert outcome["phase"] == "Stable"
     assert outcome["stableVersion"] == "1.2.0"

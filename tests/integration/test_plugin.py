@@ -111,9 +111,13 @@ def at_first_step(status: dict[str, Any]) -> bool:
 
 
 def test_the_operator_warns_once_at_start_that_its_default_prometheus_does_not_answer(plugin: Plugin) -> None:
+    warning = "the default Prometheus does not answer"
+    wait_until(lambda: warning in plugin.operator.log_path.read_text(), timeout=TIMEOUT, what="the start check")
+    plugin.create("fraud")
+    plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")  # the operator has gone on working
     log = plugin.operator.log_path.read_text()
 
-    assert log.count("the default Prometheus does not answer") == 1
+    assert log.count(warning) == 1
     assert "cannot connect to Prometheus at http://127.0.0.1:9: set the operator's --prometheus-url" in log
 
 
@@ -160,7 +164,9 @@ def test_unknown_objects_and_wrong_states_are_refused_without_writing(
         assert plugin(capsys, *args) == (3, "", f"error: {message}\n"), args
     assert plugin(capsys, "resume", "fraud") == (0, "fraud: not paused; nothing changed\n", "")
     assert plugin.get("fraud")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
-    assert plugin(capsys, "list", "-n", "nowhere")[1] == "No ModelDeployments found in namespace nowhere.\n"
+    capsys.readouterr()
+    assert main(["list", "--kubeconfig", plugin.kubeconfig, "-n", "nowhere"]) == 0
+    assert capsys.readouterr().out == "No ModelDeployments found in namespace nowhere.\n"
 
 
 def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,43 +317,70 @@ def test_kubectl_runs_it_as_a_plugin_and_completes_through_it(
     assert "not found" in unknown.stderr
 
 
-def screen_after(
-    child: pexpect.spawn[bytes], screen: pyte.Screen, stream: pyte.ByteStream, seconds: float
-) -> list[str]:
-    """Feed what the watch drew during `seconds` into an 80x24 terminal emulator; its rows as text."""
+def drain(child: pexpect.spawn[bytes], stream: pyte.ByteStream, seconds: float) -> None:
+    """Feed everything the watch draws for `seconds` into the terminal emulator."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(pexpect.TIMEOUT):
             stream.feed(child.read_nonblocking(65536, timeout=0.2))
-    return [row.rstrip() for row in screen.display]
 
 
-def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plugin: Plugin) -> None:
+def screen_until(
+    child: pexpect.spawn[bytes],
+    screen: pyte.Screen,
+    stream: pyte.ByteStream,
+    drawn: Callable[[list[str]], bool],
+    seconds: float = TIMEOUT,
+) -> list[str]:
+    """Feed what the watch draws into an 80x24 terminal emulator until its rows (as text) satisfy `drawn`."""
+    deadline = time.monotonic() + seconds
+    rows: list[str] = []
+    while time.monotonic() < deadline:
+        drain(child, stream, seconds=0.2)
+        rows = [row.rstrip() for row in screen.display]
+        if drawn(rows):
+            return rows
+    raise AssertionError("the watch never drew the expected screen; it shows:\n" + "\n".join(rows))
+
+
+def watch_in_80_by_24(plugin: Plugin) -> tuple[pexpect.spawn[bytes], pyte.Screen, pyte.ByteStream]:
+    """`kubectl-sluice status fraud --watch` in a pseudo-terminal of 80x24, and the emulator drawing its output."""
     screen = pyte.Screen(80, 24)
-    stream = pyte.ByteStream(screen)
     child: pexpect.spawn[bytes] = pexpect.spawn(
         str(BIN / "kubectl-sluice"),
         ["status", "fraud", "-n", plugin.namespace, "--watch", "--interval", "0.3s"],
         env={**os.environ, "KUBECONFIG": plugin.kubeconfig, "TERM": "xterm"},
         dimensions=(24, 80),
     )
-    try:
-        rows = screen_after(child, screen, stream, 2)
-        assert rows[0] == f'waiting for modeldeployment "fraud" to be created in namespace "{plugin.namespace}" (Ctrl-C'
+    return child, screen, pyte.ByteStream(screen)
 
+
+def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plugin: Plugin) -> None:
+    child, screen, stream = watch_in_80_by_24(plugin)
+    try:
+        rows = screen_until(child, screen, stream, lambda rows: rows[0] != "")
+        assert rows[0].startswith(f'waiting for modeldeployment "fraud" in namespace "{plugin.namespace}" to be')
         plugin.create("fraud")
-        plugin.wait("fraud", lambda s: s.get("phase") == "Stable", "Stable")
-        rows = screen_after(child, screen, stream, 2)
-        assert rows[0].startswith(f"fraud · {plugin.namespace} · Stable (Healthy)")
+        child.expect(pexpect.EOF, timeout=TIMEOUT)  # the first deploy it waited for is done
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+    child, screen, stream = watch_in_80_by_24(plugin)
+    try:
+        stable = f"fraud · {plugin.namespace} · Stable (Healthy)"
+        rows = screen_until(child, screen, stream, lambda rows: rows[0].startswith(stable))
         assert rows[0].endswith("waiting for a rollout · Ctrl-C quits")
+        time.sleep(1)
         assert child.isalive(), "a watch opened on a settled object waits for the next rollout"
 
         plugin.patch("fraud", {"spec": {"model": model("2.0.0")}})
-        plugin.wait("fraud", at_first_step, "the canary at step 1")
-        rows = screen_after(child, screen, stream, 3)
+        progressing = f"fraud · {plugin.namespace} · Progressing (Progressing)"
+        rows = screen_until(child, screen, stream, lambda rows: rows[0].startswith(progressing) and "10%" in rows[2])
         for _ in range(3):  # the header stays on the first row however often it redraws
-            assert rows[0].startswith(f"fraud · {plugin.namespace} · Progressing (Progressing)"), rows
-            rows = screen_after(child, screen, stream, 1)
+            drain(child, stream, seconds=1)
+            rows = [row.rstrip() for row in screen.display]
+            assert rows[0].startswith(progressing), rows
         assert rows[1].startswith("model   2.0.0 (spec)   stable 1.0.0 1/1 ready   canary 2.0.0 1/1 ready")
         assert rows[2].startswith("traffic [##..................] 10% (≈50% by pods)   1/2 at 10%")
         assert rows[3].startswith("steps   ▸ 10%  · 50%")

@@ -14,7 +14,6 @@ from unit.chart.chart_support import (
     FORBIDDEN_RESOURCES,
     FORBIDDEN_VERBS,
     KUBE_VERSION,
-    RELEASE,
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
     REVIEWED_NAMESPACED_RULES,
@@ -275,25 +274,3 @@ def test_the_readiness_probe_asks_the_operator_endpoint_the_chart_configures() -
     assert container_env(deployment)["SLUICE_READINESS_ENDPOINT"] == "http://0.0.0.0:8090/readyz"
     assert {"name": "ready", "containerPort": 8090, "protocol": "TCP"} in container["ports"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
-
-
-def install_notes(*args: str) -> str:
-    """The NOTES `helm install --dry-run=client` prints (no cluster: the CRD is not served, and none is installed)."""
-    result = helm("install", RELEASE, str(CHART_DIR), "--dry-run=client", "--kube-version", KUBE_VERSION, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.split("NOTES:", 1)[1]
-
-
-def test_the_notes_say_when_the_crds_were_not_installed() -> None:
-    notes = install_notes("--skip-crds")
-
-    assert "WARNING: the cluster does not serve the ModelDeployment CRD (sluice.dev/v1alpha1)" in notes
-    assert "kubectl apply --server-side -f <chart>/crds/" in notes
-    assert "installed them" not in notes
-
-
-def test_the_notes_say_templated_crds_are_the_release_s_own() -> None:
-    notes = install_notes("--skip-crds", "--set", "crds.templated=true")
-
-    assert "CRDs: rendered from templates/ (crds.templated=true), so this release applies and upgrades them." in notes
-    assert "WARNING" not in notes

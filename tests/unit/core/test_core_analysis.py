@@ -84,3 +84,15 @@ def test_an_unanswered_query_errors_the_whole_check_whatever_the_values() -> Non
     assert result.verdict is Verdict.ERRORED
     assert set(verdicts(result).values()) == {Verdict.ERRORED}
     assert summary(result) == "no answer: timeout after 10s"
+
+
+def test_messages_read_in_one_unit_convention_percent_ms_and_whole_requests() -> None:
+    result = check(
+        AnalysisReading(request_count=98.639, error_rate=0.498107, latency_p99_seconds=0.00243, custom={"auc": 0.9})
+    )
+
+    assert [metric.message for metric in result.metrics[:3]] == [
+        "99 requests",
+        "error rate 49.8% above maxErrorRate 1%",
+        "latency p99 2.43ms within maxLatencyP99 500ms",
+    ]

@@ -311,6 +311,15 @@ def test_prometheus_errors_roll_back_after_max_consecutive_errors() -> None:
     assert "connection refused" in simulation.status.history[-1].message
 
 
+def test_an_unanswered_check_says_why_once_not_once_per_metric() -> None:
+    simulation = at_first_step(make_spec("1.0.0"))
+
+    plan = simulation.check(UNREACHABLE)
+
+    [event] = [event for event in plan.events if event.reason == "CheckErrored"]
+    assert event.message == "Errored at step 1/3 (10%): no answer: connection refused"
+
+
 def test_an_answered_check_resets_the_error_streak() -> None:
     simulation = at_first_step(make_spec("1.0.0"))
 

@@ -18,6 +18,7 @@ from sluice.cli.render import (
     LIVE_WIDTH,
     EventLine,
     PodLine,
+    clip,
     object_text,
     pending_action,
     render_live,
@@ -100,8 +101,11 @@ def _wait_for_creation(kube: Kube, name: str, interactive: bool, deadline: float
             if error.code != ExitCode.USAGE or "not found" not in error.message:
                 raise
         if not said:
-            text = f'waiting for modeldeployment "{name}" to be created in namespace "{kube.namespace}" (Ctrl-C quits)'
-            _draw(text + "\n") if interactive else print(text, flush=True)
+            text = f'waiting for modeldeployment "{name}" in namespace "{kube.namespace}" to be created'
+            if interactive:
+                _draw(clip(text + " · Ctrl-C quits", shutil.get_terminal_size((LIVE_WIDTH, LIVE_HEIGHT)).columns))
+            else:
+                print(text, flush=True)
             said = True
         if deadline is not None and time.monotonic() >= deadline:
             return None

@@ -119,10 +119,14 @@ def _judge_request_count(min_requests: int, count: float | None) -> MetricResult
             value=count,
             min=bound,
             verdict=Verdict.INCONCLUSIVE,
-            message=f"only {_number(count)} requests, fewer than minRequests {min_requests}",
+            message=f"only {shown(REQUEST_COUNT, count)} requests, fewer than minRequests {min_requests}",
         )
     return MetricResult(
-        name=REQUEST_COUNT, value=count, min=bound, verdict=Verdict.PASSED, message=f"{_number(count)} requests"
+        name=REQUEST_COUNT,
+        value=count,
+        min=bound,
+        verdict=Verdict.PASSED,
+        message=f"{shown(REQUEST_COUNT, count)} requests",
     )
 
 

@@ -768,7 +768,7 @@ class _Rollout:
         )
 
     def check_event(self, event_type: EventType, reason: str, check: CheckResult) -> None:
-        metrics = "; ".join(metric.message for metric in check.metrics)
+        metrics = "; ".join(dict.fromkeys(metric.message for metric in check.metrics))  # an error once, not per metric
         self.event(event_type, reason, f"{check.verdict} {self.where()}: {metrics}")
 
     def event(self, event_type: EventType, reason: str, message: str) -> None:
