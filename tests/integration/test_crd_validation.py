@@ -71,6 +71,12 @@ CASES = [
     Case("version with a slash", _model(version="1.4/0"), "spec.model.version", "should match"),
     Case("unknown format", _model(format="pytorch"), "spec.model.format", "supported values"),
     Case("sklearn without digest", _model(format="sklearn"), "spec.model.digest", "digest is required"),
+    Case(
+        "plain http uri without digest",
+        _model(uri="http://models.example.com/m.onnx"),
+        "spec.model.digest",
+        "digest is required for an http:// uri",
+    ),
     Case("malformed digest", _model(digest="sha256:XYZ"), "spec.model.digest", "should match"),
     Case("bad URI scheme", _model(uri="ftp://models.example.com/m.onnx"), "spec.model.uri", "should match"),
     Case("negative replicas", _spec(replicas=-1), "spec.replicas", "greater than or equal to 0"),

@@ -116,7 +116,13 @@ class ModelSpec(ApiModel):
                     "digest is required when format is sklearn: pickle-based models load only with a pinned "
                     "sha256 digest",
                     ".digest",
-                )
+                ),
+                _cel(
+                    "!self.uri.startsWith('http://') || has(self.digest)",
+                    "digest is required for an http:// uri: an artifact fetched without TLS loads only with a "
+                    "pinned sha256 digest (or use https://)",
+                    ".digest",
+                ),
             ]
         }
     )
@@ -141,7 +147,7 @@ class ModelSpec(ApiModel):
     digest: str | None = Field(
         default=None,
         pattern=r"^sha256:[a-f0-9]{64}$",
-        description="sha256 digest of the artifact, checked before loading. Required for sklearn.",
+        description="sha256 digest of the artifact, checked before loading. Required for sklearn and for http:// uris.",
         examples=["sha256:" + "0123456789abcdef" * 4],
     )
 
