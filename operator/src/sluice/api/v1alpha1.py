@@ -286,7 +286,7 @@ class PrometheusRef(ApiModel):
         pattern=r"^https?://\S+$",
         description="Prometheus base URL (http or https): the operator's default or one of the other URLs its "
         "administrator allows; any other makes the spec invalid.",
-        examples=["http://prometheus.monitoring:9090"],
+        examples=["http://prometheus.monitoring.svc:9090"],
     )
 
 
