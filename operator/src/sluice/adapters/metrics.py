@@ -140,7 +140,7 @@ class PrometheusClient:
         try:
             body = await asyncio.wait_for(self._get(http, params), self.timeout)
         except TimeoutError:
-            raise QueryError(f"Prometheus took longer than {self.timeout:g}s") from None
+            raise QueryError(f"Prometheus timed out (no answer within {self.timeout:g}s)") from None
         try:
             doc = json.loads(body)
             if doc["status"] != "success":
