@@ -41,7 +41,7 @@ REJECTIONS = {
     ),
     "a promote-full policy naming no group": (["admissionPolicies.promoteFull.enabled=true"], "minItems"),
     "a group that would break out of the policy's CEL": (
-        ["admissionPolicies.promoteFull.enabled=true", "admissionPolicies.promoteFull.groups[0]=a']||true||['"],
+        ["admissionPolicies.promoteFull.enabled=true", "admissionPolicies.promoteFull.groups[0]=a'b"],
         "/admissionPolicies/promoteFull/groups/0",
     ),
 }

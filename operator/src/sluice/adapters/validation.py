@@ -120,10 +120,11 @@ def canary_base_url(template: str, namespace: str, name: str) -> str:
 class ValidationRunner:
     """Runs spec.validation against a ModelDeployment's canary Service.
 
-    Hostile input: the dataset and the canary's answers are the author's. Every read stops at `max_bytes` (at most
-    `max_bytes + 1` are read) and at the run's timeout; a file:// dataset must be a regular file under the
-    allowlisted directory after symlinks are resolved, an http(s) one on an allowlisted host, with no redirect
-    followed; errors say what failed in fixed words and counts, never with what was read."""
+    Hostile input: the dataset and the canary's answers are the author's. Every read stops past `max_bytes` (a file
+    at `max_bytes + 1` bytes, a body at most one network chunk past it) and at the run's timeout; a file:// dataset
+    must be a regular file under the allowlisted directory after symlinks are resolved, an http(s) one on an
+    allowlisted host, with no redirect followed; errors say what failed in fixed words and counts, never with what
+    was read."""
 
     def __init__(
         self,
