@@ -13,7 +13,7 @@ when it arrives and again once the API server has answered it, and kills the ope
   scale-down to 0 comes next).
 - `status, then Events`: after a status write recording a transition, before that transition's Events; a status
   write changing the phase or lastCheckTime.
-- `random`: at a random moment, 2-6 s after a restart (seeded), whatever the operator is doing.
+- `random`: at a random moment, whatever the operator is doing (see `WORK_BEFORE_ARMING`).
 
 An answered write is killed on before its answer is relayed (see harness/trapproxy.py): it took effect, and nothing
 the operator does only after it has happened. After every kill the operator is restarted at once. Its Lease is
@@ -21,7 +21,8 @@ released on the dead process's behalf (what the operator does itself on SIGTERM)
 kill: there the restart, a new identity, waits out the lease duration as a new pod would.
 
 `Killer` arms the points with the fewest kills so far (all at once; the first to match fires), `start-up` at every
-restart while it is among them, so every point gets its share whatever the machine's speed. `unsafe_states` checks,
+restart while it is among them, the others once the restarted operator has worked a few seconds, so every point
+gets its share whatever the machine's speed and every incarnation gets some work done. `unsafe_states` checks,
 from the proxy's journal of accepted writes, that no write ever leaves a state a crash must not freeze: a status
 claiming what the children do not have yet, or a route sending requests to a canary without replicas.
 """
@@ -47,8 +48,10 @@ from harness.trapproxy import Exchange
 from integration.operator_support import OperatorProcess
 from sluice.core.children import MODELDEPLOYMENT_LABEL, VERSION_LABEL, ChildNames
 
-RANDOM_KILL_AFTER = (2.0, 6.0)
-"""Seconds after a restart at which a `random` kill lands, uniformly at random (seeded)."""
+WORK_BEFORE_ARMING = (2.0, 6.0)
+"""Seconds each incarnation works, from its first list, before the kill points are armed: uniformly at random
+(seeded). Counted from the first list, not from the restart, so that a slow start (Python's imports take seconds on
+a loaded machine) is not all an incarnation gets. A `random` kill lands at that moment."""
 
 
 class Point(StrEnum):
@@ -279,8 +282,10 @@ class Killer:
         self._wake = threading.Event()
         self._writes = Writes()
         self._armed: frozenset[Point] = frozenset()
+        self._pending: frozenset[Point] = frozenset()
+        """Armed at `_arm_at` (None until the running incarnation's first list)."""
+        self._arm_at: float | None = None
         self._fired: Point | None = None
-        self._random_at = 0.0
         self._running = False
         self.kills: Counter[Point] = Counter()
         self.exits = 0
@@ -297,7 +302,7 @@ class Killer:
     def stop(self) -> None:
         with self._lock:
             self._running = False
-            self._armed = frozenset()
+            self._armed, self._pending = frozenset(), frozenset()
         self._wake.set()
         self._thread.join(timeout=60)
 
@@ -310,6 +315,8 @@ class Killer:
             point = point_of(exchange, self._writes)
             if exchange.status is not None and exchange.is_write:
                 self._writes.add(exchange)
+            if exchange.status is None and is_list(exchange) and self._arm_at is None:
+                self._arm_at = time.monotonic() + self._random.uniform(*WORK_BEFORE_ARMING)
             return point is not None and point in self._armed and self._kill(point)
 
     def _kill(self, point: Point) -> bool:
@@ -318,21 +325,23 @@ class Killer:
         if record is None or not record.is_alive():
             return False
         os.kill(record.pid, signal.SIGKILL)
-        self._armed, self._fired = frozenset(), point
+        self._armed, self._pending, self._fired = frozenset(), frozenset(), point
         self.kills[point] += 1
         self._wake.set()
         return True
 
     def _arm(self, *, restarted: bool) -> None:
-        """Arm the points with the fewest kills; `start-up` alone right after a restart when it is among them."""
-        fewest = min(self.kills[point] for point in Point)
-        if restarted and self.kills[Point.START_UP] == fewest:
+        """Choose the points with the fewest kills: `start-up` alone, armed at once, right after a restart when it is
+        among them; else the others, armed once the operator has worked a while (the lock held)."""
+        self._armed, self._pending, self._arm_at = frozenset(), frozenset(), None
+        if restarted and self.kills[Point.START_UP] == min(self.kills[point] for point in Point):
             self._armed = frozenset({Point.START_UP})
-        else:
-            running = [point for point in Point if point is not Point.START_UP]
-            fewest = min(self.kills[point] for point in running)
-            self._armed = frozenset(point for point in running if self.kills[point] == fewest)
-        self._random_at = time.monotonic() + self._random.uniform(*RANDOM_KILL_AFTER)
+            return
+        running = [point for point in Point if point is not Point.START_UP]
+        fewest = min(self.kills[point] for point in running)
+        self._pending = frozenset(point for point in running if self.kills[point] == fewest)
+        if not restarted:  # already working
+            self._arm_at = time.monotonic() + self._random.uniform(*WORK_BEFORE_ARMING)
 
     def _run(self) -> None:
         while True:
@@ -341,12 +350,14 @@ class Killer:
                 self._wake.clear()
                 if not self._running:
                     return
-                if self._fired is None and Point.RANDOM in self._armed and time.monotonic() >= self._random_at:
-                    self._kill(Point.RANDOM)
+                if self._pending and self._arm_at is not None and time.monotonic() >= self._arm_at:
+                    self._armed, self._pending = self._pending, frozenset()
+                    if Point.RANDOM in self._armed:
+                        self._kill(Point.RANDOM)
                 fired, self._fired = self._fired, None
                 exited = fired is None and not self._operator.is_running()
                 if exited:
-                    self._armed = frozenset()
+                    self._armed, self._pending = frozenset(), frozenset()
                     self.exits += 1
             if fired is None and not exited:
                 continue

@@ -23,6 +23,7 @@ least 5, every point hit 5 times. `SLUICE_STRESS_SEED` seeds the random kills.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -42,6 +43,7 @@ from reliability.support import (
     Rollouts,
     SyntheticTraffic,
     expected_outcome,
+    finished,
     history_problems,
     size,
     weights_never_rise_after_a_failed_check,
@@ -57,7 +59,9 @@ MAX_ROLLOUTS_EACH = size(8, 12)
 MIN_KILLS = size(2, 5)
 """SIGKILLs every kill point must get."""
 INTERVAL = "2s"
-ROLLOUT_TIMEOUT = 180.0
+STALL_SECONDS = 120.0
+"""A rollout fails when its ModelDeployment's status has not changed for this long (however long it takes while
+it moves: the kills slow it down more on a slower machine)."""
 
 
 def spec(version: str) -> dict[str, Any]:
@@ -73,6 +77,19 @@ def spec(version: str) -> dict[str, Any]:
 def version(index: int, n: int) -> str:
     """The `n`th rollout of ModelDeployment `index`: good and bad alternate, starting differently per object."""
     return f"{n + 2}.0.0{'-bad' if (index + n) % 2 else ''}"
+
+
+def wait_for_the_end(rollouts: Rollouts, name: str, version: str) -> str | None:
+    """Wait until the rollout of `version` has ended; what went wrong if its status stopped changing first."""
+    last: dict[str, Any] | None = None
+    changed_at = time.monotonic()
+    while not finished(status := rollouts.status(name), version):
+        if status != last:
+            last, changed_at = status, time.monotonic()
+        elif time.monotonic() - changed_at > STALL_SECONDS:
+            return f"{name} {version}: status unchanged for {STALL_SECONDS:.0f} s: {status}"
+        time.sleep(0.3)
+    return None
 
 
 @pytest.fixture
@@ -121,6 +138,8 @@ def test_rollouts_reach_their_outcome_while_the_operator_is_killed_at_every_poin
         rollouts.create(name, upcoming=[version(index, n) for n in range(MAX_ROLLOUTS_EACH)])
     duplicates: list[str] = []
     """Children beyond the fixed names, looked for after every finished rollout (and at the end)."""
+    stalls: list[str] = []
+    """Rollouts whose status stopped changing before they ended."""
     try:
         for name in names:
             rollouts.wait(partial(rollouts.stable, name, "1.0.0"), f"{name} Stable", timeout=90)
@@ -132,9 +151,10 @@ def test_rollouts_reach_their_outcome_while_the_operator_is_killed_at_every_poin
                     return
                 plans[name].append(version(index, n))
                 rollouts.roll_out(name, plans[name][-1])
-                rollouts.wait(
-                    partial(rollouts.finished, name, plans[name][-1]), f"{name} {plans[name][-1]}", ROLLOUT_TIMEOUT
-                )
+                stalled = wait_for_the_end(rollouts, name, plans[name][-1])
+                if stalled:
+                    stalls.append(stalled)
+                    return
                 duplicates.extend(rollouts.duplicate_children())
 
         with ThreadPoolExecutor(max_workers=OBJECTS) as pool:
@@ -147,7 +167,7 @@ def test_rollouts_reach_their_outcome_while_the_operator_is_killed_at_every_poin
         operator.stop()
         proxy.stop()
 
-    problems: list[str] = []
+    problems = list(stalls)
     for name in names:
         problems += history_problems(rollouts.status(name), plans[name])
         problems += weights_never_rise_after_a_failed_check(recorder.of(name))
