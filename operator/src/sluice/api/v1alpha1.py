@@ -697,6 +697,10 @@ class ModelDeploymentStatus(ApiModel):
 
     observed_generation: int | None = Field(default=None, description="The generation of the spec last acted on.")
     phase: Phase | None = Field(default=None, description="Lifecycle phase.")
+    paused_in: Phase | None = Field(
+        default=None,
+        description="While phase is Paused: the phase the rollout is frozen in, where it continues when resumed.",
+    )
     stable_version: str | None = Field(default=None, description="The version serving all traffic between rollouts.")
     stable_model: ModelStatus | None = Field(
         default=None, description="The stable version's model, kept while spec.model names the canary."
