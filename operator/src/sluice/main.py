@@ -17,11 +17,13 @@ from pydantic import ValidationError
 
 from sluice.adapters import logs, telemetry
 from sluice.adapters.health import WatchLag, serve_readiness
-from sluice.adapters.kube import Cluster, KubeApi, load_api_client
+from sluice.adapters.kube import KubeApi, KubeCluster, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider
 from sluice.adapters.shadow import ShadowMetrics
-from sluice.handlers import Loops, Reconciler, kopf_settings, register
+from sluice.handlers import kopf_settings, register
+from sluice.loops import Loops
+from sluice.reconciler import Reconciler
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice")
@@ -64,7 +66,7 @@ async def run(settings: Settings) -> None:
         await elector.acquire()
     watch.leading = True
     reconciler = Reconciler(
-        cluster=Cluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
+        cluster=KubeCluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
         defaults=settings.serving_defaults(),
         default_prometheus_url=settings.prometheus_url,
         metrics_provider=prometheus,

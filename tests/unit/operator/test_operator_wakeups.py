@@ -12,10 +12,12 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from sluice.adapters.kube import Cluster, KubeApi
+from sluice.adapters.kube import KubeApi, KubeCluster
 from sluice.adapters.metrics import PrometheusProvider
 from sluice.core.children import ServingDefaults
-from sluice.handlers import Loops, NoDiffBase, Reconciler, kopf_settings, register
+from sluice.handlers import NoDiffBase, kopf_settings, register
+from sluice.loops import Loops
+from sluice.reconciler import Reconciler
 
 KEY = ("ml", "fraud")
 
@@ -25,7 +27,7 @@ def loops() -> Loops:
     configuration.host = "http://127.0.0.1:9"  # nothing listens: every request fails at once
     api = KubeApi(client.ApiClient(configuration), timeout=1.0)
     reconciler = Reconciler(
-        cluster=Cluster(api, "sluice-tests"),
+        cluster=KubeCluster(api, "sluice-tests"),
         defaults=ServingDefaults(image="sluice-serving:test"),
         default_prometheus_url="http://127.0.0.1:9",
         metrics_provider=lambda url: PrometheusProvider(url, 1.0),
