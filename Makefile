@@ -55,8 +55,8 @@ demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, ope
 run-local:  ## Run the operator against the cluster-up cluster
 	KUBECONFIG=.local/kubeconfig $(BIN)/sluice-operator
 
-crds: $(PY)  ## Regenerate crds/ and the generated reference in docs/api.md from the pydantic API models
-	$(PY) -m sluice.crdgen
+crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the pydantic API models, the model server's copy of sluice/contract.py
+	$(PY) -m sluice.codegen
 
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py

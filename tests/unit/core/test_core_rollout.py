@@ -10,6 +10,7 @@ import pytest
 from sluice.api.v1alpha1 import (
     HISTORY_LIMIT,
     Action,
+    ActionOutcome,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     Outcome,
@@ -565,6 +566,18 @@ def test_an_action_that_makes_no_sense_is_recorded_and_warned_about(action: Acti
     [event] = plan.events
     assert (event.type, event.reason) == (EventType.WARNING, "ActionIgnored")
     assert why in event.message
+
+
+def test_the_outcome_of_a_manual_action_is_recorded_in_the_status_for_the_cli() -> None:
+    simulation = at_first_step(make_spec("1.0.0"))
+
+    refused = simulation.reconcile(action=Action.RETRY)
+    accepted = simulation.reconcile(action=Action.PROMOTE)
+
+    assert refused.status.last_action == ActionOutcome(
+        id="request-1", action=Action.RETRY, accepted=False, message="nothing was rolled back (phase Progressing)"
+    )
+    assert accepted.status.last_action == ActionOutcome(id="request-2", action=Action.PROMOTE, accepted=True)
 
 
 # --- pauses and restarts ---------------------------------------------------------------------------------------------

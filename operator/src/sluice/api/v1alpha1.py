@@ -1,4 +1,4 @@
-"""The ModelDeployment API, version v1alpha1: the single source of the CRD schema (see `sluice.crdgen`).
+"""The ModelDeployment API, version v1alpha1: the single source of the CRD schema (see `sluice.codegen.crdgen`).
 
 Field descriptions become the CRD's OpenAPI descriptions; `x-kubernetes-validations` carry the CEL rules the API
 server enforces at admission. Models parse objects read from the API server, so unknown fields are ignored here:
@@ -669,6 +669,15 @@ class ValidationResult(ApiModel):
     message: str = Field(default="", description="The score against its bound, or why there is no score.")
 
 
+class ActionOutcome(ApiModel):
+    """What the operator did with the last manual request (the sluice.dev/action annotations)."""
+
+    id: str = Field(description="The request's sluice.dev/action-id.")
+    action: Action = Field(description="The requested action.")
+    accepted: bool = Field(description="Whether the operator carried it out (false: refused, see message).")
+    message: str = Field(default="", description="Why it was refused; empty when it was carried out.")
+
+
 class HistoryEntry(ApiModel):
     """A finished rollout."""
 
@@ -723,6 +732,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     last_handled_action_id: str | None = Field(
         default=None, description="The sluice.dev/action-id of the last manual request handled."
+    )
+    last_action: ActionOutcome | None = Field(
+        default=None, description="The outcome of the last manual request handled (lastHandledActionId's)."
     )
     ready_replicas: int = Field(default=0, description="Ready serving pods (the scale subresource's status replicas).")
     selector: str | None = Field(

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from sluice import contract
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import API_VERSION, GROUP, KIND, GatewayTraffic, ModelDeploymentSpec, ModelStatus
 from sluice.core.plan import Plan, WorkloadPlan
@@ -45,12 +46,16 @@ VERSION_LABEL = f"{GROUP}/version"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "sluice"
 
-REFERENCE_ENV = ("SLUICE_REFERENCE_MODEL_URI", "SLUICE_REFERENCE_MODEL_FORMAT", "SLUICE_REFERENCE_MODEL_DIGEST")
+REFERENCE_ENV = (
+    contract.ENV_REFERENCE_MODEL_URI,
+    contract.ENV_REFERENCE_MODEL_FORMAT,
+    contract.ENV_REFERENCE_MODEL_DIGEST,
+)
 """The stable model a canary compares itself with in the shadow phase (serving-image shadow.py)."""
 REFERENCE_MOUNT_DIR = "/mnt/reference-model"
 RESERVED_ENV = frozenset(
-    {"MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_FORMAT", "MODEL_DIGEST", "SLUICE_TRACK", "PORT",
-     "MODEL_CACHE_DIR", *REFERENCE_ENV}
+    {contract.ENV_MODEL_NAME, contract.ENV_MODEL_VERSION, contract.ENV_MODEL_URI, contract.ENV_MODEL_FORMAT,
+     contract.ENV_MODEL_DIGEST, contract.ENV_TRACK, contract.ENV_PORT, contract.ENV_MODEL_CACHE_DIR, *REFERENCE_ENV}
 )  # fmt: skip
 """Variables the operator sets on every serving container; spec.serving.env may not override them."""
 
@@ -66,8 +71,8 @@ _QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 class Track(StrEnum):
     """The two Deployments of a ModelDeployment."""
 
-    STABLE = "stable"
-    CANARY = "canary"
+    STABLE = contract.TRACK_STABLE
+    CANARY = contract.TRACK_CANARY
 
 
 @dataclass(frozen=True)
@@ -210,14 +215,14 @@ def _model_env(owner: Owner, model: ModelStatus, track: Track) -> list[dict[str,
     pvc = parse_pvc_uri(model.uri)
     uri = f"file://{PVC_MOUNT_DIR}/{pvc[1]}" if pvc else model.uri
     return [
-        {"name": "MODEL_NAME", "value": owner.name},
-        {"name": "MODEL_VERSION", "value": model.version},
-        {"name": "MODEL_URI", "value": uri},
-        {"name": "MODEL_FORMAT", "value": str(model.format)},
-        {"name": "MODEL_DIGEST", "value": model.digest or ""},
-        {"name": "SLUICE_TRACK", "value": str(track)},
-        {"name": "PORT", "value": str(SERVING_PORT)},
-        {"name": "MODEL_CACHE_DIR", "value": MODEL_CACHE_DIR},
+        {"name": contract.ENV_MODEL_NAME, "value": owner.name},
+        {"name": contract.ENV_MODEL_VERSION, "value": model.version},
+        {"name": contract.ENV_MODEL_URI, "value": uri},
+        {"name": contract.ENV_MODEL_FORMAT, "value": str(model.format)},
+        {"name": contract.ENV_MODEL_DIGEST, "value": model.digest or ""},
+        {"name": contract.ENV_TRACK, "value": str(track)},
+        {"name": contract.ENV_PORT, "value": str(SERVING_PORT)},
+        {"name": contract.ENV_MODEL_CACHE_DIR, "value": MODEL_CACHE_DIR},
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sluice.api.v1alpha1 import Action, Outcome, Phase
+from sluice.api.v1alpha1 import Action, ActionOutcome, Outcome, Phase
 from sluice.core.plan import EventType
 from sluice.core.rollout.order import ROLLOUT_PHASES
 from sluice.core.rollout.phases.progressing import advance
@@ -22,6 +22,9 @@ def handle_action(decision: Decision) -> None:
         return
     decision.status.last_handled_action_id = request.request_id
     refusal = _HANDLERS[request.action](decision, request.request_id)
+    decision.status.last_action = ActionOutcome(
+        id=request.request_id, action=request.action, accepted=refusal is None, message=refusal or ""
+    )
     if refusal is not None:
         message = f"{request.action} ({request.request_id}) ignored: {refusal}"
         decision.event(EventType.WARNING, "ActionIgnored", message)
