@@ -6,6 +6,7 @@ reads only.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -24,8 +25,13 @@ wakes its owner's loop at once, so the periodic resync is only a safety net for 
 objects labelled as managed by sluice; the HTTPRoute watch starts when the Gateway API CRDs are installed."""
 
 
-def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
-    """The watch handlers: ModelDeployments start, wake and stop loops; events of their children wake their owner."""
+WatchHandler = Callable[..., Awaitable[None]]
+"""A Kopf event handler, called with Kopf's keyword arguments (type, namespace, name, body, labels, ...)."""
+
+
+def register(registry: kopf.OperatorRegistry, loops: Loops) -> dict[str, WatchHandler]:
+    """The watch handlers: ModelDeployments start, wake and stop loops; events of their children wake their owner.
+    Returns them by id: `modeldeployment`, then each child resource's plural."""
 
     intents: dict[ObjectKey, tuple[Any, ...]] = {}
     """Per ModelDeployment, what a person can change (generation, annotations, deletion) as last seen: an event
@@ -68,6 +74,8 @@ def register(registry: kopf.OperatorRegistry, loops: Loops) -> None:
     @kopf.on.cleanup(registry=registry)
     async def stop_loops(**_: Any) -> None:
         await loops.stop_all()
+
+    return {"modeldeployment": modeldeployment_event} | {plural: child_event for *_, plural in CHILD_RESOURCES}
 
 
 class NoDiffBase(kopf.AnnotationsDiffBaseStorage):

@@ -101,5 +101,8 @@ class Loops:
             RECONCILE_SECONDS.observe(time.monotonic() - started)
             resync = self.resync * (1 - RESYNC_SPREAD * random.random())
             wait = resync if requeue_after is None else min(requeue_after, resync)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation (stop, stop_all) that
+            # arrives while the wake-up completes, and the stopped loop would run on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait.total_seconds())
+                async with asyncio.timeout(wait.total_seconds()):
+                    await wake.wait()

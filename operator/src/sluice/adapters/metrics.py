@@ -5,7 +5,7 @@ Queries select the canary's series by the serving image's labels (`model` = the 
 `version`, `track="canary"`) and the `namespace` label the scrape configuration attaches; the drift queries
 read the stable version's series (`track="stable"`) over the same window too. No data (empty result, NaN) reads
 as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`. Queries are instant queries at
-`CanaryQuery.at` (what-if replay, `sluice.replay`) or now.
+`CanaryQuery.at` (what-if replay, `sluice.cli.replay`) or now.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def canary_query(
     window: timedelta,
     at: datetime | None = None,
 ) -> CanaryQuery:
-    """What a check reads for `analysis`: the operator's live checks and `sluice.replay` both build it here."""
+    """What a check reads for `analysis`: the operator's live checks and `sluice.cli.replay` both build it here."""
     return CanaryQuery(
         namespace=namespace,
         name=name,
