@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 import kopf
+from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from sluice.adapters import logs, telemetry
@@ -43,13 +44,27 @@ def _exit_when_leadership_is_lost(renewal: asyncio.Task[None]) -> None:
     os._exit(1)
 
 
-async def run(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM: watch ModelDeployments (in `settings.namespaces`, or cluster-wide)."""
+def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> Reconciler:
+    """The reconciler over the real cluster and Prometheus, as `settings` configure them."""
 
     @cache
     def prometheus(url: str) -> MetricsProvider:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
+    return Reconciler(
+        cluster=KubeCluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
+        defaults=settings.serving_defaults(),
+        default_prometheus_url=settings.prometheus_url,
+        metrics_provider=prometheus,
+        clock=utc_now,
+        watch=watch,
+        canary_url_template=settings.canary_url_template,
+        shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
+    )
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM: watch ModelDeployments (in `settings.namespaces`, or cluster-wide)."""
     api_client = load_api_client()
     watch = WatchLag(timedelta(seconds=settings.watch_stall_seconds), utc_now)
     if settings.readiness_endpoint:
@@ -65,16 +80,7 @@ async def run(settings: Settings) -> None:
         )
         await elector.acquire()
     watch.leading = True
-    reconciler = Reconciler(
-        cluster=KubeCluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
-        defaults=settings.serving_defaults(),
-        default_prometheus_url=settings.prometheus_url,
-        metrics_provider=prometheus,
-        clock=utc_now,
-        watch=watch,
-        canary_url_template=settings.canary_url_template,
-        shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
-    )
+    reconciler = _reconciler(settings, api_client, watch)
     registry = kopf.OperatorRegistry()
     register(registry, Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
 
