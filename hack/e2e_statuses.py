@@ -2,7 +2,7 @@
 
 As a pytest plugin it writes, after each test that uses `restricted_namespace`, the status of every
 ModelDeployment in it to $STATUS_DUMP_DIR/<test id>.json; as a script it compares two such directories, timestamps,
-temporary paths and measured values aside:
+unique names and the numbers in texts (counts, ports, measured values) aside:
 
     STATUS_DUMP_DIR=/tmp/before PYTHONPATH=hack .venv/bin/pytest -p e2e_statuses tests/e2e/test_canary_rollouts.py
     ... (the same on the changed tree, into /tmp/after)
@@ -55,8 +55,8 @@ def normalized(value: Any) -> Any:
     if isinstance(value, list):
         return [normalized(item) for item in value]
     if isinstance(value, str):
-        value = re.sub(r"pytest-\d+", "pytest-N", _TIME.sub("<time>", value))
-        return re.sub(r"\d+\.\d+", "<num>", value)
+        value = re.sub(r"-[0-9a-f]{8}\b", "-<id>", _TIME.sub("<time>", value))  # unique names (namespaces)
+        return re.sub(r"\d+(\.\d+)?", "<n>", value)  # counts, ports, measured values in messages
     return value
 
 
