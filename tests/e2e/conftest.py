@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client import ApiClient
 
-from e2e.support import CHART_IDENTITY, RESYNC_SECONDS, Scenario
+from e2e.support import CHART_IDENTITY, RESYNC_SECONDS, UNREACHABLE_PROMETHEUS, Scenario
 from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane
 from integration.chart_identity import ChartInstall
@@ -38,6 +38,7 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
         "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "SLUICE_PROMETHEUS_URL": prometheus.url,
         "SLUICE_PROMETHEUS_TIMEOUT": "3",
+        "SLUICE_PROMETHEUS_URLS": UNREACHABLE_PROMETHEUS,
     }
     workdir = tmp_path_factory.mktemp("operator")
     if getattr(request, "param", None) == CHART_IDENTITY:

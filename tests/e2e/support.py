@@ -30,6 +30,8 @@ STEPS = [20, 50]
 RESYNC_SECONDS = 2
 ROLLBACK_BOUND_SECONDS = 2 * INTERVAL_SECONDS + 10
 RATE = 30.0
+UNREACHABLE_PROMETHEUS = "http://127.0.0.1:9"
+"""A Prometheus URL the e2e operators allow (`SLUICE_PROMETHEUS_URLS`) where nothing answers (the discard port)."""
 CHART_IDENTITY = "chart-identity"
 """`operator` parameter: run it as the chart's ServiceAccount (fixtures `chart_install`, `operator_kubeconfig`)."""
 

@@ -34,11 +34,11 @@ from e2e.support import (
     INTERVAL_SECONDS,
     ROLLBACK_BOUND_SECONDS,
     STEPS,
+    UNREACHABLE_PROMETHEUS,
     Scenario,
     finished,
     load,
 )
-from harness import free_port
 from integration.operator_support import condition
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 
@@ -136,8 +136,7 @@ def test_a_canary_is_not_promoted_while_prometheus_cannot_answer(
     scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
 ) -> None:
     scenario = scenario_factory({})
-    nothing_listens = f"http://127.0.0.1:{free_port()}"
-    scenario.start_stable("1.0.0", prometheus={"url": nothing_listens}, maxConsecutiveErrors=2)
+    scenario.start_stable("1.0.0", prometheus={"url": UNREACHABLE_PROMETHEUS}, maxConsecutiveErrors=2)
     with load(scenario) as generator:
         scenario.set_version("2.0.0")
         timeline = scenario.follow(lambda s: finished("RolledBack")(s) and s.get("phase") == "RolledBack", "rollback")

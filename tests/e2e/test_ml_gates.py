@@ -14,13 +14,21 @@ Scenarios: a flipped canary in shadow is rolled back on agreement and never gets
 canary passes the validation gate (dataset at a file:// URI) and the shadow phase and is promoted; the gate
 (dataset in a ConfigMap) stops the flipped model under `accuracy >= 0.85` before any traffic, and records its
 score.
+
+Hostile specs (issue #14): the operator runs with the models' directory as its dataset directory and one dataset
+host, a loopback server offering an endless dataset. A ConfigMap dataset full of credentials, a spec naming a file
+of the operator's or a foreign Prometheus, and the endless dataset leave no byte of what was read in status,
+Events or the operator's log, and the operator's memory stays bounded.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +80,47 @@ def front() -> Iterator[ServiceFront]:
         yield serving_front
 
 
+SECRET = "db_password=hunter2"
+ENDLESS_OFFER = 256 * 1024 * 1024
+"""What the endless dataset host offers: far more than the operator's 16 MiB cap."""
+
+
+class EndlessDataset:
+    """A loopback HTTP server answering every GET with ENDLESS_OFFER bytes of credential-looking CSV lines,
+    counting the bytes the reader accepted."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        endless = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                block = (SECRET + ",api_key=AKIAXXXX\n").encode() * 4096
+                endless.sent = 0
+                try:
+                    while endless.sent < ENDLESS_OFFER:
+                        self.wfile.write(block)
+                        endless.sent += len(block)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def endless() -> Iterator[EndlessDataset]:
+    server = EndlessDataset()
+    yield server
+    server.server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def operator(  # noqa: PLR0917 (pytest fixtures)
     control_plane: ControlPlane,
@@ -79,6 +128,8 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
     proxy: CountingProxy,
     prometheus: Prometheus,
     front: ServiceFront,
+    models: Models,
+    endless: EndlessDataset,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     settings = {
@@ -86,6 +137,8 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
         "SLUICE_PROMETHEUS_URL": prometheus.url,
         "SLUICE_PROMETHEUS_TIMEOUT": "3",
         "SLUICE_CANARY_URL_TEMPLATE": front.url_template,
+        "SLUICE_DATASET_DIR": str(models.dataset.parent),
+        "SLUICE_DATASET_HOSTS": endless.host,
     }
     workdir = tmp_path_factory.mktemp("operator")
     process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
@@ -249,3 +302,75 @@ def test_the_validation_gate_stops_a_model_under_the_accuracy_bound_before_any_t
     assert not [key for key in generator.stats.by_version if key[0] != "1.0.0"], generator.stats.by_version
     assert not generator.stats.mirrored, f"no request was mirrored to it: {generator.stats.mirrored}"
     print(f"validation gate: {validation['message']}")
+
+
+def leaked(gates: Gates, *secrets: str) -> list[str]:
+    """Where any of `secrets` shows: the ModelDeployment's status, the namespace's Events, the operator's log."""
+    events = client.CoreV1Api(gates.api_client).list_namespaced_event(gates.namespace).items
+    places = {
+        "status": json.dumps(gates.status()),
+        "events": json.dumps([(event.reason, event.message) for event in events]),
+        "operator log": gates.operator.log_path.read_text(),
+    }
+    return [place for place, text in places.items() for secret in secrets if secret in text]
+
+
+def peak_rss_bytes(operator: OperatorProcess) -> int:
+    assert operator.record is not None
+    status = Path(f"/proc/{operator.record.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) * 1024
+
+
+def test_a_configmap_dataset_of_credentials_never_reaches_status_events_or_logs(gates: Gates) -> None:
+    core = client.CoreV1Api(gates.api_client)
+    data = {"creds.csv": f"{SECRET},api_key=AKIAXXXX\n1,2\n"}
+    core.create_namespaced_config_map(gates.namespace, client.V1ConfigMap(metadata={"name": "creds"}, data=data))
+    gates.create(validation={"configMapRef": {"name": "creds", "key": "creds.csv"}, "min": MIN_ACCURACY})
+    gates.roll_out("2.0.0", gates.models.stable)
+    gates.wait(lambda: "validation" in gates.status(), "the validation gate's run recorded")
+    message = gates.status()["validation"]["message"]
+    assert message == "validation could not run: none of the CSV header's 2 columns is the label column 'label'"
+    assert leaked(gates, "hunter2", "AKIA") == []
+
+
+def test_a_spec_naming_an_operator_file_or_a_foreign_prometheus_is_invalid_and_nothing_is_read(
+    gates: Gates, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(f"{SECRET}\n")
+    gates.create()
+    patch = {
+        "spec": {
+            "model": gates.model("2.0.0", gates.models.stable),
+            "validation": {"uri": token.as_uri(), "min": MIN_ACCURACY},
+            "analysis": {"prometheus": {"url": "http://169.254.169.254/latest/meta-data"}},
+        }
+    }
+    gates.custom.patch_namespaced_custom_object(GROUP, VERSION, gates.namespace, PLURAL, gates.name, patch)
+
+    def ready() -> dict[str, Any]:
+        return next((c for c in gates.status().get("conditions", []) if c["type"] == "Ready"), {})
+
+    gates.wait(lambda: ready().get("reason") == "InvalidSpec", "Ready=False, InvalidSpec")
+    message = ready()["message"]
+    assert "spec.validation.uri: a file:// dataset must lie under the operator's dataset directory" in message
+    assert "spec.analysis.prometheus.url is not one of the operator's Prometheus URLs" in message
+    assert "validation" not in gates.status(), "no run was attempted"
+    assert leaked(gates, "hunter2") == []
+
+
+def test_an_endless_dataset_is_refused_at_the_cap_and_the_operator_stays_small(
+    gates: Gates, endless: EndlessDataset
+) -> None:
+    gates.create(validation={"uri": f"http://{endless.host}/holdout.csv", "min": MIN_ACCURACY})
+    before = peak_rss_bytes(gates.operator)
+    gates.roll_out("2.0.0", gates.models.stable)
+    gates.wait(lambda: "validation" in gates.status(), "the validation gate's run recorded")
+    assert (
+        gates.status()["validation"]["message"] == "validation could not run: the dataset is larger than 16777216 bytes"
+    )
+    growth = peak_rss_bytes(gates.operator) - before
+    print(f"endless dataset: the operator accepted {endless.sent} bytes; its peak RSS grew by {growth} bytes")
+    assert endless.sent < ENDLESS_OFFER / 4, f"the operator stopped reading near its cap, not at {endless.sent}"
+    assert growth < 96 * 1024 * 1024, f"the operator's peak RSS grew by {growth} bytes"
+    assert leaked(gates, "hunter2", "AKIA") == []

@@ -204,6 +204,24 @@ CASES = [
         "spec.rollout.shadow.percent",
         "less than or equal to 100",
     ),
+    Case(
+        "a Service as the route's parent (a GAMMA route taking over its mesh traffic)",
+        _spec(traffic={"gateway": {"parentRefs": [{"group": "", "kind": "Service", "name": "payments"}]}}),
+        "spec.traffic.gateway.parentRefs[0].group",
+        "parentRefs may only name Gateways",
+    ),
+    Case(
+        "another kind of the Gateway API group as the route's parent",
+        _spec(traffic={"gateway": {"parentRefs": [{"kind": "ListenerSet", "name": "public"}]}}),
+        "spec.traffic.gateway.parentRefs[0].kind",
+        "kind must be Gateway",
+    ),
+    Case(
+        "a hostname that is not a DNS name",
+        _spec(traffic={"gateway": {"parentRefs": [{"name": "public"}], "hostnames": ["10.0.0.1:80"]}}),
+        "spec.traffic.gateway.hostnames[0]",
+        "should match",
+    ),
 ]
 
 
@@ -300,7 +318,15 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
                     "onInconclusive": "Hold",
                     "metrics": [METRIC, {"name": "drift", "query": "max(drift)", "max": 0.2}],
                 },
-                "traffic": {"gateway": {"parentRefs": [{"name": "public"}], "hostnames": ["fraud.example.com"]}},
+                "traffic": {
+                    "gateway": {
+                        "parentRefs": [
+                            {"name": "public"},
+                            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "in", "namespace": "gw"},
+                        ],
+                        "hostnames": ["fraud.example.com", "*.ml.example.com"],
+                    }
+                },
                 "paused": True,
             },
         },

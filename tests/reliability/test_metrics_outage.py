@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,14 +111,35 @@ def traffic(prometheus: Prometheus) -> Iterator[SyntheticTraffic]:
 
 
 @pytest.fixture(scope="module")
+def slow() -> Iterator[SlowPrometheus]:
+    server = SlowPrometheus(delay=5.0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def second_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """A second real Prometheus, which a test stops mid-rollout."""
+    own = Prometheus.start(tmp_path_factory.mktemp("prometheus"))
+    yield own
+    own.stop()
+
+
+@pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    prometheus: Prometheus,
+    slow: SlowPrometheus,
+    second_prometheus: Prometheus,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
+    """Its default Prometheus is the real one; specs may also name the slow one and the second one (the
+    operator's Prometheus allowlist)."""
     install_crd(control_plane)
+    settings = {"SLUICE_RESYNC_SECONDS": "2", "SLUICE_PROMETHEUS_URL": prometheus.url, "SLUICE_PROMETHEUS_TIMEOUT": "1"}
+    settings["SLUICE_PROMETHEUS_URLS"] = f"{slow.url},{second_prometheus.url}"
     process = OperatorProcess(
-        control_plane.kubeconfig,
-        tmp_path_factory.mktemp("operator") / "operator.log",
-        {"SLUICE_RESYNC_SECONDS": "2", "SLUICE_PROMETHEUS_URL": prometheus.url, "SLUICE_PROMETHEUS_TIMEOUT": "1"},
+        control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", settings
     ).start()
     yield process
     process.stop()
@@ -157,24 +177,24 @@ def never_promoted(status: dict[str, Any], shots: list[Any], reason: str) -> lis
 
 
 def test_garbage_or_slow_answers_never_promote_and_good_data_does(
-    kube_api_client: ApiClient, restricted_namespace: str, traffic: SyntheticTraffic, operator: OperatorProcess
+    kube_api_client: ApiClient,
+    restricted_namespace: str,
+    traffic: SyntheticTraffic,
+    operator: OperatorProcess,
+    slow: SlowPrometheus,
 ) -> None:
     """The control, every GARBAGE query and the slow Prometheus, as parallel ModelDeployments in one namespace."""
-    slow = SlowPrometheus(delay=5.0)
     cases: dict[str, tuple[Any, str | None]] = {
         "control": (spec_with("vector(1)"), None),
         **{f"garbage-{case}": (spec_with(query), reason) for case, (query, _, reason) in GARBAGE.items()},
         "slow": (spec_with(None, slow.url), "AnalysisErrored"),
     }
-    try:
-        with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-            futures = {
-                name: pool.submit(run_rollout, kube_api_client, restricted_namespace, traffic, operator, spec, name)
-                for name, (spec, _) in cases.items()
-            }
-            results = {name: future.result() for name, future in futures.items()}
-    finally:
-        slow.stop()
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = {
+            name: pool.submit(run_rollout, kube_api_client, restricted_namespace, traffic, operator, spec, name)
+            for name, (spec, _) in cases.items()
+        }
+        results = {name: future.result() for name, future in futures.items()}
     problems: list[str] = []
     for name, (status, shots) in results.items():
         reason = cases[name][1]
@@ -201,10 +221,10 @@ def test_a_prometheus_stopped_mid_rollout_never_promotes(  # noqa: PLR0917 (fixt
     traffic: SyntheticTraffic,
     operator: OperatorProcess,
     prometheus: Prometheus,
-    tmp_path: Path,
+    second_prometheus: Prometheus,
 ) -> None:
     """A second real Prometheus (scraping the same synthetic traffic) passes the first check, then is stopped."""
-    own = Prometheus.start(tmp_path / "prometheus")
+    own = second_prometheus
     try:
         for target in prometheus.targets_dir.glob("*.json"):
             (own.targets_dir / target.name).write_text(target.read_text())

@@ -60,6 +60,7 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
         watch=watch,
         canary_url_template=settings.canary_url_template,
         shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
+        allow=settings.allowlists(),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,6 +110,8 @@ class Reconciler:
     """Base URL of a canary Service, for the validation gate (settings.canary_url_template)."""
     shadow_provider: Callable[[str], ShadowReader] | None = None
     """The shadow comparisons reader for a Prometheus URL; by default `ShadowMetrics` with a 10 s timeout."""
+    allow: validation.Allowlists = field(default_factory=validation.Allowlists)
+    """What specs may point the operator at (settings.allowlists()); a spec outside it is an InvalidSpec."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -130,6 +132,7 @@ class Reconciler:
             await self._reject(read, _validation_message(error))
             return None
         problems = validation.problems(name, spec, self.defaults.image)
+        problems += validation.allowlist_problems(namespace, spec, self.allow)
         if problems:
             await self._reject(read, "; ".join(problems))
             return None
@@ -215,7 +218,7 @@ class Reconciler:
         """The validation gate's run against the canary Service, when it is due."""
         if spec.validation is None or not validation_due(spec, status, canary, now):
             return None
-        runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template)
+        runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template, self.allow)
         return await runner.run(spec.validation, owner.namespace, owner.name)
 
     async def _shadow(

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sluice.core.children import ServingDefaults
+from sluice.core.validation import Allowlists
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
@@ -41,6 +42,31 @@ class Settings(BaseSettings):
     prometheus_url: str = Field(
         default="http://prometheus.monitoring.svc:9090",
         description="Prometheus base URL for ModelDeployments that set no spec.analysis.prometheus.url.",
+    )
+    prometheus_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More Prometheus base URLs, comma-separated, that a spec.analysis.prometheus.url may name "
+        "(besides prometheus_url); any other is an invalid spec.",
+    )
+    dataset_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (host or host:port), comma-separated, an http(s) spec.validation.uri may name; empty: "
+        "none (ConfigMap datasets only).",
+    )
+    dataset_dir: str = Field(
+        default="",
+        description="Directory a file:// spec.validation.uri must lie under, symlinks resolved; empty: no file:// "
+        "datasets.",
+    )
+    gateways: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Gateways (namespace/name), comma-separated, spec.traffic.gateway.parentRefs may name; empty: "
+        "any Gateway.",
+    )
+    hostname_suffixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Domains, comma-separated, every spec.traffic.gateway.hostnames entry must lie in (hostnames "
+        "are then required); empty: any hostname.",
     )
     canary_url_template: str = Field(
         default="http://{service}.{namespace}.svc:{port}",
@@ -104,9 +130,9 @@ class Settings(BaseSettings):
         description="Namespace of that Lease; by default the POD_NAMESPACE environment variable.",
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "prometheus_urls", "dataset_hosts", "gateways", "hostname_suffixes", mode="before")
     @classmethod
-    def _split_namespaces(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
@@ -133,6 +159,25 @@ class Settings(BaseSettings):
     def from_command_line(cls, argv: Sequence[str]) -> Settings:
         """Parse flags (with `--help`) over the environment; argparse exits on `--help` or a bad flag."""
         return cls(_cli_parse_args=list(argv))
+
+    @field_validator("gateways")
+    @classmethod
+    def _gateways_are_namespaced(cls, value: list[str]) -> list[str]:
+        for gateway in value:
+            namespace, slash, name = gateway.partition("/")
+            if not (namespace and slash and name) or "/" in name:
+                raise ValueError(f"{gateway!r} is not namespace/name")
+        return value
+
+    def allowlists(self) -> Allowlists:
+        """What ModelDeployment specs may point the operator at (docs/security.md)."""
+        return Allowlists(
+            prometheus_urls=frozenset({self.prometheus_url, *self.prometheus_urls}),
+            dataset_hosts=frozenset(host.lower() for host in self.dataset_hosts),
+            dataset_dir=self.dataset_dir,
+            gateways=frozenset(self.gateways),
+            hostname_suffixes=tuple(self.hostname_suffixes),
+        )
 
     def serving_defaults(self) -> ServingDefaults:
         """The defaults the children builders fill in where a spec says nothing."""

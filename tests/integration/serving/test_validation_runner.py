@@ -12,6 +12,7 @@ from integration.serving.conftest import Start
 from sluice.adapters.validation import ValidationRunner
 from sluice.api.v1alpha1 import ValidationSpec
 from sluice.core.plan import ValidationReading
+from sluice.core.validation import Allowlists
 from unit.serving.support import ModelFiles, classification_dataset_csv, make_flipped_classifier
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,11 @@ def run(runner: ValidationRunner, spec: dict[str, object]) -> ValidationReading:
     return asyncio.run(runner.run(ValidationSpec.model_validate(spec | {"min": 0.85}), "ml", "iris"))
 
 
+def runner(canary_url_template: str, dataset: Path) -> ValidationRunner:
+    """A runner allowed to read file:// datasets in `dataset`'s directory."""
+    return ValidationRunner(no_config_maps, canary_url_template, Allowlists(dataset_dir=str(dataset.parent)))
+
+
 async def no_config_maps(namespace: str, name: str, key: str) -> str | None:
     return None
 
@@ -35,7 +41,7 @@ async def no_config_maps(namespace: str, name: str, key: str) -> str | None:
 def test_a_model_is_scored_on_every_row_in_batches(classifier: ModelFiles, dataset: Path, start: Start) -> None:
     server = start({"MODEL_URI": str(classifier.onnx), "MODEL_NAME": "iris"})
     server.wait_ready()
-    reading = run(ValidationRunner(no_config_maps, server.base), {"uri": dataset.as_uri(), "batchSize": 64})
+    reading = run(runner(server.base, dataset), {"uri": dataset.as_uri(), "batchSize": 64})
     assert reading.error is None, reading
     assert reading.samples == 300
     assert reading.score is not None
@@ -62,12 +68,10 @@ def test_a_model_trained_on_flipped_labels_scores_low_from_a_config_map(
 
 def test_failures_are_the_readings_error(classifier: ModelFiles, dataset: Path, start: Start) -> None:
     missing = run(ValidationRunner(no_config_maps, "http://127.0.0.1:9"), {"configMapRef": {"name": "x", "key": "k"}})
-    assert missing.error == "DatasetError: ConfigMap ml/x or its key 'k' does not exist"
-    unreachable = run(ValidationRunner(no_config_maps, "http://127.0.0.1:9"), {"uri": dataset.as_uri()})
-    assert unreachable.error is not None
-    assert unreachable.error.startswith("ConnectError"), unreachable
+    assert missing.error == "ConfigMap ml/x or its key 'k' does not exist"
+    unreachable = run(runner("http://127.0.0.1:9", dataset), {"uri": dataset.as_uri()})
+    assert unreachable.error == "ConnectError while validating (details withheld)", unreachable
     server = start({"MODEL_URI": str(classifier.onnx), "MODEL_NAME": "other"})
     server.wait_ready()
-    wrong_model = run(ValidationRunner(no_config_maps, server.base), {"uri": dataset.as_uri()})
-    assert wrong_model.error is not None
-    assert "HTTP 404" in wrong_model.error, wrong_model
+    wrong_model = run(runner(server.base, dataset), {"uri": dataset.as_uri()})
+    assert wrong_model.error == "the canary answered model metadata with HTTP 404", wrong_model

@@ -10,8 +10,16 @@ import pytest
 
 from sluice.adapters.shadow import ShadowQuery, shadow_queries
 from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, DatasetError, canary_base_url, parse_dataset
-from sluice.api.v1alpha1 import DatasetFormat, GatewayTraffic, ModelDeploymentSpec, ModelFormat, ModelStatus
+from sluice.api.v1alpha1 import (
+    DatasetFormat,
+    GatewayTraffic,
+    ModelDeploymentSpec,
+    ModelFormat,
+    ModelStatus,
+    ValidationMetric,
+)
 from sluice.core.children import RESERVED_ENV, Owner, ServingDefaults, Track, deployment, http_route
+from sluice.core.gates import ScoreError, score
 from sluice.core.plan import WorkloadPlan
 
 OWNER = Owner(name="fraud", namespace="ml", uid="0000-1111")
@@ -69,7 +77,7 @@ def test_a_jsonl_dataset_has_features_and_a_label_per_line() -> None:
     ("text", "fmt", "why"),
     [
         ("", DatasetFormat.CSV, "empty"),
-        ("a,b\n1,2\n", DatasetFormat.CSV, "no label column 'label'"),
+        ("a,b\n1,2\n", DatasetFormat.CSV, "none of the CSV header's 2 columns is the label column 'label'"),
         ("a,label\n1\n", DatasetFormat.CSV, "line 2 has 1 columns, the header 2"),
         ("a,label\nx,1\n", DatasetFormat.CSV, "line 2: a feature is not a number"),
         ("a,label\n", DatasetFormat.CSV, "no rows"),
@@ -80,6 +88,30 @@ def test_a_jsonl_dataset_has_features_and_a_label_per_line() -> None:
 def test_malformed_datasets_are_refused_saying_where(text: str, fmt: DatasetFormat, why: str) -> None:
     with pytest.raises(DatasetError, match=why):
         parse_dataset(text, fmt, "label")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("db_password=hunter2,api_key=AKIAXXXX\n", DatasetFormat.CSV),
+        ("hunter2,label\n1,2,3\n", DatasetFormat.CSV),
+        ("hunter2,label\nAKIAXXXX,1\n", DatasetFormat.CSV),
+        ('{"features": ["hunter2"], "label": 1}\n', DatasetFormat.JSONL),
+        ("hunter2\n", DatasetFormat.JSONL),
+    ],
+)
+def test_a_dataset_error_never_quotes_the_dataset(text: str, fmt: DatasetFormat) -> None:
+    """A secret read as a dataset (a token file, a ConfigMap of credentials) is not echoed into status."""
+    with pytest.raises(DatasetError) as refused:
+        parse_dataset(text, fmt, "label")
+    assert "hunter2" not in str(refused.value)
+    assert "AKIA" not in str(refused.value)
+
+
+def test_a_score_error_never_quotes_a_label_or_a_prediction() -> None:
+    with pytest.raises(ScoreError) as refused:
+        score(ValidationMetric.RMSE, [1.0, 2.0], [1.0, "hunter2"])
+    assert str(refused.value) == "row 2: the prediction or the label is not a number"
 
 
 def test_the_canary_url_comes_from_the_template() -> None:

@@ -64,11 +64,13 @@ def test_a_child_whose_replicas_selector_or_weights_someone_changed_is_applied_a
     defaulted = copy.deepcopy(applied)  # what the API server returns: defaults filled in, nothing else changed
     for ref in defaulted["spec"]["rules"][0]["backendRefs"]:
         ref.update(group="", kind="Service")
-    defaulted["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
     assert not needs_apply(route, defaulted)
     edited = copy.deepcopy(defaulted)
     edited["spec"]["rules"][0]["backendRefs"][1]["weight"] = 100
     assert needs_apply(route, edited)
+    widened = copy.deepcopy(defaulted)
+    widened["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert needs_apply(route, widened)
 
     deployment = {"kind": "Deployment", "metadata": {}, "spec": {"replicas": 2}}
     scaled = with_spec_hash(deployment)

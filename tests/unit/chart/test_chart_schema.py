@@ -33,6 +33,17 @@ REJECTIONS = {
         "watch.namespaces is only used with watch.clusterWide=false",
     ),
     "an extra variable without a value": (["operator.extraEnv[0].name=FOO"], "missing property 'value'"),
+    "an allowed Gateway without its namespace": (["gateway.allowed[0]=public"], "/gateway/allowed/0"),
+    "a dataset host with a path": (["validation.datasetHosts[0]=data.example.com/x"], "/validation/datasetHosts/0"),
+    "a Prometheus URL list entry without a scheme": (
+        ["operator.prometheusUrls[0]=thanos:9090"],
+        "/operator/prometheusUrls/0",
+    ),
+    "a promote-full policy naming no group": (["admissionPolicies.promoteFull.enabled=true"], "minItems"),
+    "a group that would break out of the policy's CEL": (
+        ["admissionPolicies.promoteFull.enabled=true", "admissionPolicies.promoteFull.groups[0]=a'b"],
+        "/admissionPolicies/promoteFull/groups/0",
+    ),
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, ModelFormat, ModelStatus
+from sluice.api.v1alpha1 import GatewayTraffic, ModelDeploymentSpec, ModelDeploymentStatus, ModelFormat, ModelStatus
 from sluice.core.children import (
     SPEC_HASH_ANNOTATION,
     ChildNames,
@@ -213,14 +213,35 @@ def test_the_http_route_splits_by_weight_to_the_gateways_parents() -> None:
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["spec"]["parentRefs"] == [{"name": "public", "sectionName": "https"}]
     assert route["spec"]["hostnames"] == ["a.example"]
-    assert route["spec"]["rules"] == [
-        {
-            "backendRefs": [
-                {"name": "fraud", "port": 80, "weight": 75},
-                {"name": "fraud-canary", "port": 80, "weight": 25},
-            ]
-        }
+    assert [rule["backendRefs"] for rule in route["spec"]["rules"]] == [
+        [
+            {"name": "fraud", "port": 80, "weight": 75},
+            {"name": "fraud-canary", "port": 80, "weight": 25},
+        ]
     ]
+
+
+def test_the_http_route_matches_only_its_own_models_paths_so_models_can_share_a_hostname() -> None:
+    gateway = GatewayTraffic.model_validate({"parentRefs": [{"name": "public"}], "hostnames": ["ml.example"]})
+    fraud, churn = http_route(OWNER, gateway, 10), http_route(Owner("churn", "ml", "u2"), gateway, 0)
+
+    def routed(route: dict[str, Any], path: str) -> bool:
+        """Gateway API path matching: Exact is the whole path, PathPrefix whole segments of it."""
+        for rule in route["spec"]["rules"]:
+            for match in rule["matches"]:
+                kind, value = match["path"]["type"], match["path"]["value"]
+                if path == value or (kind == "PathPrefix" and path.startswith(value.rstrip("/") + "/")):
+                    return True
+        return False
+
+    for path in ("/v2/models/fraud", "/v2/models/fraud/infer", "/v2/models/fraud/ready",
+                 "/v2/models/fraud/versions/1/infer", "/v1/models/fraud", "/v1/models/fraud:predict"):  # fmt: skip
+        assert routed(fraud, path), path
+        assert not routed(churn, path), path
+    assert routed(churn, "/v2/models/churn/infer")
+    assert routed(churn, "/v1/models/churn:predict")
+    for path in ("/", "/metrics", "/v2/health/ready", "/v2/models/fraudster/infer", "/v1/models/fraudster:predict"):
+        assert not routed(fraud, path), path
 
 
 def test_workloads_leave_out_the_canary_until_a_rollout_started() -> None:

@@ -53,7 +53,11 @@ def test_mae_and_rmse_of_numeric_predictions() -> None:
 
 @pytest.mark.parametrize(
     ("predictions", "labels", "why"),
-    [([1, 2], [1], "2 predictions for 1 labels"), ([], [], "no rows"), (["a"], [1.0], "'a' is not a number")],
+    [
+        ([1, 2], [1], "2 predictions for 1 labels"),
+        ([], [], "no rows"),
+        (["a"], [1.0], "row 1: the prediction or the label is not a number"),
+    ],
 )
 def test_unscorable_answers_raise(predictions: list[Any], labels: list[Any], why: str) -> None:
     with pytest.raises(ScoreError, match=why):

@@ -5,12 +5,14 @@ Queries select the canary's series by the serving image's labels (`model` = the 
 `version`, `track="canary"`) and the `namespace` label the scrape configuration attaches; the drift queries
 read the stable version's series (`track="stable"`) over the same window too. No data (empty result, NaN) reads
 as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`. Queries are instant queries at
-`CanaryQuery.at` (what-if replay, `sluice.cli.replay`) or now.
+`CanaryQuery.at` (what-if replay, `sluice.cli.replay`) or now, each bounded in time and bytes (`PrometheusClient`);
+an error names the failure in fixed words (an HTTP status, an exception type), never Prometheus' answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -18,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from prometheus_api_client import PrometheusConnect
-from requests.adapters import Retry
+import httpx
 
 from sluice import contract
+from sluice.adapters.bounded_http import IDENTITY, MAX_RESPONSE_BYTES, BodyTooLargeError, read_capped
 from sluice.api.durations import format_duration
 from sluice.api.v1alpha1 import AnalysisSpec
 from sluice.core.drift import CountKind, Counts
@@ -122,10 +124,48 @@ def _selector(query: CanaryQuery, version: str, track: str) -> str:
     return series_selector(query.namespace, query.name, version, track)
 
 
-def prometheus_client(url: str, timeout: float) -> PrometheusConnect:
-    """A client for one Prometheus whose queries are bounded by `timeout` seconds, without retries (a reading
-    that fails is an Errored check, and the next check reads again)."""
-    return PrometheusConnect(url=url, timeout=timeout, retry=Retry(total=0))
+class PrometheusClient:
+    """Instant queries (GET /api/v1/query) against one Prometheus: each bounded by `timeout` seconds in all and by
+    MAX_RESPONSE_BYTES, no redirect followed, no retry (a reading that fails is an Errored check, and the next
+    check reads again)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def session(self) -> httpx.AsyncClient:
+        """An HTTP client for the queries of one reading."""
+        # the whole query's deadline (`query`) comes first; the client's own timeouts are only a backstop
+        return httpx.AsyncClient(timeout=self.timeout + 1, follow_redirects=False, headers=IDENTITY)
+
+    async def query(self, http: httpx.AsyncClient, promql: str, at: datetime | None = None) -> Any:
+        """The `data.result` of an instant query."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at.timestamp():.3f}"}
+        try:
+            body = await asyncio.wait_for(self._get(http, params), self.timeout)
+        except TimeoutError:
+            raise QueryError(f"Prometheus timed out (no answer within {self.timeout:g}s)") from None
+        try:
+            doc = json.loads(body)
+            if doc["status"] != "success":
+                raise QueryError("Prometheus answered an error status")
+            return doc["data"]["result"]
+        except (ValueError, KeyError, TypeError):
+            raise QueryError("Prometheus' answer is not a query result") from None
+
+    async def _get(self, http: httpx.AsyncClient, params: dict[str, str]) -> bytes:
+        async with http.stream("GET", f"{self.url.rstrip('/')}/api/v1/query", params=params) as response:
+            if response.status_code != 200:
+                raise QueryError(f"Prometheus answered HTTP {response.status_code}")
+            return await read_capped(response, MAX_RESPONSE_BYTES, "Prometheus' answer")
+
+
+def reading_error(url: str, error: Exception) -> str:
+    """Why a reading failed, in words of ours: the message of a QueryError or a size cap, else the error's type
+    (an exception's text could quote what Prometheus sent)."""
+    if isinstance(error, QueryError | BodyTooLargeError):
+        return f"{url}: {error}"
+    return f"{url}: {type(error).__name__}"
 
 
 def builtin_queries(query: CanaryQuery) -> dict[str, str]:
@@ -170,7 +210,7 @@ def drift_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
 def grouped_values(result: Any, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
     """An instant vector as {values of `labels`: value}, NaN samples left out."""
     if not isinstance(result, list):
-        raise QueryError(f"expected a vector, got {result!r}")
+        raise QueryError("the result is not a vector")
     values: dict[tuple[str, ...], float] = {}
     for sample in result:
         value = float(sample["value"][1])
@@ -190,72 +230,78 @@ def single_value(result: Any) -> float | None:
     elif isinstance(result, list):
         raise QueryError(f"the query returned {len(result)} series; a check needs exactly one value")
     else:
-        raise QueryError(f"unexpected result {result!r}")
+        raise QueryError("the result is neither a vector nor a scalar")
     value = float(raw)
     return None if math.isnan(value) else value
 
 
 class PrometheusProvider:
-    """Instant queries against one Prometheus, each bounded by `timeout` seconds, without retries."""
+    """Instant queries against one Prometheus (`PrometheusClient`)."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._client = prometheus_client(url, timeout)
+        self._client = PrometheusClient(url, timeout)
 
     async def read(self, query: CanaryQuery) -> AnalysisReading:
         try:
-            return await asyncio.to_thread(self._read, query)
+            async with self._client.session() as http:
+                return await _Reading(self._client, http, query.at).read(query)
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return AnalysisReading(error=f"{self.url}: {type(error).__name__}: {error}")
+            return AnalysisReading(error=reading_error(self.url, error))
 
-    def _query(self, promql: str, at: datetime | None) -> Any:
-        params = None if at is None else {"time": f"{at.timestamp():.3f}"}
-        return self._client.custom_query(query=promql, params=params)
 
-    def _value(self, promql: str, at: datetime | None) -> float | None:
+@dataclass
+class _Reading:
+    """The queries of one reading, on one HTTP client, at one evaluation time."""
+
+    client: PrometheusClient
+    http: httpx.AsyncClient
+    at: datetime | None
+
+    async def _value(self, promql: str) -> float | None:
         try:
-            return single_value(self._query(promql, at))
+            return single_value(await self.client.query(self.http, promql, self.at))
         except QueryError as error:
             raise QueryError(f"{error}: {promql}") from None
 
-    def _grouped(self, promql: str, labels: tuple[str, ...], at: datetime | None) -> dict[tuple[str, ...], float]:
+    async def _grouped(self, promql: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
         try:
-            return grouped_values(self._query(promql, at), labels)
+            return grouped_values(await self.client.query(self.http, promql, self.at), labels)
         except QueryError as error:
             raise QueryError(f"{error}: {promql}") from None
 
-    def _by(self, promqls: tuple[str, str], label: str, at: datetime | None) -> tuple[dict[str, float], ...]:
-        return tuple({key[0]: value for key, value in self._grouped(q, (label,), at).items()} for q in promqls)
+    async def _by(self, promqls: tuple[str, str], label: str) -> tuple[dict[str, float], ...]:
+        groups = [await self._grouped(q, (label,)) for q in promqls]
+        return tuple({key[0]: value for key, value in grouped.items()} for grouped in groups)
 
-    def _predictions(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> Counts | None:
+    async def _predictions(self, queries: dict[str, tuple[str, str]]) -> Counts | None:
         """Class counts when either side has any, else prediction histogram buckets, else None."""
         for name, label, kind in (
             ("classes", "class", CountKind.CLASSES),
             ("prediction_buckets", "le", CountKind.BUCKETS),
         ):
-            canary, stable = self._by(queries[name], label, query.at)
+            canary, stable = await self._by(queries[name], label)
             if canary or stable:
                 return Counts(kind, canary, stable)
         return None
 
-    def _features(self, query: CanaryQuery, queries: dict[str, tuple[str, str]]) -> dict[str, Counts]:
-        canary, stable = (self._grouped(q, ("feature", "le"), query.at) for q in queries["feature_buckets"])
+    async def _features(self, queries: dict[str, tuple[str, str]]) -> dict[str, Counts]:
+        canary, stable = [await self._grouped(q, ("feature", "le")) for q in queries["feature_buckets"]]
         by_feature: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         for side, values in enumerate((canary, stable)):
             for (feature, le), value in values.items():
                 by_feature.setdefault(feature, ({}, {}))[side][le] = value
         return {feature: Counts(CountKind.BUCKETS, *sides) for feature, sides in by_feature.items()}
 
-    def _read(self, query: CanaryQuery) -> AnalysisReading:
-        at = query.at
-        builtin = {name: self._value(promql, at) for name, promql in builtin_queries(query).items()}
-        custom = {name: self._value(render_template(template, query), at) for name, template in query.custom.items()}
+    async def read(self, query: CanaryQuery) -> AnalysisReading:
+        builtin = {name: await self._value(promql) for name, promql in builtin_queries(query).items()}
+        custom = {name: await self._value(render_template(template, query)) for name, template in query.custom.items()}
         drift = drift_queries(query)
         return AnalysisReading(
             request_count=builtin["request_count"],
             error_rate=builtin["error_rate"],
             latency_p99_seconds=builtin["latency_p99_seconds"],
             custom=custom,
-            predictions=self._predictions(query, drift) if query.predictions else None,
-            features=self._features(query, drift) if query.features else {},
+            predictions=await self._predictions(drift) if query.predictions else None,
+            features=await self._features(drift) if query.features else {},
         )

@@ -9,13 +9,12 @@ the histogram `sluice_serving_shadow_abs_difference`. Queries select the canary'
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from sluice import contract
-from sluice.adapters.metrics import prometheus_client, series_selector, single_value
+from sluice.adapters.metrics import PrometheusClient, reading_error, series_selector, single_value
 from sluice.api.durations import format_duration
 from sluice.core.plan import ShadowReading
 
@@ -61,16 +60,17 @@ class ShadowMetrics:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
-        self._client = prometheus_client(url, timeout)
+        self._client = PrometheusClient(url, timeout)
 
     async def read(self, query: ShadowQuery) -> ShadowReading:
         try:
-            return await asyncio.to_thread(self._read, query)
+            async with self._client.session() as http:
+                values = {
+                    name: single_value(await self._client.query(http, promql))
+                    for name, promql in shadow_queries(query).items()
+                }
         except Exception as error:  # a reading never raises: any failure to answer is the reading's error
-            return ShadowReading(error=f"{self.url}: {type(error).__name__}: {error}")
-
-    def _read(self, query: ShadowQuery) -> ShadowReading:
-        values = {name: single_value(self._client.custom_query(query=q)) for name, q in shadow_queries(query).items()}
+            return ShadowReading(error=reading_error(self.url, error))
         return ShadowReading(
             comparisons=values["comparisons"],
             agreement=values["agreement"],

@@ -1,36 +1,42 @@
 """The validation gate's runner: load the labelled dataset, send it to the canary pods, score the answers.
 
 The dataset comes from a ConfigMap key (read through the Kubernetes API: `get` on configmaps in the
-ModelDeployment's namespace) or a file:// / http(s):// URI. Rows go in batches of `batchSize` to the canary
-Service's V2 infer endpoint, whose base URL is the operator's `canary_url_template` (default
-`http://{service}.{namespace}.svc:{port}`); the scoring is `sluice.core.gates.score`. A run never raises: any
-failure (dataset missing or malformed, canary unreachable, timeout) is the reading's `error`.
+ModelDeployment's namespace) or a file:// / http(s):// URI the operator's allowlists admit (`Allowlists`). Rows go
+in batches of `batchSize` to the canary Service's V2 infer endpoint, whose base URL is the operator's
+`canary_url_template` (default `http://{service}.{namespace}.svc:{port}`); the scoring is
+`sluice.core.gates.score`. A run never raises: any failure (dataset missing or malformed, canary unreachable,
+timeout) is the reading's `error`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import json
+import os
+import stat
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from sluice.adapters.bounded_http import IDENTITY, MAX_RESPONSE_BYTES, BodyTooLargeError, read_capped
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DatasetFormat, ValidationSpec
 from sluice.core.children import SERVICE_PORT, ChildNames
-from sluice.core.gates import score
+from sluice.core.gates import ScoreError, score
 from sluice.core.plan import ValidationReading
+from sluice.core.validation import Allowlists, dataset_file_allowed, dataset_uri_problem
 
 DEFAULT_CANARY_URL_TEMPLATE = "http://{service}.{namespace}.svc:{port}"
-MAX_DATASET_BYTES = 16 * 1024 * 1024
-"""A URI dataset larger than this is refused (a ConfigMap holds at most 1 MiB anyway)."""
 MAX_ROWS = 100_000
+CLOSED = Allowlists()
+"""No dataset URI allowed: ConfigMap datasets only."""
 
 ConfigMapReader = Callable[[str, str, str], Awaitable[str | None]]
 """(namespace, name, key) -> the key's text, None when the ConfigMap or the key does not exist."""
@@ -58,7 +64,7 @@ def parse_dataset(text: str, fmt: DatasetFormat, label_column: str) -> Dataset:
             raise DatasetError("the CSV dataset is empty")
         header = [name.strip() for name in header]
         if label_column not in header:
-            raise DatasetError(f"the CSV header has no label column {label_column!r}: {header[:10]}")
+            raise DatasetError(f"none of the CSV header's {len(header)} columns is the label column {label_column!r}")
         at = header.index(label_column)
         for line, record in enumerate(reader, start=2):
             if not record or all(not cell.strip() for cell in record):
@@ -112,13 +118,25 @@ def canary_base_url(template: str, namespace: str, name: str) -> str:
 
 
 class ValidationRunner:
-    """Runs spec.validation against a ModelDeployment's canary Service."""
+    """Runs spec.validation against a ModelDeployment's canary Service.
+
+    Hostile input: the dataset and the canary's answers are the author's. Every read stops past `max_bytes` (a file
+    at `max_bytes + 1` bytes, a body at most one network chunk past it) and at the run's timeout; a file:// dataset
+    must be a regular file under the allowlisted directory after symlinks are resolved, an http(s) one on an
+    allowlisted host, with no redirect followed; errors say what failed in fixed words and counts, never with what
+    was read."""
 
     def __init__(
-        self, read_config_map: ConfigMapReader, canary_url_template: str = DEFAULT_CANARY_URL_TEMPLATE
+        self,
+        read_config_map: ConfigMapReader,
+        canary_url_template: str = DEFAULT_CANARY_URL_TEMPLATE,
+        allow: Allowlists = CLOSED,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._read_config_map = read_config_map
         self._template = canary_url_template
+        self._allow = allow
+        self._max_bytes = max_bytes
 
     async def run(self, spec: ValidationSpec, namespace: str, name: str) -> ValidationReading:
         timeout = parse_duration(spec.timeout).total_seconds()
@@ -126,70 +144,127 @@ class ValidationRunner:
             return await asyncio.wait_for(self._run(spec, namespace, name, timeout), timeout=timeout)
         except TimeoutError:
             return ValidationReading(error=f"the run took longer than timeout {spec.timeout}")
-        except Exception as error:  # a run never raises: dataset, API, HTTP or scoring failures are its error
-            return ValidationReading(error=f"{type(error).__name__}: {_short(error)}")
+        except (DatasetError, ScoreError, BodyTooLargeError) as error:  # texts of ours: counts and fixed words
+            return ValidationReading(error=str(error))
+        except Exception as error:  # a run never raises; other texts could quote what was read, so only the type
+            return ValidationReading(error=f"{type(error).__name__} while validating (details withheld)")
 
     async def _run(self, spec: ValidationSpec, namespace: str, name: str, timeout: float) -> ValidationReading:
-        dataset = parse_dataset(await self._dataset_text(spec, namespace), spec.format, spec.label_column)
+        deadline = time.monotonic() + timeout
+        dataset = parse_dataset(await self._dataset_text(spec, namespace, deadline), spec.format, spec.label_column)
         base = canary_base_url(self._template, namespace, name).rstrip("/")
-        async with httpx.AsyncClient(timeout=timeout) as http:
-            metadata = await _json(await http.get(f"{base}/v2/models/{name}"), "model metadata")
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, headers=IDENTITY) as http:
+            metadata = await self._json(http, "GET", f"{base}/v2/models/{name}", "model metadata")
             try:
                 input_spec, output_name = metadata["inputs"][0], metadata["outputs"][0]["name"]
-            except (KeyError, IndexError, TypeError):
-                raise DatasetError(f"the canary's metadata names no input or output: {metadata}") from None
+                input_name, datatype = input_spec["name"], input_spec.get("datatype", "FP64")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                raise DatasetError("the canary's metadata names no input or output") from None
             predictions: list[object] = []
             for start in range(0, len(dataset.rows), spec.batch_size):
                 batch = dataset.rows[start : start + spec.batch_size]
                 body = {
                     "inputs": [
                         {
-                            "name": input_spec["name"],
+                            "name": input_name,
                             "shape": [len(batch), len(batch[0])],
-                            "datatype": input_spec.get("datatype", "FP64"),
+                            "datatype": datatype,
                             "data": [value for row in batch for value in row],
                         }
                     ],
                     "outputs": [{"name": output_name}],
                 }
-                answer = await _json(await http.post(f"{base}/v2/models/{name}/infer", json=body), "infer")
-                data = answer["outputs"][0]["data"]
-                if len(data) != len(batch):
-                    raise DatasetError(f"the canary answered {len(data)} predictions for {len(batch)} rows")
+                answer = await self._json(http, "POST", f"{base}/v2/models/{name}/infer", "infer", body)
+                try:
+                    data = answer["outputs"][0]["data"]
+                except (KeyError, IndexError, TypeError):
+                    raise DatasetError("the canary's infer answer has no outputs[0].data") from None
+                if not isinstance(data, list) or len(data) != len(batch):
+                    count = len(data) if isinstance(data, list) else 0
+                    raise DatasetError(f"the canary answered {count} predictions for {len(batch)} rows")
                 predictions.extend(data)
         return ValidationReading(score=score(spec.metric, predictions, dataset.labels), samples=len(dataset.rows))
 
-    async def _dataset_text(self, spec: ValidationSpec, namespace: str) -> str:
+    async def _dataset_text(self, spec: ValidationSpec, namespace: str, deadline: float) -> str:
         if spec.config_map_ref is not None:
             ref = spec.config_map_ref
             text = await self._read_config_map(namespace, ref.name, ref.key)
             if text is None:
                 raise DatasetError(f"ConfigMap {namespace}/{ref.name} or its key {ref.key!r} does not exist")
+            if len(text) > self._max_bytes:
+                raise BodyTooLargeError(f"the dataset is larger than {self._max_bytes} bytes")
             return text
         uri = spec.uri or ""
+        problem = dataset_uri_problem(uri, self._allow)
+        if problem is not None:
+            raise DatasetError(problem)
         if uri.startswith("file://"):
-            path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
-            if path.stat().st_size > MAX_DATASET_BYTES:
-                raise DatasetError(f"{uri} is larger than {MAX_DATASET_BYTES} bytes")
-            return await asyncio.to_thread(path.read_text)
-        async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as http:
-            response = await http.get(uri)
-            response.raise_for_status()
-            if len(response.content) > MAX_DATASET_BYTES:
-                raise DatasetError(f"{uri} is larger than {MAX_DATASET_BYTES} bytes")
-            return response.text
+            path = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
+            data = await asyncio.to_thread(read_dataset_file, path, self._allow.dataset_dir, self._max_bytes, deadline)
+        else:
+            data = await self._http_dataset(uri, deadline)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatasetError("the dataset is not UTF-8 text") from None
+
+    async def _http_dataset(self, uri: str, deadline: float) -> bytes:
+        url = httpx.URL(uri)  # the host as the client will connect to it, checked again
+        hosts = self._allow.dataset_hosts
+        if url.host.lower() not in hosts and f"{url.host.lower()}:{url.port}" not in hosts:
+            raise DatasetError("spec.validation.uri: the host is not one of the operator's dataset hosts")
+        timeout = max(deadline - time.monotonic(), 0.001)
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False, headers=IDENTITY) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.is_redirect:
+                raise DatasetError(f"the dataset host answered HTTP {response.status_code}: redirects are not followed")
+            if response.status_code != 200:
+                raise DatasetError(f"the dataset host answered HTTP {response.status_code}")
+            return await read_capped(response, self._max_bytes, "the dataset")
+
+    async def _json(
+        self, http: httpx.AsyncClient, method: str, url: str, what: str, body: Any = None
+    ) -> dict[str, Any]:
+        async with http.stream(method, url, json=body) as response:
+            if response.status_code != 200:
+                raise DatasetError(f"the canary answered {what} with HTTP {response.status_code}")
+            content = await read_capped(response, self._max_bytes, f"the canary's {what} answer")
+        try:
+            doc = json.loads(content)
+        except ValueError:
+            raise DatasetError(f"the canary's {what} answer is not JSON") from None
+        if not isinstance(doc, dict):
+            raise DatasetError(f"the canary's {what} answer is not a JSON object")
+        return doc
 
 
-async def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    if response.status_code != 200:
-        raise DatasetError(f"the canary answered {what} with HTTP {response.status_code}: {response.text[:200]}")
-    doc = response.json()
-    if not isinstance(doc, dict):
-        raise DatasetError(f"the canary's {what} answer is not a JSON object")
-    return doc
+_CHUNK = 64 * 1024
 
 
-def _short(error: Exception) -> str:
-    """The error's text, cut to 300 characters (an API error's body can be long)."""
-    text = str(error)
-    return text if len(text) <= 300 else text[:297] + "..."
+def read_dataset_file(path: str, dataset_dir: str, max_bytes: int, deadline: float) -> bytes:
+    """A file:// dataset: a regular file under `dataset_dir` once symlinks are resolved, read in chunks until
+    `max_bytes + 1` bytes or `deadline` (time.monotonic), whichever comes first."""
+    real = os.path.realpath(path)
+    if not dataset_file_allowed(real, os.path.realpath(dataset_dir)):
+        raise DatasetError("spec.validation.uri: the file resolves outside the operator's dataset directory")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        raise DatasetError(
+            f"the dataset file cannot be opened ({errno.errorcode.get(error.errno or 0, 'error')})"
+        ) from None
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DatasetError("the dataset is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := file.read(min(_CHUNK, max_bytes + 1 - size)):
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLargeError(f"the dataset is larger than {max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise DatasetError("reading the dataset took longer than the run's timeout")
+            chunks.append(chunk)
+        return b"".join(chunks)

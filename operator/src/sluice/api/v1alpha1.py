@@ -284,8 +284,9 @@ class PrometheusRef(ApiModel):
     url: str = Field(
         max_length=2048,
         pattern=r"^https?://\S+$",
-        description="Prometheus base URL (http or https).",
-        examples=["http://prometheus.monitoring:9090"],
+        description="Prometheus base URL (http or https): the operator's default or one of the other URLs its "
+        "administrator allows; any other makes the spec invalid.",
+        examples=["http://prometheus.monitoring.svc:9090"],
     )
 
 
@@ -478,7 +479,9 @@ class ValidationSpec(ApiModel):
         default=None,
         max_length=2048,
         pattern=r"^(file|https?)://\S+$",
-        description="Dataset at a file:// or http(s):// URI the operator can read.",
+        description="Dataset at an http(s):// URI on a host the operator allows (its dataset hosts; redirects are "
+        "not followed), or a file:// URI under the operator's dataset directory. By default neither is allowed: "
+        "use configMapRef.",
         examples=["https://data.example.com/fraud/holdout.csv"],
     )
     format: DatasetFormat = Field(
@@ -498,8 +501,31 @@ class ValidationSpec(ApiModel):
     batch_size: int = Field(default=64, ge=1, le=10_000, description="Rows per infer request.")
 
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Gateway API hostname: lowercase DNS names, optionally one leading `*.` wildcard label; no IP addresses."""
+
+
 class ParentReference(ApiModel):
-    """A Gateway (or other parent) the HTTPRoute attaches to, as in Gateway API."""
+    """A Gateway the HTTPRoute attaches to, as in Gateway API. Only Gateways: another parent (a Service, which
+    makes a GAMMA mesh route) would let a ModelDeployment take over that Service's traffic."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"!has(self.group) || self.group == '{GATEWAY_GROUP}'",
+                    f"parentRefs may only name Gateways: group must be {GATEWAY_GROUP} (or left out)",
+                    ".group",
+                ),
+                _cel(
+                    "!has(self.kind) || self.kind == 'Gateway'",
+                    "parentRefs may only name Gateways: kind must be Gateway (or left out)",
+                    ".kind",
+                ),
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=253, description="Name of the parent.", examples=["public"])
     namespace: str | None = Field(
@@ -509,21 +535,25 @@ class ParentReference(ApiModel):
         default=None, max_length=253, description="A listener of the Gateway.", examples=["https"]
     )
     group: str | None = Field(
-        default=None, max_length=253, description="API group of the parent; Gateway API's by default."
+        default=None, max_length=253, description=f"API group of the parent: {GATEWAY_GROUP} (the default) only."
     )
-    kind: str | None = Field(default=None, max_length=63, description="Kind of the parent; Gateway by default.")
+    kind: str | None = Field(default=None, max_length=63, description="Kind of the parent: Gateway (the default) only.")
 
 
 class GatewayTraffic(ApiModel):
-    """Traffic split by weights on an HTTPRoute attached to one or more Gateways."""
+    """Traffic split by weights on an HTTPRoute attached to one or more Gateways. The route matches only this
+    model's paths (`/v2/models/<name>...`, `/v1/models/<name>[:predict]`), so models can share a hostname."""
 
     parent_refs: list[ParentReference] = Field(
-        min_length=1, max_length=32, description="Gateways the HTTPRoute attaches to; at least one."
+        min_length=1,
+        max_length=32,
+        description="Gateways the HTTPRoute attaches to; at least one. The operator may allow only some Gateways.",
     )
-    hostnames: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+    hostnames: list[Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]] | None = Field(
         default=None,
         max_length=16,
-        description="Hostnames the HTTPRoute matches; all of the Gateway's when left out.",
+        description="Hostnames the HTTPRoute matches (lowercase DNS names, optionally starting with `*.`); all of "
+        "the Gateway's when left out. The operator may require them and limit them to some domains.",
         examples=[["fraud.example.com"]],
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )

@@ -6,8 +6,8 @@ Children (all in the ModelDeployment's namespace, controlled by it through an ow
 - Service `<name>`: the entry point; it selects the stable track only when a Gateway splits traffic, and both
   tracks otherwise (then the replica ratio approximates the canary weight);
 - Service `<name>-canary`: the canary track only;
-- HTTPRoute `<name>`, with `spec.traffic.gateway` only: backendRefs Service `<name>` (weight 100 - w) and
-  Service `<name>-canary` (weight w).
+- HTTPRoute `<name>`, with `spec.traffic.gateway` only: the model's own paths (`model_paths`), to Service `<name>`
+  (weight 100 - w) and Service `<name>-canary` (weight w).
 """
 
 from __future__ import annotations
@@ -368,15 +368,29 @@ def canary_service(owner: Owner) -> dict[str, Any]:
     return _service(owner, ChildNames.of(owner.name).canary_service, selector)
 
 
+def model_paths(name: str) -> list[dict[str, Any]]:
+    """HTTPRoute matches of the paths the serving image answers for model `name` alone: the V2 model's metadata,
+    readiness, infer and versions (`/v2/models/<name>` and below; a PathPrefix matches whole path segments, so not
+    `/v2/models/<name>-other`), and the V1 model and `:predict` (one segment each, so Exact). Server-wide paths
+    (`/v2/health/*`, `/metrics`) are not routed: several ModelDeployments share a listener and hostname."""
+    return [
+        {"path": {"type": "PathPrefix", "value": f"/v2/models/{name}"}},
+        {"path": {"type": "Exact", "value": f"/v1/models/{name}"}},
+        {"path": {"type": "Exact", "value": f"/v1/models/{name}:predict"}},
+    ]
+
+
 def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int, mirror_percent: int = 0) -> dict[str, Any]:
-    """HTTPRoute `<name>`: the entry Service with weight 100 - w, the canary Service with weight w; with a mirror
-    percentage, a RequestMirror filter copying that share of requests to the canary Service (answers discarded)."""
+    """HTTPRoute `<name>`: the model's own paths to the entry Service with weight 100 - w and the canary Service
+    with weight w; with a mirror percentage, a RequestMirror filter copying that share of requests to the canary
+    Service (answers discarded)."""
     names = ChildNames.of(owner.name)
     rule: dict[str, Any] = {
+        "matches": model_paths(owner.name),
         "backendRefs": [
             {"name": names.service, "port": SERVICE_PORT, "weight": 100 - canary_weight},
             {"name": names.canary_service, "port": SERVICE_PORT, "weight": canary_weight},
-        ]
+        ],
     }
     if mirror_percent > 0:
         mirror = {"backendRef": {"name": names.canary_service, "port": SERVICE_PORT}, "percent": mirror_percent}
@@ -415,10 +429,11 @@ def spec_hash(manifest: Mapping[str, Any]) -> str:
 
 def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
     """The few values of a child that steer traffic and capacity: a Deployment's replicas, a Service's selector, an
-    HTTPRoute's backend weights. Someone else changing one (a `kubectl scale` of a serving Deployment, an edited
-    route weight) makes the child differ from what its spec hash claims, so it is applied again. Only values the
-    API server neither defaults nor normalizes and admission has no business rewriting, so an untouched child always
-    compares equal (no apply loop); images, say, are left out, as registry-mirror policies rewrite them."""
+    HTTPRoute's path matches and backend weights. Someone else changing one (a `kubectl scale` of a serving
+    Deployment, an edited route weight or path) makes the child differ from what its spec hash claims, so it is
+    applied again. Only values the API server neither defaults nor normalizes and admission has no business
+    rewriting, so an untouched child always compares equal (no apply loop); images, say, are left out, as
+    registry-mirror policies rewrite them."""
     spec = manifest.get("spec") or {}
     match manifest.get("kind"):
         case "Deployment":
@@ -426,8 +441,13 @@ def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
         case "Service":
             return (spec.get("selector"),)
         case "HTTPRoute":
-            refs = (ref for rule in spec.get("rules") or [] for ref in rule.get("backendRefs") or [])
-            return tuple((ref.get("name"), ref.get("weight")) for ref in refs)
+            rules = spec.get("rules") or []
+            refs = (ref for rule in rules for ref in rule.get("backendRefs") or [])
+            paths = (match.get("path") or {} for rule in rules for match in rule.get("matches") or [])
+            return (
+                *((ref.get("name"), ref.get("weight")) for ref in refs),
+                *((path.get("type"), path.get("value")) for path in paths),
+            )
     return ()
 
 

@@ -45,7 +45,12 @@ def score(metric: ValidationMetric, predictions: Sequence[object], labels: Seque
         raise ScoreError("the dataset has no rows")
     if metric is ValidationMetric.ACCURACY:
         return sum(_same_label(p, y) for p, y in zip(predictions, labels, strict=True)) / len(labels)
-    errors = [_number(p) - _number(y) for p, y in zip(predictions, labels, strict=True)]
+    errors = []
+    for row, (prediction, label) in enumerate(zip(predictions, labels, strict=True), start=1):
+        try:
+            errors.append(_number(prediction) - _number(label))
+        except ScoreError:  # the values themselves are the dataset's or the canary's: not repeated
+            raise ScoreError(f"row {row}: the prediction or the label is not a number") from None
     if metric is ValidationMetric.MAE:
         return sum(abs(e) for e in errors) / len(errors)
     return math.sqrt(sum(e * e for e in errors) / len(errors))
@@ -70,7 +75,7 @@ def _number(value: object) -> float:
             return float(value)
         except ValueError:
             pass
-    raise ScoreError(f"{value!r} is not a number")
+    raise ScoreError(f"a {type(value).__name__} is not a number")
 
 
 def bound_text(spec: ValidationSpec) -> str:

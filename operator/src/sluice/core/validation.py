@@ -1,8 +1,12 @@
-"""Semantic checks the CRD schema cannot express; a spec failing one is reported as InvalidSpec (pure)."""
+"""Semantic checks the CRD schema cannot express, and the operator's allowlists of what a spec may point it at;
+a spec failing one is reported as InvalidSpec (pure)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
+import urllib.parse
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,6 +19,100 @@ QUERY_PLACEHOLDERS = frozenset({"namespace", "name", "version", "track", "interv
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MAX_SERVICE_NAME = 63
+
+
+@dataclass(frozen=True)
+class Allowlists:
+    """What the operator's administrator lets ModelDeployment authors point the operator at (operator settings;
+    docs/security.md): URLs the operator calls and files it reads come from here, never from a spec alone."""
+
+    prometheus_urls: frozenset[str] = frozenset()
+    """Prometheus base URLs a spec's analysis.prometheus.url may name (the operator's default among them)."""
+    dataset_hosts: frozenset[str] = frozenset()
+    """Hosts (`host` or `host:port`, lowercase) an http(s) validation dataset may come from; empty: none."""
+    dataset_dir: str = ""
+    """The directory file:// validation datasets must lie under; empty: no file:// datasets."""
+    gateways: frozenset[str] = frozenset()
+    """Gateways (`namespace/name`) an HTTPRoute may attach to; empty: any Gateway."""
+    hostname_suffixes: tuple[str, ...] = ()
+    """Domains the HTTPRoute's hostnames must lie in (then hostnames are required); empty: any hostname."""
+
+
+def normal_url(url: str) -> str:
+    """A base URL as compared with an allowlist: without trailing slashes."""
+    return url.rstrip("/")
+
+
+def dataset_file_allowed(path: str, dataset_dir: str) -> bool:
+    """Whether an absolute `path` (normalized here, so `..` cannot climb out) lies under `dataset_dir`."""
+    if not dataset_dir or not path.startswith("/"):
+        return False
+    root = posixpath.normpath(dataset_dir)
+    return posixpath.normpath(path).startswith(root.rstrip("/") + "/")
+
+
+def dataset_uri_problem(uri: str, allow: Allowlists) -> str | None:
+    """Why the operator may not read the validation dataset at `uri`, None when it may (the adapter checks the
+    resolved file and the HTTP client's view of the host again before reading)."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme == "file":
+        if not allow.dataset_dir:
+            return "spec.validation.uri: the operator reads no file:// datasets (use configMapRef)"
+        if parsed.netloc or not dataset_file_allowed(urllib.parse.unquote(parsed.path), allow.dataset_dir):
+            where = allow.dataset_dir
+            return f"spec.validation.uri: a file:// dataset must lie under the operator's dataset directory {where}"
+        return None
+    try:
+        host, port = (parsed.hostname or "").lower(), parsed.port
+    except ValueError:
+        return "spec.validation.uri: the port is not a number"
+    if parsed.username is not None or parsed.password is not None or "\\" in uri:
+        return "spec.validation.uri: credentials and backslashes are not allowed in a dataset URL"
+    if host in allow.dataset_hosts or (port is not None and f"{host}:{port}" in allow.dataset_hosts):
+        return None
+    allowed = ", ".join(sorted(allow.dataset_hosts)) or "none: use configMapRef"
+    return f"spec.validation.uri: host {host!r} is not one of the operator's dataset hosts ({allowed})"
+
+
+def in_domain(hostname: str, suffix: str) -> bool:
+    """Whether `hostname` (`*.` wildcards included) names only hosts in the domain `suffix`."""
+    base, domain = hostname.lower().removeprefix("*."), suffix.lower().strip(".")
+    return base == domain or base.endswith("." + domain)
+
+
+def allowlist_problems(namespace: str, spec: ModelDeploymentSpec, allow: Allowlists) -> list[str]:
+    """Where a spec in `namespace` points the operator outside its allowlists, one sentence each."""
+    found: list[str] = []
+    if spec.analysis.prometheus is not None:
+        allowed = {normal_url(url) for url in allow.prometheus_urls}
+        if normal_url(spec.analysis.prometheus.url) not in allowed:
+            found.append(
+                "spec.analysis.prometheus.url is not one of the operator's Prometheus URLs "
+                f"({', '.join(sorted(allowed))}); leave it out to use the default"
+            )
+    if spec.validation is not None and spec.validation.uri is not None:
+        problem = dataset_uri_problem(spec.validation.uri, allow)
+        if problem is not None:
+            found.append(problem)
+    gateway = spec.traffic.gateway if spec.traffic else None
+    if gateway is None:
+        return found
+    if allow.gateways:
+        for parent in gateway.parent_refs:
+            ref = f"{parent.namespace or namespace}/{parent.name}"
+            if ref not in allow.gateways:
+                found.append(
+                    f"spec.traffic.gateway.parentRefs: Gateway {ref} is not one of the operator's Gateways "
+                    f"({', '.join(sorted(allow.gateways))})"
+                )
+    if allow.hostname_suffixes:
+        domains = ", ".join(allow.hostname_suffixes)
+        if not gateway.hostnames:
+            found.append(f"spec.traffic.gateway.hostnames is required: hostnames must lie in {domains}")
+        for hostname in gateway.hostnames or []:
+            if not any(in_domain(hostname, suffix) for suffix in allow.hostname_suffixes):
+                found.append(f"spec.traffic.gateway.hostnames: {hostname!r} does not lie in {domains}")
+    return found
 
 
 def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[str]:
