@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools lint test test-unit test-integration stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration stress crds cluster-up cluster-down run-local bench-serving bench chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -15,8 +15,10 @@ $(PY):
 
 setup: system-packages install tools  ## Everything a fresh machine needs: Debian packages, virtualenv, upstream binaries
 
-system-packages:  ## Debian packages the tests use (prometheus, wrk); needs root
-	@missing=$$(for p in prometheus wrk; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+SYSTEM_PACKAGES := prometheus wrk buildah debootstrap umoci runc
+
+system-packages:  ## Debian packages the tests use (prometheus, wrk; buildah, debootstrap, umoci, runc for the images); needs root
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
@@ -24,6 +26,18 @@ install: $(PY)  ## Virtualenv with both projects editable and the test dependenc
 
 tools:  ## Build the pinned upstream binaries (etcd, Kubernetes, kwok, helm, kind) into a cache outside the repo
 	bash tools/build.sh
+
+images:  ## Build both images without a container engine into OCI archives (~/.cache/sluice-images/{operator,serving}.oci.tar); needs root
+	bash hack/images.sh
+
+# Both images' Python dependencies, pinned with hashes for Linux/CPython 3.11 (the images' platform). The lock also
+# pins the build backend (setuptools) that builds each package inside its image. Existing pins are kept unless
+# LOCK_ARGS=--upgrade.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux --custom-compile-command "make locks" $(LOCK_ARGS)
+
+locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops extras) from the pyproject files
+	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
+	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops -o requirements.lock
 
 lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
 	$(BIN)/ruff check .
