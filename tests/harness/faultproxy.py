@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from harness.loopback_proxy import WRITE_METHODS, LoopbackProxy
+from harness.loopback_proxy import WRITE_METHODS, LoopbackProxy, hang_up
 
 FAULTS = ("500", "429", "409", "drop", "stall")
 
@@ -136,9 +136,7 @@ class FaultProxy(LoopbackProxy):
             )
         if fault == "drop":
             await request.read()
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # aiohttp drops the handler of a gone connection quietly
+            hang_up(request)
         if fault in {"stall", "stall-held"}:
             return await self._stall(request, held=fault == "stall-held")
         return await self._forward(request)

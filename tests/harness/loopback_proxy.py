@@ -1,7 +1,8 @@
 """A plain-HTTP proxy on 127.0.0.1 to the API server over TLS, streaming (watches included), on its own thread.
 
 The base of the test proxies that sit between the operator and kube-apiserver: `CountingProxy` records every
-request, `FaultProxy` injects faults. Subclasses override `_handle` (what to do with a request) and
+request, `FaultProxy` injects faults, `TrapProxy` cuts the operator off at chosen requests. Subclasses override
+`_handle` (what to do with a request), `_answered` (whether to relay the API server's answer at all) and
 `_interrupt` (whether a streamed response stops early).
 """
 
@@ -12,13 +13,20 @@ import contextlib
 import ssl
 import threading
 from pathlib import Path
-from typing import Self
+from typing import NoReturn, Self
 
 from aiohttp import ClientSession, ClientTimeout, web
 
 HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length"})
 """Headers of one hop; content-encoding passes through untouched (the proxy never decompresses)."""
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def hang_up(request: web.Request) -> NoReturn:
+    """Close the client's connection without an answer (what a crashed or unreachable server does)."""
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError  # aiohttp drops the handler of a gone connection quietly
 
 
 class LoopbackProxy:
@@ -68,6 +76,11 @@ class LoopbackProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         return await self._forward(request)
 
+    async def _answered(self, request: web.Request, status: int) -> bool:
+        """Called once the API server has answered with `status`, before anything is relayed: True hangs up instead
+        (the request took effect at the API server; the client never hears of it)."""
+        return False
+
     async def _interrupt(self, request: web.Request) -> bool:
         """Called before each streamed chunk: True ends the response there (the rest is not sent)."""
         return False
@@ -79,6 +92,8 @@ class LoopbackProxy:
         async with self._session.request(
             request.method, self._upstream + request.path_qs, headers=headers, data=body or None, ssl=self._tls
         ) as upstream:
+            if await self._answered(request, upstream.status):
+                hang_up(request)
             response = web.StreamResponse(
                 status=upstream.status,
                 headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},

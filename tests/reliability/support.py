@@ -256,14 +256,7 @@ class Rollouts:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, patch)
 
     def finished(self, name: str, version: str) -> bool:
-        status = self.status(name)
-        history = status.get("history") or []
-        return (
-            bool(history)
-            and history[-1]["version"] == version
-            and status.get("phase") in {"Stable", "RolledBack"}
-            and int(status.get("canaryWeight") or 0) == 0
-        )
+        return finished(self.status(name), version)
 
     def stable(self, name: str, version: str) -> bool:
         status = self.status(name)
@@ -314,6 +307,17 @@ class Rollouts:
 
     def wait(self, check: Callable[[], bool], what: str, timeout: float, watched: Iterable[Any] = ()) -> None:
         wait_until(check, timeout=timeout, what=what, interval=0.3, watched=list(watched))
+
+
+def finished(status: dict[str, Any], version: str) -> bool:
+    """The rollout of `version` has ended (its history entry written, no canary weight left)."""
+    history = status.get("history") or []
+    return (
+        bool(history)
+        and history[-1]["version"] == version
+        and status.get("phase") in {"Stable", "RolledBack"}
+        and int(status.get("canaryWeight") or 0) == 0
+    )
 
 
 def history_problems(status: dict[str, Any], rollouts: list[str]) -> list[str]:

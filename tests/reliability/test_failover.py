@@ -8,12 +8,18 @@ Evidence that at no time both acted: the replicas use different field managers (
 on the ModelDeployments records the status field managers of every delivered state; until the leader is killed
 only `sluice-a` appears, and the Lease holder is replica-a; after the kill, replica-b takes the Lease and the
 rollouts started before the kill finish with their expected outcomes (one to promote, one to roll back).
+
+The leader (least-privilege identity) reaches the API server through `harness.trapproxy.TrapProxy` and is
+SIGKILLed right after a Lease renewal of its was answered, mid-rollout: the worst case for the standby, which must
+wait out a whole lease duration, and must not take over earlier (asserted from the moment of the kill, whatever
+the machine's speed).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -24,7 +30,15 @@ import pytest
 from kubernetes.client import ApiClient
 
 from harness import ControlPlane, Prometheus, unique_name, wait_until
-from integration.operator_support import OperatorProcess, lease_holder, operator_replicas
+from harness.trapproxy import Exchange, TrapProxy
+from integration.operator_support import (
+    OperatorProcess,
+    create_operator_identity,
+    lease_holder,
+    operator_replicas,
+    write_token_kubeconfig,
+)
+from reliability.crash_points import grant_leases, is_lease_renewal
 from reliability.support import Recorder, Rollouts, SyntheticTraffic, history_problems
 from sluice.adapters.leader import LeaseTiming
 
@@ -51,10 +65,35 @@ def traffic(prometheus: Prometheus) -> Iterator[SyntheticTraffic]:
     synthetic.stop()
 
 
+class KillAfterRenewal:
+    """The trap of the leader's proxy: once `armed`, SIGKILLs it when its next Lease renewal has been answered."""
+
+    def __init__(self, leader: OperatorProcess) -> None:
+        self._leader = leader
+        self.armed = threading.Event()
+        self.killed_at: float | None = None
+        """time.monotonic() of the kill."""
+
+    def trap(self, exchange: Exchange) -> bool:
+        record = self._leader.record
+        if not self.armed.is_set() or self.killed_at is not None or record is None:
+            return False
+        if not (exchange.accepted and is_lease_renewal(exchange)):
+            return False
+        os.kill(record.pid, signal.SIGKILL)
+        self.killed_at = time.monotonic()
+        return True
+
+
 @pytest.fixture
 def replicas(
-    control_plane: ControlPlane, prometheus: Prometheus, restricted_namespace: str, tmp_path: Path
-) -> Iterator[tuple[str, OperatorProcess, OperatorProcess]]:
+    control_plane: ControlPlane,
+    kube_api_client: ApiClient,
+    prometheus: Prometheus,
+    restricted_namespace: str,
+    tmp_path: Path,
+) -> Iterator[tuple[str, OperatorProcess, OperatorProcess, KillAfterRenewal]]:
+    """replica-a behind a TrapProxy with its `KillAfterRenewal`, replica-b straight to the API server."""
     lease, first, second = operator_replicas(
         control_plane,
         restricted_namespace,
@@ -62,18 +101,25 @@ def replicas(
         {"SLUICE_RESYNC_SECONDS": "2", "SLUICE_PROMETHEUS_URL": prometheus.url},
         own_field_managers=True,
     )
-    yield lease, first, second
+    identity = unique_name("sluice-system")
+    token = create_operator_identity(kube_api_client, identity)
+    grant_leases(kube_api_client, restricted_namespace, identity)
+    killer = KillAfterRenewal(first)
+    proxy = TrapProxy(control_plane.server_url, control_plane.certificates.ca_cert, killer.trap).start()
+    first.kubeconfig = write_token_kubeconfig(tmp_path / "replica-a.kubeconfig", proxy.url, token)
+    yield lease, first, second, killer
     for process in (first, second):
         process.stop()
+    proxy.stop()
 
 
 def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
     kube_api_client: ApiClient,
     restricted_namespace: str,
     traffic: SyntheticTraffic,
-    replicas: tuple[str, OperatorProcess, OperatorProcess],
+    replicas: tuple[str, OperatorProcess, OperatorProcess, KillAfterRenewal],
 ) -> None:
-    lease, first, second = replicas
+    lease, first, second, killer = replicas
     namespace = restricted_namespace
     first.start()
     assert first.record is not None
@@ -102,8 +148,10 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
             [first.record],
         )
         assert "is held by replica-a_" in second.log_path.read_text()
-        os.kill(first.record.pid, signal.SIGKILL)
-        killed_at = time.monotonic()
+        killer.armed.set()
+        wait_until(lambda: killer.killed_at is not None, timeout=TIMEOUT, what="replica-a renews its Lease")
+        assert killer.killed_at is not None
+        killed_at = killer.killed_at
         snapshots_before_kill = len(recorder.snapshots)
         wait_until(
             lambda: lease_holder(kube_api_client, namespace, lease).startswith("replica-b_"),
@@ -121,10 +169,11 @@ def test_a_rollout_survives_a_failover_and_only_the_leader_ever_acts(
     managers_before = set().union(*(shot.status_managers for shot in before))
     managers_after = set().union(*(shot.status_managers for shot in after))
     print(
-        f"failover: replica-b took the Lease {took_over:.1f} s after replica-a was SIGKILLed "
+        f"failover: replica-b took the Lease {took_over:.1f} s after replica-a was SIGKILLed right after a renewal "
         f"(lease {LEASE_DURATION:.0f} s); status writers before the kill {sorted(managers_before)}, "
         f"after {sorted(managers_after)}"
     )
+    assert took_over > LEASE_DURATION - 1, "the standby took over a Lease renewed less than a lease duration ago"
     assert managers_before == {"sluice-a"}, managers_before
     assert "sluice-b" in managers_after, managers_after
     problems: list[str] = []

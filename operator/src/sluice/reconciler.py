@@ -162,15 +162,23 @@ class Reconciler:
         return decide(spec, status, observations, now), observed
 
     async def _apply(self, read: _Read, spec: ModelDeploymentSpec, plan: Plan, observed: ObservedWorkloads) -> None:
-        """The children the plan asks for (the Deployments compared with their reading), then the traffic split."""
+        """The children the plan asks for (the Deployments compared with their reading) and the traffic split: the
+        split first when the canary goes down to no replicas, else last."""
         owner, names = Owner.from_metadata(read.body["metadata"]), ChildNames.of(read.name)
         deployments = {names.stable_deployment: observed.stable, names.canary_deployment: observed.canary}
+        router = router_for(self.cluster, spec)
+        # Traffic leaves a canary before its replicas do: a crash (or a slow write) between the two must not leave
+        # the route sending the canary's share to a Service without pods. Otherwise the route comes last.
+        canary_going_down = plan.canary is not None and plan.canary.replicas == 0
+        if canary_going_down:
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
         for desired in workloads(owner, spec, plan, self.defaults):
             if desired["kind"] == "Deployment":
                 await self.cluster.apply(desired, deployments[desired["metadata"]["name"]])
             else:
                 await self.cluster.apply_child(desired, owner)
-        await router_for(self.cluster, spec).set_weight(owner, plan.canary_weight, plan.mirror_percent)
+        if not canary_going_down:
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
 
     async def _report(self, read: _Read, spec: ModelDeploymentSpec, plan: Plan) -> timedelta | None:
         """Write the plan's status, post its Events; the wait until the next look."""
