@@ -39,11 +39,12 @@ locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/require
 	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
 	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops -o requirements.lock
 
-lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
+lint:  ## ruff, mypy strict, the import contracts (layers; a pure rollout core), modules <= 400 lines and functions <= 60
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy operator/src serving-image/src tests hack bench
 	cd operator/src && ../../$(BIN)/lint-imports ../../pyproject.toml
+	$(PY) hack/code_limits.py
 
 test:  ## All tests (unit, integration, e2e)
 	$(BIN)/pytest

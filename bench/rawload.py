@@ -28,9 +28,10 @@ from kubernetes.client.exceptions import ApiException
 
 from sluice.adapters.kube import APPLY_PATCH, KubeApi, KubeCluster, load_api_client, object_path
 from sluice.api.v1alpha1 import API_VERSION, KIND, ModelDeploymentSpec, ModelDeploymentStatus
-from sluice.core.children import Owner, ServingDefaults, stable_pod_selector, workloads
+from sluice.core.children import Owner, ServingDefaults, stable_pod_selector
 from sluice.core.plan import Observations, Plan, WorkloadState
 from sluice.core.rollout import decide
+from sluice.core.workloads import workloads
 from sluice.settings import Settings
 
 

@@ -35,7 +35,7 @@ from sluice.api.v1alpha1 import (
     Phase,
 )
 from sluice.core import validation
-from sluice.core.children import ChildNames, Owner, ServingDefaults, stable_pod_selector, workloads
+from sluice.core.children import ChildNames, Owner, ServingDefaults, stable_pod_selector
 from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
@@ -48,6 +48,7 @@ from sluice.core.plan import (
     WorkloadState,
 )
 from sluice.core.rollout import check_window, decide, validation_due
+from sluice.core.workloads import workloads
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import ast
 from harness.tools import REPO_ROOT
 from sluice import contract
 from sluice.codegen.contract import VENDORED_PATH, render_vendored
-from sluice.core.children import RESERVED_ENV
+from sluice.core.workloads import RESERVED_ENV
 from sluice_serving import contract as served_contract
 from sluice_serving.config import SETTINGS
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from sluice.api import v1alpha1 as api
+from sluice.api.v1alpha1 import meta
 from sluice.codegen import crdgen
 
 DOCS_PATH = Path("docs") / "api.md"
@@ -158,7 +159,7 @@ def _fields(top: str) -> str:
 
 def _annotations() -> str:
     """The annotation constants of the API module with their attribute docstrings."""
-    tree = ast.parse(inspect.getsource(api))
+    tree = ast.parse(inspect.getsource(meta))
     rows = []
     for statement, following in zip(tree.body, tree.body[1:], strict=False):
         if not (isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name)):
