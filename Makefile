@@ -43,11 +43,12 @@ locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/require
 	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
 	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops -o requirements.lock
 
-lint:  ## ruff, mypy strict, and the import contract that keeps the rollout core pure
+lint:  ## ruff, mypy strict, the import contracts (layers; a pure rollout core), modules <= 400 lines and functions <= 60
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy operator/src serving-image/src tests hack bench
 	cd operator/src && ../../$(BIN)/lint-imports ../../pyproject.toml
+	$(PY) hack/code_limits.py
 
 test:  ## All tests (unit, integration, e2e, real node)
 	$(BIN)/pytest
@@ -84,8 +85,8 @@ run-local:  ## Run the operator against the cluster-up cluster and its Prometheu
 dataplane: $(PY)  ## Model servers for the cluster-up cluster's pods (namespace ml) and traffic to iris, so a local rollout has metrics; DATAPLANE_ARGS="--namespace N --name M"
 	$(PY) hack/dataplane.py $(DATAPLANE_ARGS)
 
-crds: $(PY)  ## Regenerate crds/ and the generated reference in docs/api.md from the pydantic API models
-	$(PY) -m sluice.crdgen
+crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the pydantic API models, the model server's copy of sluice/contract.py
+	$(PY) -m sluice.codegen
 
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py

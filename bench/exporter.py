@@ -19,6 +19,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from sluice import contract
+
+REQUESTS = f"{contract.REQUESTS}_total"
+DURATION = contract.REQUEST_DURATION_SECONDS
+
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LATENCY_SECONDS = 0.004
 """Every synthetic request takes 4 ms: all in the first bucket."""
@@ -50,22 +55,25 @@ class Series:
             breach_at = self.breach_at
         failing = 0.0 if breach_at is None else BAD_ERROR_FRACTION * self.rate * max(0.0, now - breach_at)
         lines = [
-            "# TYPE sluice_serving_requests_total counter",
-            "# TYPE sluice_serving_request_duration_seconds histogram",
+            f"# TYPE {REQUESTS} counter",
+            f"# TYPE {DURATION} histogram",
         ]
         for name in self.names:
             for track, version in self.versions.items():
-                base = f'model="{name}",version="{version}",track="{track}",endpoint="infer"'
-                errors = failing if track == "canary" and name in self.bad else 0.0
-                lines.append(f'sluice_serving_requests_total{{{base},code="200"}} {total - errors:.3f}')
+                base = (
+                    f'{contract.LABEL_MODEL}="{name}",{contract.LABEL_VERSION}="{version}",'
+                    f'{contract.LABEL_TRACK}="{track}",{contract.LABEL_ENDPOINT}="infer"'
+                )
+                errors = failing if track == contract.TRACK_CANARY and name in self.bad else 0.0
+                lines.append(f'{REQUESTS}{{{base},{contract.LABEL_CODE}="200"}} {total - errors:.3f}')
                 if errors:
-                    lines.append(f'sluice_serving_requests_total{{{base},code="500"}} {errors:.3f}')
+                    lines.append(f'{REQUESTS}{{{base},{contract.LABEL_CODE}="500"}} {errors:.3f}')
                 for bound in BOUNDS:
                     value = total if bound >= LATENCY_SECONDS else 0.0
-                    lines.append(f'sluice_serving_request_duration_seconds_bucket{{{base},le="{bound}"}} {value:.3f}')
-                lines.append(f'sluice_serving_request_duration_seconds_bucket{{{base},le="+Inf"}} {total:.3f}')
-                lines.append(f"sluice_serving_request_duration_seconds_count{{{base}}} {total:.3f}")
-                lines.append(f"sluice_serving_request_duration_seconds_sum{{{base}}} {total * LATENCY_SECONDS:.3f}")
+                    lines.append(f'{DURATION}_bucket{{{base},le="{bound}"}} {value:.3f}')
+                lines.append(f'{DURATION}_bucket{{{base},le="+Inf"}} {total:.3f}')
+                lines.append(f"{DURATION}_count{{{base}}} {total:.3f}")
+                lines.append(f"{DURATION}_sum{{{base}}} {total * LATENCY_SECONDS:.3f}")
         return ("\n".join(lines) + "\n").encode()
 
 
@@ -106,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.names.read_text().split()
     bad = set(args.bad.read_text().split())
-    series = Series(names, bad, {"stable": args.stable, "canary": args.canary}, args.rate)
+    series = Series(names, bad, {contract.TRACK_STABLE: args.stable, contract.TRACK_CANARY: args.canary}, args.rate)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(series))
     server.serve_forever()
 

@@ -4,7 +4,7 @@ a tight loop, with nothing else (no reads of single objects, no decisions beyond
 For each ModelDeployment (created beforehand, unwatched by any operator) it makes the writes of the operator's
 first reconcile, built by the operator's own code (`decide` on an empty status, the children builders): a
 server-side apply of every child, then the status patch, then the plan's Events. It uses the operator's own
-Kubernetes adapter (`sluice.adapters.kube.Cluster` over `KubeApi`: the same client, connection pool and worker
+Kubernetes adapter (`sluice.adapters.kube.KubeCluster` over `KubeApi`: the same client, connection pool and worker
 threads), all objects at once, so the only limits are those the operator has too: `write_seconds`.
 
 Then, as an ideal controller would, it waits for the cluster (one LIST of the namespace's Deployments every
@@ -26,11 +26,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from sluice.adapters.kube import APPLY_PATCH, Cluster, KubeApi, load_api_client, object_path
+from sluice.adapters.kube import APPLY_PATCH, KubeApi, KubeCluster, load_api_client, object_path
 from sluice.api.v1alpha1 import API_VERSION, KIND, ModelDeploymentSpec, ModelDeploymentStatus
-from sluice.core.children import Owner, ServingDefaults, stable_pod_selector, workloads
+from sluice.core.children import Owner, ServingDefaults, stable_pod_selector
 from sluice.core.plan import Observations, Plan, WorkloadState
 from sluice.core.rollout import decide
+from sluice.core.workloads import workloads
 from sluice.settings import Settings
 
 
@@ -57,7 +58,7 @@ async def write_status(api: KubeApi, body: dict[str, Any], status: ModelDeployme
     )  # fmt: skip
 
 
-async def first_writes(api: KubeApi, cluster: Cluster, body: dict[str, Any], defaults: ServingDefaults) -> Any:
+async def first_writes(api: KubeApi, cluster: KubeCluster, body: dict[str, Any], defaults: ServingDefaults) -> Any:
     """The first reconcile's writes for one ModelDeployment; returns (writes, updated object, its status)."""
     plan, owner = first_plan(body, WorkloadState(), ModelDeploymentStatus())
     spec = ModelDeploymentSpec.model_validate(body["spec"])
@@ -73,7 +74,7 @@ async def first_writes(api: KubeApi, cluster: Cluster, body: dict[str, Any], def
     return writes, updated, plan.status
 
 
-async def ready_writes(api: KubeApi, cluster: Cluster, body: dict[str, Any], status: ModelDeploymentStatus) -> int:
+async def ready_writes(api: KubeApi, cluster: KubeCluster, body: dict[str, Any], status: ModelDeploymentStatus) -> int:
     """The reconcile after the stable Deployment became available: the Ready status and its Events."""
     spec = ModelDeploymentSpec.model_validate(body["spec"])
     stable = WorkloadState(exists=True, version=spec.model.version, replicas=spec.replicas,
@@ -93,7 +94,7 @@ def available(deployment: dict[str, Any]) -> bool:
 async def run(namespace: str) -> dict[str, Any]:
     settings = Settings()
     api = KubeApi(load_api_client(), settings.kube_timeout)
-    cluster = Cluster(api, settings.field_manager)
+    cluster = KubeCluster(api, settings.field_manager)
     listed = await api.request("GET", object_path(API_VERSION, KIND, namespace))
     bodies: list[dict[str, Any]] = listed["items"]
     defaults = settings.serving_defaults()

@@ -32,7 +32,7 @@ from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
 from integration.operator_support import OperatorProcess  # noqa: E402
 from integration.sluice_crd import install_crd  # noqa: E402
 from sluice.cli.kube import Kube  # noqa: E402
-from sluice.cli.render import render_live  # noqa: E402
+from sluice.cli.live import render_live  # noqa: E402
 from sluice.cli.status import change_key  # noqa: E402
 from sluice.core.children import MODELDEPLOYMENT_LABEL  # noqa: E402
 from unit.serving.support import make_classifier, rows_body  # noqa: E402

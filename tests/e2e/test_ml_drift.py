@@ -12,7 +12,7 @@ generator splitting traffic by the HTTPRoute), with models whose predictions dif
 - that equivalent model, while a second client sends the canary Service (only) shifted rows, is rolled back on
   feature PSI alone (a biased traffic split);
 
-and in each scenario `sluice.replay` over the recorded window reproduces the operator's live checks (step,
+and in each scenario `sluice.cli.replay` over the recorded window reproduces the operator's live checks (step,
 weight, verdict of the check and of every metric) as the operator recorded them in status.lastCheck, and
 `kubectl sluice analyze` prints the same table.
 
@@ -57,7 +57,7 @@ from integration.operator_support import OperatorProcess
 from sluice.adapters.metrics import PrometheusProvider
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeploymentSpec
 from sluice.cli.main import main as cli_main
-from sluice.replay import Decision, ReplayedCheck, render_table, replay
+from sluice.cli.replay import Decision, ReplayedCheck, render_table, replay
 from unit.serving.support import ModelFiles, digest_of, rows_body
 
 pytestmark = pytest.mark.e2e
@@ -194,7 +194,7 @@ def drift_scenario(
 def replayed(
     scenario: DriftScenario, prometheus: Prometheus, live: list[dict[str, Any]], canary: str
 ) -> list[ReplayedCheck]:
-    """`sluice.replay` of the live rollout: its first step starting one interval before the first live check."""
+    """`sluice.cli.replay` of the live rollout: its first step starting one interval before the first live check."""
     spec = ModelDeploymentSpec.model_validate(scenario.get()["spec"])
     start = datetime.fromisoformat(live[0]["time"]) - timedelta(seconds=INTERVAL_SECONDS)
     end = datetime.fromisoformat(live[-1]["time"]) + timedelta(seconds=1)

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.kube import apply_manifests
 from harness.tools import find_tools
-from sluice import crdgen
+from sluice.codegen import crdgen
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

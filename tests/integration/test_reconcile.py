@@ -29,7 +29,7 @@ from integration.operator_support import (
     write_token_kubeconfig,
 )
 from integration.sluice_crd import install_crd
-from sluice.adapters.kube import Cluster, KubeApi
+from sluice.adapters.kube import KubeApi, KubeCluster
 from sluice.adapters.routers import GatewayAPIRouter, ReplicaRatioRouter
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, GatewayTraffic
 from sluice.core.children import Owner
@@ -77,9 +77,9 @@ class ModelDeployments:
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
 
-    def cluster(self) -> Cluster:
+    def cluster(self) -> KubeCluster:
         """The operator's own Kubernetes adapter, with the admin client."""
-        return Cluster(KubeApi(self.api_client, TIMEOUT), "sluice-tests")
+        return KubeCluster(KubeApi(self.api_client, TIMEOUT), "sluice-tests")
 
     def path(self, name: str) -> str:
         return f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{name}"

@@ -12,8 +12,9 @@ import pytest
 
 from harness import ControlPlane, wait_until
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelFormat, ModelStatus
-from sluice.core.children import Owner, Track, deployment
+from sluice.core.children import Owner, Track
 from sluice.core.plan import WorkloadPlan
+from sluice.core.workloads import deployment
 from sluice.settings import Settings
 
 pytestmark = pytest.mark.integration

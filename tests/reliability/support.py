@@ -26,6 +26,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from harness import Prometheus, wait_until
+from sluice import contract
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from sluice.core.children import ChildNames
 
@@ -38,6 +39,8 @@ def size(short: int, full: int) -> int:
 
 
 REQUESTS_PER_SECOND = 20.0
+_REQUESTS = f"{contract.REQUESTS}_total"
+_DURATION = contract.REQUEST_DURATION_SECONDS
 _BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf")
 
 
@@ -85,22 +88,23 @@ class SyntheticTraffic:
     def exposition(self) -> str:
         now = time.monotonic()
         lines = [
-            "# TYPE sluice_serving_requests_total counter",
-            "# TYPE sluice_serving_request_duration_seconds histogram",
+            f"# TYPE {_REQUESTS} counter",
+            f"# TYPE {_DURATION} histogram",
         ]
         with self._lock:
             series = dict(self._series)
         for (namespace, name, version), since in series.items():
             total = int((now - since) * REQUESTS_PER_SECOND)
             failed = total // 2 if "bad" in version else 0
-            labels = f'namespace="{namespace}",model="{name}",version="{version}",track="canary"'
-            lines.append(f'sluice_serving_requests_total{{{labels},code="200"}} {total - failed}')
-            lines.append(f'sluice_serving_requests_total{{{labels},code="500"}} {failed}')
-            lines.extend(
-                f'sluice_serving_request_duration_seconds_bucket{{{labels},le="{le}"}} {total}' for le in _BUCKETS
+            labels = (
+                f'{contract.LABEL_NAMESPACE}="{namespace}",{contract.LABEL_MODEL}="{name}",'
+                f'{contract.LABEL_VERSION}="{version}",{contract.LABEL_TRACK}="{contract.TRACK_CANARY}"'
             )
-            lines.append(f"sluice_serving_request_duration_seconds_count{{{labels}}} {total}")
-            lines.append(f"sluice_serving_request_duration_seconds_sum{{{labels}}} {total * 0.002}")
+            lines.append(f'{_REQUESTS}{{{labels},{contract.LABEL_CODE}="200"}} {total - failed}')
+            lines.append(f'{_REQUESTS}{{{labels},{contract.LABEL_CODE}="500"}} {failed}')
+            lines.extend(f'{_DURATION}_bucket{{{labels},le="{le}"}} {total}' for le in _BUCKETS)
+            lines.append(f"{_DURATION}_count{{{labels}}} {total}")
+            lines.append(f"{_DURATION}_sum{{{labels}}} {total * 0.002}")
         return "\n".join(lines) + "\n"
 
 

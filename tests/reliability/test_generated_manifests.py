@@ -30,8 +30,8 @@ from integration.operator_support import OperatorProcess
 from integration.sluice_crd import REPO_ROOT, install_crd
 from reliability.schema_strategy import strategy
 from reliability.support import size
-from sluice import crdgen
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
+from sluice.codegen import crdgen
 
 pytestmark = pytest.mark.e2e
 

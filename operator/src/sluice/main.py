@@ -13,15 +13,18 @@ from functools import cache
 from typing import Any
 
 import kopf
+from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
 from sluice.adapters import logs, telemetry
 from sluice.adapters.health import WatchLag, serve_readiness
-from sluice.adapters.kube import Cluster, KubeApi, load_api_client
+from sluice.adapters.kube import KubeApi, KubeCluster, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, unreachable
 from sluice.adapters.shadow import ShadowMetrics
-from sluice.handlers import Loops, Reconciler, kopf_settings, register
+from sluice.handlers import kopf_settings, register
+from sluice.loops import Loops
+from sluice.reconciler import Reconciler
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice")
@@ -41,13 +44,28 @@ def _exit_when_leadership_is_lost(renewal: asyncio.Task[None]) -> None:
     os._exit(1)
 
 
-async def run(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM: watch ModelDeployments (in `settings.namespaces`, or cluster-wide)."""
+def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> Reconciler:
+    """The reconciler over the real cluster and Prometheus, as `settings` configure them."""
 
     @cache
     def prometheus(url: str) -> MetricsProvider:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
+    return Reconciler(
+        cluster=KubeCluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
+        defaults=settings.serving_defaults(),
+        default_prometheus_url=settings.prometheus_url,
+        metrics_provider=prometheus,
+        clock=utc_now,
+        watch=watch,
+        canary_url_template=settings.canary_url_template,
+        shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
+        allow=settings.allowlists(),
+    )
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM: watch ModelDeployments (in `settings.namespaces`, or cluster-wide)."""
     if (
         problem := await asyncio.to_thread(unreachable, settings.prometheus_url, settings.prometheus_timeout)
     ) is not None:
@@ -67,17 +85,7 @@ async def run(settings: Settings) -> None:
         )
         await elector.acquire()
     watch.leading = True
-    reconciler = Reconciler(
-        cluster=Cluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
-        defaults=settings.serving_defaults(),
-        default_prometheus_url=settings.prometheus_url,
-        metrics_provider=prometheus,
-        clock=utc_now,
-        watch=watch,
-        canary_url_template=settings.canary_url_template,
-        shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
-        allow=settings.allowlists(),
-    )
+    reconciler = _reconciler(settings, api_client, watch)
     registry = kopf.OperatorRegistry()
     register(registry, Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
 

@@ -28,10 +28,11 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from sluice_serving import contract
 from sluice_serving.config import Config
 
-PREFIX = "sluice_serving_"
-BASE_LABELS = ("model", "version", "track")
+PREFIX = contract.METRIC_PREFIX
+BASE_LABELS = contract.BASE_LABELS
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 FLUSH_ROWS = 4096
 
@@ -125,17 +126,17 @@ class _Requests(Collector):
     def collect(self) -> Iterable[Metric]:
         base = list(self._base)
         requests = CounterMetricFamily(
-            PREFIX + "requests",
+            contract.REQUESTS,
             "Inference requests by endpoint (infer, predict) and HTTP status code",
-            labels=[*BASE_LABELS, "endpoint", "code"],
+            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT, contract.LABEL_CODE],
         )
         for (endpoint, code), count in sorted(self._codes.items()):
             requests.add_metric([*base, endpoint, str(code)], count)
         yield requests
         duration = HistogramMetricFamily(
-            PREFIX + "request_duration_seconds",
+            contract.REQUEST_DURATION_SECONDS,
             "Inference request latency, from the request fully read to the response written",
-            labels=[*BASE_LABELS, "endpoint"],
+            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT],
         )
         les = [_le(b) for b in self._bounds] + ["+Inf"]
         for endpoint, buckets in sorted(self._buckets.items()):
@@ -144,9 +145,9 @@ class _Requests(Collector):
         yield duration
         if self.fallbacks:
             fallbacks = CounterMetricFamily(
-                PREFIX + "fallback_responses",
+                contract.FALLBACK_RESPONSES,
                 "Inference requests answered by the fallback because the model raised (answered 200)",
-                labels=[*BASE_LABELS, "endpoint", "fallback"],
+                labels=[*BASE_LABELS, contract.LABEL_ENDPOINT, "fallback"],
             )
             for (endpoint, kind), count in sorted(self.fallbacks.items()):
                 fallbacks.add_metric([*base, endpoint, kind], count)
@@ -253,18 +254,20 @@ class _Distributions(Collector):
         base = list(BASE_LABELS)
         if self._features is not None:
             yield self._features.family(
-                PREFIX + "input_feature",
+                contract.INPUT_FEATURE,
                 "Distribution of each monitored input feature (column of the first input)",
-                [*base, "feature"],
+                [*base, contract.LABEL_FEATURE],
                 [(*self._base, name) for name in self._feature_names],
             )
         if self._classifier is False:
             yield self._values.family(
-                PREFIX + "predictions", "Distribution of predicted values (regressors)", base, [self._base]
+                contract.PREDICTIONS, "Distribution of predicted values (regressors)", base, [self._base]
             )
         if self._classifier:
             fam = CounterMetricFamily(
-                PREFIX + "predicted_class", "Predictions by predicted class (classifiers)", labels=[*base, "class"]
+                contract.PREDICTED_CLASS,
+                "Predictions by predicted class (classifiers)",
+                labels=[*base, contract.LABEL_CLASS],
             )
             for value, count in self._classes.items():
                 fam.add_metric([*self._base, self._class_names[value]], count)

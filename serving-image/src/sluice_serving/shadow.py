@@ -28,19 +28,20 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from sluice_serving import contract
 from sluice_serving.config import DIGEST_RE, Config, ConfigError, require_digest_over_http
 from sluice_serving.fetch import fetch
 from sluice_serving.models import Model, load_model
 
 log = logging.getLogger("sluice_serving.shadow")
 
-URI_ENV = "SLUICE_REFERENCE_MODEL_URI"
-FORMAT_ENV = "SLUICE_REFERENCE_MODEL_FORMAT"
-DIGEST_ENV = "SLUICE_REFERENCE_MODEL_DIGEST"
+URI_ENV = contract.ENV_REFERENCE_MODEL_URI
+FORMAT_ENV = contract.ENV_REFERENCE_MODEL_FORMAT
+DIGEST_ENV = contract.ENV_REFERENCE_MODEL_DIGEST
 QUEUE_SIZE = 256
 """Requests waiting for comparison at most; more are dropped (and counted), never delaying an answer."""
 ABS_DIFFERENCE_BUCKETS = (0.0, 1e-6, 1e-4, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 100.0)
-_LABELS = ("model", "version", "track")
+_LABELS = contract.BASE_LABELS
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,15 @@ class Shadow:
         self._reference = reference
         self._classifier = classifier
         self._comparisons = Counter(
-            "sluice_serving_shadow_comparisons",
+            contract.SHADOW_COMPARISONS,
             "Rows compared with the reference (stable) model, by result",
-            [*_LABELS, "result"],
+            [*_LABELS, contract.LABEL_RESULT],
             registry=registry,
         )
         self._agree = self._comparisons.labels(*base, "agree")
         self._disagree = self._comparisons.labels(*base, "disagree")
         self._abs_difference = Histogram(
-            "sluice_serving_shadow_abs_difference",
+            contract.SHADOW_ABS_DIFFERENCE,
             "|prediction - reference prediction| per row (regressors)",
             _LABELS,
             buckets=ABS_DIFFERENCE_BUCKETS,

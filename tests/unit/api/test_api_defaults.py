@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sluice import crdgen
 from sluice.api import v1alpha1 as api
+from sluice.codegen import crdgen
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODEL = {"version": "1.4.0", "uri": "https://models.example.com/fraud/1.4.0/model.onnx", "format": "onnx"}

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from sluice.core.children import METRICS_PATH, PORT_NAME, common_labels
+from sluice.core.children import PORT_NAME, common_labels
+from sluice.core.workloads import METRICS_PATH
 from unit.chart.chart_support import RELEASE, REPO_ROOT, Manifest, of_kind, render
 
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"

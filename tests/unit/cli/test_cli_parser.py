@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sluice.cli import complete, completion
-from sluice.cli.main import COMMANDS, build_parser, main
+from sluice.cli import complete
+from sluice.cli.main import main
+from sluice.cli.parser import COMMANDS, build_parser, completion_script
 
 COMMAND_NAMES = [
     "list",
@@ -157,7 +158,7 @@ def test_kubectl_complete_helper_prints_candidates_and_the_no_file_directive(
 
 def test_bash_completion_script_completes_subcommands_and_flags(tmp_path: Path) -> None:
     script = tmp_path / "kubectl-sluice.bash"
-    script.write_text(completion.script("bash"))
+    script.write_text(completion_script("bash"))
 
     def complete_words(*words: str) -> list[str]:
         line = " ".join(words)
@@ -181,7 +182,7 @@ def test_bash_completion_script_completes_subcommands_and_flags(tmp_path: Path) 
 
 
 def test_zsh_completion_script_defines_the_command() -> None:
-    script = completion.script("zsh")
+    script = completion_script("zsh")
 
     assert script.startswith("#compdef kubectl-sluice")
     assert "_kubectl_sluice_names" in script

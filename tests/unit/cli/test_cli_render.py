@@ -8,17 +8,15 @@ from typing import Any, cast
 import pytest
 
 from sluice.api.v1alpha1 import ModelDeployment
+from sluice.cli.live import pod_share, render_live, route_text
 from sluice.cli.render import (
     EventLine,
     PodLine,
     RouteParent,
     age,
-    pod_share,
     render_history,
     render_list,
-    render_live,
     render_status,
-    route_text,
     table,
     weight_bar,
 )

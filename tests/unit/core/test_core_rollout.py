@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from sluice.api.v1alpha1 import HISTORY_LIMIT, Action, ModelDeploymentStatus, Outcome, Phase, Verdict
+from sluice.api.v1alpha1 import (
+    HISTORY_LIMIT,
+    Action,
+    ActionOutcome,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Outcome,
+    Phase,
+    Verdict,
+)
 from sluice.core.conditions import PROGRESSING, READY, find_condition
 from sluice.core.plan import AnalysisReading, EventType, Observations, WorkloadState
 from sluice.core.rollout import canary_replicas_for_weight, check_window, decide
@@ -567,6 +577,18 @@ def test_an_action_that_makes_no_sense_is_recorded_and_warned_about(action: Acti
     assert why in event.message
 
 
+def test_the_outcome_of_a_manual_action_is_recorded_in_the_status_for_the_cli() -> None:
+    simulation = at_first_step(make_spec("1.0.0"))
+
+    refused = simulation.reconcile(action=Action.RETRY)
+    accepted = simulation.reconcile(action=Action.PROMOTE)
+
+    assert refused.status.last_action == ActionOutcome(
+        id="request-1", action=Action.RETRY, accepted=False, message="nothing was rolled back (phase Progressing)"
+    )
+    assert accepted.status.last_action == ActionOutcome(id="request-2", action=Action.PROMOTE, accepted=True)
+
+
 # --- pauses and restarts ---------------------------------------------------------------------------------------------
 
 
@@ -644,6 +666,54 @@ def test_after_a_short_pause_the_step_keeps_its_schedule() -> None:
     plan = simulation.reconcile()
 
     assert plan.requeue_after == timedelta(seconds=30)
+
+
+def test_a_paused_rollout_records_the_phase_it_is_frozen_in_and_resumes_there() -> None:
+    simulation = at_first_step(make_spec("1.0.0"))
+    simulation.paused = True
+
+    paused = simulation.reconcile()
+    assert (paused.status.phase, paused.status.paused_in) == (Phase.PAUSED, Phase.PROGRESSING)
+
+    simulation.paused = False
+    resumed = simulation.reconcile()
+    assert (resumed.status.phase, resumed.status.paused_in, resumed.canary_weight) == (Phase.PROGRESSING, None, 10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "progress", "resumes_in"),
+    [
+        pytest.param(make_spec("1.0.0"), {"current_step": 1, "canary_weight": 25}, Phase.PROGRESSING, id="at-a-step"),
+        pytest.param(make_spec("1.0.0"), {}, Phase.PROGRESSING, id="before-the-canary-was-ready"),
+        pytest.param(
+            make_spec(
+                "1.0.0", validation={"uri": "https://data.example.com/holdout.csv", "metric": "accuracy", "min": 0.85}
+            ),
+            {},
+            Phase.VALIDATING,
+            id="before-the-validation-gate-passed",
+        ),
+        pytest.param(
+            make_spec("1.0.0", rollout={"steps": [10, 50], "shadow": {"percent": 50, "checks": 2}}),
+            {"passed_checks": 1},
+            Phase.SHADOWING,
+            id="in-the-shadow-phase",
+        ),
+    ],
+)
+def test_a_rollout_paused_by_an_operator_without_paused_in_resumes_where_its_progress_shows(
+    spec: ModelDeploymentSpec, progress: dict[str, Any], resumes_in: Phase
+) -> None:
+    simulation = deployed(spec)
+    simulation.set_version("2.0.0")
+    simulation.reconcile()
+    written_by_an_older_operator = {"phase": Phase.PAUSED, "paused_in": None, **progress}
+    simulation.status = simulation.status.model_copy(update=written_by_an_older_operator)
+
+    resumed = simulation.reconcile()
+
+    assert (resumed.status.phase, resumed.status.paused_in) == (resumes_in, None)
+    assert [event.reason for event in resumed.events][:1] == ["Resumed"]
 
 
 def test_restarted_operator_continues_from_recorded_step() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from sluice_serving.models import ModelError, load_model
+from sluice_serving.models import ModelError, ModelFile, load_model
 
 
 def _model_reading(location: str, path: Path) -> None:
@@ -40,4 +40,4 @@ def test_onnx_external_data_outside_the_model_directory_is_refused(tmp_path: Pat
     model = tmp_path / "model" / "model.onnx"
     _model_reading(location, model)
     with pytest.raises(ModelError, match="External data path"):
-        load_model(model, "onnx", digest_pinned=True, num_threads=1)
+        load_model(ModelFile.read(model), "onnx", digest_pinned=True, num_threads=1)

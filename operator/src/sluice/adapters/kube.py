@@ -18,13 +18,13 @@ import re
 import secrets
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, ObservedWorkloads
 from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
 from sluice.core.children import (
@@ -52,10 +52,6 @@ _PLURALS = {
 _EVENT_MESSAGE_LIMIT = 1024
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 """Kubernetes verbs of the HTTP methods KubeApi sends (it reads single objects only: no list or watch)."""
-
-
-class ChildConflictError(RuntimeError):
-    """A child's name is taken by an object that this ModelDeployment does not control."""
 
 
 KUBE_CONCURRENCY = 32
@@ -167,6 +163,14 @@ def yaml_safe_json(body: Mapping[str, Any]) -> bytes:
     return _NOT_YAML_PRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
+def _rejection(error: ApiException) -> str:
+    """The message of a 422 Status, else the raw body."""
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(error.body)
+
+
 def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
     """What the core needs to know about a serving Deployment."""
     if deployment is None:
@@ -220,16 +224,8 @@ def parse_status(body: Mapping[str, Any]) -> ModelDeploymentStatus:
         return ModelDeploymentStatus()
 
 
-@dataclass(frozen=True)
-class ObservedWorkloads:
-    """The two serving Deployments as read (None when absent)."""
-
-    stable: dict[str, Any] | None
-    canary: dict[str, Any] | None
-
-
-class Cluster:
-    """What the reconciler does to the cluster: reads, applies, status writes and Events."""
+class KubeCluster:
+    """The real `Cluster`: KubeApi requests under one field manager."""
 
     def __init__(self, api: KubeApi, field_manager: str) -> None:
         self.api = api
@@ -269,13 +265,18 @@ class Cluster:
         metadata = desired["metadata"]
         path = object_path(desired["apiVersion"], desired["kind"], metadata["namespace"], metadata["name"])
         log.info("applying %s %s/%s", desired["kind"], metadata["namespace"], metadata["name"])
-        await self.api.request(
-            "PATCH",
-            path,
-            query={"fieldManager": self._field_manager, "force": "true"},
-            body=with_spec_hash(desired),
-            content_type=APPLY_PATCH,
-        )
+        try:
+            await self.api.request(
+                "PATCH",
+                path,
+                query={"fieldManager": self._field_manager, "force": "true"},
+                body=with_spec_hash(desired),
+                content_type=APPLY_PATCH,
+            )
+        except ApiException as error:
+            if error.status != 422:
+                raise
+            raise ChildRejectedError(f"the API server rejected a child: {_rejection(error)}") from error
         return True
 
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:

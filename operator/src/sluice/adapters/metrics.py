@@ -5,7 +5,7 @@ Queries select the canary's series by the serving image's labels (`model` = the 
 `version`, `track="canary"`) and the `namespace` label the scrape configuration attaches; the drift queries
 read the stable version's series (`track="stable"`) over the same window too. No data (empty result, NaN) reads
 as None; a Prometheus that cannot answer gives `AnalysisReading(error=...)`. Queries are instant queries at
-`CanaryQuery.at` (what-if replay, `sluice.replay`) or now, each bounded in time and bytes (`capped_session`); an
+`CanaryQuery.at` (what-if replay, `sluice.cli.replay`) or now, each bounded in time and bytes (`capped_session`); an
 error names the failure in fixed words (an HTTP status, an exception type), never Prometheus' answer.
 """
 
@@ -24,20 +24,19 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import Retry
 
+from sluice import contract
 from sluice.adapters.bounded_http import MAX_RESPONSE_BYTES, RefusedAnswerError, capped_session
 from sluice.api.durations import format_duration
 from sluice.api.v1alpha1 import AnalysisSpec
 from sluice.core.drift import CountKind, Counts
 from sluice.core.plan import AnalysisReading
 
-REQUESTS_METRIC = "sluice_serving_requests_total"
-FALLBACKS_METRIC = "sluice_serving_fallback_responses_total"
-DURATION_BUCKETS_METRIC = "sluice_serving_request_duration_seconds_bucket"
-CLASSES_METRIC = "sluice_serving_predicted_class_total"
-PREDICTION_BUCKETS_METRIC = "sluice_serving_predictions_bucket"
-FEATURE_BUCKETS_METRIC = "sluice_serving_input_feature_bucket"
-CANARY_TRACK = "canary"
-STABLE_TRACK = "stable"
+REQUESTS_METRIC = f"{contract.REQUESTS}_total"
+FALLBACKS_METRIC = f"{contract.FALLBACK_RESPONSES}_total"
+DURATION_BUCKETS_METRIC = f"{contract.REQUEST_DURATION_SECONDS}_bucket"
+CLASSES_METRIC = f"{contract.PREDICTED_CLASS}_total"
+PREDICTION_BUCKETS_METRIC = f"{contract.PREDICTIONS}_bucket"
+FEATURE_BUCKETS_METRIC = f"{contract.INPUT_FEATURE}_bucket"
 _PLACEHOLDER = re.compile(r"\{\{\s*(namespace|name|version|track|interval)\s*\}\}")
 
 
@@ -80,7 +79,7 @@ def canary_query(
     window: timedelta,
     at: datetime | None = None,
 ) -> CanaryQuery:
-    """What a check reads for `analysis`: the operator's live checks and `sluice.replay` both build it here."""
+    """What a check reads for `analysis`: the operator's live checks and `sluice.cli.replay` both build it here."""
     return CanaryQuery(
         namespace=namespace,
         name=name,
@@ -104,7 +103,7 @@ def render_template(template: str, query: CanaryQuery) -> str:
         "namespace": query.namespace,
         "name": query.name,
         "version": query.version,
-        "track": CANARY_TRACK,
+        "track": contract.TRACK_CANARY,
         "interval": format_duration(query.window),
     }
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
@@ -114,7 +113,12 @@ def series_selector(namespace: str, name: str, version: str, track: str) -> str:
     """The label matchers (without braces) of one version's series of a ModelDeployment, on one track."""
     return ",".join(
         f'{label}="{_label_value(value)}"'
-        for label, value in (("namespace", namespace), ("model", name), ("version", version), ("track", track))
+        for label, value in (
+            (contract.LABEL_NAMESPACE, namespace),
+            (contract.LABEL_MODEL, name),
+            (contract.LABEL_VERSION, version),
+            (contract.LABEL_TRACK, track),
+        )
     )
 
 
@@ -132,10 +136,10 @@ def prometheus_client(url: str, timeout: float) -> PrometheusConnect:
 def builtin_queries(query: CanaryQuery) -> dict[str, str]:
     """PromQL of the three built-in readings. The error rate counts 5xx answers and answers of the serving
     image's fallback (a 200 given because the model raised) as errors."""
-    selector = _selector(query, query.version, CANARY_TRACK)
+    selector = _selector(query, query.version, contract.TRACK_CANARY)
     window = format_duration(query.window)
     requests = f"{REQUESTS_METRIC}{{{selector}}}[{window}]"
-    errors = f'{REQUESTS_METRIC}{{{selector},code=~"5.."}}[{window}]'
+    errors = f'{REQUESTS_METRIC}{{{selector},{contract.LABEL_CODE}=~"5.."}}[{window}]'
     fallbacks = f"{FALLBACKS_METRIC}{{{selector}}}[{window}]"
     return {
         "request_count": f"sum(increase({requests}))",
@@ -153,8 +157,8 @@ def drift_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
     `feature_buckets` by feature and `le`; each the increase over the window, summed over pods."""
     window = format_duration(query.window)
     sides = (
-        _selector(query, query.version, CANARY_TRACK),
-        _selector(query, query.stable_version or "", STABLE_TRACK),
+        _selector(query, query.version, contract.TRACK_CANARY),
+        _selector(query, query.stable_version or "", contract.TRACK_STABLE),
     )
 
     def both(metric: str, by: str) -> tuple[str, str]:
@@ -162,9 +166,9 @@ def drift_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
         return canary, stable
 
     return {
-        "classes": both(CLASSES_METRIC, "class"),
+        "classes": both(CLASSES_METRIC, contract.LABEL_CLASS),
         "prediction_buckets": both(PREDICTION_BUCKETS_METRIC, "le"),
-        "feature_buckets": both(FEATURE_BUCKETS_METRIC, "feature, le"),
+        "feature_buckets": both(FEATURE_BUCKETS_METRIC, f"{contract.LABEL_FEATURE}, le"),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sluice.adapters.kube import Cluster
+from sluice.adapters.cluster import Cluster
 from sluice.api.v1alpha1 import GatewayTraffic, ModelDeploymentSpec
 from sluice.core.children import GATEWAY_API_VERSION, ChildNames, Owner, http_route
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sluice.adapters.metrics import CANARY_TRACK, prometheus_client, reading_failure, series_selector, single_value
+from sluice import contract
+from sluice.adapters.metrics import prometheus_client, reading_failure, series_selector, single_value
 from sluice.api.durations import format_duration
 from sluice.core.plan import ShadowReading
 
-COMPARISONS_METRIC = "sluice_serving_shadow_comparisons_total"
-ABS_DIFFERENCE_METRIC = "sluice_serving_shadow_abs_difference"
+COMPARISONS_METRIC = f"{contract.SHADOW_COMPARISONS}_total"
+ABS_DIFFERENCE_METRIC = contract.SHADOW_ABS_DIFFERENCE
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,11 @@ class ShadowReader(Protocol):
 
 def shadow_queries(query: ShadowQuery) -> dict[str, str]:
     """PromQL of the three shadow readings over the query's window."""
-    selector = series_selector(query.namespace, query.name, query.version, CANARY_TRACK)
+    selector = series_selector(query.namespace, query.name, query.version, contract.TRACK_CANARY)
     window = format_duration(query.window)
     total = f"sum(increase({COMPARISONS_METRIC}{{{selector}}}[{window}]))"
-    agreed = f'(sum(increase({COMPARISONS_METRIC}{{{selector},result="agree"}}[{window}])) or vector(0))'
+    agreeing = f'{selector},{contract.LABEL_RESULT}="agree"'
+    agreed = f"(sum(increase({COMPARISONS_METRIC}{{{agreeing}}}[{window}])) or vector(0))"
     return {
         "comparisons": total,
         "agreement": f"{agreed} / {total}",

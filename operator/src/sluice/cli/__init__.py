@@ -11,7 +11,7 @@ Layout:
 - `checks`: pure state checks run before anything is written (which action the current state allows, which model
   `undo` returns to).
 - `listing` (list, history), `status` (status, --watch), `actions` (pause, resume, promote, abort, retry, undo),
-  `analyze` (what-if replay, `sluice.replay`), `completion` (shell completion scripts; `complete` is the
+  `analyze` (what-if replay, `sluice.cli.replay`), `completion` (shell completion scripts; `complete` is the
   `kubectl_complete-sluice` helper).
 
 Adding a subcommand (for example `explain`): write a module `sluice/cli/explain.py` that defines

@@ -6,7 +6,7 @@ re-checked on a conflict). How each request reaches the operator:
 
 - promote, promote --full, abort, retry: the `sluice.dev/action` annotation with a new `sluice.dev/action-id`,
   the operator's one-shot request mechanism. `--wait` waits until the operator has handled the id and reports
-  whether it acted or refused (its `ActionIgnored` Event).
+  whether it acted or refused (status.lastAction).
 - pause, resume: the `sluice.dev/paused` annotation, not `spec.paused`. The spec belongs to whoever applies the
   manifest (often a GitOps tool, which would revert an edit, or show drift until someone commits it); the operator
   treats the annotation exactly like `spec.paused`. So `resume` refuses to lift a `spec.paused: true`: that hold
@@ -56,21 +56,15 @@ def _wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def wait_for_handling(kube: Kube, name: str, action_id: str, timeout: float) -> ModelDeployment:
-    """Until status.lastHandledActionId is `action_id`; CliError(WRONG_STATE) when the operator ignored it."""
+    """Until status.lastHandledActionId is `action_id`; CliError(WRONG_STATE) when status.lastAction says the
+    operator refused it."""
     deadline = time.monotonic() + timeout
     while True:
         md = kube.get(name)
         if md.status.last_handled_action_id == action_id:
-            refusal = next(
-                (
-                    event
-                    for event in kube.events(str(md.metadata.get("uid", "")), 50) or []
-                    if event.reason == "ActionIgnored" and f"({action_id})" in event.message
-                ),
-                None,
-            )
-            if refusal is not None:
-                raise CliError(ExitCode.WRONG_STATE, f"the operator refused the request: {refusal.message}")
+            outcome = md.status.last_action
+            if outcome is not None and outcome.id == action_id and not outcome.accepted:
+                raise CliError(ExitCode.WRONG_STATE, f"the operator refused the request: {outcome.message}")
             return md
         if time.monotonic() >= deadline:
             raise CliError(

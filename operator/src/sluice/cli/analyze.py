@@ -1,4 +1,4 @@
-"""`analyze`: what-if replay of a ModelDeployment's analysis settings over Prometheus history (`sluice.replay`).
+"""`analyze`: what-if replay of a ModelDeployment's analysis settings over Prometheus history (`sluice.cli.replay`).
 
 The spec (steps, interval, bounds) is the object's current one, or the one in `-f FILE` (a ModelDeployment
 manifest with other bounds: try them on recorded history before applying them). The versions are the current
@@ -23,7 +23,7 @@ from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import DURATION_PATTERN, ModelDeployment, ModelDeploymentSpec, Outcome
 from sluice.cli.base import CliError, Command, ExitCode, duration_seconds
 from sluice.cli.kube import Kube
-from sluice.replay import Decision, render_table, replay
+from sluice.cli.replay import Decision, render_table, replay
 
 PROMETHEUS_URL_VARIABLE = "SLUICE_PROMETHEUS_URL"
 

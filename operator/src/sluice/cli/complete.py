@@ -18,6 +18,7 @@ from kubernetes import client, config
 
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, ModelDeployment
 from sluice.cli.checks import known_models
+from sluice.cli.parser import build_parser
 
 NO_FILE_COMPLETION = ":4"
 Lookup = Callable[[str, dict[str, str]], list[str]]
@@ -136,8 +137,6 @@ def cluster_lookup(kind: str, flags: dict[str, str]) -> list[str]:
 
 
 def run(words: Sequence[str], lookup: Lookup = cluster_lookup) -> int:
-    from sluice.cli.main import build_parser
-
     for candidate in candidates(build_parser(), words, lookup):
         print(candidate)
     print(NO_FILE_COMPLETION)

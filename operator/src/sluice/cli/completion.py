@@ -9,11 +9,14 @@ see `sluice.cli.complete`.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import shtab
 
-from sluice.cli.base import NAMES_FUNCTION, Command, ExitCode
+from sluice.cli.base import NAMES_FUNCTION, Command
 
+EXECUTABLE = "kubectl-sluice"
+"""The plugin executable, whose name the scripts complete."""
 SHELLS = ("bash", "zsh")
 PREAMBLE = {
     "bash": f"""
@@ -45,31 +48,26 @@ PREAMBLE = {
 }
 
 
-def script(shell: str) -> str:
-    """The completion script for `shell`."""
-    from sluice.cli.main import build_parser
-
-    return str(shtab.complete(build_parser(prog="kubectl-sluice"), shell=shell, preamble=PREAMBLE[shell]))
+def script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The completion script of `parser` for `shell`."""
+    return str(shtab.complete(parser, shell=shell, preamble=PREAMBLE[shell]))
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shell", choices=SHELLS, help="the shell to print a completion script for")
 
 
-def run(args: argparse.Namespace) -> int:
-    print(script(args.shell))
-    return ExitCode.OK
-
-
-COMMAND = Command(
-    name="completion",
-    help="print a shell completion script (bash or zsh) for kubectl-sluice",
-    add_arguments=_arguments,
-    run=run,
-    epilog=(
-        "examples:\n"
-        "  source <(kubectl-sluice completion bash)\n"
-        '  kubectl-sluice completion zsh > "${fpath[1]}/_kubectl-sluice"\n'
-        "`kubectl sluice <TAB>` (kubectl 1.26+) uses the kubectl_complete-sluice executable installed alongside."
-    ),
-)
+def command(run: Callable[[argparse.Namespace], int]) -> Command:
+    """The `completion` subcommand; `run` prints the script (cli/parser.py gives it the parser)."""
+    return Command(
+        name="completion",
+        help="print a shell completion script (bash or zsh) for kubectl-sluice",
+        add_arguments=_arguments,
+        run=run,
+        epilog=(
+            "examples:\n"
+            "  source <(kubectl-sluice completion bash)\n"
+            '  kubectl-sluice completion zsh > "${fpath[1]}/_kubectl-sluice"\n'
+            "`kubectl sluice <TAB>` (kubectl 1.26+) uses the kubectl_complete-sluice executable installed alongside."
+        ),
+    )

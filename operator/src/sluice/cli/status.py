@@ -13,17 +13,13 @@ from sluice.api.v1alpha1 import ModelDeployment
 from sluice.cli.base import CliError, Command, ExitCode, add_name_argument, add_output_argument, duration_seconds
 from sluice.cli.checks import STATE_EXIT_CODES, RolloutState, rollout_state
 from sluice.cli.kube import Kube, parse_model_deployment
+from sluice.cli.live import LIVE_HEIGHT, LIVE_WIDTH, clip, render_live, route_text
 from sluice.cli.render import (
-    LIVE_HEIGHT,
-    LIVE_WIDTH,
     EventLine,
     PodLine,
-    clip,
     object_text,
     pending_action,
-    render_live,
     render_status,
-    route_text,
 )
 from sluice.core.children import MODELDEPLOYMENT_LABEL, ChildNames
 

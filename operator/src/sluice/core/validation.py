@@ -11,8 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus
-from sluice.core.children import RESERVED_ENV, ChildNames, parse_pvc_uri, parse_quantity
+from sluice.core.children import ChildNames, parse_pvc_uri
 from sluice.core.conditions import READY, ConditionStatus, kstatus_conditions, set_condition
+from sluice.core.workloads import RESERVED_ENV, parse_quantity
 
 INVALID_SPEC = "InvalidSpec"
 QUERY_PLACEHOLDERS = frozenset({"namespace", "name", "version", "track", "interval"})

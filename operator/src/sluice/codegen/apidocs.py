@@ -1,4 +1,4 @@
-"""Generate the reference sections of `docs/api.md` from the CRD schema that `sluice.crdgen` builds.
+"""Generate the reference sections of `docs/api.md` from the CRD schema that `sluice.codegen.crdgen` builds.
 
 The prose in docs/api.md is written by hand; each block between `<!-- BEGIN GENERATED: <name> -->` and
 `<!-- END GENERATED: <name> -->` is replaced by `make crds`, so the field reference cannot drift from the models.
@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from sluice import crdgen
 from sluice.api import v1alpha1 as api
+from sluice.api.v1alpha1 import meta
+from sluice.codegen import crdgen
 
 DOCS_PATH = Path("docs") / "api.md"
 EXAMPLES_DIR = Path("examples")
@@ -158,7 +159,7 @@ def _fields(top: str) -> str:
 
 def _annotations() -> str:
     """The annotation constants of the API module with their attribute docstrings."""
-    tree = ast.parse(inspect.getsource(api))
+    tree = ast.parse(inspect.getsource(meta))
     rows = []
     for statement, following in zip(tree.body, tree.body[1:], strict=False):
         if not (isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name)):

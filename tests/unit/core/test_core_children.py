@@ -14,17 +14,14 @@ from sluice.core.children import (
     ServingDefaults,
     Track,
     canary_service,
-    deployment,
     entry_service,
     http_route,
     parse_pvc_uri,
-    parse_quantity,
-    resources,
     spec_hash,
     with_spec_hash,
-    workloads,
 )
 from sluice.core.plan import Plan, WorkloadPlan
+from sluice.core.workloads import deployment, parse_quantity, resources, workloads
 
 OWNER = Owner(name="fraud", namespace="ml", uid="0000-1111")
 DEFAULTS = ServingDefaults(

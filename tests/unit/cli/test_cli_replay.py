@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sluice.adapters.metrics import CanaryQuery
 from sluice.api.v1alpha1 import Verdict
+from sluice.cli.replay import Decision, ReplayedCheck, render_table, replay
 from sluice.core.drift import CountKind, Counts
 from sluice.core.plan import AnalysisReading
-from sluice.replay import Decision, ReplayedCheck, render_table, replay
 from unit.core.support import ERRORING, HEALTHY, QUIET, T0, make_spec
 
 SPEC = make_spec("2.0.0", analysis={"maxPredictionPSI": 0.2, "minDriftSamples": 100, "maxInconclusiveChecks": 2})

@@ -14,16 +14,9 @@ from typing import Any
 import pytest
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelFormat, ModelStatus
-from sluice.core.children import (
-    DEFAULT_DRAIN_SECONDS,
-    PRESTOP_SLEEP_SECONDS,
-    READINESS_PATH,
-    Owner,
-    ServingDefaults,
-    Track,
-    deployment,
-)
+from sluice.core.children import Owner, ServingDefaults, Track
 from sluice.core.plan import WorkloadPlan
+from sluice.core.workloads import DEFAULT_DRAIN_SECONDS, PRESTOP_SLEEP_SECONDS, READINESS_PATH, deployment
 from sluice.settings import Settings
 
 OWNER = Owner(name="fraud", namespace="ml", uid="0000-1111")

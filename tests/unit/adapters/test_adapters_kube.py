@@ -9,7 +9,7 @@ from sluice.adapters.kube import is_controlled_by, needs_apply, object_path, wor
 from sluice.api.v1alpha1 import Action, GatewayTraffic, ModelDeploymentStatus
 from sluice.core.children import Owner, http_route, with_spec_hash
 from sluice.core.plan import ActionRequest, WorkloadState
-from sluice.handlers import requested_action
+from sluice.reconciler import requested_action
 
 
 def deployment(*, generation: int = 2, observed: int = 2, replicas: int = 2, **status: Any) -> dict[str, Any]:

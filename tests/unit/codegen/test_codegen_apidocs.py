@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice import apidocs, crdgen
 from sluice.api import v1alpha1 as api
+from sluice.codegen import apidocs, crdgen
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCS = REPO_ROOT / apidocs.DOCS_PATH

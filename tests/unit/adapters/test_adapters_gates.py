@@ -18,9 +18,10 @@ from sluice.api.v1alpha1 import (
     ModelStatus,
     ValidationMetric,
 )
-from sluice.core.children import RESERVED_ENV, Owner, ServingDefaults, Track, deployment, http_route
+from sluice.core.children import Owner, ServingDefaults, Track, http_route
 from sluice.core.gates import ScoreError, score
 from sluice.core.plan import WorkloadPlan
+from sluice.core.workloads import RESERVED_ENV, deployment
 
 OWNER = Owner(name="fraud", namespace="ml", uid="0000-1111")
 DEFAULTS = ServingDefaults(image="serving:1", requests={}, limits={})

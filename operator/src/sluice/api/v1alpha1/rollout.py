@@ -1,0 +1,104 @@
+"""spec.rollout: the steps, their timing, and the shadow phase."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+
+from sluice.api.v1alpha1.meta import MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ApiModel, Duration, cel, is_duration
+
+
+class ShadowSpec(ApiModel):
+    """A shadow (mirror) phase before any live weight: the canary gets copies of requests, its answers are
+    discarded, and it is compared with stable on the same inputs (docs/ml-analysis.md, Shadow traffic)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.minAgreement) || has(self.maxMeanAbsDifference)",
+                    "shadow needs minAgreement (classifiers), maxMeanAbsDifference (regressors) or both",
+                )
+            ]
+        }
+    )
+
+    percent: int = Field(
+        default=100, ge=1, le=100, description="Percentage of requests mirrored to the canary (1..100).", examples=[50]
+    )
+    checks: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Passed shadow checks (one per rollout.interval) before the first live step.",
+    )
+    min_comparisons: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Fewer compared requests per check is inconclusive, never a pass.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Lowest fraction of mirrored requests on which canary and stable predict the same class.",
+        examples=[0.95],
+    )
+    max_mean_abs_difference: float | None = Field(
+        default=None,
+        ge=0,
+        description="Highest mean absolute difference between canary and stable predictions (regressors).",
+        examples=[0.5],
+    )
+
+
+class RolloutSpec(ApiModel):
+    """How a new version is shifted in."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!{is_duration('interval')} || (duration(self.interval) >= duration('{MIN_INTERVAL}') "
+                    f"&& duration(self.interval) <= duration('{MAX_INTERVAL}'))",
+                    f"interval must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
+                    ".interval",
+                ),
+                cel(
+                    f"!{is_duration('interval')} || !{is_duration('progressDeadline')} "
+                    "|| duration(self.progressDeadline) >= duration(self.interval)",
+                    "progressDeadline must be at least as long as interval",
+                    ".progressDeadline",
+                ),
+            ]
+        }
+    )
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [10, 25, 50],
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps.",
+        examples=[[10, 25, 50], [5, 20, 50, 100]],
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "x-kubernetes-validations": [
+                cel("self.isSorted()", "steps must be strictly increasing (for example [10, 25, 50])")
+            ],
+        },
+    )
+    interval: Duration = Field(
+        default="1m", description="Time per step, and per analysis check (1s..24h).", examples=["30s", "5m"]
+    )
+    progress_deadline: Duration = Field(
+        default="10m",
+        description="How long a canary may take to become Ready before it is rolled back; at least interval.",
+        examples=["15m"],
+    )
+    shadow: ShadowSpec | None = Field(
+        default=None,
+        description="Mirror requests to the canary and compare it with stable before any live weight; needs "
+        "traffic.gateway. Off when left out.",
+    )

@@ -1,0 +1,201 @@
+"""The status the operator writes: phase, counters, checks, conditions, history; and the ModelDeployment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from sluice.api.v1alpha1.meta import API_VERSION, HISTORY_LIMIT, KIND, ApiModel
+from sluice.api.v1alpha1.serving import ModelFormat
+from sluice.api.v1alpha1.spec import ModelDeploymentSpec
+from sluice.api.v1alpha1.validation import ValidationMetric
+
+
+class Phase(StrEnum):
+    """Where a ModelDeployment is in its lifecycle."""
+
+    INITIALIZING = "Initializing"
+    STABLE = "Stable"
+    VALIDATING = "Validating"
+    SHADOWING = "Shadowing"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    ROLLED_BACK = "RolledBack"
+
+
+class Verdict(StrEnum):
+    """The result of one analysis check, or of one metric in it."""
+
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERRORED = "Errored"
+
+
+class Outcome(StrEnum):
+    """How a rollout ended."""
+
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    SUPERSEDED = "Superseded"
+    ABORTED = "Aborted"
+
+
+class Action(StrEnum):
+    """Manual requests accepted in the `sluice.dev/action` annotation."""
+
+    PROMOTE = "promote"
+    PROMOTE_FULL = "promote-full"
+    ABORT = "abort"
+    RETRY = "retry"
+
+
+class Condition(ApiModel):
+    """A condition of the ModelDeployment, as metav1.Condition."""
+
+    type: str = Field(description="Condition type, such as Ready.")
+    status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
+    observed_generation: int | None = Field(default=None, description="The generation the condition was set for.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    reason: str = Field(description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
+
+
+class MetricResult(ApiModel):
+    """One metric of an analysis check."""
+
+    name: str = Field(description="A built-in check's or a custom metric's name.")
+    value: float | None = Field(default=None, description="The value read; none when there was no data.")
+    min: float | None = Field(default=None, description="Lower bound applied.")
+    max: float | None = Field(default=None, description="Upper bound applied.")
+    verdict: Verdict = Field(description="Passed, Failed, Inconclusive or Errored.")
+    message: str = Field(default="", description="Why, in words.")
+
+
+class CheckResult(ApiModel):
+    """One analysis check of the canary."""
+
+    time: datetime = Field(description="When the check ran.")
+    step: int = Field(description="Index of the step it ran in.")
+    weight: int = Field(description="Canary traffic percentage at the time.")
+    verdict: Verdict = Field(description="Passed, Failed, Inconclusive or Errored.")
+    metrics: list[MetricResult] = Field(default_factory=list, description="Per-metric results.")
+
+
+class ModelStatus(ApiModel):
+    """The model a running version serves (kept for the stable version while spec names the canary)."""
+
+    version: str = Field(description="Model version.")
+    uri: str = Field(description="Artifact location.")
+    format: ModelFormat = Field(description="Artifact format.")
+    digest: str | None = Field(default=None, description="Pinned sha256 digest, if any.")
+
+
+class ValidationResult(ApiModel):
+    """The validation gate's last run in the current (or last) rollout."""
+
+    version: str = Field(description="The canary version scored.")
+    time: datetime = Field(description="When the run finished.")
+    metric: ValidationMetric = Field(description="accuracy, mae or rmse.")
+    score: float | None = Field(default=None, description="The score; none when the run failed.")
+    samples: int = Field(default=0, description="Labelled rows scored.")
+    passed: bool = Field(description="Whether the score met the bound.")
+    message: str = Field(default="", description="The score against its bound, or why there is no score.")
+
+
+class ActionOutcome(ApiModel):
+    """What the operator did with the last manual request (the sluice.dev/action annotations)."""
+
+    id: str = Field(description="The request's sluice.dev/action-id.")
+    action: Action = Field(description="The requested action.")
+    accepted: bool = Field(description="Whether the operator carried it out (false: refused, see message).")
+    message: str = Field(default="", description="Why it was refused; empty when it was carried out.")
+
+
+class HistoryEntry(ApiModel):
+    """A finished rollout."""
+
+    version: str = Field(description="The version that was rolled out.")
+    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded or Aborted.")
+    started_at: datetime = Field(description="When the rollout started.")
+    finished_at: datetime = Field(description="When it ended.")
+    reason: str = Field(description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
+    model: ModelStatus | None = Field(
+        default=None,
+        description=(
+            "The model that was rolled out (what `kubectl sluice undo` can return to); absent in entries written "
+            "before this field existed, and when the spec had already moved on (Superseded, RevertedToStable)."
+        ),
+    )
+    stable_model: ModelStatus | None = Field(
+        default=None,
+        description="The stable version's model while the rollout ran: what a promotion replaced, what a rollback "
+        "kept serving (the previous stable that `kubectl sluice undo` returns to by default).",
+    )
+
+
+class ModelDeploymentStatus(ApiModel):
+    """The observed state, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The generation of the spec last acted on.")
+    phase: Phase | None = Field(default=None, description="Lifecycle phase.")
+    paused_in: Phase | None = Field(
+        default=None,
+        description="While phase is Paused: the phase the rollout is frozen in, where it continues when resumed.",
+    )
+    stable_version: str | None = Field(default=None, description="The version serving all traffic between rollouts.")
+    stable_model: ModelStatus | None = Field(
+        default=None, description="The stable version's model, kept while spec.model names the canary."
+    )
+    canary_version: str | None = Field(default=None, description="The version being rolled out, if any.")
+    canary_weight: int = Field(default=0, ge=0, le=100, description="Percentage of traffic the canary receives.")
+    current_step: int | None = Field(default=None, description="Index into spec.rollout.steps; none between rollouts.")
+    rollout_started_at: datetime | None = Field(default=None, description="When the current rollout started.")
+    step_started_at: datetime | None = Field(default=None, description="When the current step started.")
+    last_check_time: datetime | None = Field(default=None, description="When the last analysis check ran.")
+    passed_checks: int = Field(default=0, description="Passed checks in the current rollout.")
+    failed_checks: int = Field(default=0, description="Failed checks in the current rollout.")
+    inconclusive_checks: int = Field(
+        default=0, description="Inconclusive checks counted toward spec.analysis.maxInconclusiveChecks."
+    )
+    consecutive_errors: int = Field(default=0, description="Consecutive checks Prometheus could not answer.")
+    last_check: CheckResult | None = Field(default=None, description="The last analysis check.")
+    validation: ValidationResult | None = Field(
+        default=None, description="The validation gate's last run (spec.validation)."
+    )
+    last_handled_action_id: str | None = Field(
+        default=None, description="The sluice.dev/action-id of the last manual request handled."
+    )
+    last_action: ActionOutcome | None = Field(
+        default=None, description="The outcome of the last manual request handled (lastHandledActionId's)."
+    )
+    ready_replicas: int = Field(default=0, description="Ready serving pods (the scale subresource's status replicas).")
+    selector: str | None = Field(
+        default=None,
+        description="Label selector of the serving pods, in string form (the scale subresource's selector, for HPA).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Conditions, one per type; Ready feeds the READY column.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list, max_length=HISTORY_LIMIT, description="Finished rollouts; at most 20."
+    )
+
+
+class ModelDeployment(ApiModel):
+    """A served model whose new versions are rolled out as analysed canaries."""
+
+    api_version: str = Field(default=API_VERSION, description="sluice.dev/v1alpha1")
+    kind: str = Field(default=KIND, description="ModelDeployment")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: ModelDeploymentSpec = Field(description="The desired state.")
+    status: ModelDeploymentStatus = Field(
+        default_factory=ModelDeploymentStatus, description="The observed state, written by the operator."
+    )

@@ -1,0 +1,63 @@
+"""The names the operator and the model server agree on: the environment the operator gives a serving pod, the
+metric families the server exports and their labels, which the operator's PromQL selects.
+
+Defined here once. The model server is a separate package and image that must not import the operator, so
+`python -m sluice.codegen` writes a verbatim copy to serving-image/src/sluice_serving/contract.py, and a unit test
+fails when that copy is stale. Constants only: no imports, so the copy runs anywhere.
+"""
+
+# --- the serving pod's environment, set by the operator ------------------------------------------------------------
+
+ENV_MODEL_NAME = "MODEL_NAME"
+ENV_MODEL_VERSION = "MODEL_VERSION"
+ENV_MODEL_URI = "MODEL_URI"
+ENV_MODEL_FORMAT = "MODEL_FORMAT"
+ENV_MODEL_DIGEST = "MODEL_DIGEST"
+ENV_TRACK = "SLUICE_TRACK"
+ENV_PORT = "PORT"
+ENV_MODEL_CACHE_DIR = "MODEL_CACHE_DIR"
+ENV_REFERENCE_MODEL_URI = "SLUICE_REFERENCE_MODEL_URI"
+"""The shadow phase's reference (the stable model) on a canary."""
+ENV_REFERENCE_MODEL_FORMAT = "SLUICE_REFERENCE_MODEL_FORMAT"
+ENV_REFERENCE_MODEL_DIGEST = "SLUICE_REFERENCE_MODEL_DIGEST"
+
+# --- tracks: the value of ENV_TRACK and of the `track` label -------------------------------------------------------
+
+TRACK_STABLE = "stable"
+TRACK_CANARY = "canary"
+
+# --- metric families the server exports (counters are exposed with the suffix _total, histograms with _bucket) ---
+
+METRIC_PREFIX = "sluice_serving_"
+REQUESTS = "sluice_serving_requests"
+"""Counter by endpoint and HTTP status code."""
+REQUEST_DURATION_SECONDS = "sluice_serving_request_duration_seconds"
+"""Histogram by endpoint."""
+FALLBACK_RESPONSES = "sluice_serving_fallback_responses"
+"""Counter of answers given by the fallback instead of the model."""
+PREDICTED_CLASS = "sluice_serving_predicted_class"
+"""Counter by predicted class (classifiers)."""
+PREDICTIONS = "sluice_serving_predictions"
+"""Histogram of predicted values (regressors)."""
+INPUT_FEATURE = "sluice_serving_input_feature"
+"""Histogram per input feature."""
+SHADOW_COMPARISONS = "sluice_serving_shadow_comparisons"
+"""Counter of rows compared with the reference model, by result (agree, disagree)."""
+SHADOW_ABS_DIFFERENCE = "sluice_serving_shadow_abs_difference"
+"""Histogram of |prediction - reference prediction| (regressors)."""
+
+# --- labels --------------------------------------------------------------------------------------------------------
+
+LABEL_MODEL = "model"
+"""The ModelDeployment's name (ENV_MODEL_NAME)."""
+LABEL_VERSION = "version"
+LABEL_TRACK = "track"
+BASE_LABELS = (LABEL_MODEL, LABEL_VERSION, LABEL_TRACK)
+"""The labels every sluice_serving_ series carries."""
+LABEL_NAMESPACE = "namespace"
+"""Attached by the scrape configuration, not by the server."""
+LABEL_CODE = "code"
+LABEL_ENDPOINT = "endpoint"
+LABEL_CLASS = "class"
+LABEL_FEATURE = "feature"
+LABEL_RESULT = "result"

@@ -1,0 +1,67 @@
+"""`decide`: (spec, status, observations, now) → `Plan`, by rounds of transitions until the status settles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from sluice.core.plan import Observations, Plan, WorkloadPlan
+from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.observed import refresh_observed_state
+from sluice.core.rollout.pause import follow_pause
+from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
+from sluice.core.rollout.schedule import requeue_after
+from sluice.core.rollout.state import Decision
+from sluice.core.rollout.versions import follow_spec_version
+from sluice.core.rollout.workloads import canary_plan, mirror_percent, stable_model
+
+_MAX_TRANSITIONS_PER_DECISION = 8
+"""Bound on chained transitions in one decision (the longest chain, e.g. supersede, start, canary ready, is 4)."""
+
+PHASE_HANDLERS: dict[Phase, Callable[[Decision], None]] = {
+    Phase.INITIALIZING: initializing.handle,
+    Phase.VALIDATING: validating.handle,
+    Phase.SHADOWING: shadowing.handle,
+    Phase.PROGRESSING: progressing.handle,
+    Phase.PROMOTING: promoting.handle,
+}
+"""What each phase does in a round. Stable and RolledBack wait for a new version or an action; Paused for a
+resume."""
+
+
+def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observations: Observations, now: datetime) -> Plan:
+    """The next status, the workloads and traffic split to run, the events to emit, and when to look again.
+
+    Transitions chain within one call until the status settles (a first deploy whose Deployment is already
+    available becomes Stable at once), so decide is idempotent: deciding again on the returned status with the
+    same observations and `now` gives the same plan and no events.
+    """
+    decision = Decision(spec, observations, now, status.model_copy(deep=True))
+    for _ in range(_MAX_TRANSITIONS_PER_DECISION):
+        before = decision.status.model_copy(deep=True)
+        _round(decision)
+        if decision.status == before:
+            break
+    refresh_observed_state(decision)
+    settled = decision.status
+    return Plan(
+        status=settled,
+        stable=WorkloadPlan(model=stable_model(spec, settled), replicas=spec.replicas),
+        canary=canary_plan(spec, settled, observations.canary),
+        canary_weight=settled.canary_weight,
+        mirror_percent=mirror_percent(spec, settled),
+        events=tuple(decision.events),
+        requeue_after=requeue_after(spec, settled, now),
+    )
+
+
+def _round(decision: Decision) -> None:
+    """Follow spec.model.version, handle a new manual action, pause or resume, then act on the phase."""
+    follow_spec_version(decision)
+    handle_action(decision)
+    if follow_pause(decision):
+        return
+    handler = PHASE_HANDLERS.get(decision.status.phase) if decision.status.phase is not None else None
+    if handler is not None:
+        handler(decision)

@@ -1,0 +1,46 @@
+"""Progressing: the live steps. Wait for the canary, then check each step every interval and move on or back."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sluice.core.analysis import evaluate
+from sluice.core.plan import EventType
+from sluice.core.rollout.schedule import check_window
+from sluice.core.rollout.state import Decision
+from sluice.core.rollout.verdicts import record_check
+
+
+def handle(decision: Decision) -> None:
+    status = decision.status
+    if decision.roll_back_if_stuck():
+        return
+    if status.current_step is None:
+        if decision.canary_available():
+            decision.enter_step(0)
+            where = decision.where()
+            decision.event(EventType.NORMAL, "CanaryReady", f"canary {status.canary_version} ready; {where}")
+    else:
+        _run_step(decision, status.current_step)
+
+
+def _run_step(decision: Decision, step: int) -> None:
+    steps = decision.spec.rollout.steps
+    step = min(step, len(steps) - 1)  # steps edited mid-rollout apply at once, to the same step index
+    decision.status.current_step = step
+    decision.status.canary_weight = steps[step]
+    reading = decision.observations.analysis
+    if reading is None or check_window(decision.spec, decision.status, decision.now) is None:
+        return
+    check = evaluate(decision.spec.analysis, reading, time=decision.now, step=step, weight=steps[step])
+    record_check(decision, check, on_pass=partial(advance, decision), failed_reason="AnalysisFailed")
+
+
+def advance(decision: Decision) -> None:
+    """To the next step, or to promotion after the last one."""
+    step, steps = decision.status.current_step, decision.spec.rollout.steps
+    if step is not None and step + 1 < len(steps):
+        decision.enter_step(step + 1)
+        decision.event(EventType.NORMAL, "StepAdvanced", f"canary {decision.status.canary_version} {decision.where()}")
+    else:
+        decision.start_promoting(f"step {len(steps)}/{len(steps)} done")

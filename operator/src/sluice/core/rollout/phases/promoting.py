@@ -1,0 +1,30 @@
+"""Promoting: the stable Deployment rolls to the canary's model; Stable once it is available."""
+
+from __future__ import annotations
+
+from sluice.api.v1alpha1 import Outcome
+from sluice.core.conditions import ConditionStatus
+from sluice.core.plan import EventType
+from sluice.core.rollout.state import Decision
+from sluice.core.rollout.workloads import model_status
+
+
+def handle(decision: Decision) -> None:
+    stable, status = decision.observations.stable, decision.status
+    version = status.canary_version
+    if stable.version != version:
+        return
+    if stable.available:
+        message = f"{version} promoted after {status.passed_checks} passed checks; it is now stable"
+        decision.end_rollout(Outcome.PROMOTED, "Promoted", message)
+        status.stable_model = model_status(decision.spec.model)
+        status.stable_version = version
+        decision.become_stable()
+        decision.set_progressing(ConditionStatus.FALSE, "Promoted", message)
+        decision.event(EventType.NORMAL, "Promoted", message)
+    elif stable.progress_deadline_exceeded:
+        decision.roll_back(
+            Outcome.ROLLED_BACK,
+            "PromotionFailed",
+            f"stable Deployment did not become available with {version}; back to stable {status.stable_version}",
+        )

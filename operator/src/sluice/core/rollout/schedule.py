@@ -1,0 +1,85 @@
+"""When to look again: the next analysis check, the validation gate's (re)run, the canary's progress deadline.
+
+The adapter asks `check_window` and `validation_due` before reading Prometheus or running the gate, with the same
+`now` it passes to `decide`; `requeue_after` becomes the plan's timer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sluice.api.durations import parse_duration
+from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from sluice.core.plan import WorkloadState
+from sluice.core.rollout.workloads import canary_ready
+
+
+def check_window(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> timedelta | None:
+    """The window to read the canary's metrics over when an analysis check is due at `now`, else None.
+
+    A check is due one interval after the later of the step's start and the last check, while a step is running
+    (phase Progressing, canary ready). The window is the interval. Call it with the same `now` as `decide`.
+    """
+    due = next_check_at(spec, status)
+    if due is None or now < due:
+        return None
+    return parse_duration(spec.rollout.interval)
+
+
+def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
+    """When the current step's (or the shadow phase's) next check is due; None when no step or shadow runs."""
+    if status.step_started_at is None:
+        return None
+    stepping = status.phase is Phase.PROGRESSING and status.current_step is not None
+    if not stepping and status.phase is not Phase.SHADOWING:
+        return None
+    last = status.step_started_at
+    if status.last_check_time is not None:
+        last = max(last, status.last_check_time)
+    return last + parse_duration(spec.rollout.interval)
+
+
+def validation_due(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState, now: datetime
+) -> bool:
+    """Whether the adapter should run the validation gate against the canary at `now` (and pass the reading in
+    `Observations.validation`): phase Validating, the canary ready, and no result for this rollout yet, or an
+    errored run one rollout.interval ago. Call it with the same `now` as `decide`."""
+    if spec.validation is None or status.phase is not Phase.VALIDATING or not canary_ready(spec, status, canary):
+        return False
+    retry_at = validation_retry_at(spec, status)
+    return retry_at is not None and now >= retry_at
+
+
+def validation_retry_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
+    """When the gate may run (again): at once without a result of this rollout, one interval after an errored
+    run, never after a scored one (the gate has decided)."""
+    result = status.validation
+    started = status.rollout_started_at
+    if result is None or result.version != status.canary_version or (started is not None and result.time < started):
+        return started
+    if result.score is not None:
+        return None
+    return result.time + parse_duration(spec.rollout.interval)
+
+
+def requeue_after(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> timedelta | None:
+    """Until the next check, or until the canary's progress deadline while it starts (or the validation gate's
+    retry after an errored run); zero when already due."""
+    if status.phase is Phase.VALIDATING:
+        retry_at = validation_retry_at(spec, status)
+        due = retry_at if retry_at is not None and status.validation is not None else canary_deadline(spec, status)
+    elif status.phase in (Phase.PROGRESSING, Phase.SHADOWING):
+        due = next_check_at(spec, status) if status.step_started_at is not None else canary_deadline(spec, status)
+    else:
+        return None
+    if due is None:
+        return None
+    return max(due - now, timedelta(0))
+
+
+def canary_deadline(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
+    """When a canary that has not become ready counts as failed to progress."""
+    if status.rollout_started_at is None:
+        return None
+    return status.rollout_started_at + parse_duration(spec.rollout.progress_deadline)

@@ -1,0 +1,76 @@
+"""What the Deployments run for a status: the models, the canary's replicas, the share of mirrored requests."""
+
+from __future__ import annotations
+
+from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, ModelSpec, ModelStatus, Phase
+from sluice.core.plan import WorkloadPlan, WorkloadState
+from sluice.core.rollout.order import ROLLOUT_PHASES
+
+MAX_REPLICA_RATIO = 9
+"""Replica-ratio routing runs at most this many canary replicas per stable replica (a 90% share)."""
+
+
+def model_status(model: ModelSpec) -> ModelStatus:
+    return ModelStatus(version=model.version, uri=model.uri, format=model.format, digest=model.digest)
+
+
+def mirror_percent(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
+    """Requests copied to the canary: shadow.percent once the shadow phase has started (its canary ready)."""
+    shadow = spec.rollout.shadow
+    if shadow is None or status.phase is not Phase.SHADOWING or status.step_started_at is None:
+        return 0
+    return shadow.percent
+
+
+def canary_replicas_for_weight(weight: int, stable_replicas: int) -> int:
+    """Canary replicas giving the canary about `weight` percent of requests when one Service spreads requests
+    evenly over stable and canary pods (routing without a gateway).
+
+    canary = round(weight * stable / (100 - weight)), halves rounded up, then at least 1 and at most
+    `MAX_REPLICA_RATIO` * stable (weights above 90, 100 included, get a 90% share: the stable pods stay behind
+    the Service). 0 when the weight is 0, or when stable runs no replicas (nothing is served, so no canary runs).
+    """
+    if weight <= 0 or stable_replicas <= 0:
+        return 0
+    ceiling = MAX_REPLICA_RATIO * stable_replicas
+    if weight >= 100:
+        return ceiling
+    rounded_half_up = (2 * weight * stable_replicas + (100 - weight)) // (2 * (100 - weight))
+    return min(max(1, rounded_half_up), ceiling)
+
+
+def stable_model(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> ModelStatus:
+    """While promoting, the stable Deployment rolls to the canary's model (spec.model)."""
+    if status.phase is Phase.PROMOTING or status.stable_model is None:
+        return model_status(spec.model)
+    return status.stable_model
+
+
+def canary_plan(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> WorkloadPlan | None:
+    if status.canary_version is None and not status.history and not canary.exists:
+        return None
+    reference = status.stable_model if spec.rollout.shadow is not None else None
+    return WorkloadPlan(model=model_status(spec.model), replicas=canary_replicas(spec, status), reference=reference)
+
+
+def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
+    """Gateway routing: the canary runs spec.replicas. Replica ratio: replicas approximate the weight; while the
+    canary starts they are the first step's, which take their share as soon as they are ready (so a rollout paused
+    before its canary was ready runs none)."""
+    if status.phase not in ROLLOUT_PHASES:
+        return 0
+    if spec.traffic is not None and spec.traffic.gateway is not None:
+        return spec.replicas
+    starting = status.current_step is None and status.phase is Phase.PROGRESSING
+    weight = spec.rollout.steps[0] if starting else status.canary_weight
+    return canary_replicas_for_weight(weight, spec.replicas)
+
+
+def canary_ready(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
+    """The canary Deployment runs this version at the planned replicas, all available (a Deployment left at
+    0 replicas by an earlier rollout of the same version does not count)."""
+    return (
+        canary.available
+        and canary.version == status.canary_version
+        and canary.replicas == canary_replicas(spec, status)
+    )

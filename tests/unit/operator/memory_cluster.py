@@ -1,0 +1,131 @@
+"""An in-memory `Cluster` (sluice.adapters.cluster) for unit tests of the reconciler: objects in dicts, resource
+versions that make a stale status write fail with 409, children applied as desired, Events collected."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, ObservedWorkloads
+from sluice.adapters.kube import is_controlled_by, needs_apply, parse_status
+from sluice.api.v1alpha1 import API_VERSION, KIND, ModelDeploymentStatus
+from sluice.core.children import ChildNames, Owner, with_spec_hash
+from sluice.core.plan import EventRecord
+
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name)."""
+
+
+@dataclass
+class MemoryCluster:
+    """Objects by (kind, namespace, name); `rejected_kinds` are refused as the API server refuses a 422 child."""
+
+    objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    events: list[EventRecord] = field(default_factory=list)
+    rejected_kinds: set[str] = field(default_factory=set)
+    writes: list[str] = field(default_factory=list)
+    """`<verb> <kind>/<name>` of every write, in order."""
+    _versions: int = 0
+
+    def add_model_deployment(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
+        metadata = {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1}
+        self.put({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": dict(spec)})
+
+    def put(self, body: dict[str, Any]) -> None:
+        """Store `body` (created or replaced by someone other than the operator), with a new resourceVersion."""
+        self._versions += 1
+        body["metadata"]["resourceVersion"] = str(self._versions)
+        metadata = body["metadata"]
+        self.objects[(body["kind"], metadata["namespace"], metadata["name"])] = body
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def status(self, namespace: str, name: str) -> ModelDeploymentStatus:
+        body = self.get(KIND, namespace, name)
+        assert body is not None
+        return parse_status(body)
+
+    def make_available(self, namespace: str, name: str) -> None:
+        """The Deployment's pods all ready, as the Deployment controller reports it."""
+        deployment = self.objects[("Deployment", namespace, name)]
+        replicas = deployment["spec"]["replicas"]
+        deployment["metadata"]["generation"] = 1
+        deployment["status"] = {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+
+    # --- the Cluster protocol -----------------------------------------------------------------------------------
+
+    async def read_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(KIND, namespace, name)
+
+    async def read_workloads(self, owner: Owner) -> ObservedWorkloads:
+        names = ChildNames.of(owner.name)
+        return ObservedWorkloads(
+            stable=await self.read_child("apps/v1", "Deployment", owner, names.stable_deployment),
+            canary=await self.read_child("apps/v1", "Deployment", owner, names.canary_deployment),
+        )
+
+    async def read_child(self, api_version: str, kind: str, owner: Owner, name: str) -> dict[str, Any] | None:
+        observed = self.get(kind, owner.namespace, name)
+        if observed is not None and not is_controlled_by(observed, owner):
+            raise ChildConflictError(f"{kind} {owner.namespace}/{name} exists and is not controlled by {owner.name}")
+        return observed
+
+    async def read_config_map_key(self, namespace: str, name: str, key: str) -> str | None:
+        config_map = self.get("ConfigMap", namespace, name) or {}
+        value = (config_map.get("data") or {}).get(key)
+        return value if isinstance(value, str) else None
+
+    async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+        if not needs_apply(desired, observed):
+            return False
+        if desired["kind"] in self.rejected_kinds:
+            raise ChildRejectedError(f"the API server rejected a child: {desired['kind']} is invalid")
+        applied = copy.deepcopy(with_spec_hash(desired))
+        previous = self.get(desired["kind"], desired["metadata"]["namespace"], desired["metadata"]["name"])
+        if previous is not None and "status" in previous:
+            applied["status"] = previous["status"]
+        self.put(applied)
+        self.writes.append(f"apply {desired['kind']}/{desired['metadata']['name']}")
+        return True
+
+    async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:
+        observed = await self.read_child(desired["apiVersion"], desired["kind"], owner, desired["metadata"]["name"])
+        return await self.apply(desired, observed)
+
+    async def delete_child(self, api_version: str, kind: str, owner: Owner, name: str) -> bool:
+        observed = self.get(kind, owner.namespace, name)
+        if observed is None or not is_controlled_by(observed, owner):
+            return False
+        del self.objects[(kind, owner.namespace, name)]
+        self.writes.append(f"delete {kind}/{name}")
+        return True
+
+    async def write_status(self, body: Mapping[str, Any], status: ModelDeploymentStatus) -> bool:
+        if parse_status(body).to_wire() == status.to_wire():
+            return False
+        metadata = body["metadata"]
+        stored = self.objects.get((KIND, metadata["namespace"], metadata["name"]))
+        if stored is None:
+            raise ApiException(status=404, reason="Not Found")
+        if stored["metadata"]["resourceVersion"] != metadata["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        stored["status"] = status.to_wire()
+        self.put(stored)
+        self.writes.append(f"status {metadata['name']}")
+        return True
+
+    async def post_event(self, body: Mapping[str, Any], record: EventRecord, now: datetime) -> None:
+        self.events.append(record)
