@@ -87,12 +87,15 @@ def _draw(text: str) -> None:
     print(CLEAR_SCREEN + text, end="", flush=True)
 
 
-def _wait_for_creation(kube: Kube, name: str, interactive: bool, deadline: float | None) -> ModelDeployment | None:
-    """Read `name` until it exists (None when `deadline` passes first), saying once what it waits for."""
+def _wait_for_creation(
+    kube: Kube, name: str, interactive: bool, deadline: float | None
+) -> tuple[ModelDeployment, bool] | None:
+    """Read `name` until it exists (None when `deadline` passes first), saying once what it waits for; with
+    whether it had to wait (then its first deploy is the rollout being watched, however fast it settled)."""
     said = False
     while True:
         try:
-            return kube.get(name)
+            return kube.get(name), said
         except CliError as error:
             if error.code != ExitCode.USAGE or "not found" not in error.message:
                 raise
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.watch and args.timeout > 0 else None
     last_key: tuple[Any, ...] | None = None
     waiting_for_start = False
+    created_while_watching = False
     first = True
     while True:
         if args.watch and first:
@@ -125,14 +129,14 @@ def run(args: argparse.Namespace) -> int:
             if found is None:
                 print(f"timed out after {args.timeout:g}s: {args.name} was not created", file=sys.stderr)
                 return ExitCode.NOT_FINISHED
-            md = found
+            md, created_while_watching = found
         else:
             md = kube.get(args.name)
         uid = str(md.metadata.get("uid", ""))
         events = kube.events(uid, args.events) if uid else []
         state = rollout_state(md)
         if first:
-            waiting_for_start = interactive and state in FINAL_STATES
+            waiting_for_start = interactive and state in FINAL_STATES and not created_while_watching
             first = False
         elif waiting_for_start and state not in FINAL_STATES:
             waiting_for_start = False
