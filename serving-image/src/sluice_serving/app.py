@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from sluice_serving import __version__
 from sluice_serving.config import Config
 from sluice_serving.fallback import Answerer
+from sluice_serving.faults import with_faults
 from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sluice_serving.metrics import Metrics
-from sluice_serving.models import Model
+from sluice_serving.models import Model, Results
 from sluice_serving.protocol import (
     RequestError,
     StringLimits,
@@ -30,15 +32,13 @@ JSON = b"application/json"
 
 
 class Reply(NamedTuple):
-    """A response. `endpoint` is set for inference requests (they are counted and timed); `delay` is the
-    injected latency (SLUICE_FAULT_LATENCY) to wait before sending it; `headers` are extra header lines
-    (each ending in CRLF)."""
+    """A response. `endpoint` is set for inference requests (they are counted and timed); `headers` are
+    extra header lines (each ending in CRLF)."""
 
     status: int
     body: bytes
     content_type: bytes = JSON
     endpoint: str | None = None
-    delay: float = 0.0
     headers: bytes = b""
 
 
@@ -62,7 +62,6 @@ class App:
         """Set in the shadow phase (SLUICE_REFERENCE_MODEL_URI): every answer is compared with the stable model."""
         self.draining = False
         self._versions = (cfg.model_version,)
-        self._random = random.Random()
         self._next_fallback_log = 0.0
 
     @property
@@ -72,21 +71,31 @@ class App:
         return self.model is not None and not self.draining and (peers is None or peers.all_ready())
 
     def set_model(self, model: Model, fallback: Answerer | None = None) -> None:
-        self.model = model
+        """Serve `model` (wrapped by the fault injection SLUICE_FAULT_* configure, if any)."""
+        self.model = with_faults(model, self.cfg)
         self.fallback = fallback
 
-    def handle(self, method: str, path: str, body: bytes) -> Reply:
-        """Answer one request; never raises."""
+    def handle(self, method: str, path: str, body: bytes) -> Reply | Awaitable[Reply]:
+        """Answer one request: the reply, or an awaitable of it when the model answers later; never raises."""
         try:
             reply = self._route(method, path, body)
-        except RequestError as exc:
-            reply = error(exc.status, exc.message, _endpoint_of(method, path))
         except Exception as exc:
-            log.exception("unexpected error", extra={"path": path})
-            reply = error(500, f"internal error: {type(exc).__name__}: {exc}", _endpoint_of(method, path))
-        if reply.endpoint is not None and self.cfg.fault_latency:
-            return reply._replace(delay=self.cfg.fault_latency)
-        return reply
+            return self._error(exc, method, path)
+        if isinstance(reply, Reply):
+            return reply
+        return self._settle(reply, method, path)
+
+    async def _settle(self, pending: Awaitable[Reply], method: str, path: str) -> Reply:
+        try:
+            return await pending
+        except Exception as exc:
+            return self._error(exc, method, path)
+
+    def _error(self, exc: Exception, method: str, path: str) -> Reply:
+        if isinstance(exc, RequestError):
+            return error(exc.status, exc.message, _endpoint_of(method, path))
+        log.exception("unexpected error", extra={"path": path})
+        return error(500, f"internal error: {type(exc).__name__}: {exc}", _endpoint_of(method, path))
 
     def accepts_body(self, method: str, path: str) -> bool:
         """Whether a request's body would be read (for `Expect: 100-continue`): a POST to this model's V2
@@ -101,7 +110,7 @@ class App:
             return False
         return len(parts) == 4 or (len(parts) == 6 and parts[3] == "versions" and parts[4] in self._versions)
 
-    def _route(self, method: str, path: str, body: bytes) -> Reply:
+    def _route(self, method: str, path: str, body: bytes) -> Reply | Awaitable[Reply]:
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "metrics" and len(parts) == 1 and self._serves_metrics:
@@ -122,7 +131,7 @@ class App:
                 return Reply(200, dumps({"name": name, "ready": self.ready}))
         raise RequestError(404, f"no route for {path}")
 
-    def _v2(self, method: str, parts: list[str], body: bytes) -> Reply:
+    def _v2(self, method: str, parts: list[str], body: bytes) -> Reply | Awaitable[Reply]:
         if not parts or parts == [""]:
             _require(method, "GET")
             return Reply(200, dumps({"name": "sluice-serving", "version": __version__, "extensions": []}))
@@ -170,47 +179,84 @@ class App:
             "outputs": [s.as_json() for s in model.outputs],
         }
 
-    def _infer(self, name: str, version: str | None, body: bytes) -> Reply:
+    def _infer(self, name: str, version: str | None, body: bytes) -> Reply | Awaitable[Reply]:
         model = self._loaded(name, version)
         request = parse_infer(body, model.inputs, model.outputs, self._strings)
-        results, fallback = self._predict(model, request.inputs, request.outputs, "infer")
-        doc: dict[str, Any] = {
-            "model_name": self.cfg.model_name,
-            "model_version": self.cfg.model_version,
-            "outputs": encode_outputs(results, request.outputs),
-        }
-        if request.id is not None:
-            doc["id"] = request.id
-        return Reply(200, dumps(doc), JSON, "infer", headers=fallback)
 
-    def _v1_predict(self, name: str, body: bytes) -> Reply:
+        def reply(results: Results, fallback: bytes) -> Reply:
+            doc: dict[str, Any] = {
+                "model_name": self.cfg.model_name,
+                "model_version": self.cfg.model_version,
+                "outputs": encode_outputs(results, request.outputs),
+            }
+            if request.id is not None:
+                doc["id"] = request.id
+            return Reply(200, dumps(doc), JSON, "infer", headers=fallback)
+
+        return self._predict(model, request.inputs, request.outputs, "infer", reply)
+
+    def _v1_predict(self, name: str, body: bytes) -> Reply | Awaitable[Reply]:
         model = self._loaded(name, None)
         if len(model.inputs) != 1:
             raise RequestError(400, "the V1 :predict form needs a single-input model; use /v2 infer")
         spec = model.inputs[0]
         x = parse_v1_instances(body, spec, self._strings)
-        results, fallback = self._predict(model, {spec.name: x}, (model.prediction_output,), "predict")
-        predictions = tensor_json("", results[model.prediction_output])["data"]
-        return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=fallback)
+
+        def reply(results: Results, fallback: bytes) -> Reply:
+            predictions = tensor_json("", results[model.prediction_output])["data"]
+            return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=fallback)
+
+        return self._predict(model, {spec.name: x}, (model.prediction_output,), "predict", reply)
 
     def _predict(
-        self, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...], endpoint: str
-    ) -> tuple[dict[str, Any], bytes]:
-        """The model's results and b"", or, when the model raises and a fallback is configured, the
-        fallback's results and the header line that marks them."""
-        header = b""
+        self,
+        model: Model,
+        inputs: dict[str, Any],
+        wanted: tuple[str, ...],
+        endpoint: str,
+        reply: Callable[[Results, bytes], Reply],
+    ) -> Reply | Awaitable[Reply]:
+        """`reply` to the model's results and b"", or, when the model raises and a fallback is configured,
+        to the fallback's results and the header line that marks them; an awaitable of it when the model
+        answers later."""
         try:
-            if self.cfg.fault_error_rate and self._random.random() < self.cfg.fault_error_rate:
-                raise _InjectedFaultError
-            results = model.predict(inputs, wanted)
-        except (ValueError, TypeError) as exc:
-            raise RequestError(400, f"the model rejected the input: {exc}") from None
+            answer = model.answer(inputs, wanted)
         except Exception as exc:
-            if self.fallback is None:
-                raise
-            results = self._fall_back(self.fallback, exc, inputs, wanted)
-            self.metrics.fallback(endpoint, self.fallback.kind)
-            header = b"x-sluice-fallback: " + self.fallback.kind.encode() + b"\r\n"
+            return reply(*self._recover(exc, model, inputs, wanted, endpoint))
+        if inspect.isawaitable(answer):
+            return self._predict_later(answer, model, inputs, wanted, endpoint, reply)
+        return reply(*self._observe(model, inputs, answer, b""))
+
+    async def _predict_later(  # noqa: PLR0917 (the arguments of _predict, carried over)
+        self,
+        answer: Awaitable[Results],
+        model: Model,
+        inputs: dict[str, Any],
+        wanted: tuple[str, ...],
+        endpoint: str,
+        reply: Callable[[Results, bytes], Reply],
+    ) -> Reply:
+        try:
+            results = await answer
+        except Exception as exc:
+            return reply(*self._recover(exc, model, inputs, wanted, endpoint))
+        return reply(*self._observe(model, inputs, results, b""))
+
+    def _recover(
+        self, exc: Exception, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...], endpoint: str
+    ) -> tuple[Results, bytes]:
+        """After the model raised: a 400 for bad input, else the fallback's answer (or the error again)."""
+        if isinstance(exc, (ValueError, TypeError)):
+            raise RequestError(400, f"the model rejected the input: {exc}") from None
+        if self.fallback is None:
+            raise exc
+        results = self._fall_back(self.fallback, exc, inputs, wanted)
+        self.metrics.fallback(endpoint, self.fallback.kind)
+        header = b"x-sluice-fallback: " + self.fallback.kind.encode() + b"\r\n"
+        return self._observe(model, inputs, results, header)
+
+    def _observe(self, model: Model, inputs: dict[str, Any], results: Results, header: bytes) -> tuple[Results, bytes]:
+        """Record the answer's distributions, and hand it to the shadow comparison unless it is a fallback's."""
         self.metrics.distributions.observe(next(iter(inputs.values())), results[model.prediction_output])
         if self.shadow is not None and not header:
             self.shadow.submit(inputs, results[model.prediction_output])
@@ -227,11 +273,6 @@ class App:
             return fallback.predict(inputs, wanted)
         except Exception as fallback_exc:
             raise exc from fallback_exc
-
-
-class _InjectedFaultError(RequestError):
-    def __init__(self) -> None:
-        super().__init__(500, "injected fault (SLUICE_FAULT_ERROR_RATE)")
 
 
 def _require(method: str, allowed: str) -> None:

@@ -112,7 +112,7 @@ SETTINGS = (
     Setting("SLUICE_REFERENCE_MODEL_FORMAT", "", "onnx | sklearn: the reference model's format."),
     Setting("SLUICE_REFERENCE_MODEL_DIGEST", "", "sha256:<64 hex> of the reference model (required for pickle)."),
     Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
-    Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every infer request."),
+    Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every answer of the model."),
 )
 
 

@@ -6,7 +6,7 @@ import io
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import numpy.typing as npt
 log = logging.getLogger("sluice_serving.models")
 
 Array = npt.NDArray[Any]
+Results = dict[str, Array]
+"""A model's outputs by name."""
 
 # V2 datatype <-> numpy dtype. BYTES tensors are numpy object/str arrays.
 NUMPY_TYPES: dict[str, Any] = {
@@ -98,6 +100,11 @@ class Model:
     def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
         """Run the model; return at least the `wanted` outputs and `prediction_output`."""
         raise NotImplementedError
+
+    def answer(self, inputs: dict[str, Array], wanted: Sequence[str]) -> Results | Awaitable[Results]:
+        """What the server calls: `predict`'s results, or an awaitable of them for a model that answers later
+        without blocking the event loop (the fault-injecting wrapper, sluice_serving.faults)."""
+        return self.predict(inputs, wanted)
 
     def warm_up(self) -> None:
         """Run one zero batch so the first request does not pay for lazy allocations."""

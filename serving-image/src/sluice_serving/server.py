@@ -4,7 +4,8 @@ graceful drain, with every client byte treated as hostile: the request line and 
 a request's head and body must arrive within SLUICE_REQUEST_TIMEOUT of its first byte (408), connections are
 capped (503), reading pauses while the socket's write buffer is high or too many requests wait, and at most
 _PER_TURN requests of one connection are answered per event-loop turn, so that no client starves the others
-(docs/security.md, "The model server")."""
+(docs/security.md, "The model server"). When the app answers later (an awaitable reply), the connection's
+later requests wait in its queue, so that replies go out in the order of the requests (HTTP/1.1 pipelining)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade = False  # the current request asks for a protocol upgrade: answer it, then close
         self._upgraded = False  # the parser stopped at an upgrade; later bytes are not HTTP/1.1
         self._queue: deque[_Request] = deque()
-        self._busy = False  # a reply is waiting (injected latency); later requests queue behind it
+        self._pending: asyncio.Future[Reply] | None = None  # a reply the app gives later; later requests queue
         self._handled = 0  # requests answered in the current read
         self._queue_scheduled = False
         self._reading_paused = False
@@ -94,7 +95,7 @@ class HttpProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not (self._in_message or self._busy or self._queue)
+        return not (self._in_message or self._pending or self._queue)
 
     # asyncio.Protocol
 
@@ -191,7 +192,9 @@ class HttpProtocol(asyncio.Protocol):
             if self._app.accepts_body(method, path):
                 self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             else:  # answer without the body, which is never read
-                self._write(self._app.handle(method, path, b""), method == "HEAD", True)
+                reply = self._app.handle(method, path, b"")
+                assert isinstance(reply, Reply), "a request whose body is not read never reaches the model"
+                self._write(reply, method == "HEAD", True)
                 self._close()
                 raise _RefusedError
 
@@ -213,7 +216,7 @@ class HttpProtocol(asyncio.Protocol):
             self._parser.should_keep_alive() and not self._upgrade and not self._closing,
             time.perf_counter(),
         )
-        if self._busy or self._queue or self._writing_paused or self._handled >= _PER_TURN:
+        if self._pending or self._queue or self._writing_paused or self._handled >= _PER_TURN:
             self._queue.append(request)
             self._update_reading()
             self._schedule_queue()
@@ -229,17 +232,17 @@ class HttpProtocol(asyncio.Protocol):
     def _process(self, request: _Request) -> None:
         self._server.in_flight += 1
         reply = self._app.handle(request.method, request.path, request.body)
-        if reply.delay > 0:
-            self._busy = True
-            self._app.metrics.in_flight_inc()
-            asyncio.get_running_loop().call_later(reply.delay, self._finish_delayed, request, reply)
-        else:
+        if isinstance(reply, Reply):
             self._respond(request, reply)
+            return
+        self._app.metrics.in_flight_inc()
+        self._pending = asyncio.ensure_future(reply)
+        self._pending.add_done_callback(lambda done: self._finish_later(request, done))
 
-    def _finish_delayed(self, request: _Request, reply: Reply) -> None:
-        self._busy = False
+    def _finish_later(self, request: _Request, done: asyncio.Future[Reply]) -> None:
+        self._pending = None
         self._app.metrics.in_flight_dec()
-        self._respond(request, reply)
+        self._respond(request, done.result())
         self._serve_queue()
 
     def _schedule_queue(self) -> None:
@@ -251,7 +254,7 @@ class HttpProtocol(asyncio.Protocol):
         """Answer up to _PER_TURN waiting requests, and come back next turn for more."""
         self._queue_scheduled = False
         for _ in range(_PER_TURN):
-            if not self._queue or self._busy or self._writing_paused or self._closing:
+            if not self._queue or self._pending or self._writing_paused or self._closing:
                 break
             self._process(self._queue.popleft())
         else:

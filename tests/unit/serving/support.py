@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from sluice_serving.app import Reply
 
 FEATURES = 20
 
@@ -85,3 +89,14 @@ def infer_body(*tensors: dict[str, Any], **extra: Any) -> bytes:
 
 def rows_body(rows: np.ndarray[Any, Any], datatype: str = "FP64", **extra: Any) -> bytes:
     return infer_body(tensor(rows.ravel().tolist(), list(rows.shape), datatype), **extra)
+
+
+def settled(reply: Reply | Awaitable[Reply]) -> Reply:
+    """An app's reply, awaited when the model answers later (SLUICE_FAULT_LATENCY)."""
+    if isinstance(reply, Reply):
+        return reply
+
+    async def wait() -> Reply:
+        return await reply
+
+    return asyncio.run(wait())

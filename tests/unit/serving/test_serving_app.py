@@ -13,7 +13,7 @@ from sluice_serving.app import App, Reply
 from sluice_serving.config import Config
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import ModelFile, load_model
-from unit.serving.support import ModelFiles, rows_body
+from unit.serving.support import ModelFiles, rows_body, settled
 
 INFER = "/v2/models/model/infer"
 
@@ -34,7 +34,7 @@ def body_of(reply: Reply) -> Any:
 
 
 def samples(app: App) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = app.handle("GET", "/metrics", b"").body.decode()
+    text = settled(app.handle("GET", "/metrics", b"")).body.decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -55,7 +55,7 @@ def app(classifier: ModelFiles) -> App:
 
 
 def test_infer_returns_the_models_predictions(app: App, classifier: ModelFiles) -> None:
-    reply = app.handle("POST", INFER, rows_body(classifier.rows, id="abc"))
+    reply = settled(app.handle("POST", INFER, rows_body(classifier.rows, id="abc")))
     doc = body_of(reply)
     assert reply.status == 200
     assert (doc["model_name"], doc["model_version"], doc["id"]) == ("model", "7", "abc")
@@ -66,20 +66,20 @@ def test_infer_returns_the_models_predictions(app: App, classifier: ModelFiles) 
 
 
 def test_the_versioned_infer_path_answers_for_the_served_version(app: App, classifier: ModelFiles) -> None:
-    assert app.handle("POST", "/v2/models/model/versions/7/infer", rows_body(classifier.rows)).status == 200
-    reply = app.handle("POST", "/v2/models/model/versions/8/infer", rows_body(classifier.rows))
+    assert settled(app.handle("POST", "/v2/models/model/versions/7/infer", rows_body(classifier.rows))).status == 200
+    reply = settled(app.handle("POST", "/v2/models/model/versions/8/infer", rows_body(classifier.rows)))
     assert reply.status == 404
     assert "unknown version" in body_of(reply)["error"]
 
 
 def test_the_v1_predict_form_returns_predictions(app: App, classifier: ModelFiles) -> None:
     body = json.dumps({"instances": classifier.rows.tolist()}).encode()
-    reply = app.handle("POST", "/v1/models/model:predict", body)
+    reply = settled(app.handle("POST", "/v1/models/model:predict", body))
     assert body_of(reply) == {"predictions": classifier.expected}
 
 
 def test_metadata_lists_inputs_outputs_and_versions(app: App) -> None:
-    doc = body_of(app.handle("GET", "/v2/models/model", b""))
+    doc = body_of(settled(app.handle("GET", "/v2/models/model", b"")))
     assert doc["versions"] == ["7"]
     assert doc["platform"] == "sklearn"
     assert doc["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 20]}]
@@ -89,41 +89,54 @@ def test_metadata_lists_inputs_outputs_and_versions(app: App) -> None:
 def test_the_server_is_not_ready_before_the_model_is_loaded(classifier: ModelFiles) -> None:
     cfg = Config.from_env({"MODEL_URI": str(classifier.joblib)})
     app = App(cfg, Metrics(cfg))
-    assert app.handle("GET", "/v2/health/live", b"").status == 200
-    assert app.handle("GET", "/v2/health/ready", b"").status == 503
-    assert app.handle("GET", "/v2/models/model/ready", b"").status == 503
-    reply = app.handle("POST", INFER, rows_body(classifier.rows))
+    assert settled(app.handle("GET", "/v2/health/live", b"")).status == 200
+    assert settled(app.handle("GET", "/v2/health/ready", b"")).status == 503
+    assert settled(app.handle("GET", "/v2/models/model/ready", b"")).status == 503
+    reply = settled(app.handle("POST", INFER, rows_body(classifier.rows)))
     assert (reply.status, reply.endpoint) == (503, "infer")
     assert "not ready" in body_of(reply)["error"]
 
 
 def test_a_draining_server_reports_not_ready(app: App) -> None:
     app.draining = True
-    assert app.handle("GET", "/v2/health/ready", b"").status == 503
+    assert settled(app.handle("GET", "/v2/health/ready", b"")).status == 503
 
 
 def test_a_model_error_on_valid_json_is_a_400_not_a_500(regressor: ModelFiles) -> None:
     app = make_app(regressor, "onnx")
     body = rows_body(regressor.rows.astype(np.float32), "FP32")
-    assert app.handle("POST", INFER, body).status == 200
+    assert settled(app.handle("POST", INFER, body)).status == 200
 
 
 def test_injected_errors_are_500s_counted_as_such(classifier: ModelFiles) -> None:
     app = make_app(classifier, SLUICE_FAULT_ERROR_RATE="1")
-    reply = app.handle("POST", INFER, rows_body(classifier.rows))
+    reply = settled(app.handle("POST", INFER, rows_body(classifier.rows)))
     assert reply.status == 500
     assert "injected fault" in body_of(reply)["error"]
 
 
-def test_injected_latency_is_attached_to_inference_replies_only(classifier: ModelFiles) -> None:
-    app = make_app(classifier, SLUICE_FAULT_LATENCY="0.25")
-    assert app.handle("POST", INFER, rows_body(classifier.rows)).delay == 0.25
-    assert app.handle("POST", INFER, b"{").delay == 0.25
-    assert app.handle("GET", "/v2/health/ready", b"").delay == 0
+def test_injected_latency_makes_only_the_models_answers_late(classifier: ModelFiles) -> None:
+    app = make_app(classifier, SLUICE_FAULT_LATENCY="0.01")
+    late = app.handle("POST", INFER, rows_body(classifier.rows))
+    assert not isinstance(late, Reply), "the answer of the model is an awaitable"
+    reply = settled(late)
+    assert reply.status == 200
+    assert body_of(reply)["outputs"][0]["data"] == classifier.expected
+    assert isinstance(app.handle("POST", INFER, b"{"), Reply), "a request the model never sees is answered at once"
+    assert isinstance(app.handle("GET", "/v2/health/ready", b""), Reply)
+
+
+def test_injected_errors_come_late_too(classifier: ModelFiles) -> None:
+    app = make_app(classifier, SLUICE_FAULT_LATENCY="0.01", SLUICE_FAULT_ERROR_RATE="1")
+    late = app.handle("POST", INFER, rows_body(classifier.rows))
+    assert not isinstance(late, Reply)
+    reply = settled(late)
+    assert reply.status == 500
+    assert "injected fault" in body_of(reply)["error"]
 
 
 def test_metrics_count_predicted_classes_and_feature_distributions(app: App, classifier: ModelFiles) -> None:
-    app.handle("POST", INFER, rows_body(classifier.rows))
+    settled(app.handle("POST", INFER, rows_body(classifier.rows)))
     ones = sum(1 for y in classifier.expected if y == 1)
     assert value(app, "sluice_serving_predicted_class_total", **{"class": "1"}) == ones
     assert value(app, "sluice_serving_input_feature_count", feature="0") == 8
@@ -133,7 +146,7 @@ def test_metrics_count_predicted_classes_and_feature_distributions(app: App, cla
 
 def test_metrics_bucket_regression_values(regressor: ModelFiles) -> None:
     app = make_app(regressor, SLUICE_PREDICTION_BUCKETS="-100,0,100")
-    app.handle("POST", INFER, rows_body(regressor.rows))
+    settled(app.handle("POST", INFER, rows_body(regressor.rows)))
     values = np.asarray(regressor.expected)
     assert value(app, "sluice_serving_predictions_count") == 8
     assert value(app, "sluice_serving_predictions_bucket", le="0.0") == int((values <= 0).sum())
@@ -142,14 +155,14 @@ def test_metrics_bucket_regression_values(regressor: ModelFiles) -> None:
 def test_a_histogram_with_only_non_negative_buckets_also_has_a_sum(regressor: ModelFiles) -> None:
     app = make_app(regressor, SLUICE_PREDICTION_BUCKETS="0,100,1000")
     rows = np.abs(regressor.rows)
-    app.handle("POST", INFER, rows_body(rows))
-    predicted = json.loads(app.handle("POST", INFER, rows_body(rows)).body)["outputs"][0]["data"]
+    settled(app.handle("POST", INFER, rows_body(rows)))
+    predicted = json.loads(settled(app.handle("POST", INFER, rows_body(rows))).body)["outputs"][0]["data"]
     assert value(app, "sluice_serving_predictions_sum") == pytest.approx(2 * sum(predicted))
 
 
 def test_only_the_configured_number_of_features_is_monitored(classifier: ModelFiles) -> None:
     app = make_app(classifier, SLUICE_MONITORED_FEATURES="4")
-    app.handle("POST", INFER, rows_body(classifier.rows))
+    settled(app.handle("POST", INFER, rows_body(classifier.rows)))
     features = {dict(ls)["feature"] for (n, ls) in samples(app) if n == "sluice_serving_input_feature_count"}
     assert features == {"0", "1", "2", "3"}
 
@@ -189,6 +202,6 @@ def test_requests_are_counted_by_endpoint_and_code(app: App, classifier: ModelFi
     ],
 )
 def test_unknown_routes_models_and_methods_get_json_errors(app: App, method: str, path: str, status: int) -> None:
-    reply = app.handle(method, path, b"")
+    reply = settled(app.handle(method, path, b""))
     assert reply.status == status
     assert body_of(reply)["error"]

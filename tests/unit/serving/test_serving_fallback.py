@@ -16,7 +16,7 @@ from sluice_serving.fallback import answerer
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import ModelError, ModelFile, load_model
 from unit.serving.flaky import save_flaky
-from unit.serving.support import ModelFiles, make_regressor, rows_body
+from unit.serving.support import ModelFiles, make_regressor, rows_body, settled
 from unit.serving.test_serving_app import value
 
 INFER = "/v2/models/model/infer"
@@ -54,8 +54,8 @@ def good_and_bad_rows(classifier: ModelFiles) -> tuple[np.ndarray[Any, Any], np.
 def test_without_a_fallback_the_models_exception_is_a_500(flaky: tuple[Path, str], classifier: ModelFiles) -> None:
     app = flaky_app(flaky, classifier)
     good, bad = good_and_bad_rows(classifier)
-    assert app.handle("POST", INFER, rows_body(good)).status == 200
-    reply = app.handle("POST", INFER, rows_body(bad))
+    assert settled(app.handle("POST", INFER, rows_body(good))).status == 200
+    reply = settled(app.handle("POST", INFER, rows_body(bad)))
     assert reply.status == 500
     assert "flaky model" in json.loads(reply.body)["error"]
 
@@ -66,9 +66,9 @@ def test_a_constant_fallback_answers_every_row_marked_and_counted(
     app = flaky_app(flaky, classifier, SLUICE_FALLBACK='constant:{"predict": 0, "predict_proba": [0.5, 0.5]}')
     good, bad = good_and_bad_rows(classifier)
     assert value(app, "sluice_serving_fallback_responses_total", endpoint="infer", fallback="constant") == 0
-    ok = app.handle("POST", INFER, rows_body(good))
+    ok = settled(app.handle("POST", INFER, rows_body(good)))
     assert (ok.status, ok.headers) == (200, b"")
-    reply = app.handle("POST", INFER, rows_body(bad))
+    reply = settled(app.handle("POST", INFER, rows_body(bad)))
     assert reply.status == 200
     assert reply.headers == b"x-sluice-fallback: constant\r\n"
     outputs = {o["name"]: o for o in json.loads(reply.body)["outputs"]}
@@ -84,9 +84,9 @@ def test_a_constant_fallback_answers_every_row_marked_and_counted(
 def test_a_constant_without_a_requested_output_is_still_a_500(flaky: tuple[Path, str], classifier: ModelFiles) -> None:
     app = flaky_app(flaky, classifier, SLUICE_FALLBACK="constant:1")
     _, bad = good_and_bad_rows(classifier)
-    assert app.handle("POST", INFER, rows_body(bad)).status == 500  # predict_proba has no constant
+    assert settled(app.handle("POST", INFER, rows_body(bad))).status == 500  # predict_proba has no constant
     only_predict = rows_body(bad, outputs=[{"name": "predict"}])
-    reply = app.handle("POST", INFER, only_predict)
+    reply = settled(app.handle("POST", INFER, only_predict))
     assert (reply.status, json.loads(reply.body)["outputs"][0]["data"]) == (200, [1] * 8)
     assert value(app, "sluice_serving_fallback_responses_total", endpoint="infer", fallback="constant") == 1
 
@@ -100,7 +100,7 @@ def test_the_previous_model_answers_when_the_new_one_raises(flaky: tuple[Path, s
         SLUICE_FALLBACK_MODEL_DIGEST=classifier.digest,
     )
     _, bad = good_and_bad_rows(classifier)
-    reply = app.handle("POST", INFER, rows_body(bad, outputs=[{"name": "predict"}]))
+    reply = settled(app.handle("POST", INFER, rows_body(bad, outputs=[{"name": "predict"}])))
     assert reply.headers == b"x-sluice-fallback: model\r\n"
     assert (
         json.loads(reply.body)["outputs"][0]["data"]
@@ -108,7 +108,7 @@ def test_the_previous_model_answers_when_the_new_one_raises(flaky: tuple[Path, s
         .predict({"input": bad}, ["predict"])["predict"]
         .tolist()
     )
-    v1 = app.handle("POST", PREDICT, json.dumps({"instances": bad.tolist()}).encode())
+    v1 = settled(app.handle("POST", PREDICT, json.dumps({"instances": bad.tolist()}).encode()))
     assert (v1.status, v1.headers) == (200, b"x-sluice-fallback: model\r\n")
     assert value(app, "sluice_serving_fallback_responses_total", endpoint="predict", fallback="model") == 1
 
@@ -117,10 +117,10 @@ def test_input_the_model_rejects_is_a_400_not_a_fallback(flaky: tuple[Path, str]
     app = flaky_app(flaky, classifier, SLUICE_FALLBACK="constant:1")
     rows, _ = good_and_bad_rows(classifier)
     rows[0, 0] = -1000.0  # the model raises ValueError: the client's input, not the model's failure
-    rejected = app.handle("POST", INFER, rows_body(rows, outputs=[{"name": "predict"}]))
+    rejected = settled(app.handle("POST", INFER, rows_body(rows, outputs=[{"name": "predict"}])))
     assert (rejected.status, rejected.headers) == (400, b"")
     assert "below -100" in json.loads(rejected.body)["error"]
-    bad_json = app.handle("POST", INFER, b"{")
+    bad_json = settled(app.handle("POST", INFER, b"{"))
     assert (bad_json.status, bad_json.headers) == (400, b"")
     assert value(app, "sluice_serving_fallback_responses_total", endpoint="infer", fallback="constant") == 0
 
@@ -128,7 +128,7 @@ def test_input_the_model_rejects_is_a_400_not_a_fallback(flaky: tuple[Path, str]
 def test_injected_faults_are_answered_by_the_fallback(flaky: tuple[Path, str], classifier: ModelFiles) -> None:
     app = flaky_app(flaky, classifier, SLUICE_FALLBACK="constant:1", SLUICE_FAULT_ERROR_RATE="1")
     good, _ = good_and_bad_rows(classifier)
-    reply = app.handle("POST", INFER, rows_body(good, outputs=[{"name": "predict"}]))
+    reply = settled(app.handle("POST", INFER, rows_body(good, outputs=[{"name": "predict"}])))
     assert (reply.status, reply.headers) == (200, b"x-sluice-fallback: constant\r\n")
 
 

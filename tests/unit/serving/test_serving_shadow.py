@@ -13,7 +13,7 @@ from sluice_serving import shadow
 from sluice_serving.config import ConfigError
 from sluice_serving.models import ModelFile, load_model
 from sluice_serving.shadow import ReferenceSpec, Shadow
-from unit.serving.support import ModelFiles, make_flipped_classifier, rows_body
+from unit.serving.support import ModelFiles, make_flipped_classifier, rows_body, settled
 from unit.serving.test_serving_app import make_app, value
 
 BASE = ("model", "7", "canary")
@@ -75,7 +75,7 @@ def test_the_app_compares_every_answer_with_the_reference_off_the_request_path(
     app.shadow = shadow.from_env(app.cfg, app.metrics.registry, env)
     assert app.shadow is not None
     for _ in range(3):
-        assert app.handle("POST", "/v2/models/model/infer", rows_body(classifier.rows, "FP32")).status == 200
+        assert settled(app.handle("POST", "/v2/models/model/infer", rows_body(classifier.rows, "FP32"))).status == 200
     app.shadow.close()
     disagreed = value(app, "sluice_serving_shadow_comparisons_total", result="disagree")
     agreed = value(app, "sluice_serving_shadow_comparisons_total", result="agree")
