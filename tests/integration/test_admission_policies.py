@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 HARDENED = CHART_DIR / "ci" / "hardened-values.yaml"
 MODELS_LABEL = "sluice.dev/models"
 POLICY_ACTIVE_TIMEOUT = 120.0
-"""How long a new policy may take to reach the API server's admission chain (seconds on a quiet machine, more under load)."""
+"""How long a new policy may take to reach the API server's admission chain (seconds when quiet, more under load)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Policies:
 
 
 def until_denied(attempt: Any) -> tuple[bool, str]:
-    """Retry `attempt` until the server denies it (a new policy takes a moment to load), at most POLICY_ACTIVE_TIMEOUT."""
+    """Retry `attempt` until the server denies it (a new policy takes a moment to load), for POLICY_ACTIVE_TIMEOUT."""
     deadline = time.monotonic() + POLICY_ACTIVE_TIMEOUT
     while True:
         allowed, output = attempt()
