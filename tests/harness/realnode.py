@@ -451,18 +451,14 @@ state = "{base / "state"}"
         return url
 
     def pod_monitor(self, namespace: str, name: str, selector: tuple[str, str], port: str) -> PodMonitor:
-        """A PodMonitor-equivalent for Prometheus on this cluster, authenticated as the admin."""
-        certificates = self.plane.certificates
+        """A PodMonitor-equivalent for Prometheus on this cluster (pods listed as the admin)."""
         return PodMonitor(
             namespace=namespace,
             name=name,
             selector_label=selector[0],
             selector_value=selector[1],
             port=port,
-            api_server=self.plane.server_url,
-            ca_file=certificates.ca_cert,
-            cert_file=certificates.admin_cert,
-            key_file=certificates.admin_key,
+            kubeconfig=self.kubeconfig,
         )
 
     def log_tails(self, lines: int = 30) -> str:
