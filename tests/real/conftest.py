@@ -8,6 +8,7 @@ The images come from `make images` (OCI archives in `SLUICE_IMAGES_DIR`, default
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,12 +104,26 @@ def sluice_release(real_node: RealNode, real_prometheus: Prometheus) -> Iterator
         "--timeout=5m",
         *arguments,
     ]
-    import subprocess
-
     result = subprocess.run(helm, capture_output=True, text=True, timeout=400, check=False)
     if result.returncode != 0:
         pods = kubectl(tools.binary("kubectl"), real_node.kubeconfig, "get", "pods", "-A", "-o", "wide")
-        raise RuntimeError(f"helm install failed:\n{result.stdout}\n{result.stderr}\n{pods}")
+        kubectl_logs = [
+            "logs",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=sluice",
+            "--tail=60",
+            "--previous",
+        ]
+        logs = subprocess.run(
+            [str(tools.binary("kubectl")), "--kubeconfig", str(real_node.kubeconfig), *kubectl_logs],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        raise RuntimeError(f"helm install failed:\n{result.stderr}\n{pods}\n{logs.stdout}{logs.stderr}")
     try:
         yield Release(namespace=RELEASE_NAMESPACE, name=RELEASE, prometheus=real_prometheus)
     finally:
