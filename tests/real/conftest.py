@@ -7,10 +7,8 @@ The images come from `make images` (OCI archives in `SLUICE_IMAGES_DIR`, default
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,39 +17,18 @@ from harness import Prometheus
 from harness.kube import kubectl
 from harness.realnode import HOST_ADDRESS, RealNode
 from harness.tools import find_tools
-
-OPERATOR_IMAGE = "docker.io/sluice/operator:dev"
-SERVING_IMAGE = "docker.io/sluice/serving:dev"
-RELEASE = "sluice"
-RELEASE_NAMESPACE = "sluice-system"
-SERVING_SELECTOR = ("app.kubernetes.io/name", "sluice-serving")
-SERVING_PORT_NAME = "http"
-POD_MONITOR = ("monitoring", "sluice-serving")
-
-
-def images_dir() -> Path:
-    return Path(os.environ.get("SLUICE_IMAGES_DIR", Path.home() / ".cache" / "sluice-images"))
-
-
-@dataclass(frozen=True)
-class Release:
-    """The chart as `helm install` left it on the real node."""
-
-    namespace: str
-    name: str
-    prometheus: Prometheus
-
-    @property
-    def lease(self) -> str:
-        return f"{self.name}-leader"
-
-
-@dataclass(frozen=True)
-class ModelServer:
-    """A directory served over HTTP on the node's host address: where serving pods fetch models from."""
-
-    directory: Path
-    url: str
+from real.support import (
+    OPERATOR_IMAGE,
+    POD_MONITOR,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    SERVING_IMAGE,
+    SERVING_PORT_NAME,
+    SERVING_SELECTOR,
+    ModelServer,
+    Release,
+    images_dir,
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 
 from harness import wait_until
 from harness.realnode import RealNode
-from real.conftest import OPERATOR_IMAGE, POD_MONITOR, SERVING_IMAGE, ModelServer, Release
+from real.support import OPERATOR_IMAGE, POD_MONITOR, SERVING_IMAGE, ModelServer, Release
 from sluice.adapters.metrics import REQUESTS_METRIC, series_selector
 from sluice.api.v1alpha1 import GROUP, VERSION
 from unit.serving.support import make_classifier, rows_body

@@ -15,7 +15,7 @@ import yaml
 
 from harness import wait_until
 from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
-from real.conftest import ModelServer, Release
+from real.support import ModelServer, Release
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import ModelFiles, make_classifier, make_flipped_classifier, rows_body
 
