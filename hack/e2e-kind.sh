@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# `make e2e-kind`: the canary scenarios on a real kind cluster with real images.
-#   1. builds the operator and model-server images with Docker,
+# `make e2e-kind`: the `real` scenarios (tests/real, marker `real`) against a kind cluster instead of the harness's
+# own real node, so that the user-facing path and ours are one suite.
+#   1. builds both images from the project's Dockerfiles with Docker, named as `make images` names them
+#      (docker.io/sluice/operator:dev, docker.io/sluice/serving:dev),
 #   2. creates a kind cluster (kind's default node image: Kubernetes v1.34 for kind v0.30.0) and loads both images,
-#   3. installs the Gateway API CRDs (the pinned ones `make tools` cached), Prometheus (hack/e2e-kind/prometheus.yaml)
-#      and the chart, into namespaces that enforce Pod Security `restricted`,
-#   4. runs the e2e scenarios (pytest -m e2e tests/e2e) against that cluster.
+#   3. installs the Gateway API CRDs (the pinned ones `make tools` cached) and Prometheus
+#      (hack/e2e-kind/prometheus.yaml: the serving pods scraped with a PodMonitor's labels),
+#   4. runs `pytest -m real tests/real` with KUBECONFIG set to the kind cluster and SLUICE_REAL_CLUSTER=kubeconfig
+#      (tests/harness/external.py): the fixtures install the chart with helm and run the scenarios there.
 # Needs: a running Docker engine, network access to pull python:3.11-slim-bookworm, PyPI and the Prometheus image,
 # `make install tools` done. The cluster is deleted at the end unless KEEP_CLUSTER=1.
 set -euo pipefail
@@ -12,10 +15,8 @@ cd "$(dirname "$0")/.."
 bin=$(bash tools/build.sh --bin-dir)
 export PATH="$bin:$PATH"
 cluster=${SLUICE_KIND_CLUSTER:-sluice-e2e}
-tag=${SLUICE_IMAGE_TAG:-e2e}
-operator_image=ghcr.io/sluice-dev/sluice-operator:$tag
-serving_image=ghcr.io/sluice-dev/sluice-serving:$tag
-restricted=(pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest)
+operator_image=docker.io/sluice/operator:dev
+serving_image=docker.io/sluice/serving:dev
 
 for tool in docker kind helm kubectl; do
   command -v "$tool" >/dev/null || { echo "e2e-kind: $tool not found (run make tools; install Docker)" >&2; exit 2; }
@@ -36,18 +37,12 @@ kubectl apply --server-side -f "$bin/../gateway-api-crds/"
 kubectl apply --server-side -f hack/e2e-kind/prometheus.yaml
 kubectl -n monitoring rollout status deployment/prometheus --timeout=300s
 
-kubectl create namespace sluice-system
-kubectl label namespace sluice-system "${restricted[@]}"
-helm install sluice charts/sluice --namespace sluice-system --wait --timeout 5m \
-  --set image.tag="$tag" --set image.pullPolicy=Never \
-  --set operator.servingImage="$serving_image" \
-  --set operator.prometheusUrl=http://prometheus.monitoring.svc:9090
-
 kubectl -n monitoring port-forward service/prometheus 19090:9090 >/dev/null 2>&1 &
 forward=$!
 trap 'kill "$forward" 2>/dev/null || true; cleanup' EXIT
-SLUICE_E2E_KUBECONFIG=$KUBECONFIG \
-SLUICE_E2E_PROMETHEUS_URL=http://127.0.0.1:19090 \
-SLUICE_E2E_SERVING_IMAGE=$serving_image \
-SLUICE_E2E_NAMESPACE_LABELS=$(IFS=,; echo "${restricted[*]}") \
-  .venv/bin/pytest -m e2e tests/e2e "$@"
+# Pods in kind reach this host through the gateway of kind's Docker network (the model file server binds it).
+host_address=$(docker network inspect kind --format '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' | awk '{print $1}')
+SLUICE_REAL_CLUSTER=kubeconfig \
+SLUICE_REAL_PROMETHEUS_URL=http://127.0.0.1:19090 \
+SLUICE_REAL_HOST_ADDRESS=$host_address \
+  .venv/bin/pytest -m real tests/real "$@"

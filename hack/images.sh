@@ -28,9 +28,9 @@ done
 
 # One line per input of a step; the step is skipped when its key file holds the same digest.
 digest() { sha256sum | cut -d' ' -f1; }
-context_digest() {  # every file of a build context that .dockerignore does not exclude
-  (cd "$1" && find . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' -print0 \
-    | LC_ALL=C sort -z | xargs -0 sha256sum) | digest
+context_digest() {  # the files of a build context that git tracks or would track (sources, not caches)
+  (cd "$1" && git ls-files -z --cached --others --exclude-standard . | LC_ALL=C sort -z \
+    | while IFS= read -r -d '' file; do if [[ -f $file ]]; then sha256sum "$file"; fi; done) | digest
 }
 
 build_base() {

@@ -308,7 +308,10 @@ class ControlPlane:
                         "kubernetes.io/arch": "amd64",
                     },
                 )
-                core.create_node(client.V1Node(metadata=metadata))
+                # kwok keeps a node's own capacity; its default has no ephemeral-storage, which serving pods request.
+                resources = {"cpu": "1k", "memory": "1Ti", "pods": "1M", "ephemeral-storage": "1Ti"}
+                status = client.V1NodeStatus(capacity=resources, allocatable=resources)
+                core.create_node(client.V1Node(metadata=metadata, status=status))
                 self.fake_nodes.append(name)
 
     def _install_manifests(self, tools: Tools, extra_manifests: Sequence[Path], *, timeout: float) -> None:

@@ -225,7 +225,11 @@ def test_changed_resources_roll_out_to_the_deployment(md: ModelDeployments) -> N
         assert stable is not None
         resources = stable["spec"]["template"]["spec"]["containers"][0]["resources"]
         return bool(
-            resources == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+            resources
+            == {
+                "requests": {"cpu": "250m", "ephemeral-storage": "256Mi", "memory": "256Mi"},
+                "limits": {"cpu": "1", "ephemeral-storage": "2Gi", "memory": "2Gi"},
+            }
         )
 
     md.wait(resized, "the new resources on the stable Deployment")

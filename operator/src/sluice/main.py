@@ -93,6 +93,9 @@ async def run(settings: Settings) -> None:
             registry=registry,
             settings=kopf_settings(settings.watch_inactivity_seconds),
             standalone=True,
+            # Kopf would name itself after getpass.getuser(), which fails for a UID without a passwd entry (the
+            # image's 65532, or any runAsUser): the image would crash at start.
+            identity=default_identity(),  # type: ignore[arg-type]  # Kopf's Identity is a NewType of str it does not export
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint or None,

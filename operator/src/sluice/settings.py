@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     serving_memory_request: str = Field(default="256Mi", description="Default memory request of a serving container.")
     serving_cpu_limit: str = Field(default="1", description="Default CPU limit of a serving container.")
     serving_memory_limit: str = Field(default="1Gi", description="Default memory limit of a serving container.")
+    serving_ephemeral_storage_request: str = Field(
+        default="256Mi", description="Default ephemeral-storage request of a serving container."
+    )
+    serving_ephemeral_storage_limit: str = Field(
+        default="2Gi",
+        description="Default ephemeral-storage limit of a serving container; also the sizeLimit of its model cache.",
+    )
     field_manager: str = Field(
         default="sluice", min_length=1, description="Field manager of every server-side apply the operator makes."
     )
@@ -138,6 +145,14 @@ class Settings(BaseSettings):
         """The defaults the children builders fill in where a spec says nothing."""
         return ServingDefaults(
             image=self.serving_image,
-            requests={"cpu": self.serving_cpu_request, "memory": self.serving_memory_request},
-            limits={"cpu": self.serving_cpu_limit, "memory": self.serving_memory_limit},
+            requests={
+                "cpu": self.serving_cpu_request,
+                "memory": self.serving_memory_request,
+                "ephemeral-storage": self.serving_ephemeral_storage_request,
+            },
+            limits={
+                "cpu": self.serving_cpu_limit,
+                "memory": self.serving_memory_limit,
+                "ephemeral-storage": self.serving_ephemeral_storage_limit,
+            },
         )

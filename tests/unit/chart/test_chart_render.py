@@ -14,6 +14,7 @@ from unit.chart.chart_support import (
     FORBIDDEN_RESOURCES,
     FORBIDDEN_VERBS,
     KUBE_VERSION,
+    RELEASE,
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
     REVIEWED_NAMESPACED_RULES,
@@ -196,7 +197,8 @@ def test_monitors_render_only_when_the_cluster_serves_the_prometheus_operator_ap
     service_monitor = the_one(with_api, "ServiceMonitor")
     assert service_monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert service_monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    assert the_one(with_api, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    pod_monitors = {monitor["metadata"]["name"]: monitor for monitor in of_kind(with_api, "PodMonitor")}
+    assert pod_monitors[RELEASE]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
 
 
 def test_the_metrics_service_selects_the_operator_pods_on_the_metrics_port() -> None:

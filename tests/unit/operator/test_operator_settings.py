@@ -19,8 +19,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.field_manager == "sluice"
     assert settings.log_level == "INFO"
     defaults = settings.serving_defaults()
-    assert defaults.requests == {"cpu": "100m", "memory": "256Mi"}
-    assert defaults.limits == {"cpu": "1", "memory": "1Gi"}
+    assert defaults.requests == {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "256Mi"}
+    assert defaults.limits == {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"}
 
 
 def test_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,18 @@ METRICS_PATH = "/metrics"
 READINESS_PATH = "/v2/health/ready"
 LIVENESS_PATH = "/v2/health/live"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+PRESTOP_SLEEP_SECONDS = 5
+"""A deleted serving pod keeps answering this long before its SIGTERM: the time EndpointSlices, kube-proxy and a
+Gateway take to stop sending it new requests, so that scale-down and promotion drop none."""
+DRAIN_TIMEOUT_ENV = "SLUICE_DRAIN_TIMEOUT"
+DEFAULT_DRAIN_SECONDS = 25
+"""sluice_serving's drain after SIGTERM unless spec.serving.env sets SLUICE_DRAIN_TIMEOUT: it stops listening,
+answers what it received and closes its connections (serving-image config.py has the same default)."""
+TERMINATION_MARGIN_SECONDS = 5
+STARTUP_PROBE_PERIOD_SECONDS = 2
+TMP_SIZE_LIMIT = "256Mi"
+"""sizeLimit of the serving container's /tmp emptyDir; the model cache's is its ephemeral-storage limit."""
 
 SPEC_HASH_ANNOTATION = f"{GROUP}/spec-hash"
 """sha256 of a child's desired manifest: when the observed child carries the same, applying it is skipped."""
@@ -239,6 +252,23 @@ def _http_probe(path: str, period_seconds: int) -> dict[str, Any]:
     }
 
 
+def drain_seconds(user_env: list[dict[str, Any]]) -> int:
+    """How long the server drains after SIGTERM: spec.serving.env's SLUICE_DRAIN_TIMEOUT when it is a number of
+    seconds the server accepts, else its default."""
+    for variable in user_env:
+        if variable.get("name") == DRAIN_TIMEOUT_ENV and "value" in variable:
+            try:
+                seconds = float(variable["value"])
+            except ValueError:
+                return DEFAULT_DRAIN_SECONDS
+            return math.ceil(seconds) if math.isfinite(seconds) and seconds >= 0 else DEFAULT_DRAIN_SECONDS
+    return DEFAULT_DRAIN_SECONDS
+
+
+def _user_env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    return [env.to_wire() for env in (spec.serving.env or [])] if spec.serving else []
+
+
 def _container(
     owner: Owner,
     spec: ModelDeploymentSpec,
@@ -246,9 +276,12 @@ def _container(
     track: Track,
     defaults: ServingDefaults,
     *,
+    startup_seconds: int,
     reference: ModelStatus | None = None,
 ) -> dict[str, Any]:
-    user_env = [env.to_wire() for env in (spec.serving.env or [])] if spec.serving else []
+    """The serving container. Its startup probe allows `startup_seconds` (the rollout's progressDeadline) for the
+    model to download and load before liveness applies; preStop keeps it serving while it leaves the endpoints."""
+    user_env = _user_env(spec)
     mounts: list[dict[str, Any]] = [
         {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -263,8 +296,13 @@ def _container(
         "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
         "env": [*_model_env(owner, model, track), *_reference_env(reference), *user_env],
         "resources": resources(spec, defaults),
+        "startupProbe": {
+            **_http_probe(READINESS_PATH, STARTUP_PROBE_PERIOD_SECONDS),
+            "failureThreshold": max(1, math.ceil(startup_seconds / STARTUP_PROBE_PERIOD_SECONDS)),
+        },
         "readinessProbe": _http_probe(READINESS_PATH, 5),
         "livenessProbe": _http_probe(LIVENESS_PATH, 10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -278,8 +316,14 @@ def _container(
     }
 
 
-def _volumes(model: ModelStatus, reference: ModelStatus | None = None) -> list[dict[str, Any]]:
-    volumes: list[dict[str, Any]] = [{"name": "model-cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+def _volumes(
+    model: ModelStatus, cache_size_limit: str | None, reference: ModelStatus | None = None
+) -> list[dict[str, Any]]:
+    cache = {"sizeLimit": cache_size_limit} if cache_size_limit else {}
+    volumes: list[dict[str, Any]] = [
+        {"name": "model-cache", "emptyDir": cache},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
+    ]
     pvc = parse_pvc_uri(model.uri)
     if pvc:
         volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": pvc[0], "readOnly": True}})
@@ -296,6 +340,9 @@ def deployment(
     """The Deployment of one track, serving `workload.model` on `workload.replicas` pods."""
     labels = track_labels(owner.name, track, workload.model.version)
     progress_deadline = max(1, round(parse_duration(spec.rollout.progress_deadline).total_seconds()))
+    container = _container(
+        owner, spec, workload.model, track, defaults, startup_seconds=progress_deadline, reference=workload.reference
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -317,6 +364,9 @@ def deployment(
                     },
                 },
                 "spec": {
+                    "terminationGracePeriodSeconds": PRESTOP_SLEEP_SECONDS
+                    + drain_seconds(_user_env(spec))
+                    + TERMINATION_MARGIN_SECONDS,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {
@@ -326,10 +376,10 @@ def deployment(
                         "fsGroup": RUN_AS_ID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [
-                        _container(owner, spec, workload.model, track, defaults, reference=workload.reference)
-                    ],
-                    "volumes": _volumes(workload.model, workload.reference),
+                    "containers": [container],
+                    "volumes": _volumes(
+                        workload.model, container["resources"]["limits"].get("ephemeral-storage"), workload.reference
+                    ),
                 },
             },
         },
