@@ -4,10 +4,11 @@ Targets are found through file-based service discovery: each target group is one
 written atomically, so `add_target`/`remove_target` take effect within about a second (scrape and evaluation
 interval 1 s). Storage lives in the work directory.
 
-On a real node (`harness.realnode`) Prometheus also discovers pods through the API server (`kubernetes_sd_configs`,
-role pod) with exactly the relabelling a Prometheus Operator PodMonitor produces (`pod_monitor_job`), so the
-operator's PromQL is checked against the labels users' Prometheus attaches (`namespace`, `pod`, `container`, `job`,
-`endpoint`).
+On a real node (`harness.realnode`) Prometheus also scrapes the cluster's pods with exactly the relabelling a
+Prometheus Operator PodMonitor produces (`pod_monitor_job`), so the operator's PromQL is checked against the labels
+users' Prometheus attaches (`namespace`, `pod`, `container`, `job`, `endpoint`). Debian's Prometheus is built without
+`kubernetes_sd_configs`: `harness.pod_discovery` (a process beside it) lists the pods and writes them as file_sd
+targets carrying the same `__meta_kubernetes_*` labels role pod gives, and the relabelling runs on those.
 
     prometheus = Prometheus.start(Path("/tmp/prom"))
     prometheus.add_target("model-a", "127.0.0.1:8000", labels={"job": "sluice-serving", "model": "a"})
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -38,42 +40,30 @@ _TARGET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 @dataclass(frozen=True)
 class PodMonitor:
     """What a Prometheus Operator PodMonitor says: its own name and namespace, the pod label it selects on, and
-    the name of the container port it scrapes; `api_server` and the client files reach the cluster."""
+    the name of the container port it scrapes; `kubeconfig` lets the discovery list the cluster's pods."""
 
     namespace: str
     name: str
     selector_label: str
     selector_value: str
     port: str
-    api_server: str
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
+    kubeconfig: Path
 
 
 def _meta_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", label)
 
 
-def pod_monitor_job(monitor: PodMonitor, scrape_interval: str) -> dict[str, Any]:
-    """The scrape job the Prometheus Operator generates for `monitor` (endpoint 0, no namespace selector)."""
+def pod_monitor_job(monitor: PodMonitor, pods_file: Path, scrape_interval: str) -> dict[str, Any]:
+    """The scrape job the Prometheus Operator generates for `monitor` (endpoint 0, no namespace selector), its
+    role-pod targets read from `pods_file` (`harness.pod_discovery`)."""
     label = _meta_label(monitor.selector_label)
     selected = [f"__meta_kubernetes_pod_label_{label}", f"__meta_kubernetes_pod_labelpresent_{label}"]
     return {
         "job_name": f"podMonitor/{monitor.namespace}/{monitor.name}/0",
         "scrape_interval": scrape_interval,
         "honor_labels": False,
-        "kubernetes_sd_configs": [
-            {
-                "role": "pod",
-                "api_server": monitor.api_server,
-                "tls_config": {
-                    "ca_file": str(monitor.ca_file),
-                    "cert_file": str(monitor.cert_file),
-                    "key_file": str(monitor.key_file),
-                },
-            }
-        ],
+        "file_sd_configs": [{"files": [str(pods_file)], "refresh_interval": "1s"}],
         "relabel_configs": [
             {"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"},
             {"action": "drop", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "(Failed|Succeeded)"},
@@ -92,7 +82,9 @@ def pod_monitor_job(monitor: PodMonitor, scrape_interval: str) -> dict[str, Any]
     }
 
 
-def render_config(targets_dir: Path, scrape_interval: str = "1s", pod_monitor: PodMonitor | None = None) -> str:
+def render_config(
+    targets_dir: Path, scrape_interval: str = "1s", pod_monitor: PodMonitor | None = None, pods_file: Path | None = None
+) -> str:
     """The Prometheus configuration: one job whose targets come from `targets_dir/*.json`, and with `pod_monitor`
     the job a PodMonitor would generate."""
     config = {
@@ -106,7 +98,7 @@ def render_config(targets_dir: Path, scrape_interval: str = "1s", pod_monitor: P
                 "job_name": DEFAULT_JOB,
                 "file_sd_configs": [{"files": [str(targets_dir / "*.json")], "refresh_interval": "1s"}],
             },
-            *([pod_monitor_job(pod_monitor, scrape_interval)] if pod_monitor else []),
+            *([pod_monitor_job(pod_monitor, pods_file, scrape_interval)] if pod_monitor and pods_file else []),
         ],
     }
     return json.dumps(config, indent=2)  # JSON is YAML
@@ -120,6 +112,7 @@ class Prometheus:
     url: str
     process: ProcessRecord
     startup_seconds: float = 0.0
+    discovery: ProcessRecord | None = None
 
     @property
     def targets_dir(self) -> Path:
@@ -143,7 +136,23 @@ class Prometheus:
         targets_dir = workdir / "targets"
         targets_dir.mkdir(exist_ok=True)
         config_path = workdir / "prometheus.yml"
-        config_path.write_text(render_config(targets_dir, pod_monitor=pod_monitor))
+        pods_file = workdir / "pods.json"
+        config_path.write_text(render_config(targets_dir, pod_monitor=pod_monitor, pods_file=pods_file))
+        discovery = None
+        if pod_monitor:
+            discovery = launch(
+                "pod-discovery",
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.pod_discovery",
+                    f"--kubeconfig={pod_monitor.kubeconfig}",
+                    f"--output={pods_file}",
+                ],
+                workdir / "logs" / "pod-discovery.log",
+                die_with_parent=not detached,
+                cwd=Path(__file__).resolve().parents[1],
+            )
         (port,) = free_ports(1)
         process = launch(
             "prometheus",
@@ -159,7 +168,7 @@ class Prometheus:
             workdir / "logs" / "prometheus.log",
             die_with_parent=not detached,
         )
-        prometheus = cls(workdir=workdir, url=f"http://{address}:{port}", process=process)
+        prometheus = cls(workdir=workdir, url=f"http://{address}:{port}", process=process, discovery=discovery)
         try:
             wait_until(
                 lambda: http_ok(f"{prometheus.url}/-/ready"),
@@ -252,13 +261,22 @@ class Prometheus:
 
     def stop(self) -> None:
         """Stop Prometheus by PID (SIGTERM, then SIGKILL)."""
-        stop_processes([self.process])
+        stop_processes([self.process, *([self.discovery] if self.discovery else [])])
 
     def to_json(self) -> dict[str, Any]:
-        return {"workdir": str(self.workdir), "url": self.url, "process": self.process.to_json()}
+        return {
+            "workdir": str(self.workdir),
+            "url": self.url,
+            "process": self.process.to_json(),
+            "discovery": self.discovery.to_json() if self.discovery else None,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Prometheus:
+        discovery = data.get("discovery")
         return cls(
-            workdir=Path(data["workdir"]), url=str(data["url"]), process=ProcessRecord.from_json(data["process"])
+            workdir=Path(data["workdir"]),
+            url=str(data["url"]),
+            process=ProcessRecord.from_json(data["process"]),
+            discovery=ProcessRecord.from_json(discovery) if discovery else None,
         )

@@ -451,18 +451,14 @@ state = "{base / "state"}"
         return url
 
     def pod_monitor(self, namespace: str, name: str, selector: tuple[str, str], port: str) -> PodMonitor:
-        """A PodMonitor-equivalent for Prometheus on this cluster, authenticated as the admin."""
-        certificates = self.plane.certificates
+        """A PodMonitor-equivalent for Prometheus on this cluster (pods listed as the admin)."""
         return PodMonitor(
             namespace=namespace,
             name=name,
             selector_label=selector[0],
             selector_value=selector[1],
             port=port,
-            api_server=self.plane.server_url,
-            ca_file=certificates.ca_cert,
-            cert_file=certificates.admin_cert,
-            key_file=certificates.admin_key,
+            kubeconfig=self.kubeconfig,
         )
 
     def log_tails(self, lines: int = 30) -> str:
@@ -476,11 +472,14 @@ state = "{base / "state"}"
     # -- teardown -----------------------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Tear everything down in order: pods (so the CNI releases their network), kube-proxy and its rules,
-        kubelet, leftover containers, containerd, Traefik and CoreDNS, the control plane, then mounts, cgroups,
-        interfaces, iptables chains and sysctls. Each step runs even when an earlier one failed."""
+        """Tear everything down in order: the controller manager (so nothing replaces pods), pods (so the CNI releases
+        their network), Traefik, CoreDNS, kube-proxy and its rules, kubelet, leftover containers, containerd and its
+        shims, the control plane, then mounts, cgroups, interfaces, iptables chains and sysctls. Each step runs even
+        when an earlier one failed."""
         by_name = {record.name: record for record in self.processes}
-        if self.plane.is_running() and "kubelet" in by_name and by_name["kubelet"].is_alive():
+        # Controllers would replace the pods deleted below: stop the controller manager first.
+        stop_processes([record for record in self.plane.processes if record.name == "kube-controller-manager"])
+        if "kubelet" in by_name and by_name["kubelet"].is_alive():
             with contextlib.suppress(Exception):
                 self._delete_pods(timeout=60)
         host_processes = {"traefik", "coredns", "kube-proxy"}

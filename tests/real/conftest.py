@@ -7,9 +7,8 @@ The images come from `make images` (OCI archives in `SLUICE_IMAGES_DIR`, default
 
 from __future__ import annotations
 
-import os
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,39 +17,18 @@ from harness import Prometheus
 from harness.kube import kubectl
 from harness.realnode import HOST_ADDRESS, RealNode
 from harness.tools import find_tools
-
-OPERATOR_IMAGE = "docker.io/sluice/operator:dev"
-SERVING_IMAGE = "docker.io/sluice/serving:dev"
-RELEASE = "sluice"
-RELEASE_NAMESPACE = "sluice-system"
-SERVING_SELECTOR = ("app.kubernetes.io/name", "sluice-serving")
-SERVING_PORT_NAME = "http"
-POD_MONITOR = ("monitoring", "sluice-serving")
-
-
-def images_dir() -> Path:
-    return Path(os.environ.get("SLUICE_IMAGES_DIR", Path.home() / ".cache" / "sluice-images"))
-
-
-@dataclass(frozen=True)
-class Release:
-    """The chart as `helm install` left it on the real node."""
-
-    namespace: str
-    name: str
-    prometheus: Prometheus
-
-    @property
-    def lease(self) -> str:
-        return f"{self.name}-leader"
-
-
-@dataclass(frozen=True)
-class ModelServer:
-    """A directory served over HTTP on the node's host address: where serving pods fetch models from."""
-
-    directory: Path
-    url: str
+from real.support import (
+    OPERATOR_IMAGE,
+    POD_MONITOR,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    SERVING_IMAGE,
+    SERVING_PORT_NAME,
+    SERVING_SELECTOR,
+    ModelServer,
+    Release,
+    images_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +81,26 @@ def sluice_release(real_node: RealNode, real_prometheus: Prometheus) -> Iterator
         "--timeout=5m",
         *arguments,
     ]
-    import subprocess
-
     result = subprocess.run(helm, capture_output=True, text=True, timeout=400, check=False)
     if result.returncode != 0:
         pods = kubectl(tools.binary("kubectl"), real_node.kubeconfig, "get", "pods", "-A", "-o", "wide")
-        raise RuntimeError(f"helm install failed:\n{result.stdout}\n{result.stderr}\n{pods}")
+        kubectl_logs = [
+            "logs",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=sluice",
+            "--tail=60",
+            "--previous",
+        ]
+        logs = subprocess.run(
+            [str(tools.binary("kubectl")), "--kubeconfig", str(real_node.kubeconfig), *kubectl_logs],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        raise RuntimeError(f"helm install failed:\n{result.stderr}\n{pods}\n{logs.stdout}{logs.stderr}")
     try:
         yield Release(namespace=RELEASE_NAMESPACE, name=RELEASE, prometheus=real_prometheus)
     finally:

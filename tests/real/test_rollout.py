@@ -15,7 +15,7 @@ import yaml
 
 from harness import wait_until
 from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
-from real.conftest import ModelServer, Release
+from real.support import ModelServer, Release
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import ModelFiles, make_classifier, make_flipped_classifier, rows_body
 
@@ -160,3 +160,41 @@ def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_withou
     for pod in json.loads(canary_pods)["items"]:
         statuses = pod.get("status", {}).get("containerStatuses", [])
         assert not any(container.get("ready") for container in statuses), pod["metadata"]["name"]
+
+
+def test_a_rollout_continues_to_promotion_after_the_operator_pod_is_force_deleted_mid_rollout(
+    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+) -> None:
+    """The operator pod is force-deleted (no graceful release of its Lease) while a canary serves its first step:
+    the Deployment's replacement pod takes the Lease once it expires, picks the rollout up from the object's status,
+    and promotes 2.0.0, with every request through the Gateway answered meanwhile."""
+    model = make_classifier(model_server.directory)
+    deployed = GatewayModel(real_node, real_namespace, "resumed", model, f"{model_server.url}/{model.joblib.name}")
+    _stable(deployed)
+    kubectl, selector = real_node.plane.kubectl, "app.kubernetes.io/name=sluice"
+    (old_pod,) = kubectl("get", "pods", "-n", sluice_release.namespace, "-l", selector, "-o", "name").split()
+
+    deployed.apply("2.0.0")
+    answers: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 120
+    while (deployed.canary_weight() or 0) < STEPS[0] and time.monotonic() < deadline:
+        answers[deployed.ask()] += 1
+    assert deployed.canary_weight() == STEPS[0], "the canary never reached its first step"
+    kubectl("delete", "-n", sluice_release.namespace, old_pod, "--grace-period=0", "--force", "--wait=false")
+
+    deadline = time.monotonic() + 360
+    while time.monotonic() < deadline:
+        status = deployed.status()
+        if status.get("phase") == "Stable" and status.get("stableVersion") == "2.0.0":
+            break
+        for _ in range(20):
+            answers[deployed.ask()] += 1
+    final = deployed.status()
+    assert (final.get("phase"), final.get("stableVersion")) == ("Stable", "2.0.0"), final
+    assert not [answer for answer in answers if answer.startswith("failed")], answers
+    (new_pod,) = kubectl("get", "pods", "-n", sluice_release.namespace, "-l", selector, "-o", "name").split()
+    assert new_pod != old_pod
+    holder = kubectl(
+        "get", "lease", sluice_release.lease, "-n", sluice_release.namespace, "-o", "jsonpath={.spec.holderIdentity}"
+    )
+    assert new_pod.removeprefix("pod/") in holder, holder

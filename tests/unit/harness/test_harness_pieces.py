@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from harness.certs import generate_certificates, issue_client_certificate
 from harness.oci import ImageFile, write_image_archive
+from harness.pod_discovery import pod_targets
 from harness.processes import ProcessRecord, free_ports
 from harness.prometheus import PodMonitor, render_config
 
@@ -125,17 +126,15 @@ def test_pod_discovery_attaches_the_labels_a_prometheus_operator_pod_monitor_att
         selector_label="app.kubernetes.io/name",
         selector_value="sluice-serving",
         port="http",
-        api_server="https://10.246.0.1:6443",
-        ca_file=tmp_path / "ca.crt",
-        cert_file=tmp_path / "admin.crt",
-        key_file=tmp_path / "admin.key",
+        kubeconfig=tmp_path / "kubeconfig",
     )
-    (job,) = json.loads(render_config(tmp_path / "targets", pod_monitor=monitor))["scrape_configs"][1:]
+    config = render_config(tmp_path / "targets", pod_monitor=monitor, pods_file=tmp_path / "pods.json")
+    (job,) = json.loads(config)["scrape_configs"][1:]
     relabel = job["relabel_configs"]
     targets = {rule["target_label"]: rule for rule in relabel if "target_label" in rule}
 
     assert job["job_name"] == "podMonitor/monitoring/sluice-serving/0"
-    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    assert job["file_sd_configs"][0]["files"] == [str(tmp_path / "pods.json")]
     assert targets["namespace"]["source_labels"] == ["__meta_kubernetes_namespace"]
     assert targets["pod"]["source_labels"] == ["__meta_kubernetes_pod_name"]
     assert targets["container"]["source_labels"] == ["__meta_kubernetes_pod_container_name"]
@@ -148,3 +147,25 @@ def test_pod_discovery_attaches_the_labels_a_prometheus_operator_pod_monitor_att
         "source_labels": ["__meta_kubernetes_pod_container_port_name"],
         "regex": "http",
     }
+
+
+def test_pod_discovery_gives_each_container_port_the_meta_labels_of_kubernetes_role_pod() -> None:
+    pod = {
+        "metadata": {"namespace": "ns", "name": "m-stable-1", "labels": {"app.kubernetes.io/name": "sluice-serving"}},
+        "spec": {
+            "nodeName": "n",
+            "containers": [{"name": "server", "ports": [{"name": "http", "containerPort": 8080}]}],
+        },
+        "status": {"podIP": "10.245.0.7", "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    unscheduled = {"metadata": {"namespace": "ns", "name": "pending"}, "spec": {"containers": []}, "status": {}}
+
+    (group,) = pod_targets([pod, unscheduled])
+    assert group["targets"] == ["10.245.0.7:8080"]
+    assert group["labels"]["__meta_kubernetes_namespace"] == "ns"
+    assert group["labels"]["__meta_kubernetes_pod_name"] == "m-stable-1"
+    assert group["labels"]["__meta_kubernetes_pod_container_name"] == "server"
+    assert group["labels"]["__meta_kubernetes_pod_container_port_name"] == "http"
+    assert group["labels"]["__meta_kubernetes_pod_label_app_kubernetes_io_name"] == "sluice-serving"
+    assert group["labels"]["__meta_kubernetes_pod_labelpresent_app_kubernetes_io_name"] == "true"
+    assert group["labels"]["__meta_kubernetes_pod_phase"] == "Running"
