@@ -4,6 +4,7 @@ controlled by a ModelDeployment) in namespaces labelled for models. Users are im
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -129,7 +130,10 @@ def policies(
 
 
 def test_only_the_named_groups_may_request_promote_full(policies: Policies) -> None:
-    allowed, output = until_denied(lambda: policies.annotate("bob", "promote-full", "1"))
+    # each probe is a new request (a new id): once an early probe passed before the policy was loaded, repeating
+    # the same request would be an unchanged annotation, which the policy rightly lets through
+    probes = (f"probe-{n}" for n in itertools.count())
+    allowed, output = until_denied(lambda: policies.annotate("bob", "promote-full", next(probes)))
     assert not allowed
     assert "only members of ml-leads may set sluice.dev/action=promote-full" in output, output
     assert policies.annotate("bob", "promote", "2")[0], "any editor may still promote one step"
