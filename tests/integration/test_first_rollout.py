@@ -55,7 +55,10 @@ def test_the_readme_first_rollout_runs_as_written_and_ends_promoted(tmp_path: Pa
     # the last block stops the cluster: the outcome is read just before it
     outcome_file = ".local/iris.yaml"
     script = "\n".join(["set -e", *steps, f"kubectl get modeldeployment iris -n ml -o yaml > {outcome_file}", cleanup])
-    environment = {key: value for key, value in os.environ.items() if key not in ("KUBECONFIG", "VIRTUAL_ENV")}
+    # a person's shell: no virtualenv or cluster of ours, and not inside `make test` (a nested make would print its
+    # "Entering/Leaving directory" lines around the README's own make commands)
+    private = ("KUBECONFIG", "VIRTUAL_ENV", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    environment = {key: value for key, value in os.environ.items() if key not in private}
     shell = subprocess.Popen(
         ["bash", "-c", script],
         cwd=repo,
