@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -75,8 +75,8 @@ cluster-up: $(PY)  ## Start a local control plane (kwok nodes, Gateway API CRDs,
 cluster-down:  ## Stop, by PID, what cluster-up started
 	PYTHONPATH=tests $(PY) -m harness down
 
-demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, operator): a good version promoted, a bad one rolled back; DEMO_ARGS=--short for CI; KEEP=1 leaves it running
-	$(PY) hack/demo.py $(DEMO_ARGS) $(if $(KEEP),--keep)
+demo: $(PY)  ## Local canary demo (control plane, Prometheus, model servers, operator): a good version promoted, a bad one rolled back; DEMO_ARGS=--short for CI; KEEP=1 leaves it running; NODES=real runs it on the real node (the chart's operator pod, serving containers, Traefik's Gateway; root, `make images` first)
+	$(PY) hack/demo.py $(DEMO_ARGS) $(if $(KEEP),--keep) $(if $(filter real,$(NODES)),--real)
 
 run-local:  ## Run the operator against the cluster-up cluster and its Prometheus (.local/prometheus-url)
 	@test -f .local/prometheus-url || { echo "no local cluster: run \`make cluster-up\` first" >&2; exit 2; }
@@ -90,6 +90,9 @@ crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the p
 
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py
+
+bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~10 min)
+	$(PY) bench/real.py $(BENCH_ARGS)
 
 bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -8,6 +8,10 @@
 #      (hack/e2e-kind/prometheus.yaml: the serving pods scraped with a PodMonitor's labels),
 #   4. runs `pytest -m real tests/real` with KUBECONFIG set to the kind cluster and SLUICE_REAL_CLUSTER=kubeconfig
 #      (tests/harness/external.py): the fixtures install the chart with helm and run the scenarios there.
+# The Gateway is the user's: no Gateway API implementation is installed here. Run the script with a hook that
+# installs one and its Gateway (SLUICE_KIND_GATEWAY_SETUP, a command run once the cluster and the CRDs exist, with
+# KUBECONFIG set) and say where its listener answers from this host (SLUICE_REAL_GATEWAY_URL, e.g. a port-forward
+# the hook starts) and which Gateway it is (SLUICE_REAL_GATEWAY=namespace/name, default default/public).
 # Needs: a running Docker engine, network access to pull python:3.11-slim-bookworm, PyPI and the Prometheus image,
 # `make install tools` done. The cluster is deleted at the end unless KEEP_CLUSTER=1.
 set -euo pipefail
@@ -34,6 +38,8 @@ kind create cluster --name "$cluster" --wait 180s
 kind load docker-image --name "$cluster" "$operator_image" "$serving_image"
 
 kubectl apply --server-side -f "$bin/../gateway-api-crds/"
+: "${SLUICE_REAL_GATEWAY_URL:?set it to the listener of your Gateway as seen from this host (see the header)}"
+if [[ -n ${SLUICE_KIND_GATEWAY_SETUP:-} ]]; then bash -c "$SLUICE_KIND_GATEWAY_SETUP"; fi
 kubectl apply --server-side -f hack/e2e-kind/prometheus.yaml
 kubectl -n monitoring rollout status deployment/prometheus --timeout=300s
 
@@ -45,4 +51,6 @@ host_address=$(docker network inspect kind --format '{{range .IPAM.Config}}{{if 
 SLUICE_REAL_CLUSTER=kubeconfig \
 SLUICE_REAL_PROMETHEUS_URL=http://127.0.0.1:19090 \
 SLUICE_REAL_HOST_ADDRESS=$host_address \
+SLUICE_REAL_GATEWAY_URL=$SLUICE_REAL_GATEWAY_URL \
+SLUICE_REAL_GATEWAY=${SLUICE_REAL_GATEWAY:-default/public} \
   .venv/bin/pytest -m real tests/real "$@"

@@ -20,7 +20,7 @@ Session-scoped (started once, on first use, stopped by PID at the end of the ses
 Function-scoped:
 - `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists; deleted afterwards.
 - `restricted_namespace` -> the same, labelled `pod-security.kubernetes.io/enforce=restricted`.
-- `real_namespace` -> a fresh namespace on the `real_node` cluster; deleted (and its pods gone) afterwards.
+- `real_namespace` (tests/real/conftest.py) -> a fresh namespace on the `real` scenarios' cluster; deleted afterwards.
 
 The Helm chart (session-scoped, tests/integration/chart_identity.py), for integration and e2e tests:
 - `chart_install` -> `ChartInstall`: the chart's default (cluster-wide) rendering applied into a restricted namespace.
@@ -67,6 +67,7 @@ _FIXTURES_WITH_LOGS = {
     "restricted_namespace",
     "real_node",
     "real_namespace",
+    "real_cluster",
 }
 
 
@@ -108,14 +109,6 @@ def real_node(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
         yield node
     finally:
         node.stop()
-
-
-@pytest.fixture
-def real_namespace(real_node: RealNode) -> Iterator[str]:
-    with real_node.plane.api_client() as api_client:
-        name = create_namespace(api_client, prefix="real")
-        yield name
-        delete_namespace(api_client, name, wait=True, timeout=120)
 
 
 @pytest.fixture

@@ -8,7 +8,11 @@ when it returns one, and start the harness's real node otherwise:
 - `SLUICE_REAL_PROMETHEUS_URL`: a Prometheus, reachable from this host, that scrapes the serving pods with the
   labels a PodMonitor gives (docs/observability.md);
 - `SLUICE_REAL_HOST_ADDRESS`: an address of this host that the cluster's pods reach (the model file server binds
-  it); for kind, the gateway of its Docker network.
+  it); for kind, the gateway of its Docker network;
+- `SLUICE_REAL_GATEWAY_URL`: the listener of the Gateway the scenarios route through, as seen from this host (the
+  user brings the Gateway API implementation and the Gateway);
+- `SLUICE_REAL_GATEWAY`: that Gateway as `namespace/name` (default `default/public`, as `make cluster-up
+  NODES=real` names its own).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pathlib import Path
 CLUSTER_VARIABLE = "SLUICE_REAL_CLUSTER"
 PROMETHEUS_VARIABLE = "SLUICE_REAL_PROMETHEUS_URL"
 HOST_ADDRESS_VARIABLE = "SLUICE_REAL_HOST_ADDRESS"
+GATEWAY_URL_VARIABLE = "SLUICE_REAL_GATEWAY_URL"
+GATEWAY_VARIABLE = "SLUICE_REAL_GATEWAY"
+DEFAULT_GATEWAY = "default/public"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class ExternalCluster:
     kubeconfig: Path
     prometheus_url: str
     host_address: str
+    gateway_url: str
+    gateway_namespace: str = "default"
+    gateway_name: str = "public"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ExternalCluster | None:
@@ -39,10 +49,21 @@ class ExternalCluster:
             return None
         if mode != "kubeconfig":
             raise ValueError(f"{CLUSTER_VARIABLE} must be 'kubeconfig' or empty")
-        missing = [name for name in ("KUBECONFIG", PROMETHEUS_VARIABLE, HOST_ADDRESS_VARIABLE) if not environ.get(name)]
+        required = ("KUBECONFIG", PROMETHEUS_VARIABLE, HOST_ADDRESS_VARIABLE, GATEWAY_URL_VARIABLE)
+        missing = [name for name in required if not environ.get(name)]
         if missing:
             raise ValueError(f"{CLUSTER_VARIABLE}=kubeconfig needs {', '.join(missing)}")
         kubeconfig = Path(environ["KUBECONFIG"])
         if not kubeconfig.is_file():
             raise ValueError(f"KUBECONFIG {kubeconfig} is not a file")
-        return cls(kubeconfig, environ[PROMETHEUS_VARIABLE], environ[HOST_ADDRESS_VARIABLE])
+        namespace, slash, name = (environ.get(GATEWAY_VARIABLE) or DEFAULT_GATEWAY).partition("/")
+        if not (namespace and slash and name):
+            raise ValueError(f"{GATEWAY_VARIABLE} must be namespace/name")
+        return cls(
+            kubeconfig,
+            environ[PROMETHEUS_VARIABLE],
+            environ[HOST_ADDRESS_VARIABLE],
+            environ[GATEWAY_URL_VARIABLE].rstrip("/"),
+            namespace,
+            name,
+        )

@@ -105,11 +105,62 @@ def render_config(
 
 
 @dataclass
-class Prometheus:
+class PrometheusApi:
+    """The HTTP API of a Prometheus at `url`: queries and targets. `Prometheus` is one the harness runs; a
+    cluster's own (`make e2e-kind`) is used through this class alone."""
+
+    url: str
+
+    def watched(self) -> list[ProcessRecord]:
+        """Processes whose exit ends a wait on this Prometheus (none for one the harness does not run)."""
+        return []
+
+    def active_targets(self) -> list[dict[str, Any]]:
+        """The scrape targets Prometheus currently has (from /api/v1/targets)."""
+        data = self._get("/api/v1/targets", {"state": "active"})
+        targets: list[dict[str, Any]] = data["activeTargets"]
+        return targets
+
+    # -- queries ------------------------------------------------------------------------------------------------
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Evaluate an instant PromQL query; returns the result vector (`metric` labels and `value` pairs)."""
+        data = self._get("/api/v1/query", {"query": promql})
+        if data["resultType"] != "vector":
+            raise ValueError(f"expected a vector for {promql!r}, got {data['resultType']}")
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def query_values(self, promql: str) -> list[float]:
+        """The sample values of an instant query."""
+        return [float(sample["value"][1]) for sample in self.query(promql)]
+
+    def wait_for_query(self, promql: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Poll an instant query until its result is non-empty; returns that result."""
+        result: list[dict[str, Any]] = []
+
+        def has_result() -> bool:
+            nonlocal result
+            result = self.query(promql)
+            return bool(result)
+
+        wait_until(has_result, timeout=timeout, what=f"PromQL {promql!r} to return data", watched=self.watched())
+        return result
+
+    def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus {path} failed: {body}")
+        return body["data"]
+
+
+@dataclass
+class Prometheus(PrometheusApi):
     """A running Prometheus. Build one with `Prometheus.start(workdir)`; stop it with `.stop()`."""
 
     workdir: Path
-    url: str
     process: ProcessRecord
     startup_seconds: float = 0.0
     discovery: ProcessRecord | None = None
@@ -208,47 +259,10 @@ class Prometheus:
         """Stop scraping the target added under `name` (no error when there is none)."""
         (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
 
-    def active_targets(self) -> list[dict[str, Any]]:
-        """The scrape targets Prometheus currently has (from /api/v1/targets)."""
-        data = self._get("/api/v1/targets", {"state": "active"})
-        targets: list[dict[str, Any]] = data["activeTargets"]
-        return targets
-
-    # -- queries ------------------------------------------------------------------------------------------------
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Evaluate an instant PromQL query; returns the result vector (`metric` labels and `value` pairs)."""
-        data = self._get("/api/v1/query", {"query": promql})
-        if data["resultType"] != "vector":
-            raise ValueError(f"expected a vector for {promql!r}, got {data['resultType']}")
-        result: list[dict[str, Any]] = data["result"]
-        return result
-
-    def query_values(self, promql: str) -> list[float]:
-        """The sample values of an instant query."""
-        return [float(sample["value"][1]) for sample in self.query(promql)]
-
-    def wait_for_query(self, promql: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Poll an instant query until its result is non-empty; returns that result."""
-        result: list[dict[str, Any]] = []
-
-        def has_result() -> bool:
-            nonlocal result
-            result = self.query(promql)
-            return bool(result)
-
-        wait_until(has_result, timeout=timeout, what=f"PromQL {promql!r} to return data", watched=[self.process])
-        return result
-
-    def _get(self, path: str, params: Mapping[str, str]) -> Any:
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        if body.get("status") != "success":
-            raise RuntimeError(f"prometheus {path} failed: {body}")
-        return body["data"]
-
     # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def watched(self) -> list[ProcessRecord]:
+        return [self.process]
 
     def logs(self) -> dict[str, Path]:
         return {self.process.name: self.process.log_path}

@@ -1,40 +1,74 @@
-"""Fixtures of the real-node scenarios: the built images in the node's containerd, the chart installed with
-`helm install` as a user runs it, a model file server on the node's host address, and a Prometheus that discovers
-serving pods as a Prometheus Operator PodMonitor would.
+"""Fixtures of the real-node scenarios: the cluster they run on, the built images in its containerd, the chart
+installed with `helm install` as a user runs it, a model file server on a host address its pods reach, and a
+Prometheus that discovers serving pods as a Prometheus Operator PodMonitor would.
 
-The images come from `make images` (OCI archives in `SLUICE_IMAGES_DIR`, default `~/.cache/sluice-images`).
+The cluster is the harness's real node (`real_node`), unless the environment names one (`harness.external`,
+`make e2e-kind`): then the images are expected to be loaded into it already and its own Prometheus and Gateway
+are used. The images come from `make images` (OCI archives in `SLUICE_IMAGES_DIR`, default
+`~/.cache/sluice-images`).
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from harness import Prometheus
-from harness.kube import kubectl
-from harness.realnode import HOST_ADDRESS, RealNode
-from harness.tools import find_tools
+from harness import Prometheus, create_namespace, delete_namespace, new_api_client
+from harness.external import ExternalCluster
+from harness.prometheus import PrometheusApi
+from real.release import install_release, uninstall_release
 from real.support import (
-    OPERATOR_IMAGE,
     POD_MONITOR,
     RELEASE,
     RELEASE_NAMESPACE,
-    SERVING_IMAGE,
     SERVING_PORT_NAME,
     SERVING_SELECTOR,
     ModelServer,
+    RealCluster,
     Release,
-    images_dir,
 )
+
+HARNESS_NODE_ONLY = "harness_node"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against an external cluster, the checks of the harness's own node infrastructure are deselected."""
+    if ExternalCluster.from_environment() is None:
+        return
+    kept = [item for item in items if item.get_closest_marker(HARNESS_NODE_ONLY) is None]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
 
 
 @pytest.fixture(scope="session")
-def real_prometheus(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    monitor = real_node.pod_monitor(*POD_MONITOR, selector=SERVING_SELECTOR, port=SERVING_PORT_NAME)
-    server = Prometheus.start(tmp_path_factory.mktemp("real-prometheus"), pod_monitor=monitor, address=HOST_ADDRESS)
+def real_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    workdir = tmp_path_factory.mktemp("real-cluster")
+    cluster = RealCluster.select(os.environ, workdir, lambda: request.getfixturevalue("real_node"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def real_namespace(real_cluster: RealCluster) -> Iterator[str]:
+    with new_api_client(real_cluster.kubeconfig) as api_client:
+        name = create_namespace(api_client, prefix="real")
+        yield name
+        delete_namespace(api_client, name, wait=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def real_prometheus(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusApi]:
+    if real_cluster.node is None:
+        yield PrometheusApi(str(real_cluster.prometheus_url))
+        return
+    monitor = real_cluster.node.pod_monitor(*POD_MONITOR, selector=SERVING_SELECTOR, port=SERVING_PORT_NAME)
+    server = Prometheus.start(
+        tmp_path_factory.mktemp("real-prometheus"), pod_monitor=monitor, address=real_cluster.host_address
+    )
     try:
         yield server
     finally:
@@ -42,71 +76,18 @@ def real_prometheus(real_node: RealNode, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def model_server(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> ModelServer:
+def model_server(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> ModelServer:
     directory = tmp_path_factory.mktemp("models")
-    return ModelServer(directory=directory, url=real_node.serve_files(directory))
+    return ModelServer(directory=directory, url=real_cluster.serve_files(directory))
 
 
 @pytest.fixture(scope="session")
-def sluice_release(real_node: RealNode, real_prometheus: Prometheus) -> Iterator[Release]:
-    """`make images`' two images imported into the node's containerd, then `helm install` of the chart with them
-    (a standby-capable release: leader election through its Lease), waiting until the operator pod is Ready."""
-    for image in ("operator", "serving"):
-        archive = images_dir() / f"{image}.oci.tar"
-        if not archive.exists():
-            raise FileNotFoundError(f"{archive} is missing: run `make images` first")
-        real_node.load_image(archive)
-    tools = find_tools()
-    repository, tag = OPERATOR_IMAGE.rsplit(":", 1)
-    settings = {
-        "image.repository": repository,
-        "image.tag": tag,
-        "image.pullPolicy": "Never",
-        "operator.servingImage": SERVING_IMAGE,
-        "operator.prometheusUrl": real_prometheus.url,
-        "standby.enabled": "true",
-    }
-    arguments = [f"--set={key}={value}" for key, value in settings.items()]
-    helm = [
-        str(tools.binary("helm")),
-        "--kubeconfig",
-        str(real_node.kubeconfig),
-        "install",
-        RELEASE,
-        str(Path(__file__).resolve().parents[2] / "charts" / "sluice"),
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--create-namespace",
-        "--wait",
-        "--timeout=5m",
-        *arguments,
-    ]
-    result = subprocess.run(helm, capture_output=True, text=True, timeout=400, check=False)
-    if result.returncode != 0:
-        pods = kubectl(tools.binary("kubectl"), real_node.kubeconfig, "get", "pods", "-A", "-o", "wide")
-        kubectl_logs = [
-            "logs",
-            "-n",
-            RELEASE_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=sluice",
-            "--tail=60",
-            "--previous",
-        ]
-        logs = subprocess.run(
-            [str(tools.binary("kubectl")), "--kubeconfig", str(real_node.kubeconfig), *kubectl_logs],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        raise RuntimeError(f"helm install failed:\n{result.stderr}\n{pods}\n{logs.stdout}{logs.stderr}")
+def sluice_release(real_cluster: RealCluster, real_prometheus: PrometheusApi) -> Iterator[Release]:
+    """`make images`' two images imported into the node's containerd (an external cluster has them already), then
+    `helm install` of the chart with them (a standby-capable release: leader election through its Lease), waiting
+    until the operator pod is Ready."""
+    helm = install_release(real_cluster, real_prometheus.url)
     try:
         yield Release(namespace=RELEASE_NAMESPACE, name=RELEASE, prometheus=real_prometheus)
     finally:
-        subprocess.run(
-            [*helm[:3], "uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE, "--wait", "--timeout=2m"],
-            capture_output=True,
-            timeout=180,
-            check=False,
-        )
+        uninstall_release(helm)

@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from harness import wait_until
-from harness.realnode import RealNode
-from real.support import OPERATOR_IMAGE, POD_MONITOR, SERVING_IMAGE, ModelServer, Release
+from real.support import OPERATOR_IMAGE, POD_MONITOR, SERVING_IMAGE, ModelServer, RealCluster, Release
 from sluice.adapters.metrics import REQUESTS_METRIC, series_selector
 from sluice.api.v1alpha1 import GROUP, VERSION
 from unit.serving.support import make_classifier, rows_body
@@ -22,8 +21,8 @@ from unit.serving.support import make_classifier, rows_body
 pytestmark = pytest.mark.real
 
 
-def _pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
-    listed = json.loads(node.plane.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json"))
+def _pods(cluster: RealCluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    listed = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json"))
     pods: list[dict[str, Any]] = listed["items"]
     return pods
 
@@ -34,23 +33,23 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def test_the_helm_installed_operator_runs_its_image_ready_leader_elected_and_never_forbidden(
-    real_node: RealNode, sluice_release: Release
+    real_cluster: RealCluster, sluice_release: Release
 ) -> None:
-    (pod,) = _pods(real_node, sluice_release.namespace, "app.kubernetes.io/name=sluice")
+    (pod,) = _pods(real_cluster, sluice_release.namespace, "app.kubernetes.io/name=sluice")
     assert _ready(pod)  # its readiness probe passed in a real container
     (container,) = pod["status"]["containerStatuses"]
     assert container["image"].endswith(OPERATOR_IMAGE.split("/", 1)[1]), container["image"]
     assert container["restartCount"] == 0
-    holder = real_node.plane.kubectl(
+    holder = real_cluster.kubectl(
         "get", "lease", sluice_release.lease, "-n", sluice_release.namespace, "-o", "jsonpath={.spec.holderIdentity}"
     )
     assert pod["metadata"]["name"] in holder, holder
-    log = real_node.plane.kubectl("logs", "-n", sluice_release.namespace, pod["metadata"]["name"])
+    log = real_cluster.kubectl("logs", "-n", sluice_release.namespace, pod["metadata"]["name"])
     assert "Forbidden" not in log, log[-3000:]
 
 
 def test_serving_pods_fetch_the_model_over_http_verify_it_load_it_and_answer_through_the_service(
-    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
 ) -> None:
     model = make_classifier(model_server.directory)
     name = "classifier"
@@ -68,22 +67,20 @@ def test_serving_pods_fetch_the_model_over_http_verify_it_load_it_and_answer_thr
             "replicas": 1,
         },
     }
-    manifest = real_node.workdir / f"{real_namespace}-{name}.yaml"
+    manifest = real_cluster.workdir / f"{real_namespace}-{name}.yaml"
     manifest.write_text(yaml.safe_dump(body))
-    real_node.plane.kubectl("apply", "-f", str(manifest))
+    real_cluster.kubectl("apply", "-f", str(manifest))
     selector = f"sluice.dev/modeldeployment={name}"
 
     def serving_ready() -> bool:
-        pods = _pods(real_node, real_namespace, selector)
+        pods = _pods(real_cluster, real_namespace, selector)
         return bool(pods) and all(_ready(pod) for pod in pods)
 
     wait_until(serving_ready, timeout=240, what="serving pods Ready (model fetched, verified, loaded)", interval=1)
-    (pod,) = _pods(real_node, real_namespace, selector)
+    (pod,) = _pods(real_cluster, real_namespace, selector)
     assert pod["spec"]["containers"][0]["image"] == SERVING_IMAGE
 
-    cluster_ip = real_node.plane.kubectl(
-        "get", "service", name, "-n", real_namespace, "-o", "jsonpath={.spec.clusterIP}"
-    )
+    cluster_ip = real_cluster.kubectl("get", "service", name, "-n", real_namespace, "-o", "jsonpath={.spec.clusterIP}")
     request = urllib.request.Request(
         f"http://{cluster_ip}/v2/models/{name}/infer",
         data=rows_body(model.rows),

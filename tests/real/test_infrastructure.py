@@ -15,7 +15,7 @@ import yaml
 from harness import wait_until
 from harness.realnode import BUSYBOX_IMAGE, GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real, pytest.mark.harness_node]
 
 _PORT = 8080
 

@@ -6,103 +6,26 @@ from __future__ import annotations
 import collections
 import json
 import time
-import urllib.error
-import urllib.request
-from typing import Any
 
 import pytest
-import yaml
 
 from harness import wait_until
-from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE, RealNode
-from real.support import ModelServer, Release
-from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
-from unit.serving.support import ModelFiles, make_classifier, make_flipped_classifier, rows_body
+from real.served import STEPS, ServedModel
+from real.support import ModelServer, RealCluster, Release
+from sluice.adapters.metrics import REQUESTS_METRIC, series_selector
+from unit.serving.support import digest_of, make_batch_of_one_classifier, make_classifier, make_flipped_classifier
 
 pytestmark = pytest.mark.real
 
-STEPS = [20, 50]
 SETTLE_SECONDS = 2.0  # after the route's weights change: Traefik applies the new route, canary pods join
 
 
-class GatewayModel:
-    """One ModelDeployment behind Gateway `public`, and a client that counts which version answered."""
-
-    def __init__(self, node: RealNode, namespace: str, name: str, model: ModelFiles, model_url: str) -> None:
-        self.node, self.namespace, self.name, self.model, self.model_url = node, namespace, name, model, model_url
-        self.request = urllib.request.Request(
-            f"{node.gateway_url}/v2/models/{name}/infer",
-            data=rows_body(model.rows),
-            headers={"Content-Type": "application/json"},
-        )
-
-    def apply(self, version: str, *, uri: str | None = None, progress_deadline: str = "4m") -> None:
-        """Deploy `version` of the model (served from `uri`, default the model's own file) with its digest."""
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": {
-                "model": {
-                    "version": version,
-                    "uri": uri or self.model_url,
-                    "format": "sklearn",
-                    "digest": self.model.digest,
-                },
-                "replicas": 1,
-                "traffic": {"gateway": {"parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}]}},
-                "rollout": {"steps": STEPS, "interval": "20s", "progressDeadline": progress_deadline},
-                "analysis": {"minRequests": 10, "maxErrorRate": 0.05, "onInconclusive": "Hold"},
-            },
-        }
-        manifest = self.node.workdir / f"{self.namespace}-{self.name}-{version}.yaml"
-        manifest.write_text(yaml.safe_dump(body))
-        self.node.plane.kubectl("apply", "-f", str(manifest))
-
-    def status(self) -> dict[str, Any]:
-        got = self.node.plane.kubectl("get", f"{PLURAL}.{GROUP}", self.name, "-n", self.namespace, "-o", "json")
-        status: dict[str, Any] = json.loads(got).get("status", {})
-        return status
-
-    def canary_weight(self) -> int | None:
-        """The canary's weight in the HTTPRoute sluice owns (None before the route exists)."""
-        got = self.node.plane.kubectl(
-            "get",
-            "httproutes.gateway.networking.k8s.io",
-            self.name,
-            "-n",
-            self.namespace,
-            "-o",
-            "json",
-        )
-        rules = json.loads(got)["spec"]["rules"]
-        weights = {ref["name"]: int(ref.get("weight", 1)) for rule in rules for ref in rule["backendRefs"]}
-        return weights.get(f"{self.name}-canary", 0)
-
-    def ask(self) -> str:
-        """One prediction through the Gateway; the version that answered, or `failed:<code>`."""
-        try:
-            with urllib.request.urlopen(self.request, timeout=10) as response:
-                answer = json.load(response)
-        except urllib.error.HTTPError as error:
-            return f"failed:{error.code}"
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            return f"failed:{type(error).__name__}"
-        return str(answer["model_version"])
-
-
-def _stable(deployed: GatewayModel) -> None:
-    deployed.apply("1.0.0")
-    wait_until(lambda: deployed.status().get("phase") == "Stable", timeout=240, what="1.0.0 Stable", interval=1)
-    wait_until(lambda: deployed.ask() == "1.0.0", timeout=60, what="1.0.0 answering through the Gateway")
-
-
 def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight_through_the_gateway(
-    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
 ) -> None:
     model = make_classifier(model_server.directory)
-    deployed = GatewayModel(real_node, real_namespace, "promoted", model, f"{model_server.url}/{model.joblib.name}")
-    _stable(deployed)
+    deployed = ServedModel(real_cluster, real_namespace, "promoted", model, f"{model_server.url}/{model.joblib.name}")
+    deployed.become_stable()
 
     deployed.apply("2.0.0")
     served: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -128,16 +51,54 @@ def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight
         assert abs(100 * counts["2.0.0"] / total - step) <= 5, f"step {step}%: {counts}"
 
 
+def test_a_version_whose_answers_fail_is_rolled_back_on_its_own_errors_while_stable_serves_throughout(
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
+) -> None:
+    """The user's 2.0.0 is an ONNX export that loads and passes readiness but fails every batch inside onnxruntime.
+    Through the Gateway the canary's share of requests fails with 500s; the operator reads those from the canary's
+    own series, rolls it back, and stable answered every request it got (its series counts no 5xx)."""
+    model = make_classifier(model_server.directory)
+    deployed = ServedModel(real_cluster, real_namespace, "failing", model, f"{model_server.url}/{model.joblib.name}")
+    deployed.become_stable()
+
+    broken = make_batch_of_one_classifier(model_server.directory)
+    deployed.apply("2.0.0", uri=f"{model_server.url}/{broken.name}", artifact=("onnx", digest_of(broken)))
+    answers: collections.Counter[str] = collections.Counter()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        history = deployed.status().get("history", [])
+        if any(entry["version"] == "2.0.0" for entry in history):
+            break
+        for _ in range(20):
+            answers[deployed.ask()] += 1
+    status = deployed.status()
+    (entry,) = [entry for entry in status.get("history", []) if entry["version"] == "2.0.0"]
+    assert entry["outcome"] == "RolledBack", entry
+    assert "error rate" in entry.get("message", ""), entry
+    assert status.get("stableVersion") == "1.0.0", status
+    assert set(answers) == {"1.0.0", "failed:500"}, answers  # 2.0.0 never answered; its answers failed
+    wait_until(lambda: deployed.ask() == "1.0.0" and deployed.canary_weight() == 0, timeout=60, what="stable only")
+
+    def served(version: str, track: str, codes: str) -> float:
+        selector = series_selector(real_namespace, "failing", version, track)
+        promql = f'sum({REQUESTS_METRIC}{{{selector},code=~"{codes}"}}) or vector(0)'
+        return sum(sluice_release.prometheus.query_values(promql))
+
+    assert served("2.0.0", "canary", "5..") > 0
+    assert served("1.0.0", "stable", "2..") > 0
+    assert served("1.0.0", "stable", "5..") == 0
+
+
 def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_without_a_failed_request(
-    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
 ) -> None:
     """The user's 2.0.0 names the digest of the file they meant, but the file at the URI is another one (a
     re-trained model uploaded over it): its pods never pass readiness, the rollout ends at progressDeadline, and
     every request through the Gateway meanwhile is answered by 1.0.0."""
     model = make_classifier(model_server.directory)
     other = make_flipped_classifier(model_server.directory)
-    deployed = GatewayModel(real_node, real_namespace, "unverified", model, f"{model_server.url}/{model.joblib.name}")
-    _stable(deployed)
+    deployed = ServedModel(real_cluster, real_namespace, "unverified", model, f"{model_server.url}/{model.joblib.name}")
+    deployed.become_stable()
 
     deployed.apply("2.0.0", uri=f"{model_server.url}/{other.joblib.name}", progress_deadline="60s")
     answers: collections.Counter[str] = collections.Counter()
@@ -154,7 +115,7 @@ def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_withou
     assert status.get("stableVersion") == "1.0.0", status
     assert set(answers) == {"1.0.0"}, answers  # no failed request, nothing from 2.0.0
     assert sum(answers.values()) >= 200, answers
-    canary_pods = real_node.plane.kubectl(
+    canary_pods = real_cluster.kubectl(
         "get", "pods", "-n", real_namespace, "-l", "sluice.dev/track=canary", "-o", "json"
     )
     for pod in json.loads(canary_pods)["items"]:
@@ -163,15 +124,15 @@ def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_withou
 
 
 def test_a_rollout_continues_to_promotion_after_the_operator_pod_is_force_deleted_mid_rollout(
-    real_node: RealNode, sluice_release: Release, model_server: ModelServer, real_namespace: str
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
 ) -> None:
     """The operator pod is force-deleted (no graceful release of its Lease) while a canary serves its first step:
     the Deployment's replacement pod takes the Lease once it expires, picks the rollout up from the object's status,
     and promotes 2.0.0, with every request through the Gateway answered meanwhile."""
     model = make_classifier(model_server.directory)
-    deployed = GatewayModel(real_node, real_namespace, "resumed", model, f"{model_server.url}/{model.joblib.name}")
-    _stable(deployed)
-    kubectl, selector = real_node.plane.kubectl, "app.kubernetes.io/name=sluice"
+    deployed = ServedModel(real_cluster, real_namespace, "resumed", model, f"{model_server.url}/{model.joblib.name}")
+    deployed.become_stable()
+    kubectl, selector = real_cluster.kubectl, "app.kubernetes.io/name=sluice"
     (old_pod,) = kubectl("get", "pods", "-n", sluice_release.namespace, "-l", selector, "-o", "name").split()
 
     deployed.apply("2.0.0")

@@ -20,3 +20,8 @@ def test_run_local_points_the_operator_at_the_prometheus_cluster_up_started() ->
 def test_demo_keep_leaves_it_running() -> None:
     assert "hack/demo.py  --keep" in recipe("demo", "KEEP=1")
     assert "--keep" not in recipe("demo")
+
+
+def test_demo_nodes_real_runs_it_on_the_real_node() -> None:
+    assert "--real" in recipe("demo", "NODES=real")
+    assert "--real" not in recipe("demo")

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import yaml
 
+from harness.control_plane import ControlPlane
 from harness.external import ExternalCluster
+from harness.realnode import HOST_ADDRESS, RealNode
+from real.support import RealCluster
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "hack" / "e2e-kind.sh"
@@ -46,13 +50,56 @@ def test_the_environment_names_the_cluster_prometheus_and_host_address(tmp_path:
         "KUBECONFIG": str(kubeconfig),
         "SLUICE_REAL_PROMETHEUS_URL": "http://127.0.0.1:19090",
         "SLUICE_REAL_HOST_ADDRESS": "172.18.0.1",
+        "SLUICE_REAL_GATEWAY_URL": "http://127.0.0.1:18080/",
     }
     assert ExternalCluster.from_environment(environ) == ExternalCluster(
-        kubeconfig, "http://127.0.0.1:19090", "172.18.0.1"
+        kubeconfig, "http://127.0.0.1:19090", "172.18.0.1", "http://127.0.0.1:18080", "default", "public"
     )
     assert ExternalCluster.from_environment({}) is None
     with pytest.raises(ValueError, match="SLUICE_REAL_HOST_ADDRESS"):
         ExternalCluster.from_environment({**environ, "SLUICE_REAL_HOST_ADDRESS": ""})
+    with pytest.raises(ValueError, match="SLUICE_REAL_GATEWAY_URL"):
+        ExternalCluster.from_environment({**environ, "SLUICE_REAL_GATEWAY_URL": ""})
+    named = ExternalCluster.from_environment({**environ, "SLUICE_REAL_GATEWAY": "infra/shared"})
+    assert named is not None
+    assert (named.gateway_namespace, named.gateway_name) == ("infra", "shared")
+    with pytest.raises(ValueError, match="namespace/name"):
+        ExternalCluster.from_environment({**environ, "SLUICE_REAL_GATEWAY": "shared"})
+
+
+def test_the_real_scenarios_run_on_the_cluster_the_environment_names_else_on_the_harness_node(
+    tmp_path: Path,
+) -> None:
+    """The fixtures' choice: `RealCluster.select` returns the external cluster's settings when the environment
+    names one (without starting the harness's node), else the harness's node."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    environ = {
+        "SLUICE_REAL_CLUSTER": "kubeconfig",
+        "KUBECONFIG": str(kubeconfig),
+        "SLUICE_REAL_PROMETHEUS_URL": "http://127.0.0.1:19090",
+        "SLUICE_REAL_HOST_ADDRESS": "172.18.0.1",
+        "SLUICE_REAL_GATEWAY_URL": "http://127.0.0.1:18080",
+        "SLUICE_REAL_GATEWAY": "infra/shared",
+    }
+
+    def no_node() -> RealNode:
+        raise AssertionError("the harness's node must not start for an external cluster")
+
+    cluster = RealCluster.select(environ, tmp_path, no_node)
+    assert (cluster.kubeconfig, cluster.gateway_url, cluster.gateway) == (
+        kubeconfig,
+        "http://127.0.0.1:18080",
+        ("shared", "infra"),
+    )
+    assert (cluster.node, cluster.prometheus_url) == (None, "http://127.0.0.1:19090")
+    assert cluster.host_address == "172.18.0.1"
+
+    plane = cast(ControlPlane, SimpleNamespace(kubeconfig=tmp_path / "admin.kubeconfig"))
+    node = RealNode(workdir=tmp_path, plane=plane, ports={"gateway": 30080})
+    local = RealCluster.select({}, tmp_path, lambda: node)
+    assert (local.node, local.kubeconfig, local.gateway) == (node, plane.kubeconfig, ("public", "default"))
+    assert local.gateway_url == f"http://{HOST_ADDRESS}:30080"
 
 
 def test_the_kind_prometheus_scrapes_serving_pods_as_the_documented_config_does() -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import joblib
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import make_classification, make_regression
@@ -48,6 +50,23 @@ def make_flipped_classifier(directory: Path) -> ModelFiles:
     x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
     model = LogisticRegression(max_iter=500).fit(x, 1 - y)
     return _save(directory / "classifier-flipped", model, x[:8])
+
+
+def make_batch_of_one_classifier(directory: Path) -> Path:
+    """`make_classifier`'s ONNX model as a faulty export leaves it: its graph first reshapes the input to one row
+    (a batch size fixed when it was traced), so it loads and answers one-row requests but fails every batch of
+    more rows inside onnxruntime. Returns the file (`digest_of` gives its digest)."""
+    model = onnx.load(make_classifier(directory).onnx)
+    graph = model.graph
+    (first,) = graph.input
+    reshaped = f"{first.name}_batch_of_one"
+    for node in graph.node:
+        node.input[:] = [reshaped if name == first.name else name for name in node.input]
+    graph.initializer.append(numpy_helper.from_array(np.array([1, FEATURES], dtype=np.int64), "batch_of_one"))
+    graph.node.insert(0, helper.make_node("Reshape", [first.name, "batch_of_one"], [reshaped]))
+    path = directory / "classifier-batch-of-one.onnx"
+    onnx.save(model, path)
+    return path
 
 
 def classification_dataset_csv(label: str = "label") -> str:

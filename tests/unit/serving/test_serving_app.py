@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,13 +14,14 @@ from sluice_serving.app import App, Reply
 from sluice_serving.config import Config
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import ModelFile, load_model
-from unit.serving.support import ModelFiles, rows_body, settled
+from unit.serving.support import ModelFiles, make_batch_of_one_classifier, rows_body, settled
 
 INFER = "/v2/models/model/infer"
 
 
-def make_app(files: ModelFiles, fmt: str = "sklearn", **env: str) -> App:
-    path = files.joblib if fmt == "sklearn" else files.onnx
+def make_app(files: ModelFiles | Path, fmt: str = "sklearn", **env: str) -> App:
+    """An app serving `files` in format `fmt` (or the model file `files`, when it is a path)."""
+    path = files if isinstance(files, Path) else files.joblib if fmt == "sklearn" else files.onnx
     cfg = Config.from_env({"MODEL_URI": str(path), "MODEL_VERSION": "7", "SLUICE_TRACK": "canary", **env})
     metrics = Metrics(cfg)
     app = App(cfg, metrics)
@@ -113,6 +115,20 @@ def test_injected_errors_are_500s_counted_as_such(classifier: ModelFiles) -> Non
     reply = settled(app.handle("POST", INFER, rows_body(classifier.rows)))
     assert reply.status == 500
     assert "injected fault" in body_of(reply)["error"]
+
+
+def test_a_model_that_fails_inside_its_runtime_answers_500_so_the_analysis_counts_it(
+    classifier: ModelFiles, tmp_path: Path
+) -> None:
+    """A user's broken export (a graph that reshapes every batch to one row) loads and passes readiness, but its
+    answers to batches fail in onnxruntime: 500s, the code the canary analysis counts as errors (a 400 it would
+    not count, as the client's fault)."""
+    app = make_app(make_batch_of_one_classifier(tmp_path), "onnx")
+    assert settled(app.handle("GET", "/v2/health/ready", b"")).status == 200
+    one_row = rows_body(classifier.rows[:1].astype(np.float32), "FP32")
+    assert settled(app.handle("POST", INFER, one_row)).status == 200
+    batch = rows_body(classifier.rows.astype(np.float32), "FP32")
+    assert settled(app.handle("POST", INFER, batch)).status == 500
 
 
 def test_injected_latency_makes_only_the_models_answers_late(classifier: ModelFiles) -> None:
