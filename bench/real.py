@@ -21,7 +21,7 @@ Then, on one ModelDeployment behind Gateway `public`:
 from __future__ import annotations
 
 import argparse
-import collections
+import contextlib
 import datetime as dt
 import json
 import subprocess
@@ -37,18 +37,16 @@ sys.path.insert(0, str(REPO))
 
 from bench.lab import load_average  # noqa: E402
 from bench.run import RESULTS, machine, pct, stamp, write_section, wrk  # noqa: E402
-from harness import Prometheus, create_namespace, new_api_client, wait_until  # noqa: E402
-from harness.realnode import HOST_ADDRESS, RealNode  # noqa: E402
+from harness import create_namespace, new_api_client, wait_until  # noqa: E402
 from harness.tools import find_tools  # noqa: E402
-from real.release import install_release, uninstall_release  # noqa: E402
+from real.release import start_installed_node  # noqa: E402
 from real.served import ServedModel, Traffic  # noqa: E402
-from real.support import POD_MONITOR, SERVING_PORT_NAME, SERVING_SELECTOR, RealCluster  # noqa: E402
+from real.support import RealCluster  # noqa: E402
 from sluice.core.children import SERVING_PORT  # noqa: E402
 from unit.serving.support import digest_of, make_batch_of_one_classifier, make_classifier, rows_body  # noqa: E402
 
 NAME = "bench"
 STEPS = [20, 50]
-SETTLE_SECONDS = 2.0
 KWOK_ROLLBACK = "p50 5.2 s, max 10.2 s (kwok, `make bench` rollback section, 2026-11-27)"
 
 
@@ -85,25 +83,6 @@ def ready_seconds(cluster: RealCluster, namespace: str) -> dict[str, float]:
     return found
 
 
-def served_shares(deployed: ServedModel) -> dict[int, collections.Counter[str]]:
-    """Promote 2.0.0 step by step; the answers per step, counted once the route has had SETTLE_SECONDS."""
-    deployed.apply("2.0.0")
-    served: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    weight, changed_at, deadline = 0, time.monotonic(), time.monotonic() + 360
-    while time.monotonic() < deadline:
-        status = deployed.status()
-        if status.get("phase") == "Stable" and status.get("stableVersion") == "2.0.0":
-            return dict(served)
-        current = deployed.canary_weight() or 0
-        if current != weight:
-            weight, changed_at = current, time.monotonic()
-        for _ in range(20):
-            answer = deployed.ask()
-            if time.monotonic() - changed_at >= SETTLE_SECONDS:
-                served[weight][answer] += 1
-    raise TimeoutError("2.0.0 was not promoted within 360 s")
-
-
 def breach_to_zero(deployed: ServedModel, broken: Path, models_url: str, version: str) -> dict[str, Any]:
     """Roll out a version whose answers fail, under load; seconds from its step's start to canary weight 0."""
     deployed.apply(version, uri=f"{models_url}/{broken.name}", artifact=("onnx", digest_of(broken)))
@@ -123,28 +102,15 @@ def breach_to_zero(deployed: ServedModel, broken: Path, models_url: str, version
             time.sleep(0.2)
         else:
             raise TimeoutError(f"{version} still had canary weight after 300 s")
-    wait_until(
-        lambda: any(e["version"] == version for e in deployed.status().get("history", [])),
-        timeout=60,
-        what=f"{version} in the history",
-    )
-    (entry,) = [e for e in deployed.status()["history"] if e["version"] == version]
+    wait_until(lambda: deployed.history_entry(version) is not None, timeout=60, what=f"{version} in the history")
+    entry = deployed.history_entry(version) or {}
     return {"seconds": zero - step_started, "outcome": entry["outcome"], "answers": dict(load.answers)}
 
 
 def run(workdir: Path, repetitions: int, wrk_seconds: float) -> dict[str, Any]:
-    node = RealNode.start(workdir / "node")
-    cluster = RealCluster.of_node(node)
-    stoppers: list[Any] = [node.stop]
-    try:
-        models = workdir / "models"
-        models.mkdir()
-        models_url = cluster.serve_files(models)
-        monitor = node.pod_monitor(*POD_MONITOR, selector=SERVING_SELECTOR, port=SERVING_PORT_NAME)
-        prometheus = Prometheus.start(workdir / "prometheus", pod_monitor=monitor, address=HOST_ADDRESS)
-        stoppers.append(prometheus.stop)
-        helm = install_release(cluster, prometheus.url)
-        stoppers.append(lambda: uninstall_release(helm))
+    with contextlib.ExitStack() as stack:
+        installed = start_installed_node(workdir, stack)
+        cluster, models, models_url = installed.cluster, installed.models, installed.models_url
         with new_api_client(cluster.kubeconfig) as api_client:
             namespace = create_namespace(api_client, prefix="bench")
         model, broken = make_classifier(models), make_batch_of_one_classifier(models)
@@ -163,7 +129,7 @@ def run(workdir: Path, repetitions: int, wrk_seconds: float) -> dict[str, Any]:
         result["direct"] = wrk(f"http://{pod_ip}:{SERVING_PORT}{path}", body, wrk_seconds)
 
         print("served shares per step (2.0.0 promoted) ...", flush=True)
-        shares = served_shares(deployed)
+        shares = deployed.ask_through_promotion("2.0.0")
         result["ready_seconds"].update(ready_seconds(cluster, namespace))
         result["shares"] = {str(step): dict(shares.get(step, {})) for step in STEPS}
 
@@ -174,12 +140,6 @@ def run(workdir: Path, repetitions: int, wrk_seconds: float) -> dict[str, Any]:
             result["breaches"].append(breach_to_zero(fast, broken, models_url, f"9.{repetition}.0-failing"))
             result["ready_seconds"].update(ready_seconds(cluster, namespace))
         return result
-    finally:
-        for stop in reversed(stoppers):
-            try:
-                stop()
-            except Exception as error:  # keep tearing down the rest
-                print(f"teardown: {type(error).__name__}: {error}", flush=True)
 
 
 def render(r: dict[str, Any], took: float, args: argparse.Namespace) -> str:

@@ -33,12 +33,11 @@ from kubernetes import client  # noqa: E402
 
 from harness import ControlPlane, Prometheus, create_namespace, new_api_client  # noqa: E402
 from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
-from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE, HOST_ADDRESS, RealNode  # noqa: E402
+from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE  # noqa: E402
 from integration.operator_support import OperatorProcess  # noqa: E402
 from integration.sluice_crd import install_crd  # noqa: E402
-from real.release import install_release, uninstall_release  # noqa: E402
+from real.release import start_installed_node  # noqa: E402
 from real.served import ServedModel, Traffic  # noqa: E402
-from real.support import POD_MONITOR, SERVING_PORT_NAME, SERVING_SELECTOR, RealCluster  # noqa: E402
 from sluice.cli.kube import Kube  # noqa: E402
 from sluice.cli.live import render_live  # noqa: E402
 from sluice.cli.status import change_key  # noqa: E402
@@ -153,17 +152,8 @@ def start_real(workdir: Path, stack: contextlib.ExitStack, steps: list[int], int
     with helm from `make images`' images (the operator a pod), serving pods fetching models from a file server on
     the host address, requests through the Gateway; the bad version is an ONNX export that fails every batch."""
     print("starting the real node, Prometheus and the chart (about a minute) ...")
-    node = RealNode.start(workdir / "node")
-    stack.callback(node.stop)
-    cluster = RealCluster.of_node(node)
-    models = workdir / "models"
-    models.mkdir()
-    models_url = cluster.serve_files(models)
-    monitor = node.pod_monitor(*POD_MONITOR, selector=SERVING_SELECTOR, port=SERVING_PORT_NAME)
-    prometheus = Prometheus.start(workdir / "prometheus", pod_monitor=monitor, address=HOST_ADDRESS)
-    stack.callback(prometheus.stop)
-    helm = install_release(cluster, prometheus.url)
-    stack.callback(uninstall_release, helm)
+    installed = start_installed_node(workdir, stack)
+    cluster, models, models_url = installed.cluster, installed.models, installed.models_url
     api_client = stack.enter_context(new_api_client(cluster.kubeconfig))
     namespace = create_namespace(api_client, prefix="demo")
     model, broken = make_classifier(models), make_batch_of_one_classifier(models)

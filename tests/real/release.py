@@ -5,11 +5,25 @@ and `make bench-real`."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness import Prometheus
+from harness.realnode import HOST_ADDRESS, RealNode
 from harness.tools import find_tools
-from real.support import OPERATOR_IMAGE, RELEASE, RELEASE_NAMESPACE, SERVING_IMAGE, RealCluster, images_dir
+from real.support import (
+    OPERATOR_IMAGE,
+    POD_MONITOR,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    SERVING_IMAGE,
+    SERVING_PORT_NAME,
+    SERVING_SELECTOR,
+    RealCluster,
+    images_dir,
+)
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "sluice"
 
@@ -60,3 +74,30 @@ def uninstall_release(helm: list[str]) -> None:
         timeout=180,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class InstalledNode:
+    """A real node with the chart installed, a model file server serving `models` at `models_url`, and a
+    Prometheus scraping the serving pods as a PodMonitor would."""
+
+    cluster: RealCluster
+    models: Path
+    models_url: str
+    prometheus: Prometheus
+
+
+def start_installed_node(workdir: Path, stack: contextlib.ExitStack) -> InstalledNode:
+    """Start all of it under `workdir` (for `make demo NODES=real` and `make bench-real`); `stack` stops it."""
+    node = RealNode.start(workdir / "node")
+    stack.callback(node.stop)
+    cluster = RealCluster.of_node(node)
+    models = workdir / "models"
+    models.mkdir()
+    models_url = cluster.serve_files(models)
+    monitor = node.pod_monitor(*POD_MONITOR, selector=SERVING_SELECTOR, port=SERVING_PORT_NAME)
+    prometheus = Prometheus.start(workdir / "prometheus", pod_monitor=monitor, address=HOST_ADDRESS)
+    stack.callback(prometheus.stop)
+    helm = install_release(cluster, prometheus.url)
+    stack.callback(uninstall_release, helm)
+    return InstalledNode(cluster, models, models_url, prometheus)

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -20,6 +21,7 @@ from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import ModelFiles, rows_body
 
 STEPS = [20, 50]
+SETTLE_SECONDS = 2.0  # after the route's weights change: Traefik applies the new route, canary pods join
 
 
 class ServedModel:
@@ -122,6 +124,44 @@ class ServedModel:
         """One prediction; the version that answered, or `failed:<code or error>`."""
         answer = self.answer()
         return answer if isinstance(answer, str) else str(answer["model_version"])
+
+    def history_entry(self, version: str) -> dict[str, Any] | None:
+        """The history entry of `version`'s rollout once it has ended."""
+        return next((e for e in self.status().get("history", []) if e["version"] == version), None)
+
+    def ask_until_ended(
+        self, version: str, timeout: float, *, batch: int = 20, between: Callable[[], object] = lambda: None
+    ) -> tuple[collections.Counter[str], dict[str, Any]]:
+        """Send predictions, `batch` at a time (calling `between` before each batch), until `version`'s rollout has
+        ended; returns the answers counted and its history entry."""
+        answers: collections.Counter[str] = collections.Counter()
+        deadline = time.monotonic() + timeout
+        while (entry := self.history_entry(version)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the rollout of {version} did not end in {timeout:.0f} s: {self.status()}")
+            between()
+            for _ in range(batch):
+                answers[self.ask()] += 1
+        return answers, entry
+
+    def ask_through_promotion(self, version: str, timeout: float = 360.0) -> dict[int, collections.Counter[str]]:
+        """Roll `version` out and send predictions until it is the Stable version; the answers by the canary weight
+        the route had, each counted once the route has had SETTLE_SECONDS at that weight."""
+        self.apply(version)
+        served: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        weight, changed_at, deadline = 0, time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status.get("phase") == "Stable" and status.get("stableVersion") == version:
+                return dict(served)
+            current = self.canary_weight() or 0
+            if current != weight:
+                weight, changed_at = current, time.monotonic()
+            for _ in range(20):
+                answer = self.ask()
+                if time.monotonic() - changed_at >= SETTLE_SECONDS:
+                    served[weight][answer] += 1
+        raise TimeoutError(f"{version} was not promoted in {timeout:.0f} s: {self.status()}")
 
     def become_stable(self, version: str = "1.0.0") -> None:
         """Deploy `version` and wait until it is Stable and answers."""

@@ -8,9 +8,6 @@ the shadow scenarios run on the kwok cluster with the harness's mirror (tests/e2
 
 from __future__ import annotations
 
-import collections
-import time
-
 import pytest
 
 from harness import wait_until
@@ -38,17 +35,11 @@ def test_the_operator_pod_scores_canaries_through_cluster_dns_and_the_gate_stops
 
     # 2.0.0 (labels flipped) is scored on the 300 rows and stopped at weight 0: no request reaches it.
     deployed.apply("2.0.0", uri=f"{model_server.url}/{flipped.joblib.name}", artifact=("sklearn", flipped.digest))
-    answers: collections.Counter[str] = collections.Counter()
     weights: set[int | None] = set()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if any(entry["version"] == "2.0.0" for entry in deployed.status().get("history", [])):
-            break
-        weights.add(deployed.canary_weight())
-        for _ in range(10):
-            answers[deployed.ask()] += 1
+    answers, entry = deployed.ask_until_ended(
+        "2.0.0", 240, batch=10, between=lambda: weights.add(deployed.canary_weight())
+    )
     status = deployed.status()
-    (entry,) = [entry for entry in status.get("history", []) if entry["version"] == "2.0.0"]
     assert entry["outcome"] == "RolledBack", entry
     scored = status["validation"]
     assert (scored["version"], scored["passed"], scored["samples"]) == ("2.0.0", False, DATASET_ROWS), scored

@@ -17,8 +17,6 @@ from unit.serving.support import digest_of, make_batch_of_one_classifier, make_c
 
 pytestmark = pytest.mark.real
 
-SETTLE_SECONDS = 2.0  # after the route's weights change: Traefik applies the new route, canary pods join
-
 
 def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight_through_the_gateway(
     real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
@@ -27,22 +25,7 @@ def test_a_good_version_is_promoted_step_by_step_and_each_step_serves_its_weight
     deployed = ServedModel(real_cluster, real_namespace, "promoted", model, f"{model_server.url}/{model.joblib.name}")
     deployed.become_stable()
 
-    deployed.apply("2.0.0")
-    served: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    weight, changed_at, deadline = 0, time.monotonic(), time.monotonic() + 360
-    while time.monotonic() < deadline:
-        status = deployed.status()
-        if status.get("phase") == "Stable" and status.get("stableVersion") == "2.0.0":
-            break
-        current = deployed.canary_weight() or 0
-        if current != weight:
-            weight, changed_at = current, time.monotonic()
-        for _ in range(20):
-            answer = deployed.ask()
-            if time.monotonic() - changed_at >= SETTLE_SECONDS:
-                served[weight][answer] += 1
-    final = deployed.status()
-    assert (final.get("phase"), final.get("stableVersion")) == ("Stable", "2.0.0"), final
+    served = deployed.ask_through_promotion("2.0.0")
     for step in STEPS:
         counts = served[step]
         total = sum(counts.values())
@@ -63,16 +46,8 @@ def test_a_version_whose_answers_fail_is_rolled_back_on_its_own_errors_while_sta
 
     broken = make_batch_of_one_classifier(model_server.directory)
     deployed.apply("2.0.0", uri=f"{model_server.url}/{broken.name}", artifact=("onnx", digest_of(broken)))
-    answers: collections.Counter[str] = collections.Counter()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        history = deployed.status().get("history", [])
-        if any(entry["version"] == "2.0.0" for entry in history):
-            break
-        for _ in range(20):
-            answers[deployed.ask()] += 1
+    answers, entry = deployed.ask_until_ended("2.0.0", 300)
     status = deployed.status()
-    (entry,) = [entry for entry in status.get("history", []) if entry["version"] == "2.0.0"]
     assert entry["outcome"] == "RolledBack", entry
     assert "error rate" in entry.get("message", ""), entry
     assert status.get("stableVersion") == "1.0.0", status
@@ -101,16 +76,8 @@ def test_a_model_file_that_does_not_verify_is_never_ready_and_rolled_back_withou
     deployed.become_stable()
 
     deployed.apply("2.0.0", uri=f"{model_server.url}/{other.joblib.name}", progress_deadline="60s")
-    answers: collections.Counter[str] = collections.Counter()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        history = deployed.status().get("history", [])
-        if any(entry["version"] == "2.0.0" for entry in history):
-            break
-        for _ in range(20):
-            answers[deployed.ask()] += 1
+    answers, entry = deployed.ask_until_ended("2.0.0", 240)
     status = deployed.status()
-    (entry,) = [entry for entry in status.get("history", []) if entry["version"] == "2.0.0"]
     assert entry["outcome"] == "RolledBack", entry
     assert status.get("stableVersion") == "1.0.0", status
     assert set(answers) == {"1.0.0"}, answers  # no failed request, nothing from 2.0.0

@@ -42,16 +42,22 @@ def test_every_setting_the_script_passes_is_read_by_the_tests() -> None:
     assert "export KUBECONFIG=" in SCRIPT.read_text()
 
 
-def test_the_environment_names_the_cluster_prometheus_and_host_address(tmp_path: Path) -> None:
+@pytest.fixture
+def kind_environ(tmp_path: Path) -> dict[str, str]:
+    """The variables hack/e2e-kind.sh sets for the tests, naming a kubeconfig file that exists."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    environ = {
+    return {
         "SLUICE_REAL_CLUSTER": "kubeconfig",
         "KUBECONFIG": str(kubeconfig),
         "SLUICE_REAL_PROMETHEUS_URL": "http://127.0.0.1:19090",
         "SLUICE_REAL_HOST_ADDRESS": "172.18.0.1",
         "SLUICE_REAL_GATEWAY_URL": "http://127.0.0.1:18080/",
     }
+
+
+def test_the_environment_names_the_cluster_prometheus_host_address_and_gateway(kind_environ: dict[str, str]) -> None:
+    environ, kubeconfig = kind_environ, Path(kind_environ["KUBECONFIG"])
     assert ExternalCluster.from_environment(environ) == ExternalCluster(
         kubeconfig, "http://127.0.0.1:19090", "172.18.0.1", "http://127.0.0.1:18080", "default", "public"
     )
@@ -68,20 +74,11 @@ def test_the_environment_names_the_cluster_prometheus_and_host_address(tmp_path:
 
 
 def test_the_real_scenarios_run_on_the_cluster_the_environment_names_else_on_the_harness_node(
-    tmp_path: Path,
+    kind_environ: dict[str, str], tmp_path: Path
 ) -> None:
     """The fixtures' choice: `RealCluster.select` returns the external cluster's settings when the environment
     names one (without starting the harness's node), else the harness's node."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    environ = {
-        "SLUICE_REAL_CLUSTER": "kubeconfig",
-        "KUBECONFIG": str(kubeconfig),
-        "SLUICE_REAL_PROMETHEUS_URL": "http://127.0.0.1:19090",
-        "SLUICE_REAL_HOST_ADDRESS": "172.18.0.1",
-        "SLUICE_REAL_GATEWAY_URL": "http://127.0.0.1:18080",
-        "SLUICE_REAL_GATEWAY": "infra/shared",
-    }
+    environ, kubeconfig = {**kind_environ, "SLUICE_REAL_GATEWAY": "infra/shared"}, Path(kind_environ["KUBECONFIG"])
 
     def no_node() -> RealNode:
         raise AssertionError("the harness's node must not start for an external cluster")
