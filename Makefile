@@ -91,8 +91,8 @@ crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the p
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py
 
-bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~10 min)
-	$(PY) bench/real.py $(BENCH_ARGS)
+bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~4 min)
+	$(PY) bench/real_node.py $(BENCH_ARGS)
 
 bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
 	$(PY) bench/run.py $(BENCH_ARGS)

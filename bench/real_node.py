@@ -15,7 +15,7 @@ Then, on one ModelDeployment behind Gateway `public`:
   with interval 5 s under steady load, from the step's start (`status.stepStartedAt`) to the route's canary
   weight 0, beside the kwok figure of `make bench` (same settings).
 
-    .venv/bin/python bench/real.py [--no-doc] [--repetitions N] [--wrk-seconds S]
+    .venv/bin/python bench/real_node.py [--no-doc] [--repetitions N] [--wrk-seconds S]
 """
 
 from __future__ import annotations
@@ -62,12 +62,13 @@ def versions() -> dict[str, str]:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         return (done.stdout or done.stderr).strip().splitlines()[0]
 
+    traefik = first_line(str(tools.binary("traefik")), "version").split()[-1]  # "Version:      v3.6.12"
     return {
-        "kubelet": first_line(str(tools.binary("kubelet")), "--version"),
+        "kubelet": f"kubelet {first_line(str(tools.binary('kubelet')), '--version').split()[-1]}",
         "containerd": first_line("containerd", "--version"),
         "runc": first_line("runc", "--version"),
-        "traefik": " ".join(first_line(str(tools.binary("traefik")), "version").split()),
-        "wrk": first_line("wrk", "-v"),
+        "traefik": f"Traefik {traefik}",
+        "wrk": first_line("wrk", "-v").split(" Copyright")[0],
     }
 
 
@@ -144,7 +145,7 @@ def run(workdir: Path, repetitions: int, wrk_seconds: float) -> dict[str, Any]:
 
 def render(r: dict[str, Any], took: float, args: argparse.Namespace) -> str:
     v = r["versions"]
-    command = f".venv/bin/python bench/real.py --repetitions {args.repetitions} --wrk-seconds {args.wrk_seconds:g}"
+    command = f".venv/bin/python bench/real_node.py --repetitions {args.repetitions} --wrk-seconds {args.wrk_seconds:g}"
     lines = [
         f"Run: {stamp()}; {machine()}; load average (1/5/15 min) {r['load_before']} before; the run took "
         f"{took / 60:.1f} min. Command: `{command}` (`make bench-real`).",
