@@ -66,6 +66,9 @@ class Demo:
     problem: Callable[[], str | None]
     """Why the demo cannot go on (the operator exited), or None."""
     watch_command: str
+    on_stable: Callable[[], None] = lambda: None
+    """Called once the first version is Stable (the real node's load starts then: earlier the Gateway has no ready
+    backend to route to)."""
 
 
 class View:
@@ -158,7 +161,10 @@ def start_real(workdir: Path, stack: contextlib.ExitStack, steps: list[int], int
     namespace = create_namespace(api_client, prefix="demo")
     model, broken = make_classifier(models), make_batch_of_one_classifier(models)
     url = f"{models_url}/{model.joblib.name}"
-    traffic = stack.enter_context(Traffic(ServedModel(cluster, namespace, NAME, model, url), 900))
+    traffic = Traffic(ServedModel(cluster, namespace, NAME, model, url), 900)
+
+    def start_traffic() -> None:
+        stack.enter_context(traffic)
 
     def tally() -> tuple[int, int]:
         answers = traffic.answers
@@ -176,6 +182,7 @@ def start_real(workdir: Path, stack: contextlib.ExitStack, steps: list[int], int
         tally,
         lambda: None,
         f"KUBECONFIG={cluster.kubeconfig} {REPO}/.venv/bin/kubectl-sluice status {NAME} -n {namespace} --watch",
+        start_traffic,
     )
 
 
@@ -216,6 +223,7 @@ def main() -> int:
 
         budget = 60 + interval * (len(steps) + 3) * 2 + (120 if args.real else 0)
         watch("1.0.0 deploying", lambda s: s.get("phase") == "Stable", budget)
+        demo.on_stable()
 
         def ended(outcome: str, version: str) -> Any:
             def check(s: dict[str, Any]) -> bool:
