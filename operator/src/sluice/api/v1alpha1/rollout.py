@@ -100,5 +100,6 @@ class RolloutSpec(ApiModel):
     shadow: ShadowSpec | None = Field(
         default=None,
         description="Mirror requests to the canary and compare it with stable before any live weight; needs "
-        "traffic.gateway. Off when left out.",
+        "traffic.gateway and a Gateway implementing the RequestMirror filter (Traefik does not, and fails every "
+        "request of a mirrored route). Off when left out.",
     )
