@@ -81,10 +81,21 @@ def test_the_documented_defaults_of_a_minimal_spec() -> None:
         "minRequests": 20,
         "maxFailedChecks": 1,
         "maxInconclusiveChecks": 3,
-        "onInconclusive": "Rollback",
         "maxConsecutiveErrors": 3,
+        "confidence": 0.95,
+        "maxStepDuration": "1h",
         "minDriftSamples": 500,
     }
+    assert api.AnalysisSpec().inconclusive_policy is api.InconclusivePolicy.ROLLBACK
+
+
+def test_on_inconclusive_defaults_to_hold_when_the_canary_is_compared_with_stable() -> None:
+    analysis = api.AnalysisSpec.model_validate({"compareToStable": {"maxErrorRateIncrease": 0.01}})
+    assert analysis.inconclusive_policy is api.InconclusivePolicy.HOLD
+    explicit = api.AnalysisSpec.model_validate(
+        {"compareToStable": {"maxErrorRateIncrease": 0.01}, "onInconclusive": "Rollback"}
+    )
+    assert explicit.inconclusive_policy is api.InconclusivePolicy.ROLLBACK
 
 
 @pytest.mark.parametrize(("field", "model"), [("rollout", api.RolloutSpec), ("analysis", api.AnalysisSpec)])

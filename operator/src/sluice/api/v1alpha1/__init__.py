@@ -8,7 +8,13 @@ One module per part of the object: meta (names, limits, the base model), serving
 spec, status; everything is imported from here.
 """
 
-from sluice.api.v1alpha1.analysis import AnalysisSpec, CustomMetric, InconclusivePolicy, PrometheusRef
+from sluice.api.v1alpha1.analysis import (
+    AnalysisSpec,
+    CompareToStable,
+    CustomMetric,
+    InconclusivePolicy,
+    PrometheusRef,
+)
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -95,6 +101,7 @@ __all__ = [
     "AnalysisSpec",
     "ApiModel",
     "CheckResult",
+    "CompareToStable",
     "Condition",
     "ConfigMapKeyRef",
     "CustomMetric",

@@ -57,10 +57,65 @@ class CustomMetric(ApiModel):
 
 
 class InconclusivePolicy(StrEnum):
-    """What happens after too many inconclusive checks in a row."""
+    """What happens after too many inconclusive checks in a row, or (compareToStable) at maxStepDuration without
+    enough evidence."""
 
     ROLLBACK = "Rollback"
     HOLD = "Hold"
+
+
+class CompareToStable(ApiModel):
+    """Bounds on how much worse than the stable version the canary may be, judged on both tracks' requests over the
+    same window with a sequential test (see docs/judge.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.maxErrorRateIncrease) || has(self.maxSlowRequestsIncrease)",
+                    "compareToStable needs maxErrorRateIncrease, maxSlowRequestsIncrease or both",
+                ),
+                cel(
+                    "has(self.slowerThan) == has(self.maxSlowRequestsIncrease)",
+                    "slowerThan and maxSlowRequestsIncrease go together",
+                ),
+                cel(
+                    f"!{is_duration('slowerThan')} || duration(self.slowerThan) > duration('0s')",
+                    "slowerThan must be greater than 0s",
+                    ".slowerThan",
+                ),
+            ]
+        }
+    )
+
+    max_error_rate_increase: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "Highest error-rate increase over the stable version, as a fraction (0.01: the canary may fail at most "
+            "1 percentage point more of its requests than stable). Off when unset."
+        ),
+        examples=[0.01],
+    )
+    slower_than: Duration | None = Field(
+        default=None,
+        description=(
+            "A request slower than this is slow (read from the latency histogram buckets: the largest bucket bound "
+            "not above it). Set with maxSlowRequestsIncrease."
+        ),
+        examples=["250ms"],
+    )
+    max_slow_requests_increase: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description=(
+            "Highest increase of the share of slow requests (slowerThan) over the stable version, as a fraction "
+            "(0.02: 2 percentage points). Off when unset."
+        ),
+        examples=[0.02],
+    )
 
 
 class AnalysisSpec(ApiModel):
@@ -73,7 +128,12 @@ class AnalysisSpec(ApiModel):
                     f"!{is_duration('maxLatencyP99')} || duration(self.maxLatencyP99) > duration('0s')",
                     "maxLatencyP99 must be greater than 0s",
                     ".maxLatencyP99",
-                )
+                ),
+                cel(
+                    f"!{is_duration('maxStepDuration')} || duration(self.maxStepDuration) > duration('0s')",
+                    "maxStepDuration must be greater than 0s",
+                    ".maxStepDuration",
+                ),
             ]
         }
     )
@@ -100,9 +160,35 @@ class AnalysisSpec(ApiModel):
         le=100,
         description="Consecutive inconclusive checks (too little traffic, no data) before onInconclusive applies.",
     )
-    on_inconclusive: InconclusivePolicy = Field(
-        default=InconclusivePolicy.ROLLBACK,
-        description="Rollback, or Hold the current step until data arrives or a person decides.",
+    on_inconclusive: InconclusivePolicy | None = Field(
+        default=None,
+        description=(
+            "Rollback, or Hold the current step until data arrives or a person decides. Default: Rollback, and Hold "
+            "when compareToStable is set (a step without enough evidence at maxStepDuration holds)."
+        ),
+    )
+    compare_to_stable: CompareToStable | None = Field(
+        default=None,
+        description=(
+            "Bounds relative to the stable version, judged with a sequential test: a step lasts until the evidence "
+            "decides (at least rollout.interval, at most maxStepDuration). See docs/judge.md."
+        ),
+    )
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.9999,
+        description=(
+            "How sure the compareToStable test must be before it decides: at 0.95 a canary no worse than its "
+            "bounds is rolled back in at most 5% of steps, and one worse than its bounds promoted in at most 5%."
+        ),
+    )
+    max_step_duration: Duration = Field(
+        default="1h",
+        description=(
+            "compareToStable: the longest a step waits for enough evidence, counted from the canary's first "
+            "request at the step's weight; then onInconclusive applies. Also caps the window the test reads."
+        ),
     )
     max_consecutive_errors: int = Field(
         default=3, ge=1, le=100, description="Consecutive checks Prometheus could not answer before rollback."
@@ -157,3 +243,10 @@ class AnalysisSpec(ApiModel):
             "drift metric inconclusive, never a pass."
         ),
     )
+
+    @property
+    def inconclusive_policy(self) -> InconclusivePolicy:
+        """onInconclusive, or its default: Hold with compareToStable, else Rollback."""
+        if self.on_inconclusive is not None:
+            return self.on_inconclusive
+        return InconclusivePolicy.HOLD if self.compare_to_stable is not None else InconclusivePolicy.ROLLBACK

@@ -74,6 +74,18 @@ class MetricResult(ApiModel):
     max: float | None = Field(default=None, description="Upper bound applied.")
     verdict: Verdict = Field(description="Passed, Failed, Inconclusive or Errored.")
     message: str = Field(default="", description="Why, in words.")
+    lower: float | None = Field(
+        default=None, description="compareToStable: the lower end of the confidence interval of the value."
+    )
+    upper: float | None = Field(
+        default=None, description="compareToStable: the upper end of the confidence interval of the value."
+    )
+    canary_requests: float | None = Field(
+        default=None, description="compareToStable: the canary's requests the value was judged on (the evidence)."
+    )
+    stable_requests: float | None = Field(
+        default=None, description="compareToStable: the stable version's requests the value was judged on."
+    )
 
 
 class CheckResult(ApiModel):
@@ -157,6 +169,13 @@ class ModelDeploymentStatus(ApiModel):
     current_step: int | None = Field(default=None, description="Index into spec.rollout.steps; none between rollouts.")
     rollout_started_at: datetime | None = Field(default=None, description="When the current rollout started.")
     step_started_at: datetime | None = Field(default=None, description="When the current step started.")
+    step_traffic_at: datetime | None = Field(
+        default=None,
+        description=(
+            "compareToStable: when a check first saw the canary serve requests at the current step's weight; the "
+            "step's clock (rollout.interval, analysis.maxStepDuration) starts there."
+        ),
+    )
     last_check_time: datetime | None = Field(default=None, description="When the last analysis check ran.")
     passed_checks: int = Field(default=0, description="Passed checks in the current rollout.")
     failed_checks: int = Field(default=0, description="Failed checks in the current rollout.")

@@ -74,7 +74,7 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
         return ConditionStatus.TRUE, "WaitingForCanary", f"waiting for canary {version} (progressDeadline {deadline})"
     analysis = spec.analysis
     holding = (
-        analysis.on_inconclusive is InconclusivePolicy.HOLD
+        analysis.inconclusive_policy is InconclusivePolicy.HOLD
         and status.inconclusive_checks >= analysis.max_inconclusive_checks
     )
     if holding:

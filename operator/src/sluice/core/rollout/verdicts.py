@@ -53,7 +53,7 @@ def _inconclusive(decision: Decision, check: CheckResult) -> None:
     decision.check_event(EventType.WARNING, "CheckInconclusive", check)
     if status.inconclusive_checks < analysis.max_inconclusive_checks:
         return
-    if analysis.on_inconclusive is InconclusivePolicy.ROLLBACK:
+    if analysis.inconclusive_policy is InconclusivePolicy.ROLLBACK:
         decision.roll_back(
             Outcome.ROLLED_BACK,
             "AnalysisInconclusive",
