@@ -24,6 +24,7 @@ from sluice.adapters.metrics import (
     unreachable,
 )
 from sluice.core.drift import CountKind, Counts
+from sluice.core.plan import Comparison, TrackCounts
 
 QUERY = CanaryQuery(
     namespace="ml", name="fraud", version="1.4.0", window=timedelta(minutes=1), custom={"acc": "acc{v='{{version}}'}"}
@@ -238,3 +239,40 @@ def test_prediction_buckets_when_there_are_no_classes_and_none_without_series(fa
 def test_without_drift_bounds_no_distribution_is_queried(fake_prometheus: FakePrometheus) -> None:
     read(fake_prometheus.url)
     assert not [promql for promql in fake_prometheus.queries if "by (class)" in promql or "input_feature" in promql]
+
+
+COMPARE_QUERY = CanaryQuery(
+    namespace="ml", name="fraud", version="1.4.0", window=timedelta(minutes=7), stable_version="1.3.0", compare=True
+)
+
+
+def test_compare_to_stable_reads_both_tracks_requests_errors_and_latency_buckets(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    def answer(promql: str) -> tuple[int, Any]:
+        canary = 'track="canary"' in promql
+        if promql.startswith("sum by (le)"):
+            return 200, samples(
+                ({"le": "0.25"}, "90" if canary else "290"), ({"le": "+Inf"}, "100" if canary else "300")
+            )
+        if "or vector(0)" in promql and "increase(" in promql:
+            return 200, vector("8" if canary else "9")
+        if promql.startswith("sum(increase(sluice_serving_requests_total{"):
+            return 200, vector("100" if canary else "300")
+        return 200, vector("1")
+
+    fake_prometheus.answer = answer
+    reading = asyncio.run(PrometheusProvider(fake_prometheus.url, 5).read(COMPARE_QUERY))
+    assert reading.error is None
+    assert reading.comparison == Comparison(
+        canary=TrackCounts(requests=100, errors=8, latency_buckets={"0.25": 90, "+Inf": 100}),
+        stable=TrackCounts(requests=300, errors=9, latency_buckets={"0.25": 290, "+Inf": 300}),
+    )
+    stable_queries = [promql for promql in fake_prometheus.queries if 'version="1.3.0",track="stable"}[7m]' in promql]
+    assert len(stable_queries) == 3
+
+
+def test_without_compare_to_stable_the_stable_track_is_not_queried(fake_prometheus: FakePrometheus) -> None:
+    reading = read(fake_prometheus.url)
+    assert reading.comparison is None
+    assert not [promql for promql in fake_prometheus.queries if 'track="stable"' in promql]

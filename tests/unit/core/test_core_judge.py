@@ -85,32 +85,26 @@ def _looks(rng: np.random.Generator, canary_rate: float, stable_rate: float, *, 
     return Decision.MORE_EVIDENCE
 
 
+def _share(decision: Decision, canary_rate: float, stable_rate: float, *, per_look: int, seed: int) -> float:
+    """The share of 400 watched steps whose first decision is `decision`."""
+    rng = np.random.default_rng(seed)
+    seeds = 400
+    hits = sum(_looks(rng, canary_rate, stable_rate, per_look=per_look, looks=120) is decision for _ in range(seeds))
+    return hits / seeds
+
+
 @pytest.mark.parametrize(("rate", "per_look"), [(0.0, 30), (0.001, 300), (0.01, 30), (0.03, 300), (0.2, 3000)])
 def test_identical_canary_and_stable_streams_are_judged_worse_in_no_more_than_the_stated_share(
     rate: float, per_look: int
 ) -> None:
-    rng = np.random.default_rng(16)
-    seeds = 400
-    worse = sum(_looks(rng, rate, rate, per_look=per_look, looks=120) is Decision.WORSE for _ in range(seeds))
-    assert worse / seeds <= 1 - CONFIDENCE
+    assert _share(Decision.WORSE, rate, rate, per_look=per_look, seed=16) <= 1 - CONFIDENCE
 
 
 @pytest.mark.parametrize("stable_rate", [0.0, 0.01, 0.05])
 def test_a_canary_exactly_at_its_bound_is_judged_worse_in_no_more_than_the_stated_share(stable_rate: float) -> None:
-    rng = np.random.default_rng(17)
-    seeds = 400
-    worse = sum(
-        _looks(rng, stable_rate + 0.01, stable_rate, per_look=200, looks=120) is Decision.WORSE for _ in range(seeds)
-    )
-    assert worse / seeds <= 1 - CONFIDENCE
+    assert _share(Decision.WORSE, stable_rate + 0.01, stable_rate, per_look=200, seed=17) <= 1 - CONFIDENCE
 
 
 @pytest.mark.parametrize("stable_rate", [0.0, 0.01, 0.05])
 def test_a_canary_beyond_its_bound_is_passed_in_no_more_than_the_stated_share(stable_rate: float) -> None:
-    rng = np.random.default_rng(18)
-    seeds = 400
-    passed = sum(
-        _looks(rng, stable_rate + 0.011, stable_rate, per_look=200, looks=120) is Decision.NOT_WORSE
-        for _ in range(seeds)
-    )
-    assert passed / seeds <= 1 - CONFIDENCE
+    assert _share(Decision.NOT_WORSE, stable_rate + 0.011, stable_rate, per_look=200, seed=18) <= 1 - CONFIDENCE

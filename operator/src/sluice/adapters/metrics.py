@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from sluice.adapters.bounded_http import MAX_RESPONSE_BYTES, RefusedAnswerError,
 from sluice.api.durations import format_duration
 from sluice.api.v1alpha1 import AnalysisSpec
 from sluice.core.drift import CountKind, Counts
-from sluice.core.plan import AnalysisReading
+from sluice.core.plan import AnalysisReading, Comparison, TrackCounts
 
 REQUESTS_METRIC = f"{contract.REQUESTS}_total"
 FALLBACKS_METRIC = f"{contract.FALLBACK_RESPONSES}_total"
@@ -57,6 +57,8 @@ class CanaryQuery:
     """Read input-feature counts of both sides (maxFeaturePSI is set)."""
     at: datetime | None = None
     """Evaluation time of the instant queries; None: now."""
+    compare: bool = False
+    """Read both tracks' request, error and latency-bucket counts (compareToStable is set)."""
 
 
 class MetricsProvider(Protocol):
@@ -90,6 +92,7 @@ def canary_query(
         predictions=analysis.max_prediction_psi is not None or analysis.max_prediction_ks is not None,
         features=analysis.max_feature_psi is not None,
         at=at,
+        compare=analysis.compare_to_stable is not None,
     )
 
 
@@ -169,6 +172,33 @@ def drift_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
         "classes": both(CLASSES_METRIC, contract.LABEL_CLASS),
         "prediction_buckets": both(PREDICTION_BUCKETS_METRIC, "le"),
         "feature_buckets": both(FEATURE_BUCKETS_METRIC, f"{contract.LABEL_FEATURE}, le"),
+    }
+
+
+def comparison_queries(query: CanaryQuery) -> dict[str, tuple[str, str]]:
+    """PromQL of compareToStable's readings, (canary, stable) by name: `requests`, `errors` (5xx and fallback
+    answers, as the error rate counts them), `latency_buckets` by `le`; each the increase over the window, summed
+    over pods."""
+    window = format_duration(query.window)
+    sides = (
+        _selector(query, query.version, contract.TRACK_CANARY),
+        _selector(query, query.stable_version or "", contract.TRACK_STABLE),
+    )
+
+    def both(render: Callable[[str], str]) -> tuple[str, str]:
+        return render(sides[0]), render(sides[1])
+
+    return {
+        "requests": both(lambda selector: f"sum(increase({REQUESTS_METRIC}{{{selector}}}[{window}]))"),
+        "errors": both(
+            lambda selector: (
+                f'(sum(increase({REQUESTS_METRIC}{{{selector},{contract.LABEL_CODE}=~"5.."}}[{window}])) or vector(0))'
+                f" + (sum(increase({FALLBACKS_METRIC}{{{selector}}}[{window}])) or vector(0))"
+            )
+        ),
+        "latency_buckets": both(
+            lambda selector: f"sum by (le) (increase({DURATION_BUCKETS_METRIC}{{{selector}}}[{window}]))"
+        ),
     }
 
 
@@ -302,6 +332,20 @@ class PrometheusProvider:
                 by_feature.setdefault(feature, ({}, {}))[side][le] = value
         return {feature: Counts(CountKind.BUCKETS, *sides) for feature, sides in by_feature.items()}
 
+    def _comparison(self, query: CanaryQuery) -> Comparison:
+        queries = comparison_queries(query)
+        tracks = []
+        for side in (0, 1):
+            buckets = self._grouped(queries["latency_buckets"][side], ("le",), query.at)
+            tracks.append(
+                TrackCounts(
+                    requests=self._value(queries["requests"][side], query.at),
+                    errors=self._value(queries["errors"][side], query.at),
+                    latency_buckets={key[0]: value for key, value in buckets.items()},
+                )
+            )
+        return Comparison(canary=tracks[0], stable=tracks[1])
+
     def _read(self, query: CanaryQuery) -> AnalysisReading:
         at = query.at
         builtin = {name: self._value(promql, at) for name, promql in builtin_queries(query).items()}
@@ -314,4 +358,5 @@ class PrometheusProvider:
             custom=custom,
             predictions=self._predictions(query, drift) if query.predictions else None,
             features=self._features(query, drift) if query.features else {},
+            comparison=self._comparison(query) if query.compare else None,
         )

@@ -21,6 +21,7 @@ from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import AnalysisSpec, CheckResult, CustomMetric, MetricResult, Verdict
 from sluice.core.drift import Counts, aligned, ks, psi
 from sluice.core.plan import AnalysisReading
+from sluice.core.relative import ERROR_RATE_INCREASE, SLOW_REQUESTS_INCREASE, judge_relative, points, relative_bounds
 
 REQUEST_COUNT = "requestCount"
 ERROR_RATE = "errorRate"
@@ -34,11 +35,12 @@ _VERDICT_STRENGTH = (Verdict.ERRORED, Verdict.FAILED, Verdict.INCONCLUSIVE, Verd
 
 
 def evaluate(
-    analysis: AnalysisSpec, reading: AnalysisReading, *, time: datetime, step: int, weight: int
+    analysis: AnalysisSpec, reading: AnalysisReading, *, time: datetime, step: int, weight: int, may_pass: bool = True
 ) -> CheckResult:
     """Judge `reading` against `analysis`; the result records every value, bound and verdict.
 
-    MetricResult values and bounds are in the metric's unit: a count, a fraction, seconds (latency).
+    MetricResult values and bounds are in the metric's unit: a count, a fraction, seconds (latency). The relative
+    metrics of compareToStable (`sluice.core.relative`) pass only when `may_pass` (the step is old enough).
     """
     latency_bound = parse_duration(analysis.max_latency_p99).total_seconds()
     if reading.error is not None:
@@ -48,6 +50,7 @@ def evaluate(
                 (ERROR_RATE, None, analysis.max_error_rate),
                 (LATENCY_P99, None, latency_bound),
                 *((name, None, bound) for name, bound in drift_bounds(analysis).items()),
+                *((name, None, bound) for name, bound in relative_bounds(analysis.compare_to_stable).items()),
                 *((metric.name, metric.min, metric.max) for metric in analysis.metrics or []),
             ],
             reading.error,
@@ -74,6 +77,7 @@ def evaluate(
                 show=_seconds,
             ),
             *_judge_drift(analysis, reading),
+            *judge_relative(analysis, reading.comparison, may_pass=may_pass),
             *(_judge_custom(metric, known(reading.custom.get(metric.name))) for metric in analysis.metrics or []),
         ]
     return CheckResult(time=time, step=step, weight=weight, verdict=strongest_verdict(metrics), metrics=metrics)
@@ -201,13 +205,16 @@ def _percent(value: float) -> str:
 
 def shown(name: str, value: float) -> str:
     """A metric's value as people read it everywhere (Events, conditions, history, the plugin, `analyze`): the
-    error rate in percent, latency in ms or s, requests as a whole number, anything else to 4 digits."""
+    error rate in percent, latency in ms or s, requests as a whole number, a relative metric in percentage points,
+    anything else to 4 digits."""
     if name == ERROR_RATE:
         return _percent(value)
     if name == LATENCY_P99:
         return _seconds(value)
     if name == REQUEST_COUNT:
         return f"{value:.0f}"
+    if name in (ERROR_RATE_INCREASE, SLOW_REQUESTS_INCREASE):
+        return points(value)
     return f"{value:.4g}"
 
 

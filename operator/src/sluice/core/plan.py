@@ -32,6 +32,24 @@ class WorkloadState:
 
 
 @dataclass(frozen=True)
+class TrackCounts:
+    """One track's requests over the check window: all of them, the failed ones, and the latency histogram's
+    cumulative counts by upper bound `le` (`+Inf` included), as Prometheus exposes them."""
+
+    requests: float | None = None
+    errors: float | None = None
+    latency_buckets: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The canary's and the stable version's requests over the same window (read when compareToStable is set)."""
+
+    canary: TrackCounts
+    stable: TrackCounts
+
+
+@dataclass(frozen=True)
 class AnalysisReading:
     """The canary's metrics over one check window, or why they could not be read.
 
@@ -48,6 +66,8 @@ class AnalysisReading:
     a prediction drift bound is set; None for no prediction series on either side."""
     features: Mapping[str, Counts] = field(default_factory=dict)
     """Canary and stable input-feature histogram buckets by feature name, read only when maxFeaturePSI is set."""
+    comparison: Comparison | None = None
+    """Both tracks' request counts over the window, read only when compareToStable is set."""
     error: str | None = None
 
 

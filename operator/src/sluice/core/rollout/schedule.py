@@ -13,17 +13,47 @@ from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phas
 from sluice.core.plan import WorkloadState
 from sluice.core.rollout.workloads import canary_ready
 
+PROBE_PERIOD = timedelta(seconds=10)
+"""compareToStable: how often a step looks for the canary's first request at its weight (when the interval is
+longer), so that the step's clock starts near it."""
+
+
+def judging(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
+    """Whether the current step is judged by compareToStable's sequential test (a live step with the bounds set)."""
+    return (
+        spec.analysis.compare_to_stable is not None
+        and status.phase is Phase.PROGRESSING
+        and status.current_step is not None
+        and status.step_started_at is not None
+    )
+
 
 def check_window(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> timedelta | None:
     """The window to read the canary's metrics over when an analysis check is due at `now`, else None.
 
     A check is due one interval after the later of the step's start and the last check, while a step is running
-    (phase Progressing, canary ready). The window is the interval. Call it with the same `now` as `decide`.
+    (phase Progressing, canary ready). The window is the interval; with compareToStable it is the whole step so far
+    (the sequential test's evidence), at most analysis.maxStepDuration. Call it with the same `now` as `decide`.
     """
     due = next_check_at(spec, status)
     if due is None or now < due:
         return None
+    if judging(spec, status) and status.step_started_at is not None:
+        longest = parse_duration(spec.analysis.max_step_duration)
+        return max(min(now - status.step_started_at, longest), timedelta(seconds=1))
     return parse_duration(spec.rollout.interval)
+
+
+def step_clock(status: ModelDeploymentStatus) -> datetime | None:
+    """compareToStable: when the current step's clock started: the canary's first request at its weight, else the
+    step's start."""
+    return status.step_traffic_at or status.step_started_at
+
+
+def step_expired(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
+    """compareToStable: whether the step has run analysis.maxStepDuration on its clock."""
+    started = step_clock(status)
+    return started is not None and now - started >= parse_duration(spec.analysis.max_step_duration)
 
 
 def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
@@ -36,7 +66,10 @@ def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> d
     last = status.step_started_at
     if status.last_check_time is not None:
         last = max(last, status.last_check_time)
-    return last + parse_duration(spec.rollout.interval)
+    interval = parse_duration(spec.rollout.interval)
+    if judging(spec, status) and status.step_traffic_at is None:
+        return last + min(interval, PROBE_PERIOD)
+    return last + interval
 
 
 def validation_due(

@@ -56,7 +56,7 @@ class Decision:
         status.canary_weight = 0
         status.current_step = None
         status.rollout_started_at = self.now
-        status.step_started_at = None
+        status.step_started_at = status.step_traffic_at = None
         status.last_check_time = None
         status.last_check = None
         status.passed_checks = status.failed_checks = status.inconclusive_checks = status.consecutive_errors = 0
@@ -64,7 +64,7 @@ class Decision:
 
     def pass_gate(self, gate: Phase) -> None:
         """On to the gate after `gate`: the live steps start from the first (entered once the canary is ready)."""
-        self.status.step_started_at = None
+        self.status.step_started_at = self.status.step_traffic_at = None
         self.enter(next_phase(self.spec, gate))
 
     def start_promoting(self, why: str) -> None:
@@ -114,12 +114,13 @@ class Decision:
         status.canary_weight = 0
         status.current_step = None
         status.rollout_started_at = None
-        status.step_started_at = None
+        status.step_started_at = status.step_traffic_at = None
 
     def enter_step(self, step: int) -> None:
         self.status.current_step = step
         self.status.canary_weight = self.spec.rollout.steps[step]
         self.status.step_started_at = self.now
+        self.status.step_traffic_at = None
 
     # --- the canary ---------------------------------------------------------------------------------------------
 

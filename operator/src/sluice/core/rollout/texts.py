@@ -5,11 +5,19 @@ Pure functions of (spec, status, observations); the transitions decide, this mod
 
 from __future__ import annotations
 
-from sluice.api.v1alpha1 import CheckResult, InconclusivePolicy, ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from sluice.api.v1alpha1 import (
+    CheckResult,
+    InconclusivePolicy,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Phase,
+    Verdict,
+)
+from sluice.core.analysis import summary
 from sluice.core.conditions import ConditionStatus
 from sluice.core.plan import WorkloadState
 from sluice.core.rollout.order import gates_before_steps
-from sluice.core.rollout.schedule import next_check_at
+from sluice.core.rollout.schedule import judging, next_check_at
 
 ConditionText = tuple[ConditionStatus, str, str]
 """A condition's status, reason and message."""
@@ -72,6 +80,8 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
     if status.current_step is None:
         deadline = spec.rollout.progress_deadline
         return ConditionStatus.TRUE, "WaitingForCanary", f"waiting for canary {version} (progressDeadline {deadline})"
+    if judging(spec, status):
+        return _judged_progress(spec, status)
     analysis = spec.analysis
     holding = (
         analysis.inconclusive_policy is InconclusivePolicy.HOLD
@@ -84,6 +94,29 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
         )
         return ConditionStatus.TRUE, "InconclusiveHold", message
     return ConditionStatus.TRUE, "Analysing", f"canary {version} {here}; {_next_check(spec, status)}"
+
+
+def _judged_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> ConditionText:
+    """compareToStable: waiting for the canary's first request, gathering evidence (how much is missing), or
+    holding after maxStepDuration."""
+    version, here, then = status.canary_version, where(spec, status), _next_check(spec, status)
+    last = status.last_check
+    evidence = ""
+    if last is not None and last.step == status.current_step and last.verdict is Verdict.INCONCLUSIVE:
+        evidence = f"; {summary(last)}"
+    if status.inconclusive_checks > 0:
+        message = (
+            f"holding {here}: maxStepDuration {spec.analysis.max_step_duration} passed without enough evidence "
+            f"(onInconclusive Hold){evidence}; {then}"
+        )
+        return ConditionStatus.TRUE, "InconclusiveHold", message
+    if status.step_traffic_at is None:
+        return (
+            ConditionStatus.TRUE,
+            "WaitingForTraffic",
+            f"canary {version} {here}: no request yet at this weight; {then}",
+        )
+    return ConditionStatus.TRUE, "Analysing", f"canary {version} {here}{evidence}; {then}"
 
 
 def _next_check(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> str:

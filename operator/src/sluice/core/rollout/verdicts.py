@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sluice.api.v1alpha1 import CheckResult, InconclusivePolicy, Outcome, Verdict
 from sluice.core.analysis import summary
 from sluice.core.plan import EventType
+from sluice.core.rollout.schedule import judging, step_expired
 from sluice.core.rollout.state import Decision
 
 
@@ -21,6 +22,8 @@ def record_check(decision: Decision, check: CheckResult, *, on_pass: Callable[[]
             on_pass()
         case Verdict.FAILED:
             _failed(decision, check, failed_reason)
+        case Verdict.INCONCLUSIVE if judging(decision.spec, decision.status):
+            _undecided(decision, check)
         case Verdict.INCONCLUSIVE:
             _inconclusive(decision, check)
         case Verdict.ERRORED:
@@ -58,6 +61,27 @@ def _inconclusive(decision: Decision, check: CheckResult) -> None:
             Outcome.ROLLED_BACK,
             "AnalysisInconclusive",
             f"{status.inconclusive_checks} consecutive inconclusive checks {decision.where()}: {summary(check)}",
+        )
+
+
+def _undecided(decision: Decision, check: CheckResult) -> None:
+    """compareToStable: too little evidence extends the step (said in an Event once the canary serves) until
+    maxStepDuration; then onInconclusive applies (Hold: the step goes on, its window sliding)."""
+    status, analysis = decision.status, decision.spec.analysis
+    status.consecutive_errors = 0
+    if not step_expired(decision.spec, status, decision.now):
+        status.inconclusive_checks = 0
+        if status.step_traffic_at is not None:
+            decision.check_event(EventType.NORMAL, "StepExtended", check)
+        return
+    status.inconclusive_checks += 1
+    decision.check_event(EventType.WARNING, "CheckInconclusive", check)
+    if analysis.inconclusive_policy is InconclusivePolicy.ROLLBACK:
+        decision.roll_back(
+            Outcome.ROLLED_BACK,
+            "AnalysisInconclusive",
+            f"maxStepDuration {analysis.max_step_duration} without enough evidence {decision.where()}: "
+            f"{summary(check)}",
         )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+from sluice.api.durations import parse_duration
 from sluice.core.analysis import evaluate
-from sluice.core.plan import EventType
-from sluice.core.rollout.schedule import check_window
+from sluice.core.plan import AnalysisReading, EventType
+from sluice.core.rollout.schedule import check_window, judging
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.verdicts import record_check
 
@@ -32,8 +33,24 @@ def _run_step(decision: Decision, step: int) -> None:
     reading = decision.observations.analysis
     if reading is None or check_window(decision.spec, decision.status, decision.now) is None:
         return
-    check = evaluate(decision.spec.analysis, reading, time=decision.now, step=step, weight=steps[step])
+    may_pass = True
+    if judging(decision.spec, decision.status):
+        may_pass = _old_enough(decision, reading)
+    check = evaluate(
+        decision.spec.analysis, reading, time=decision.now, step=step, weight=steps[step], may_pass=may_pass
+    )
     record_check(decision, check, on_pass=partial(advance, decision), failed_reason="AnalysisFailed")
+
+
+def _old_enough(decision: Decision, reading: AnalysisReading) -> bool:
+    """compareToStable: start the step's clock at the first check that sees the canary serve at the step's weight;
+    whether the step has since run one interval (before that no relative check passes)."""
+    status = decision.status
+    served = reading.comparison is not None and (reading.comparison.canary.requests or 0) > 0
+    if status.step_traffic_at is None and served:
+        status.step_traffic_at = decision.now
+    started = status.step_traffic_at
+    return started is not None and decision.now >= started + parse_duration(decision.spec.rollout.interval)
 
 
 def advance(decision: Decision) -> None:
