@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -96,6 +96,9 @@ bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gate
 
 bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-judge: $(PY)  ## The judge's decisions on a seeded corpus of labelled rollouts, beside Flagger's and Argo Rollouts' rules: recall, false rollbacks, time to decision per cell; updates docs/benchmarks.md (~4 min; docs/judge.md)
+	$(PY) -m sluice.judge.bench --docs docs/benchmarks.md $(BENCH_ARGS)
 
 chart-lint:  ## helm lint and template the chart (defaults and every charts/sluice/ci/*-values.yaml) and its schema tests
 	$(BIN)/pytest tests/unit/chart

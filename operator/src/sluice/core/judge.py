@@ -1,20 +1,25 @@
 """The judge: is the canary worse than the stable version by more than a bound, on the evidence so far?
 
 Both tracks' requests over the same window give two shares (of failed requests, or of slow ones); the judge keeps
-an always-valid confidence sequence on their difference (canary minus stable), the normal-mixture boundary of the
-mixture sequential probability ratio test (Robbins 1970; Johari et al., "Always valid inference", 2022; Howard et
-al., "Time-uniform, nonparametric, nonasymptotic confidence sequences", 2021):
+an always-valid confidence sequence on their difference (canary minus stable): the one-sided normal-mixture
+boundary of Howard, Ramdas, McAuliffe and Sekhon ("Time-uniform, nonparametric, nonasymptotic confidence
+sequences", 2021, eq. 14; the mixture sequential probability ratio test of Robbins 1970 and Johari et al. 2022):
 
-    |estimate - difference| <= sqrt(2 V (V + tau^2) / tau^2 * log(sqrt((V + tau^2) / V) / alpha))
+    estimate - difference <= sqrt(2 V (V + tau^2) / tau^2 * log(sqrt((V + tau^2) / V) / (2 alpha) + 1))
 
-where V is the variance of the estimate (each share's p(1-p)/n, with p smoothed as (hits+1)/(requests+2) so that
-zero failures never claim zero variance), alpha = 1 - confidence and tau, the mixture's scale, is the bound itself:
-the boundary is tightest where the estimate must be told from the bound by about the bound's own size. The interval
-may be recomputed after every request without losing its coverage: a check may look as often as it likes, and a
-step that has too little evidence waits for more instead of deciding on noise.
+and the same bound on difference - estimate, where V is the variance of the estimate (each share's p(1-p)/n, with
+p smoothed as (hits+1)/(requests+2) so that zero failures never claim zero variance), alpha = 1 - confidence and
+tau, the mixture's scale, is the bound itself: the boundary is tightest where the estimate must be told from the
+bound by about the bound's own size. Each end of the interval holds, at every look at once, with probability at
+least `confidence`: a check may look as often as it likes, and a step that has too little evidence waits for more
+instead of deciding on noise. (V is estimated from the counts, so the guarantee is asymptotic in the requests; the
+smoothing and `minimum_requests` keep small samples on the safe side, and tests/unit/core/test_core_judge.py
+checks the error rates over many seeds.)
 
-Decisions: Worse (the whole interval above the bound), NotWorse (the whole interval at or below it, and the canary
-served at least `minimum_requests`), else MoreEvidence, with an estimate of the canary requests still missing.
+Decisions: Worse (the lower end above the bound: wrong for a canary within its bound at most 1 - confidence of the
+time), NotWorse (the upper end at or below the bound, and the canary served at least `minimum_requests`: wrong for
+a canary beyond its bound at most 1 - confidence of the time), else MoreEvidence, with an estimate of the canary
+requests still missing.
 """
 
 from __future__ import annotations
@@ -73,10 +78,10 @@ def minimum_requests(bound: float, confidence: float) -> int:
 
 
 def half_width(variance: float, *, alpha: float, scale: float) -> float:
-    """Half the width of the normal-mixture confidence sequence at an estimate of `variance`."""
+    """How far one end of the confidence sequence lies from the estimate, at an estimate of `variance`."""
     tau2 = scale * scale
     spread = 2 * variance * (variance + tau2) / tau2
-    return math.sqrt(spread * math.log(math.sqrt((variance + tau2) / variance) / alpha))
+    return math.sqrt(spread * math.log(math.sqrt((variance + tau2) / variance) / (2 * alpha) + 1))
 
 
 def judge(canary: Track, stable: Track, *, bound: float, confidence: float) -> Judgement:
