@@ -29,7 +29,7 @@ def steady(label: str, canary_errors: float, *, requests: float = 600, minutes: 
 def test_a_rollout_survives_the_corpus_format_and_a_label_must_be_good_or_bad(tmp_path: Path) -> None:
     original = rollout(Cell("errors", 2.0, 1.0), 0, np.random.default_rng(1))
     path = tmp_path / "corpus.jsonl"
-    assert corpus.write(path, [original]) == 1
+    path.write_text(corpus.dumps(original) + "\n\n")
     assert list(corpus.read(path)) == [original]
     with pytest.raises(ValueError, match="label must be good or bad"):
         corpus.parse(corpus.dumps(original).replace('"label":"bad"', '"label":"maybe"'))
@@ -64,11 +64,11 @@ def test_the_replay_through_the_decision_core_rolls_back_a_regression_and_promot
 
 def test_the_bench_judges_a_corpus_file_and_writes_its_table_between_the_markers(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
-    corpus.write(path, [steady("bad", 0.11), steady("good", 0.01)])
+    path.write_text("".join(corpus.dumps(rollout) + "\n" for rollout in (steady("bad", 0.11), steady("good", 0.01))))
     docs = tmp_path / "benchmarks.md"
     docs.write_text(f"# Benchmarks\n\n{bench.START}\nold\n{bench.END}\nafter\n")
     printed: list[str] = []
-    assert bench.main(["--corpus", str(path), "--workers", "1", "--docs", str(docs)], out=printed.append) == 0
+    assert bench.main(["--corpus", str(path), "--workers", "2", "--docs", str(docs)], out=printed.append) == 0
     text = docs.read_text()
     assert "old" not in text
     assert text.endswith(f"{bench.END}\nafter\n")

@@ -9,12 +9,14 @@ Rollouts' rule, and print (or write into docs/benchmarks.md) recall, false rollb
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +33,7 @@ SLUICE_ANALYSIS: dict[str, Any] = {
     "minRequests": 1,
     "compareToStable": {"maxErrorRateIncrease": 0.01, "slowerThan": "250ms", "maxSlowRequestsIncrease": 0.01},
     "confidence": 0.95,
-    "maxStepDuration": "6h",
+    "maxStepDuration": "8h",
 }
 """sluice's judge in the bench: the relative bounds alone (absolute bounds out of reach), onInconclusive Hold."""
 SLUICE_ROLLOUT = {"steps": [25, 50], "interval": "1m", "progressDeadline": "10m"}
@@ -142,33 +144,42 @@ def _low_traffic(cells: list[Cell]) -> list[str]:
     return said
 
 
-def group(rollouts: list[corpus.Rollout], results: list[tuple[Outcome, ...]]) -> list[Cell]:
-    cells: dict[tuple[str, str, float, float], Cell] = {}
-    for rollout, result in zip(rollouts, results, strict=True):
-        key = (rollout.label, rollout.kind, rollout.size, rollout.traffic)
-        cells.setdefault(key, Cell(*key, outcomes=[])).outcomes.append(result)
+Key = tuple[str, str, float, float]
+"""A cell: label, kind, size, traffic."""
+
+
+def judged(rollout: corpus.Rollout) -> tuple[Key, tuple[Outcome, ...]]:
+    return (rollout.label, rollout.kind, rollout.size, rollout.traffic), judge_all(rollout)
+
+
+def judge_corpus(rollouts: Iterable[corpus.Rollout], workers: int, batch: int = 256) -> list[Cell]:
+    """Every rollout judged by the three judges, by cell; at most `batch` rollouts in memory at once."""
+    cells: dict[Key, Cell] = {}
+    rollouts = iter(rollouts)
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        while chunk := list(itertools.islice(rollouts, batch)):
+            results = pool.map(judged, chunk, chunksize=16) if pool is not None else map(judged, chunk)
+            for key, result in results:
+                cells.setdefault(key, Cell(*key, outcomes=[])).outcomes.append(result)
     order = {"none": 0, "errors": 1, "latency": 2}
     return sorted(cells.values(), key=lambda c: (c.traffic, order.get(c.kind, 3), c.kind, c.size))
 
 
-def judge_corpus(rollouts: list[corpus.Rollout], workers: int) -> list[tuple[Outcome, ...]]:
-    if workers <= 1:
-        return [judge_all(rollout) for rollout in rollouts]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(judge_all, rollouts, chunksize=16))
-
-
-def _load(args: argparse.Namespace) -> list[corpus.Rollout]:
+def _rollouts(args: argparse.Namespace) -> Iterator[corpus.Rollout]:
     if args.corpus is not None:
-        return list(corpus.read(args.corpus))
+        yield from corpus.read(args.corpus)
+        return
     from sluice.judge.generate import TRAFFIC  # numpy: only to generate
     from sluice.judge.generate import corpus as generated
 
     per_cell = dict.fromkeys(TRAFFIC, args.per_cell) | {0.1: args.low_traffic_per_cell}
-    rollouts = list(generated(per_cell, seed=args.seed))
-    if args.save is not None:
-        corpus.write(args.save, rollouts)
-    return rollouts
+    if args.save is None:
+        yield from generated(per_cell, seed=args.seed)
+        return
+    with args.save.open("w") as saved:
+        for rollout in generated(per_cell, seed=args.seed):
+            saved.write(corpus.dumps(rollout) + "\n")
+            yield rollout
 
 
 def report(cells: list[Cell], *, source: str, seconds: float) -> str:
@@ -210,10 +221,10 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
     parser.add_argument("--docs", type=Path, help="write the table into this file's bench:judge block")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    rollouts = _load(args)
-    cells = group(rollouts, judge_corpus(rollouts, args.workers))
+    cells = judge_corpus(_rollouts(args), args.workers)
     source = f"corpus {args.corpus.name}" if args.corpus else f"generated corpus, seed {args.seed}"
-    text = report(cells, source=f"{source}, {len(rollouts)} rollouts", seconds=time.monotonic() - started)
+    count = sum(len(cell.outcomes) for cell in cells)
+    text = report(cells, source=f"{source}, {count} rollouts", seconds=time.monotonic() - started)
     out(text)
     if args.docs is not None:
         write_section(args.docs, text)

@@ -15,7 +15,7 @@ per second per pod. Each window is `windowSeconds` long, from the moment the can
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,3 @@ def read(path: Path) -> Iterator[Rollout]:
         for line in lines:
             if line.strip():
                 yield parse(line)
-
-
-def write(path: Path, rollouts: Iterable[Rollout]) -> int:
-    count = 0
-    with path.open("w") as out:
-        for rollout in rollouts:
-            out.write(dumps(rollout) + "\n")
-            count += 1
-    return count

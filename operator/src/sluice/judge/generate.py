@@ -21,7 +21,7 @@ from sluice.judge.corpus import Rollout, Side, Window
 ERROR_POINTS = (0.5, 1.0, 2.0, 5.0, 10.0, 50.0)
 LATENCY_PERCENT = (10.0, 25.0, 50.0, 100.0, 200.0)
 TRAFFIC = (0.1, 1.0, 10.0, 100.0)
-HOURS = {0.1: 2.0, 1.0: 6.0, 10.0: 1.0, 100.0: 0.5}
+HOURS = {0.1: 2.0, 1.0: 8.0, 10.0: 1.0, 100.0: 0.5}
 """How long each rollout's windows run, by traffic: long enough for the judge's longest steps at that level."""
 BASE_ERROR_RATES = (0.001, 0.003, 0.01, 0.03)
 LATENCY_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, math.inf)
