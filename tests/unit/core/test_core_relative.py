@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sluice.api.v1alpha1 import Outcome, Phase, Verdict
+from sluice.core.analysis import shown
 from sluice.core.conditions import PROGRESSING
 from sluice.core.plan import AnalysisReading, Comparison, TrackCounts
 from sluice.core.relative import ERROR_RATE_INCREASE, SLOW_REQUESTS_INCREASE
@@ -174,3 +175,8 @@ def test_a_canary_with_more_slow_requests_than_stable_is_rolled_back_on_the_late
     assert slow.verdict is Verdict.FAILED
     assert slow.value is not None
     assert abs(slow.value - (0.2 - 0.01)) < 1e-9
+
+
+def test_a_relative_metric_reads_in_percentage_points_everywhere() -> None:
+    assert shown(ERROR_RATE_INCREASE, 0.021) == "+2.1 points"
+    assert shown(SLOW_REQUESTS_INCREASE, -0.004) == "-0.4 points"
