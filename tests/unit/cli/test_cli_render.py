@@ -130,6 +130,23 @@ def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and
     assert "  70s   Normal   StepAdvanced   canary 2.0.0 at step 2/3 (25%) (x2)" in text
 
 
+def test_status_shows_a_relative_metric_with_its_interval_in_points() -> None:
+    relative = {
+        "name": "errorRateIncrease",
+        "value": 0.004,
+        "max": 0.01,
+        "lower": -0.012,
+        "upper": 0.02,
+        "canaryRequests": 512,
+        "stableRequests": 1530,
+        "verdict": "Inconclusive",
+        "message": "not yet",
+    }
+    check = {**cast(dict[str, Any], PROGRESSING["lastCheck"]), "metrics": [relative]}
+    text = render_status(make_md({**PROGRESSING, "lastCheck": check}), [], NOW, state="Progressing")
+    assert "  errorRateIncrease   +0.4 points (-1.2 points to +2 points)   -     +1 points   Inconclusive" in text
+
+
 def test_status_names_a_pause_and_a_request_the_operator_has_not_handled() -> None:
     md = make_md(
         {**PROGRESSING, "phase": "Paused", "lastHandledActionId": "old"},

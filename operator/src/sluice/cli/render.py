@@ -233,9 +233,12 @@ def metric_value(name: str, value: float | None) -> str:
 
 
 def _metric_row(metric: MetricResult) -> list[str]:
+    value = metric_value(metric.name, metric.value)
+    if metric.lower is not None and metric.upper is not None:  # compareToStable: the estimate and its interval
+        value = f"{value} ({shown(metric.name, metric.lower)} to {shown(metric.name, metric.upper)})"
     return [
         metric.name,
-        metric_value(metric.name, metric.value),
+        value,
         metric_value(metric.name, metric.min),
         metric_value(metric.name, metric.max),
         str(metric.verdict),
