@@ -104,6 +104,31 @@ CASES = [
     Case("zero latency bound", _analysis(maxLatencyP99="0s"), "spec.analysis.maxLatencyP99", "greater than 0s"),
     Case("unknown inconclusive policy", _analysis(onInconclusive="Ignore"), "spec.analysis.onInconclusive"),
     Case(
+        "compareToStable without a bound",
+        _analysis(compareToStable={}),
+        "spec.analysis.compareToStable",
+        "needs maxErrorRateIncrease, maxSlowRequestsIncrease or both",
+    ),
+    Case(
+        "slowerThan without its bound",
+        _analysis(compareToStable={"maxErrorRateIncrease": 0.01, "slowerThan": "250ms"}),
+        "spec.analysis.compareToStable",
+        "go together",
+    ),
+    Case(
+        "zero slowerThan",
+        _analysis(compareToStable={"slowerThan": "0s", "maxSlowRequestsIncrease": 0.01}),
+        "spec.analysis.compareToStable.slowerThan",
+        "greater than 0s",
+    ),
+    Case(
+        "zero maxErrorRateIncrease",
+        _analysis(compareToStable={"maxErrorRateIncrease": 0}),
+        "spec.analysis.compareToStable.maxErrorRateIncrease",
+        "greater than",
+    ),
+    Case("confidence above 0.9999", _analysis(confidence=1), "spec.analysis.confidence", "less than or equal"),
+    Case(
         "Prometheus URL not http",
         _analysis(prometheus={"url": "prometheus:9090"}),
         "spec.analysis.prometheus.url",
@@ -297,7 +322,8 @@ def test_a_minimal_manifest_is_admitted_with_the_server_applying_the_models_defa
     assert spec["rollout"] == {"steps": [10, 25, 50], "interval": "1m", "progressDeadline": "10m"}
     assert spec["analysis"]["maxErrorRate"] == 0.01
     assert spec["analysis"]["minRequests"] == 20
-    assert spec["analysis"]["onInconclusive"] == "Rollback"
+    assert "onInconclusive" not in spec["analysis"]  # Rollback, or Hold with compareToStable
+    assert spec["analysis"]["confidence"] == 0.95
     assert spec == ModelDeployment.model_validate(BASE).to_wire()["spec"]
     assert ModelDeployment.model_validate(created).spec == ModelDeployment.model_validate(BASE).spec
 
@@ -322,6 +348,9 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
                     "prometheus": {"url": "http://prometheus.monitoring:9090"},
                     "maxErrorRate": 0,
                     "onInconclusive": "Hold",
+                    "compareToStable": {"maxErrorRateIncrease": 0.01},
+                    "confidence": 0.99,
+                    "maxStepDuration": "2h",
                     "metrics": [METRIC, {"name": "drift", "query": "max(drift)", "max": 0.2}],
                 },
                 "traffic": {

@@ -80,7 +80,8 @@ class CompareToStable(ApiModel):
                     "slowerThan and maxSlowRequestsIncrease go together",
                 ),
                 cel(
-                    f"!{is_duration('slowerThan')} || duration(self.slowerThan) > duration('0s')",
+                    f"!has(self.slowerThan) || !{is_duration('slowerThan')} || "
+                    "duration(self.slowerThan) > duration('0s')",
                     "slowerThan must be greater than 0s",
                     ".slowerThan",
                 ),
