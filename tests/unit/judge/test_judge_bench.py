@@ -74,3 +74,15 @@ def test_the_bench_judges_a_corpus_file_and_writes_its_table_between_the_markers
     assert text.endswith(f"{bench.END}\nafter\n")
     assert "| good | 10 | 1 | 0.0% / 100.0% / 0.0% |" in printed[0]
     assert "false rollbacks at 10 req/s: 0.0% (<= 1%: True)" in printed[0]
+
+
+def test_the_generated_corpus_is_saved_in_the_format_it_is_judged_in(tmp_path: Path) -> None:
+    saved = tmp_path / "generated.jsonl"
+    args = ["--save", str(saved), "--per-cell", "0", "--low-traffic-per-cell", "1", "--workers", "1"]
+    printed: list[str] = []
+    assert bench.main(args, out=printed.append) == 0
+    rollouts = list(corpus.read(saved))
+    assert len(rollouts) == 12  # good, six error and five latency regressions, at 0.1 req/s
+    assert {rollout.traffic for rollout in rollouts} == {0.1}
+    assert all(len(rollout.windows) == 120 for rollout in rollouts)  # 2 hours of minutes
+    assert "generated corpus, seed 16, 12 rollouts" in printed[0]
