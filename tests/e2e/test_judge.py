@@ -43,9 +43,9 @@ def deploy_stable(scenario: Scenario, analysis: dict[str, Any]) -> None:
 def roll_out(scenario: Scenario, outcome: str) -> dict[str, Any]:
     """Roll 2.0.0 out under 60 requests/s until the rollout ends with `outcome`; the history entry."""
     body = rows_body(scenario.model.rows[:1], "FP32")
-    with LoadGenerator(scenario.dataplane, scenario.name, body, rate=60.0, duration=TIMEOUT + 120):
+    with LoadGenerator(scenario.dataplane, scenario.name, body, rate=60.0, duration=TIMEOUT + 240):
         scenario.set_version("2.0.0")
-        scenario.follow(finished(outcome), f"2.0.0 {outcome}", timeout=TIMEOUT + 60)
+        scenario.follow(finished(outcome), f"2.0.0 {outcome}", timeout=TIMEOUT + 120)
     entry: dict[str, Any] = scenario.status()["history"][-1]
     return entry
 
