@@ -26,7 +26,7 @@ system-packages:  ## Debian packages the tests use (prometheus, wrk; buildah, de
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
-	$(BIN)/pip install -q -e operator -e serving-image -r requirements-dev.txt
+	$(BIN)/pip install -q -e 'operator[bench]' -e serving-image -r requirements-dev.txt
 
 tools:  ## Build the pinned upstream binaries (etcd, Kubernetes control plane + kubelet/kube-proxy, kwok, helm, kind, CoreDNS, Traefik, pause) into a cache outside the repo
 	bash tools/build.sh
