@@ -97,8 +97,9 @@ def route_condition(reading: RouteReading | None, previous: Condition | None, no
         refused = f"{reading.refused} of {parents} parents refused the HTTPRoute"
         return ConditionStatus.FALSE, reading.reason or "NotAccepted", f"{refused}: {holding}"
     silent = parents - reading.accepted
-    waiting = previous is not None and previous.status != ConditionStatus.TRUE
-    if waiting and previous is not None and now - previous.last_transition_time >= ROUTE_GRACE:
+    refused_before = previous is not None and previous.status == ConditionStatus.FALSE
+    waited = previous is not None and previous.status == ConditionStatus.UNKNOWN
+    if refused_before or (waited and previous is not None and now - previous.last_transition_time >= ROUTE_GRACE):
         grace = int(ROUTE_GRACE.total_seconds())
         message = f"{silent} of {parents} parents did not accept the HTTPRoute within {grace}s (is there a Gateway?)"
         return ConditionStatus.FALSE, "NoParentStatus", f"{message}: {holding}"
