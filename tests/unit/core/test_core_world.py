@@ -69,7 +69,8 @@ def test_pods_that_cannot_schedule_set_pods_can_start_false_with_the_kubernetes_
 
     assert condition(plan.status, PODS_CAN_START) == ("False", "Unschedulable")
     found = find_condition(plan.status.conditions, PODS_CAN_START)
-    assert found is not None and found.message.startswith("4 pods cannot start (Unschedulable)")
+    assert found is not None
+    assert found.message.startswith("4 pods cannot start (Unschedulable)")
     assert [(e.type, e.reason) for e in plan.events] == [(EventType.WARNING, "PodsCannotStart")]
     assert again.events == ()
     assert plan.requeue_after == WORLD_POLL, "pods are not watched: the operator looks again"
@@ -89,7 +90,8 @@ def test_a_first_deploy_past_its_progress_deadline_is_stalled_with_the_pods_reas
     assert condition(status, RECONCILING)[0] == "False"
     assert condition(status, STALLED) == ("True", "ProgressDeadlineExceeded")
     stalled = find_condition(status.conditions, STALLED)
-    assert stalled is not None and stalled.message.endswith("4 pods cannot start (Unschedulable)")
+    assert stalled is not None
+    assert stalled.message.endswith("4 pods cannot start (Unschedulable)")
 
 
 # --- a route no Gateway accepted -------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_pods_the_scheduler_cannot_place_are_reported_with_a_bounded_message_and
 
     status, reason, message = condition(harness, PODS_CAN_START)
     assert (status, reason) == ("False", "Unschedulable")
-    assert message.startswith("3 pods cannot start (Unschedulable)") and len(message) < 200
+    assert message.startswith("3 pods cannot start (Unschedulable)")
+    assert len(message) < 200
     assert "x" * 10 not in message, "the scheduler's free text is not copied"
     assert harness.event_reasons().count("PodsCannotStart") == 1
 
