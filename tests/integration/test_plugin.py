@@ -256,14 +256,14 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
 
 
 def test_status_says_when_no_gateway_accepted_the_route(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
-    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}}})
+    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "nowhere"}]}}})
     plugin.wait("routed", lambda s: s.get("phase") == "Stable", "Stable")
 
     code, out, _ = plugin(capsys, "status", "routed")
 
     assert code == 0
     assert (
-        "Route:         ✖ HTTPRoute routed not accepted by public (no status from any parent: is there such a "
+        "Route:         ✖ HTTPRoute routed not accepted by nowhere (no status from any parent: is there such a "
         "Gateway?): its weights move no traffic"
     ) in out
 
