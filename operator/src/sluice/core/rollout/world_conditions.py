@@ -3,7 +3,7 @@ not accepted holds the weight: `core.world.route_holds`), each with one Event pe
 
 from __future__ import annotations
 
-from sluice.core.conditions import ConditionStatus, find_condition, set_condition
+from sluice.core.conditions import ConditionStatus, find_condition
 from sluice.core.plan import EventType
 from sluice.core.rollout.state import Decision
 from sluice.core.world import (
@@ -44,15 +44,7 @@ def _set(decision: Decision, condition_type: str, text: ConditionText, warning: 
     """Set the condition; a Warning Event when it becomes False or its reason changes while False."""
     condition_status, reason, message = text
     previous = find_condition(decision.status.conditions, condition_type)
-    decision.status.conditions = set_condition(
-        decision.status.conditions,
-        condition_type,
-        condition_status,
-        reason=reason,
-        message=message,
-        now=decision.now,
-        observed_generation=decision.observations.generation,
-    )
+    decision.set_condition(condition_type, condition_status, reason, message)
     news = previous is None or previous.status != condition_status or previous.reason != reason
     if condition_status is ConditionStatus.FALSE and news:
         decision.event(EventType.WARNING, warning, message)
