@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sluice.api.v1alpha1 import ModelDeploymentStatus, Phase
+from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, Phase
 from sluice.core.conditions import PROGRESSING, READY, RECONCILING, STALLED, find_condition
 from sluice.core.plan import BlockedPods, EventType, RouteReading, WorkloadState
 from sluice.core.rollout import check_window, decide
@@ -143,6 +143,18 @@ def test_a_route_refused_mid_rollout_holds_the_weight_and_no_check_runs_until_it
     assert released.status.step_started_at == simulation.now, "the step's interval starts over"
     assert "RouteAccepted" in [e.reason for e in released.events]
     assert released.requeue_after == timedelta(minutes=1)
+
+
+def test_a_manual_promote_is_refused_while_the_route_holds_the_weight() -> None:
+    simulation = at_first_step(make_spec("1.0.0", traffic=GATEWAY))
+    simulation.route = REFUSED
+
+    plan = simulation.reconcile(action=Action.PROMOTE)
+
+    assert (plan.status.current_step, plan.canary_weight) == (0, 10)
+    assert plan.status.last_action is not None
+    assert not plan.status.last_action.accepted
+    assert "RouteAccepted" in plan.status.last_action.message
 
 
 def test_without_a_gateway_there_is_no_route_accepted_condition() -> None:
