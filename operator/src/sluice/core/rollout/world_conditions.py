@@ -33,8 +33,8 @@ def observe_world(decision: Decision) -> None:
         route_condition(decision.observations.route, previous, decision.now),
         "RouteNotAccepted",
     )
-    if held and not route_holds(decision.spec, status):
-        if previous is not None and previous.status == ConditionStatus.FALSE:
+    if held and previous is not None and not route_holds(decision.spec, status):  # (not after an upgrade)
+        if previous.status == ConditionStatus.FALSE:
             decision.event(EventType.NORMAL, "RouteAccepted", "every parent accepted the HTTPRoute; steps move again")
         if status.current_step is not None:
             status.step_started_at = decision.now
