@@ -7,6 +7,7 @@ Each test is one problem a new user met (issue #22), asserting the fix.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from kubernetes.client import ApiClient
 
 from harness import ControlPlane
 from harness.gateway_standin import create_gateway
+from harness.tools import find_tools
 from integration.operator_support import OperatorProcess, condition, status_of
 from integration.sluice_crd import install_crd
 from integration.test_plugin import Plugin
@@ -75,6 +77,10 @@ def test_the_minimal_example_at_its_ten_percent_step_shows_the_half_of_the_traff
     _, listed, _ = plugin(capsys, "list")
     header, row = listed.splitlines()[:2]
     assert row.split()[header.split().index("ACTUAL")] == "50%"
+    kubectl = [str(find_tools().binary("kubectl")), "--kubeconfig", plugin.kubeconfig, "-n", plugin.namespace]
+    got = subprocess.run([*kubectl, "get", "modeldeployments"], capture_output=True, text=True, check=True).stdout
+    header, row = got.splitlines()[:2]
+    assert (row.split()[header.split().index("WEIGHT")], row.split()[header.split().index("ACTUAL")]) == ("10", "50")
 
 
 def test_the_replica_ratio_example_without_its_pvc_ends_stalled_with_the_schedulers_reason_and_watch_exits_1(
