@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from harness import ControlPlane, Prometheus, create_namespace, delete_namespace, unique_name, wait_until
+from harness.gateway_standin import create_gateway
 from integration.operator_support import (
     CountingProxy,
     OperatorProcess,
@@ -181,7 +182,10 @@ class Lab:
         return self.proxy
 
     def namespace(self, prefix: str) -> str:
-        return create_namespace(self.api, prefix=prefix)
+        """A fresh namespace with a Gateway `public`, which the harness's Gateway stand-in accepts routes of."""
+        name = create_namespace(self.api, prefix=prefix)
+        create_gateway(self.api, name)
+        return name
 
     def drop_namespace(self, name: str, *, wait: bool, timeout: float = 300.0) -> None:
         """Delete a namespace; with `wait`, until it is gone or `timeout` passed (then carry on regardless)."""

@@ -33,6 +33,7 @@ from kubernetes import client  # noqa: E402
 
 from harness import ControlPlane, Prometheus, create_namespace, new_api_client  # noqa: E402
 from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
+from harness.gateway_standin import create_gateway  # noqa: E402
 from harness.realnode import GATEWAY_NAME, GATEWAY_NAMESPACE  # noqa: E402
 from integration.operator_support import OperatorProcess  # noqa: E402
 from integration.sluice_crd import install_crd  # noqa: E402
@@ -115,6 +116,7 @@ def start_kwok(workdir: Path, stack: contextlib.ExitStack, steps: list[int], int
     install_crd(plane)
     api_client = stack.enter_context(plane.api_client())
     namespace = create_namespace(api_client, prefix="demo")
+    create_gateway(api_client, namespace)  # `public`, which the control plane's Gateway stand-in accepts routes of
     operator = OperatorProcess(
         plane.kubeconfig,
         workdir / "operator.log",

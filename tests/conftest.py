@@ -18,7 +18,8 @@ Session-scoped (started once, on first use, stopped by PID at the end of the ses
   it are marked `real`. `.kubeconfig`, `.gateway_url`, `.plane`, `.load_image(archive)`.
 
 Function-scoped:
-- `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists; deleted afterwards.
+- `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists, with a Gateway `public` that
+  the harness's Gateway stand-in accepts routes of (`harness.gateway_standin`); deleted afterwards.
 - `restricted_namespace` -> the same, labelled `pod-security.kubernetes.io/enforce=restricted`.
 - `real_namespace` (tests/real/conftest.py) -> a fresh namespace on the `real` scenarios' cluster; deleted afterwards.
 
@@ -46,6 +47,7 @@ from harness import (
     delete_namespace,
     unique_name,
 )
+from harness.gateway_standin import create_gateway
 from harness.realnode import RealNode
 from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
 from integration.operator_support import CountingProxy
@@ -114,6 +116,7 @@ def real_node(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
 @pytest.fixture
 def namespace(kube_api_client: ApiClient) -> Iterator[str]:
     name = create_namespace(kube_api_client)
+    create_gateway(kube_api_client, name)
     yield name
     delete_namespace(kube_api_client, name)
 
@@ -121,6 +124,7 @@ def namespace(kube_api_client: ApiClient) -> Iterator[str]:
 @pytest.fixture
 def restricted_namespace(kube_api_client: ApiClient) -> Iterator[str]:
     name = create_namespace(kube_api_client, labels=RESTRICTED_POD_SECURITY_LABELS, prefix="restricted")
+    create_gateway(kube_api_client, name)
     yield name
     delete_namespace(kube_api_client, name)
 

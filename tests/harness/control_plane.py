@@ -4,6 +4,8 @@ Processes: etcd, kube-apiserver (Node,RBAC authorization, default admission plug
 service-account token signing), kube-controller-manager (default controllers), kube-scheduler, and kwok, which
 makes fake nodes Ready and takes scheduled pods to Running/Ready. Every port is free-allocated on 127.0.0.1, every
 file (certificates, etcd data, logs) lives under the work directory, and the Gateway API standard CRDs are installed.
+With kwok nodes, a Gateway stand-in (`harness.gateway_standin`) accepts HTTPRoutes whose Gateway exists, and
+Gateway `default/public` exists.
 
     plane = ControlPlane.start(Path("/tmp/cp"))
     ...  # plane.kubeconfig (admin, system:masters), plane.api_client(), plane.log_tails()
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from harness.certs import ControlPlaneCertificates, generate_certificates
+from harness.gateway_standin import create_gateway
 from harness.kube import apply_manifests, kubectl, new_api_client
 from harness.processes import (
     LOOPBACK,
@@ -160,6 +164,8 @@ class ControlPlane:
                 plane._mark("components launched, fake nodes created")
                 manifests.result()
             plane._wait_until_schedulable(timeout=timeout)
+            if fake_node_count > 0:
+                plane._start_gateway_standin(detached=detached)
         except Exception as error:
             plane.stop()
             raise RuntimeError(f"control plane failed to start: {error}\n{plane.log_tails()}") from error
@@ -290,6 +296,15 @@ class ControlPlane:
             ],
             detached=detached,
         )
+
+    def _start_gateway_standin(self, *, detached: bool) -> None:
+        """kwok clusters have no Gateway controller: the stand-in accepts routes whose Gateway exists
+        (`harness.gateway_standin`), and Gateway `default/public` exists, as on the real node."""
+        standin = Path(__file__).with_name("gateway_standin.py")
+        self._launch("gateway-standin", [sys.executable, standin, f"--kubeconfig={self.kubeconfig}"], detached=detached)
+        with self.api_client() as api_client:
+            create_gateway(api_client, "default")
+        self._mark("Gateway stand-in started, Gateway default/public created")
 
     def _create_fake_nodes(self, count: int) -> None:
         from kubernetes import client

@@ -256,14 +256,14 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
 
 
 def test_status_says_when_no_gateway_accepted_the_route(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:
-    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "public"}]}}})
+    plugin.create("routed", {**SPEC, "traffic": {"gateway": {"parentRefs": [{"name": "nowhere"}]}}})
     plugin.wait("routed", lambda s: s.get("phase") == "Stable", "Stable")
 
     code, out, _ = plugin(capsys, "status", "routed")
 
     assert code == 0
     assert (
-        "Route:         ✖ HTTPRoute routed not accepted by public (no status from any parent: is there such a "
+        "Route:         ✖ HTTPRoute routed not accepted by nowhere (no status from any parent: is there such a "
         "Gateway?): its weights move no traffic"
     ) in out
 
@@ -382,7 +382,7 @@ def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plu
             rows = [row.rstrip() for row in screen.display]
             assert rows[0].startswith(progressing), rows
         assert rows[1].startswith("model   2.0.0 (spec)   stable 1.0.0 1/1 ready   canary 2.0.0 1/1 ready")
-        assert rows[2].startswith("traffic [##..................] 10% (≈50% by pods)   1/2 at 10%")
+        assert rows[2].startswith("traffic [##..................] 10% (actual 50%)   1/2 at 10%")
         assert rows[3].startswith("steps   ▸ 10%  · 50%")
         assert any(row.startswith("pods    ✔ fraud-") for row in rows)
         assert sum(row.startswith("message ") for row in rows) == 1

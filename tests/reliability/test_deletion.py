@@ -21,6 +21,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from harness import ControlPlane, Prometheus, create_namespace, unique_name, wait_until
+from harness.gateway_standin import create_gateway
 from integration.operator_support import OperatorProcess
 from integration.sluice_crd import install_crd
 from reliability.support import Rollouts, SyntheticTraffic
@@ -118,6 +119,7 @@ def test_deleting_the_namespace_mid_rollout_finishes(
     kube_api_client: ApiClient, traffic: SyntheticTraffic, operator: OperatorProcess
 ) -> None:
     namespace = create_namespace(kube_api_client, prefix="doomed-ns")
+    create_gateway(kube_api_client, namespace)
     rollouts = Rollouts(kube_api_client, namespace, traffic, spec)
     mid_rollout(rollouts, "inside", operator)
     core = client.CoreV1Api(kube_api_client)

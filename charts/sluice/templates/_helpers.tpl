@@ -77,6 +77,9 @@ tests/unit/chart/chart_support.py; change all three together.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 {{- end }}
 
 {{/* Cluster-scoped permissions, needed in both modes: Kopf discovers the served resources by watching CRDs. */}}

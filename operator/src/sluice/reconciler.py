@@ -25,6 +25,7 @@ from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.adapters.routers import router_for
 from sluice.adapters.shadow import ShadowMetrics, ShadowQuery, ShadowReader
 from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, ValidationRunner
+from sluice.adapters.world import read_blocked_pods, read_route
 from sluice.api.v1alpha1 import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -49,6 +50,7 @@ from sluice.core.plan import (
 )
 from sluice.core.rollout import check_window, decide, validation_due
 from sluice.core.workloads import workloads
+from sluice.core.world import has_gateway, pods_due
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +152,18 @@ class Reconciler:
         owner, status, now = Owner.from_metadata(read.body["metadata"]), read.status, read.now
         observed = await self.cluster.read_workloads(owner)
         annotations = read.body["metadata"].get("annotations") or {}
+        stable, canary = workload_state(observed.stable), workload_state(observed.canary)
         observations = Observations(
             generation=read.generation,
-            stable=workload_state(observed.stable),
-            canary=workload_state(observed.canary),
+            stable=stable,
+            canary=canary,
             analysis=await self._analysis(spec, status, owner, now),
             action=requested_action(annotations, status),
             paused=spec.paused or annotations.get(PAUSED_ANNOTATION) == "true",
-            validation=await self._validation(spec, status, owner, workload_state(observed.canary), now),
+            validation=await self._validation(spec, status, owner, canary, now),
             shadow=await self._shadow(spec, status, owner, now),
+            blocked_pods=await read_blocked_pods(self.cluster, owner) if pods_due(stable, canary) else None,
+            route=await read_route(self.cluster, owner) if has_gateway(spec) else None,
         )
         return decide(spec, status, observations, now), observed
 

@@ -13,6 +13,7 @@ import yaml
 from lupa import lua51
 
 from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, Phase
+from sluice.core.plan import BlockedPods, WorkloadState
 from unit.core.support import ERRORING, HEALTHY, Simulation, at_first_step, deployed, make_spec
 
 CHECK_DIR = Path(__file__).resolve().parents[3] / "deploy" / "argocd" / "sluice.dev" / "ModelDeployment"
@@ -117,3 +118,21 @@ def test_an_empty_status_read_back_is_progressing() -> None:
     simulation.status = ModelDeploymentStatus()
 
     assert health(as_object(simulation))["status"] == "Progressing"
+
+
+def test_a_first_deploy_whose_pods_never_start_is_degraded_once_past_its_deadline_with_the_pods_reason() -> None:
+    simulation = Simulation(make_spec("1.0.0", replicas=4))
+    simulation.blocked_pods = BlockedPods(reason="Unschedulable", count=4)
+    simulation.reconcile()
+    simulation.stable = WorkloadState(exists=True, version="1.0.0", replicas=4)
+    simulation.reconcile()
+    before = health(as_object(simulation))
+    simulation.stable = WorkloadState(exists=True, version="1.0.0", replicas=4, progress_deadline_exceeded=True)
+    simulation.reconcile()
+
+    after = health(as_object(simulation))
+
+    assert before["status"] == "Progressing"
+    assert after["status"] == "Degraded"
+    assert after["message"].startswith("ProgressDeadlineExceeded: stable 1.0.0 is not progressing")
+    assert after["message"].endswith("4 pods cannot start (Unschedulable)")

@@ -163,6 +163,13 @@ REVIEWED_NAMESPACED_RULES = (
         ("get",),
         "the validation gate's dataset, with spec.validation.configMapRef: one named key, read by name (no list)",
     ),
+    ReviewedRule(
+        "",
+        "pods",
+        ("list",),
+        "read-only: a ModelDeployment's own pods (label-selected), listed while a track is not ready, to report "
+        "pods that cannot schedule or start (PodsCanStart); no get/watch, no pods/exec, pods/log or secrets",
+    ),
 )
 """In every watched namespace (through the ClusterRole in cluster-wide mode, a Role per namespace otherwise)."""
 

@@ -150,6 +150,12 @@ def test_promote_of_a_rollout_paused_by_the_spec_names_the_spec_as_the_fix_not_r
                                                 "lastTransitionTime": stamp(5)}]},
             2, {}, RolloutState.DEGRADED,
         ),
+        (  # a first deploy whose pods never started, past its progress deadline
+            {"phase": "Initializing", "conditions": [{"type": "Stalled", "status": "True",
+                                                      "reason": "ProgressDeadlineExceeded",
+                                                      "lastTransitionTime": stamp(5)}]},
+            2, {}, RolloutState.DEGRADED,
+        ),
     ],
 )  # fmt: skip
 def test_rollout_state_and_its_exit_code(

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from sluice.api.v1alpha1 import ModelDeployment
-from sluice.cli.live import pod_share, render_live, route_text
+from sluice.cli.live import render_live, route_text
 from sluice.cli.render import (
     EventLine,
     PodLine,
@@ -55,6 +55,7 @@ PROGRESSING = {
     "stableModel": model("1.0.0"),
     "canaryVersion": "2.0.0",
     "canaryWeight": 25,
+    "actualWeight": 33,
     "currentStep": 1,
     "readyReplicas": 2,
     "passedChecks": 1,
@@ -118,7 +119,7 @@ def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and
         "Stable:        1.0.0   2/2 ready",
         "Canary:        2.0.0",
         "Step:          2/3 at 25%   (steps 10%, 25%, 50%; interval 1m)",
-        "Weight:        [#####...............] 25%",
+        "Weight:        [#####...............] 25% (actual 33%)",
         "Checks:        1 passed, 0 failed, 0 inconclusive, 0 errored in a row",
     ]
     assert "Last check:    Passed at step 2/3 (25%), 12s ago" in text
@@ -184,9 +185,9 @@ def test_list_table_with_and_without_namespaces() -> None:
     stable = make_md({"phase": "Stable", "stableVersion": "2.0.0", "readyReplicas": 2})
 
     assert render_list([make_md(PROGRESSING), stable], NOW, namespace="ml").splitlines() == [
-        "NAME    PHASE         STABLE   CANARY   STEP   WEIGHT   READY   AGE",
-        "fraud   Progressing   1.0.0    2.0.0    2/3    25%      2/2     60m",
-        "fraud   Stable        2.0.0    -        -      -        2/2     60m",
+        "NAME    PHASE         STABLE   CANARY   STEP   WEIGHT   ACTUAL   READY   AGE",
+        "fraud   Progressing   1.0.0    2.0.0    2/3    25%      33%      2/2     60m",
+        "fraud   Stable        2.0.0    -        -      -        -        2/2     60m",
     ]
     assert render_list([stable], NOW, namespace=None).splitlines()[1].startswith("ml          fraud   Stable")
 
@@ -270,7 +271,7 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
     assert lines[0].startswith("fraud · ml · Progressing (Progressing)")
     assert lines[0].endswith("Ctrl-C quits")
     assert lines[1] == "model   2.0.0 (spec)   stable 1.0.0 2/2 ready   canary 2.0.0 1/2 ready"
-    assert lines[2].startswith("traffic [#####...............] 25% (≈33% by pods)   2/3 at 25%")
+    assert lines[2].startswith("traffic [#####...............] 25% (actual 33%)   2/3 at 25%")
     assert lines[3] == "steps   ✔ 10%  ▸ 25%  · 50%   every 1m"
     assert lines[4] == "check   ✔ Passed 12s ago at step 2 (25%)   1 passed, 0 failed"
     assert "  ✔ errorRate            0.2%   ≤ 1%" in lines
@@ -283,11 +284,14 @@ def test_live_view_fits_80_by_24_with_counts_pods_marks_and_relative_times() -> 
     assert sum("next check" in line for line in lines) == 1, "the message is shown once"
 
 
-def test_without_a_gateway_the_live_view_shows_the_share_the_pods_really_take() -> None:
-    one_each = [PODS[0], PODS[2]]
-    assert pod_share(make_md(PROGRESSING), one_each) == 50
-    assert pod_share(make_md(PROGRESSING, traffic=GATEWAY), one_each) is None
-    assert "(≈50% by pods)" in live(make_md(PROGRESSING), [], one_each)[2]
+def test_the_views_show_the_share_the_operator_observed_beside_the_requested_weight() -> None:
+    md = make_md({**PROGRESSING, "actualWeight": 50})
+    assert "[#####...............] 25% (actual 50%)" in live(md, [], [PODS[0], PODS[2]])[2]
+    assert "Weight:        [#####...............] 25% (actual 50%)" in render_status(md, [], NOW)
+    assert "(actual unknown)" in render_status(make_md({**PROGRESSING, "actualWeight": None}, traffic=GATEWAY), [], NOW)
+    assert "(actual" not in render_status(make_md({**PROGRESSING, "actualWeight": 25}), [], NOW)
+    header, row = render_list([md], NOW, namespace="ml").splitlines()
+    assert row.split()[header.split().index("ACTUAL")] == "50%"
 
 
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}

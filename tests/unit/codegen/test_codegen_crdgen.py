@@ -138,9 +138,9 @@ def test_printer_columns_point_at_fields_of_the_schema(column: dict[str, Any]) -
     assert field["type"] == column["type"]
 
 
-def test_printer_columns_show_version_stable_weight_phase_ready_and_age() -> None:
+def test_printer_columns_show_version_stable_weight_actual_share_phase_ready_and_age() -> None:
     names = [column["name"] for column in crdgen.printer_columns() if not column.get("priority")]
-    assert names == ["Version", "Stable", "Weight", "Phase", "Ready", "Age"]
+    assert names == ["Version", "Stable", "Weight", "Actual", "Phase", "Ready", "Age"]
 
 
 def test_only_int_or_string_unions_are_accepted() -> None:

@@ -16,15 +16,18 @@ from sluice.api.v1alpha1 import (
 from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
+    BlockedPods,
     EventRecord,
     Observations,
     Plan,
+    RouteReading,
     ShadowReading,
     ValidationReading,
     WorkloadPlan,
     WorkloadState,
 )
 from sluice.core.rollout import check_window, decide, next_check_at, validation_due
+from sluice.core.world import has_gateway, pods_due
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -83,6 +86,10 @@ class Simulation:
     """What the validation gate's run gives when it is due (spec.validation)."""
     shadow: ShadowReading = field(default_factory=lambda: ShadowReading(comparisons=200, agreement=0.99))
     """The shadow comparisons read with each shadow check (spec.rollout.shadow)."""
+    route: RouteReading | None = field(default_factory=lambda: RouteReading(parents=1, accepted=1, refused=0))
+    """What the HTTPRoute's status says, read with a Gateway (spec.traffic.gateway)."""
+    blocked_pods: BlockedPods | None = None
+    """The pods that cannot start, listed while a track is not available."""
     _action_ids: int = 0
 
     def reconcile(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Plan:
@@ -114,6 +121,8 @@ class Simulation:
             paused=self.paused,
             validation=self.validation if validation_due(self.spec, self.status, self.canary, self.now) else None,
             shadow=self.shadow if shadowing and reading is not None else None,
+            blocked_pods=self.blocked_pods if pods_due(self.stable, self.canary) else None,
+            route=self.route if has_gateway(self.spec) else None,
         )
 
     def wait(self, duration: str | timedelta) -> None:

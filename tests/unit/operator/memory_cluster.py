@@ -30,6 +30,9 @@ class MemoryCluster:
     rejected_kinds: set[str] = field(default_factory=set)
     writes: list[str] = field(default_factory=list)
     """`<verb> <kind>/<name>` of every write, in order."""
+    gateways: set[tuple[str, str]] = field(default_factory=set)
+    """Gateways (namespace, name) that exist: an HTTPRoute applied is Accepted by these parents, as a Gateway
+    controller writes it; a parent not among them writes no status."""
     _versions: int = 0
 
     def add_model_deployment(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
@@ -88,6 +91,16 @@ class MemoryCluster:
         value = (config_map.get("data") or {}).get(key)
         return value if isinstance(value, str) else None
 
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        wanted = dict(term.split("=", 1) for term in selector.split(","))
+        return [
+            copy.deepcopy(body)
+            for (kind, pod_namespace, _), body in self.objects.items()
+            if kind == "Pod"
+            and pod_namespace == namespace
+            and wanted.items() <= (body["metadata"].get("labels") or {}).items()
+        ]
+
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         if not needs_apply(desired, observed):
             return False
@@ -97,9 +110,20 @@ class MemoryCluster:
         previous = self.get(desired["kind"], desired["metadata"]["namespace"], desired["metadata"]["name"])
         if previous is not None and "status" in previous:
             applied["status"] = previous["status"]
+        if applied["kind"] == "HTTPRoute":
+            applied["status"] = self._route_status(applied)
         self.put(applied)
         self.writes.append(f"apply {desired['kind']}/{desired['metadata']['name']}")
         return True
+
+    def _route_status(self, route: Mapping[str, Any]) -> dict[str, Any]:
+        namespace = route["metadata"]["namespace"]
+        accepted = [
+            {"parentRef": ref, "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}]}
+            for ref in route["spec"].get("parentRefs", [])
+            if (ref.get("namespace", namespace), ref["name"]) in self.gateways
+        ]
+        return {"parents": accepted}
 
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:
         observed = await self.read_child(desired["apiVersion"], desired["kind"], owner, desired["metadata"]["name"])

@@ -50,7 +50,7 @@ class Metrics:
 
 @dataclass
 class Harness:
-    cluster: MemoryCluster = field(default_factory=MemoryCluster)
+    cluster: MemoryCluster = field(default_factory=lambda: MemoryCluster(gateways={(NAMESPACE, "public")}))
     metrics: Metrics = field(default_factory=Metrics)
     now: datetime = T0
 

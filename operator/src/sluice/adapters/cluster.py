@@ -53,6 +53,9 @@ class Cluster(Protocol):
     async def read_config_map_key(self, namespace: str, name: str, key: str) -> str | None:
         """A ConfigMap key's text; None when the ConfigMap or the key is missing."""
 
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods matching a label selector (read-only; an ApiException 403 when RBAC forbids it)."""
+
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Apply `desired` unless `observed` already matches it; True when it wrote. ChildRejectedError on 422."""
 

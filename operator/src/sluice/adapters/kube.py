@@ -46,12 +46,16 @@ _PLURALS = {
     "Service": "services",
     "HTTPRoute": "httproutes",
     "ConfigMap": "configmaps",
+    "Pod": "pods",
     "Event": "events",
     KIND: PLURAL,
 }
 _EVENT_MESSAGE_LIMIT = 1024
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-"""Kubernetes verbs of the HTTP methods KubeApi sends (it reads single objects only: no list or watch)."""
+"""Kubernetes verbs of the HTTP methods KubeApi sends (it reads single objects, and lists one ModelDeployment's
+pods; no watch)."""
+POD_LIST_LIMIT = 200
+"""At most this many pods per list: enough to count a ModelDeployment's blocked pods."""
 
 
 KUBE_CONCURRENCY = 32
@@ -257,6 +261,11 @@ class KubeCluster:
         config_map = await self.api.get(object_path("v1", "ConfigMap", namespace, name))
         value = ((config_map or {}).get("data") or {}).get(key)
         return value if isinstance(value, str) else None
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        query = {"labelSelector": selector, "limit": str(POD_LIST_LIMIT)}
+        listed = await self.api.request("GET", object_path("v1", "Pod", namespace), query=query)
+        return list(listed.get("items") or [])
 
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""

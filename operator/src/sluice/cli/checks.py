@@ -20,7 +20,7 @@ from sluice.api.v1alpha1 import (
 )
 from sluice.cli.base import CliError, ExitCode
 from sluice.cli.render import annotations_of, paused_by, pending_action
-from sluice.core.conditions import READY
+from sluice.core.conditions import READY, STALLED
 from sluice.core.rollout import ROLLOUT_PHASES
 from sluice.core.validation import INVALID_SPEC
 
@@ -66,6 +66,9 @@ def rollout_state(md: ModelDeployment) -> RolloutState:
         return RolloutState.DEGRADED
     if not settled(md):
         return RolloutState.PROGRESSING
+    stalled = next((c for c in md.status.conditions if c.type == STALLED), None)
+    if stalled is not None and stalled.status == "True":  # e.g. a first deploy past its progress deadline
+        return RolloutState.DEGRADED
     match md.status.phase:
         case Phase.STABLE:
             return RolloutState.HEALTHY

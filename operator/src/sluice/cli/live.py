@@ -11,6 +11,7 @@ from sluice.cli.render import (
     EventLine,
     PodLine,
     RouteParent,
+    actual_text,
     age,
     events_placeholder,
     gate_text,
@@ -72,16 +73,6 @@ def _ready(pods: Sequence[PodLine], track: Track) -> tuple[int, int]:
     return sum(pod.ready for pod in mine), len(mine)
 
 
-def pod_share(md: ModelDeployment, pods: Sequence[PodLine] | None) -> int | None:
-    """The canary's real share of traffic without a Gateway, in percent: its ready pods among all ready pods behind
-    the one Service (the requested weight is only approximated by the replica ratio); None with a Gateway."""
-    traffic = md.spec.traffic
-    if pods is None or (traffic is not None and traffic.gateway is not None):
-        return None
-    canary, stable = _ready(pods, Track.CANARY)[0], _ready(pods, Track.STABLE)[0]
-    return round(100 * canary / (canary + stable)) if canary + stable else None
-
-
 def render_live(
     md: ModelDeployment,
     events: Sequence[EventLine] | None,
@@ -129,9 +120,9 @@ def _rollout_lines(md: ModelDeployment, pods: Sequence[PodLine] | None, now: dat
     lines.append(f"{'model':<8}{spec.model.version} (spec)   {counts}")
     if status.canary_version is not None:
         starting = _ready(pods, Track.CANARY)[0] if pods is not None else None
-        share = pod_share(md, pods)
-        real = f" (≈{share}% by pods)" if share is not None and share != status.canary_weight else ""
-        lines.append(f"{'traffic':<8}{weight_bar(status.canary_weight)}{real}   {step_line(md, starting)}")
+        lines.append(
+            f"{'traffic':<8}{weight_bar(status.canary_weight)}{actual_text(status)}   {step_line(md, starting)}"
+        )
         lines.append(f"{'steps':<8}{_step_marks(md)}   every {spec.rollout.interval}")
     check = status.last_check
     if check is not None and status.canary_version is not None:

@@ -19,6 +19,7 @@ from sluice.api.v1alpha1 import (
     Condition,
     MetricResult,
     ModelDeployment,
+    ModelDeploymentStatus,
     ModelStatus,
     Outcome,
     Phase,
@@ -99,6 +100,14 @@ def relative_times(message: str, now: datetime) -> str:
     return _TIMESTAMP.sub(relative, message)
 
 
+def actual_text(status: ModelDeploymentStatus) -> str:
+    """` (actual 50%)` beside the requested weight when the share observed (status.actualWeight) differs from it,
+    ` (actual unknown)` when it is not known (a route no Gateway accepted yet, no ready pod)."""
+    if status.actual_weight is None:
+        return " (actual unknown)"
+    return f" (actual {status.actual_weight}%)" if status.actual_weight != status.canary_weight else ""
+
+
 def weight_bar(weight: int, width: int = BAR_WIDTH) -> str:
     """`[#####...............] 25%`: the canary's share of traffic."""
     weight = min(max(weight, 0), 100)
@@ -166,7 +175,7 @@ def render_list(items: Sequence[ModelDeployment], now: datetime, *, namespace: s
             if all_namespaces
             else (f"No ModelDeployments found in namespace {namespace}.")
         )
-    headers = ["NAME", "PHASE", "STABLE", "CANARY", "STEP", "WEIGHT", "READY", "AGE"]
+    headers = ["NAME", "PHASE", "STABLE", "CANARY", "STEP", "WEIGHT", "ACTUAL", "READY", "AGE"]
     if wide:
         headers += ["SPEC", "PAUSED", "LAST CHECK", "MESSAGE"]
     if all_namespaces:
@@ -181,6 +190,7 @@ def render_list(items: Sequence[ModelDeployment], now: datetime, *, namespace: s
             status.canary_version or NONE,
             step_text(md),
             f"{status.canary_weight}%" if status.canary_version else NONE,
+            f"{status.actual_weight}%" if status.canary_version and status.actual_weight is not None else NONE,
             f"{status.ready_replicas}/{md.spec.replicas}",
             since(_created(md), now),
         ]
@@ -309,7 +319,7 @@ def render_status(
         fields.append(("Canary", status.canary_version))
         steps = ", ".join(f"{weight}%" for weight in spec.rollout.steps)
         fields.append(("Step", f"{step_line(md)}   (steps {steps}; interval {spec.rollout.interval})"))
-        fields.append(("Weight", weight_bar(status.canary_weight)))
+        fields.append(("Weight", weight_bar(status.canary_weight) + actual_text(status)))
         fields.append(
             (
                 "Checks",

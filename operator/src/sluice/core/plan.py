@@ -101,6 +101,27 @@ class ActionRequest:
 
 
 @dataclass(frozen=True)
+class BlockedPods:
+    """Pods of the ModelDeployment that cannot schedule, pull their image or start (see `core.world`)."""
+
+    reason: str
+    """The Kubernetes reason most of them show (one of `core.world.BLOCKING_REASONS`)."""
+    count: int
+    """Pods blocked, whatever their reason."""
+
+
+@dataclass(frozen=True)
+class RouteReading:
+    """The HTTPRoute's `.status.parents`: how many of the parents in its spec accepted it, and how many refused."""
+
+    parents: int
+    accepted: int
+    refused: int
+    reason: str | None = None
+    """A refusing parent's Accepted reason, when it is a CamelCase word (else None)."""
+
+
+@dataclass(frozen=True)
 class Observations:
     generation: int
     stable: WorkloadState
@@ -114,6 +135,10 @@ class Observations:
     """Present only when the validation gate was due (see `sluice.core.rollout.validation_due`)."""
     shadow: ShadowReading | None = None
     """Present with `analysis` when a shadow check was due (phase Shadowing)."""
+    blocked_pods: BlockedPods | None = None
+    """Pods that cannot start; None when none are, or when pods were not listed (see `core.world.pods_due`)."""
+    route: RouteReading | None = None
+    """The HTTPRoute's acceptance by its parents; None without a Gateway or before the route exists."""
 
 
 class EventType(StrEnum):

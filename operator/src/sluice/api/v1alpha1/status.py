@@ -165,7 +165,17 @@ class ModelDeploymentStatus(ApiModel):
         default=None, description="The stable version's model, kept while spec.model names the canary."
     )
     canary_version: str | None = Field(default=None, description="The version being rolled out, if any.")
-    canary_weight: int = Field(default=0, ge=0, le=100, description="Percentage of traffic the canary receives.")
+    canary_weight: int = Field(
+        default=0, ge=0, le=100, description="Percentage of traffic requested for the canary (see actualWeight)."
+    )
+    actual_weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Percentage of traffic the canary actually receives: with a Gateway, the HTTPRoute's weight once "
+        "every parent accepted the route; without one, the canary's share of the ready serving pods behind the "
+        "one Service. None when unknown.",
+    )
     current_step: int | None = Field(default=None, description="Index into spec.rollout.steps; none between rollouts.")
     rollout_started_at: datetime | None = Field(default=None, description="When the current rollout started.")
     step_started_at: datetime | None = Field(default=None, description="When the current step started.")

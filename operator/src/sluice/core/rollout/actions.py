@@ -11,6 +11,7 @@ from sluice.core.rollout.order import ROLLOUT_PHASES
 from sluice.core.rollout.phases.progressing import advance
 from sluice.core.rollout.phases.shadowing import end_shadow
 from sluice.core.rollout.state import Decision
+from sluice.core.world import route_holds
 
 ActionHandler = Callable[[Decision, str], str | None]
 """Carries out a request (by id) on a decision; the reason it was refused, or None."""
@@ -40,6 +41,8 @@ def _promote(decision: Decision, request_id: str) -> str | None:
         return None
     if decision.status.current_step is None:
         return f"canary {decision.status.canary_version} is not ready yet (promote-full promotes without steps)"
+    if route_holds(decision.spec, decision.status):
+        return "the HTTPRoute is not accepted by every parent (RouteAccepted): no step moves the weight"
     decision.event(EventType.NORMAL, "ManualPromotion", f"{request_id}: skipping the rest of {decision.where()}")
     advance(decision)
     return None

@@ -15,6 +15,8 @@ from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.versions import follow_spec_version
 from sluice.core.rollout.workloads import canary_plan, mirror_percent, stable_model
+from sluice.core.rollout.world_conditions import observe_world
+from sluice.core.world import poll_after
 
 _MAX_TRANSITIONS_PER_DECISION = 8
 """Bound on chained transitions in one decision (the longest chain, e.g. supersede, start, canary ready, is 4)."""
@@ -38,6 +40,7 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
     same observations and `now` gives the same plan and no events.
     """
     decision = Decision(spec, observations, now, status.model_copy(deep=True))
+    observe_world(decision)
     for _ in range(_MAX_TRANSITIONS_PER_DECISION):
         before = decision.status.model_copy(deep=True)
         _round(decision)
@@ -52,7 +55,7 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled),
         events=tuple(decision.events),
-        requeue_after=requeue_after(spec, settled, now),
+        requeue_after=poll_after(spec, settled, observations, requeue_after(spec, settled, now)),
     )
 
 

@@ -1,21 +1,26 @@
-"""The status fields that report what is observed rather than decided: observedGeneration, readyReplicas, and the
-Ready, Progressing, Reconciling and Stalled conditions."""
+"""The status fields that report what is observed rather than decided: observedGeneration, readyReplicas,
+actualWeight, and the Ready, Progressing, Reconciling and Stalled conditions."""
 
 from __future__ import annotations
 
 from sluice.api.v1alpha1 import Phase
-from sluice.core.conditions import READY, kstatus_conditions, set_condition
+from sluice.core.conditions import READY, ConditionStatus, kstatus_conditions, set_condition
 from sluice.core.rollout import texts
 from sluice.core.rollout.order import ROLLOUT_PHASES
 from sluice.core.rollout.state import Decision
+from sluice.core.world import actual_weight, pods_text
 
 
 def refresh_observed_state(decision: Decision) -> None:
-    """observedGeneration, readyReplicas, the Ready condition, and Progressing while a rollout is live."""
+    """observedGeneration, readyReplicas, actualWeight, the Ready condition, and Progressing while a rollout is
+    live. A first deploy past its progress deadline is no longer in progress: Progressing False, Stalled True."""
     status, observations, now = decision.status, decision.observations, decision.now
     status.observed_generation = observations.generation
     status.ready_replicas = observations.stable.ready_replicas
+    status.actual_weight = actual_weight(decision.spec, status, observations.stable, observations.canary)
     ready, reason, message = texts.stable_readiness(observations.stable, status.stable_version)
+    if observations.blocked_pods is not None and ready is not ConditionStatus.TRUE:
+        message = f"{message}; {pods_text(observations.blocked_pods)}"
     status.conditions = set_condition(
         status.conditions,
         READY,
@@ -26,11 +31,14 @@ def refresh_observed_state(decision: Decision) -> None:
         observed_generation=observations.generation,
     )
     live = status.phase in (*ROLLOUT_PHASES, Phase.INITIALIZING)
-    if live:
+    failed_deploy = status.phase is Phase.INITIALIZING and observations.stable.progress_deadline_exceeded
+    if failed_deploy:
+        decision.set_progressing(ConditionStatus.FALSE, "ProgressDeadlineExceeded", message)
+    elif live:
         decision.set_progressing(*texts.live_progress(decision.spec, status))
     status.conditions = kstatus_conditions(
         status.conditions,
-        rolling_out=live,
+        rolling_out=live and not failed_deploy,
         rolled_back=status.phase is Phase.ROLLED_BACK,
         now=now,
         observed_generation=observations.generation,

@@ -12,6 +12,7 @@ from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import WorkloadState
 from sluice.core.rollout.workloads import canary_ready
+from sluice.core.world import route_holds
 
 PROBE_PERIOD = timedelta(seconds=10)
 """compareToStable: how often a step looks for the canary's first request at its weight (when the interval is
@@ -61,7 +62,7 @@ def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> d
     if status.step_started_at is None:
         return None
     stepping = status.phase is Phase.PROGRESSING and status.current_step is not None
-    if not stepping and status.phase is not Phase.SHADOWING:
+    if (not stepping and status.phase is not Phase.SHADOWING) or (stepping and route_holds(spec, status)):
         return None
     last = status.step_started_at
     if status.last_check_time is not None:

@@ -153,9 +153,12 @@ class Decision:
         return texts.where(self.spec, self.status)
 
     def set_progressing(self, condition_status: ConditionStatus, reason: str, message: str) -> None:
+        self.set_condition(PROGRESSING, condition_status, reason, message)
+
+    def set_condition(self, condition_type: str, condition_status: ConditionStatus, reason: str, message: str) -> None:
         self.status.conditions = set_condition(
             self.status.conditions,
-            PROGRESSING,
+            condition_type,
             condition_status,
             reason=reason,
             message=message,

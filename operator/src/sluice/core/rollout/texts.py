@@ -18,6 +18,7 @@ from sluice.core.conditions import ConditionStatus
 from sluice.core.plan import WorkloadState
 from sluice.core.rollout.order import gates_before_steps
 from sluice.core.rollout.schedule import judging, next_check_at
+from sluice.core.world import route_holds
 
 ConditionText = tuple[ConditionStatus, str, str]
 """A condition's status, reason and message."""
@@ -77,6 +78,9 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
             return ConditionStatus.TRUE, "Validating", f"canary {version} {here}"
         case Phase.SHADOWING if status.step_started_at is not None:
             return ConditionStatus.TRUE, "Shadowing", f"canary {version} {here}; {_next_check(spec, status)}"
+    if status.phase is Phase.PROGRESSING and route_holds(spec, status):
+        held = f"canary {version} held {here}: the HTTPRoute is not accepted by every parent (see RouteAccepted)"
+        return ConditionStatus.TRUE, "RouteNotAccepted", held
     if status.current_step is None:
         deadline = spec.rollout.progress_deadline
         return ConditionStatus.TRUE, "WaitingForCanary", f"waiting for canary {version} (progressDeadline {deadline})"

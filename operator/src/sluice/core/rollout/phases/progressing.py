@@ -10,12 +10,13 @@ from sluice.core.plan import AnalysisReading, EventType
 from sluice.core.rollout.schedule import check_window, judging
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.verdicts import record_check
+from sluice.core.world import route_holds
 
 
 def handle(decision: Decision) -> None:
     status = decision.status
-    if decision.roll_back_if_stuck():
-        return
+    if decision.roll_back_if_stuck() or route_holds(decision.spec, status):
+        return  # a route no Gateway accepted: the weight and the step clock hold (RouteAccepted says why)
     if status.current_step is None:
         if decision.canary_available():
             decision.enter_step(0)
