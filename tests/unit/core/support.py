@@ -25,6 +25,7 @@ from sluice.core.plan import (
     WorkloadState,
 )
 from sluice.core.rollout import check_window, decide, next_check_at, validation_due
+from sluice.core.rollout.revisions import revision_hash
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,6 +58,7 @@ def running(plan: WorkloadPlan | None, *, ready: bool) -> WorkloadState:
     return WorkloadState(
         exists=True,
         version=plan.model.version,
+        revision=revision_hash(plan.model, plan.serving),
         replicas=plan.replicas,
         updated_replicas=plan.replicas,
         ready_replicas=plan.replicas if ready else 0,

@@ -4,8 +4,8 @@ Field descriptions become the CRD's OpenAPI descriptions; `x-kubernetes-validati
 server enforces at admission. Models parse objects read from the API server, so unknown fields are ignored here:
 the CRD's structural schema and the server's strict field validation are what reject them.
 
-One module per part of the object: meta (names, limits, the base model), serving, rollout, analysis, validation,
-spec, status; everything is imported from here.
+One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
+scheduling), rollout, analysis, validation, spec, status; everything is imported from here.
 """
 
 from sluice.api.v1alpha1.analysis import AnalysisSpec, CustomMetric, InconclusivePolicy, PrometheusRef
@@ -26,6 +26,7 @@ from sluice.api.v1alpha1.meta import (
     PAUSED_ANNOTATION,
     PLURAL,
     QUANTITY_PATTERN,
+    REVISION_SPEC_LIMIT,
     SHORT_NAMES,
     SINGULAR,
     VERSION,
@@ -33,10 +34,10 @@ from sluice.api.v1alpha1.meta import (
     Duration,
     Quantity,
 )
+from sluice.api.v1alpha1.pod import EnvVar
 from sluice.api.v1alpha1.rollout import RolloutSpec, ShadowSpec
 from sluice.api.v1alpha1.serving import (
     PICKLE_BASED_FORMATS,
-    EnvVar,
     ModelFormat,
     ModelSpec,
     ResourceRequirements,
@@ -62,6 +63,7 @@ from sluice.api.v1alpha1.status import (
     ModelStatus,
     Outcome,
     Phase,
+    RevisionRef,
     ValidationResult,
     Verdict,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "PICKLE_BASED_FORMATS",
     "PLURAL",
     "QUANTITY_PATTERN",
+    "REVISION_SPEC_LIMIT",
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
@@ -117,6 +120,7 @@ __all__ = [
     "PrometheusRef",
     "Quantity",
     "ResourceRequirements",
+    "RevisionRef",
     "RolloutSpec",
     "ServingSpec",
     "ShadowSpec",

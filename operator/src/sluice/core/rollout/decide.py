@@ -11,9 +11,10 @@ from sluice.core.rollout.actions import handle_action
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
 from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
+from sluice.core.rollout.revisions import stable_track_serving
 from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
-from sluice.core.rollout.versions import follow_spec_version
+from sluice.core.rollout.versions import follow_spec_revision
 from sluice.core.rollout.workloads import canary_plan, mirror_percent, stable_model
 
 _MAX_TRANSITIONS_PER_DECISION = 8
@@ -47,7 +48,9 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
     settled = decision.status
     return Plan(
         status=settled,
-        stable=WorkloadPlan(model=stable_model(spec, settled), replicas=spec.replicas),
+        stable=WorkloadPlan(
+            model=stable_model(spec, settled), replicas=spec.replicas, serving=stable_track_serving(spec, settled)
+        ),
         canary=canary_plan(spec, settled, observations.canary),
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled),
@@ -57,8 +60,8 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
 
 
 def _round(decision: Decision) -> None:
-    """Follow spec.model.version, handle a new manual action, pause or resume, then act on the phase."""
-    follow_spec_version(decision)
+    """Follow the spec's revision, handle a new manual action, pause or resume, then act on the phase."""
+    follow_spec_revision(decision)
     handle_action(decision)
     if follow_pause(decision):
         return

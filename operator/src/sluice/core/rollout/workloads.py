@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, ModelSpec, ModelStatus, Phase
+from sluice.api.v1alpha1 import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelSpec,
+    ModelStatus,
+    Phase,
+    RevisionRef,
+)
 from sluice.core.plan import WorkloadPlan, WorkloadState
 from sluice.core.rollout.order import ROLLOUT_PHASES
 
@@ -50,7 +57,8 @@ def canary_plan(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary
     if status.canary_version is None and not status.history and not canary.exists:
         return None
     reference = status.stable_model if spec.rollout.shadow is not None else None
-    return WorkloadPlan(model=model_status(spec.model), replicas=canary_replicas(spec, status), reference=reference)
+    replicas = canary_replicas(spec, status)
+    return WorkloadPlan(model=model_status(spec.model), replicas=replicas, reference=reference, serving=spec.serving)
 
 
 def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
@@ -67,10 +75,13 @@ def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) ->
 
 
 def canary_ready(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
-    """The canary Deployment runs this version at the planned replicas, all available (a Deployment left at
-    0 replicas by an earlier rollout of the same version does not count)."""
+    """The canary Deployment runs this revision at the planned replicas, all available (a Deployment left at
+    0 replicas by an earlier rollout of the same revision does not count)."""
     return (
-        canary.available
-        and canary.version == status.canary_version
-        and canary.replicas == canary_replicas(spec, status)
+        canary.available and runs(canary, status.canary_revision) and canary.replicas == canary_replicas(spec, status)
     )
+
+
+def runs(workload: WorkloadState, revision: RevisionRef | None) -> bool:
+    """Whether a Deployment's template is this revision's (annotation sluice.dev/revision)."""
+    return revision is not None and workload.revision == revision.hash
