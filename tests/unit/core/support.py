@@ -135,6 +135,13 @@ class Simulation:
         self.spec = with_version(self.spec, version)
         self.generation += 1
 
+    def set_serving(self, serving: dict[str, Any] | None) -> None:
+        """Change spec.serving (wire format), as `kubectl apply` of an edited manifest does."""
+        wire = self.spec.to_wire()
+        wire["serving"] = serving
+        self.spec = ModelDeploymentSpec.model_validate(wire)
+        self.generation += 1
+
     def event_reasons(self) -> list[str]:
         return [event.reason for event in self.events]
 

@@ -1,9 +1,10 @@
-"""Properties of `decide` over random sequences of time, readings, actions, pauses and version changes."""
+"""Properties of `decide` over random sequences of time, readings, actions, pauses, version and serving changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -12,9 +13,16 @@ from hypothesis import strategies as st
 from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
 from sluice.core.plan import AnalysisReading, Observations, Plan, ShadowReading, ValidationReading
 from sluice.core.rollout import ROLLOUT_PHASES, decide
+from sluice.core.rollout.revisions import revision_hash
 from unit.core.support import ERRORING, HEALTHY, QUIET, UNREACHABLE, Simulation, make_spec
 
 VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
+SERVINGS = (
+    None,
+    {"env": [{"name": "SLUICE_FAULT_ERROR_RATE", "value": "0.5"}]},
+    {"image": "example.com/serving:2"},
+    {"image": "example.com/serving:2", "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
+)
 
 readings = st.one_of(
     st.sampled_from([HEALTHY, HEALTHY, ERRORING, QUIET, UNREACHABLE, AnalysisReading()]),
@@ -96,6 +104,11 @@ class SetVersion:
 
 
 @dataclass(frozen=True)
+class SetServing:
+    serving: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class SetCanaryStarts:
     starts: bool
 
@@ -113,6 +126,7 @@ other_moves = st.one_of(
     st.builds(Request, st.sampled_from(list(Action))),
     st.builds(SetPaused, st.booleans()),
     st.builds(SetVersion, st.sampled_from([*VERSIONS, "2.0.0", "2.0.0"])),  # mostly re-applying the same
+    st.builds(SetServing, st.sampled_from(SERVINGS)),
     st.builds(SetCanaryStarts, st.booleans()),
     gate_readings.map(lambda readings: SetGateReadings(*readings)),
 )
@@ -154,6 +168,8 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
                 simulation.paused = paused
             case SetVersion(version):
                 simulation.set_version(version)
+            case SetServing(serving):
+                simulation.set_serving(serving)
             case SetCanaryStarts(starts):
                 simulation.canary_starts = starts
             case SetGateReadings(validation, shadow):
@@ -271,3 +287,52 @@ def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_on
             assert status.validation is not None
             assert status.validation.passed
             assert status.validation.version == status.canary_version
+
+
+def stable_revision(plan: Plan) -> str:
+    return revision_hash(plan.stable.model, plan.stable.serving)
+
+
+@FAST
+@given(specs(), moves)
+def test_no_revision_reaches_the_stable_track_without_passing_its_checks_unless_a_person_promotes(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    decisions = drive(spec, sequence)
+    promoted_by_hand = False
+    for before, decision in pairwise(decisions):
+        plan, status = decision.plan, decision.plan.status
+        reasons = [event.reason for event in plan.events]
+        if "RolloutStarted" in reasons:
+            promoted_by_hand = False
+        promoted_by_hand = promoted_by_hand or "ManualPromotion" in reasons
+        if before.plan.status.phase is Phase.INITIALIZING:
+            continue
+        assert status.stable_revision is not None
+        if status.stable_revision != before.plan.status.stable_revision:
+            assert "Promoted" in reasons, "the recorded stable revision changes only by a promotion"
+        if stable_revision(plan) in (stable_revision(before.plan), status.stable_revision.hash):
+            continue  # unchanged, or back to the recorded stable revision (a promotion rolled back)
+        assert status.phase is Phase.PROMOTING, f"the stable track changed revision in phase {status.phase}"
+        assert status.canary_revision is not None
+        assert stable_revision(plan) == status.canary_revision.hash
+        assert promoted_by_hand or status.passed_checks >= len(spec.rollout.steps)
+
+
+@FAST
+@given(specs(), moves)
+def test_a_rollback_restores_exactly_the_revision_that_was_stable_when_the_rollout_started(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    decisions = drive(spec, sequence)
+    stable_at_start = stable_revision(decisions[0].plan)
+    for before, decision in pairwise(decisions):
+        plan = decision.plan
+        reasons = [event.reason for event in plan.events]
+        if "RolloutStarted" in reasons and before.plan.status.phase is not Phase.PROMOTING:
+            stable_at_start = stable_revision(before.plan)
+        if "RolledBack" in reasons or "RolloutAborted" in reasons:
+            assert stable_revision(plan) == stable_at_start
+            assert plan.status.stable_revision is not None
+            assert plan.status.stable_revision.hash == stable_at_start
+            assert plan.stable.serving == plan.status.stable_serving

@@ -161,7 +161,9 @@ def drain_seconds(user_env: list[dict[str, Any]]) -> int:
 
 
 def _user_env(serving: ServingSpec | None) -> list[dict[str, Any]]:
-    return [env.to_wire() for env in (serving.env or [])] if serving else []
+    """spec.serving.env as the container's env; a variable with valueFrom has no (empty) value beside it."""
+    wire = [env.to_wire() for env in (serving.env or [])] if serving else []
+    return [{k: v for k, v in env.items() if k != "value" or "valueFrom" not in env} for env in wire]
 
 
 def _container(
