@@ -306,7 +306,7 @@ def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbi
     assert "events  <forbidden: you may not list events in namespace ml>" in lines
 
 
-def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() -> None:
+def test_history_numbers_entries_oldest_first_with_revision_outcome_duration_changes_and_model() -> None:
     md = make_md(
         {
             "phase": "Stable",
@@ -315,15 +315,21 @@ def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() 
                 {"version": "1.5.0", "outcome": "RolledBack", "startedAt": stamp(4000), "finishedAt": stamp(3880),
                  "reason": "AnalysisFailed", "message": "error rate 0.31 above maxErrorRate 0.01"},
                 {"version": "2.0.0", "outcome": "Promoted", "startedAt": stamp(900), "finishedAt": stamp(300),
-                 "reason": "Promoted", "model": model("2.0.0")},
+                 "reason": "Promoted", "model": model("2.0.0"),
+                 "revision": {"number": 3, "hash": "0123456789", "version": "2.0.0", "changes": "env FOO changed"}},
             ],
+            "stableRevision": {"number": 3, "hash": "0123456789", "version": "2.0.0"},
         }
     )  # fmt: skip
 
     lines = render_history(md, NOW).splitlines()
 
-    assert lines[0].split() == ["#", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "MODEL", "MESSAGE"]
-    assert lines[1].split()[:7] == ["1", "1.5.0", "RolledBack", "64m", "ago", "2m", "AnalysisFailed"]
+    assert lines[0].split() == [
+        "#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"
+    ]  # fmt: skip
+    assert lines[1].split()[:8] == ["1", "-", "1.5.0", "RolledBack", "64m", "ago", "2m", "AnalysisFailed"]
     assert "s3://models/fraud/2.0.0/model.onnx (onnx)" in lines[2]
-    assert lines[-1] == "stable now: 2.0.0"
+    assert lines[2].split()[:3] == ["2", "3", "2.0.0"]
+    assert "env FOO changed" in lines[2]
+    assert lines[-1] == "stable now: 2.0.0 (revision 3)"
     assert "No finished rollouts of fraud yet" in render_history(make_md({"phase": "Stable"}), NOW)

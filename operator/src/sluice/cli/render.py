@@ -214,17 +214,21 @@ def render_history(md: ModelDeployment, now: datetime) -> str:
         rows.append(
             [
                 str(number),
+                str(entry.revision.number) if entry.revision else NONE,
                 entry.version,
                 str(entry.outcome),
                 since(entry.finished_at, now) + " ago",
                 age(entry.finished_at - entry.started_at),
                 entry.reason,
+                entry.revision.changes if entry.revision else NONE,
                 _model_text(entry.model),
                 entry.message,
             ]
         )
-    headers = ["#", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "MODEL", "MESSAGE"]
-    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}"
+    headers = ["#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"]
+    stable = md.status.stable_revision
+    revision = f" (revision {stable.number})" if stable else ""
+    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}{revision}"
 
 
 def metric_value(name: str, value: float | None) -> str:
