@@ -236,7 +236,7 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
 
     code, out, _ = plugin(capsys, "history", "fraud")
     lines = out.splitlines()
-    assert [line.split()[1:3] for line in lines[1:3]] == [["2.0.0", "Aborted"], ["2.0.0", "Promoted"]]
+    assert [line.split()[2:4] for line in lines[1:3]] == [["2.0.0", "Aborted"], ["2.0.0", "Promoted"]]
     assert "https://models.example.com/fraud/2.0.0/model.onnx (onnx)" in lines[2]
 
     # undo: spec.model back to the previous stable; the operator rolls it out as a canary

@@ -6,7 +6,7 @@ import pytest
 
 from sluice.api.v1alpha1 import ModelDeployment, ServingSpec
 from sluice.cli.base import CliError, ExitCode
-from sluice.cli.revisions import known_revisions, replacing, revision_patch, revision_target
+from sluice.cli.revisions import default_revision, known_revisions, replacing, revision_patch, revision_target
 from unit.core.support import ERRORING, HEALTHY, deployed, make_spec
 
 FAULTY = {"image": "example.com/serving:2", "env": [{"name": "SLUICE_FAULT_ERROR_RATE", "value": "0.5"}]}
@@ -60,3 +60,23 @@ def test_undo_to_a_revision_the_history_does_not_record_is_refused_with_the_ones
         revision_target(three_revisions(), 7)
     assert refused.value.code == ExitCode.WRONG_STATE
     assert "revisions that are: 1, 2, 3" in str(refused.value)
+
+
+def test_a_plain_undo_between_rollouts_returns_to_the_revision_the_last_promotion_replaced() -> None:
+    revision = default_revision(three_revisions())
+
+    assert revision is not None
+    assert (revision.ref.number, revision.serving) == (1, None)
+
+
+def test_a_plain_undo_during_an_env_only_rollout_returns_to_the_whole_stable_revision() -> None:
+    simulation = deployed(make_spec("1.0.0"))
+    simulation.set_serving(FAULTY)
+    simulation.reconcile()
+    md = ModelDeployment(metadata={"name": "fraud"}, spec=simulation.spec, status=simulation.status)
+
+    revision = default_revision(md)
+
+    assert revision is not None
+    assert revision.ref.number == 1
+    assert revision_patch(md, revision)["spec"]["serving"] is None

@@ -29,7 +29,7 @@ from sluice.cli.base import CliError, Command, ExitCode, add_name_argument, dura
 from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
 from sluice.cli.kube import Kube
 from sluice.cli.render import paused_by, pending_action, step_text
-from sluice.cli.revisions import revision_patch, revision_target
+from sluice.cli.revisions import default_revision, revision_patch, revision_target
 
 
 def new_action_id() -> str:
@@ -216,20 +216,34 @@ def run_undo(args: argparse.Namespace) -> int:
     chosen: list[str] = []
 
     def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        revision = default_revision(md) if args.to_version is None else None
+        if revision is not None:
+            serving_too = revision.serving != md.spec.serving
+            chosen[:] = [
+                revision.model.version,
+                revision.model.uri,
+                f"revision {revision.ref.number}" if serving_too else "",
+            ]
+            return revision_patch(md, revision)
         target = undo_target(md, args.to_version)
-        chosen[:] = [target.version, target.uri]
+        chosen[:] = [target.version, target.uri, ""]
         model = {"version": target.version, "uri": target.uri, "format": str(target.format), "digest": target.digest}
         return {"spec": {"model": model}}
 
     before, _ = kube.patch_checked(args.name, make_patch)
-    version, uri = chosen
+    version, uri, revision = chosen
     if before.status.canary_version is not None and version == before.status.stable_version:
         effect = f"the rollout of {before.status.canary_version} ends; stable {version} keeps serving"
     elif version == before.status.stable_version:
         effect = f"stable {version} keeps serving"
     else:
         effect = f"a canary rollout of {version} starts from stable {before.status.stable_version}"
-    print(f"{args.name}: spec.model set back to {version} ({uri}): {effect}")
+    what = (
+        f"spec.model and spec.serving set back to {revision}, {version}"
+        if revision
+        else f"spec.model set back to {version}"
+    )
+    print(f"{args.name}: {what} ({uri}): {effect}")
     return ExitCode.OK
 
 

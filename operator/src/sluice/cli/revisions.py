@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.api.v1alpha1 import ModelDeployment, ModelStatus, RevisionRef, ServingSpec
+from sluice.api.v1alpha1 import ModelDeployment, ModelStatus, Outcome, RevisionRef, ServingSpec
 from sluice.cli.base import CliError, ExitCode
+from sluice.core.rollout.revisions import spec_revision_hash
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,28 @@ def revision_target(md: ModelDeployment, number: int) -> Revision:
             f"(revisions that are: {listed})",
         )
     return revisions[number]
+
+
+def default_revision(md: ModelDeployment) -> Revision | None:
+    """The revision a plain `undo` returns to, when the status records it in full: while the spec names another
+    revision than the stable one (a rollout, or after a rollback), the stable revision; between rollouts, the
+    revision the last promotion replaced. None for statuses written before revisions (undo then falls back to
+    the stable model, `checks.undo_target`)."""
+    status = md.status
+    if status.stable_revision is None or status.stable_model is None:
+        return None
+    if spec_revision_hash(md.spec) != status.stable_revision.hash:
+        return Revision(status.stable_revision, status.stable_model, status.stable_serving)
+    for entry in reversed(status.history):
+        if (
+            entry.outcome is Outcome.PROMOTED
+            and entry.revision
+            and entry.revision.number == status.stable_revision.number
+        ):
+            if entry.stable_revision and entry.stable_model and entry.stable_serving is not None:
+                return Revision(entry.stable_revision, entry.stable_model, _parsed(entry.stable_serving))
+            return None
+    return None
 
 
 def replacing(current: Any, target: Any) -> Any:
