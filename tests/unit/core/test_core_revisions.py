@@ -89,7 +89,7 @@ def test_a_version_only_change_is_announced_as_before_revisions() -> None:
     started = next(event.message for event in plan.events if event.reason == "RolloutStarted")
     assert started.startswith("rolling out 2.0.0: steps")
     assert plan.status.canary_revision is not None
-    assert plan.status.canary_revision.changes == "model 1.0.0 → 2.0.0, model artifact changed"
+    assert plan.status.canary_revision.changes == "model 1.0.0 → 2.0.0"
 
 
 def test_setting_the_serving_spec_back_mid_rollout_ends_it_as_reverted_to_stable() -> None:

@@ -92,14 +92,14 @@ def _env_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
 def changes(
     old_model: ModelStatus | None, old_serving: ServingSpec | None, model: ModelStatus, serving: ServingSpec | None
 ) -> str:
-    """What a revision changes against another, in words: the model version, the artifact, the image, env names
-    and the other serving fields by name (never an env value)."""
+    """What a revision changes against another, in words: the model version (else whether the artifact changed),
+    the image, env names and the other serving fields by name (never an env value)."""
     if old_model is None:
         return "first revision"
     parts = []
     if old_model.version != model.version:
         parts.append(f"model {old_model.version} → {model.version}")
-    if (old_model.uri, old_model.format, old_model.digest) != (model.uri, model.format, model.digest):
+    elif (old_model.uri, old_model.format, old_model.digest) != (model.uri, model.format, model.digest):
         parts.append("model artifact changed")
     before = old_serving.to_wire() if old_serving else {}
     after = serving.to_wire() if serving else {}
