@@ -307,7 +307,9 @@ def render_status(
     fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({spec.model.format})"))
     fields.append(("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{spec.replicas} ready"))
     if status.canary_version is not None:
-        fields.append(("Canary", status.canary_version))
+        revision = status.canary_revision
+        changed = f"   revision {revision.number}: {revision.changes}" if revision is not None else ""
+        fields.append(("Canary", f"{status.canary_version}{changed}"))
         steps = ", ".join(f"{weight}%" for weight in spec.rollout.steps)
         fields.append(("Step", f"{step_line(md)}   (steps {steps}; interval {spec.rollout.interval})"))
         fields.append(("Weight", weight_bar(status.canary_weight)))
