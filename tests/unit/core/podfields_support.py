@@ -66,7 +66,15 @@ def assert_every_pod_field_is_in(template: dict[str, Any]) -> None:
         assert pod[name] == EVERY_POD_FIELD[name], name
     assert container["image"] == EVERY_POD_FIELD["image"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert all(variable in container["env"] for variable in EVERY_POD_FIELD["env"])
+    env = {variable["name"]: variable for variable in container["env"]}
+    for variable in EVERY_POD_FIELD["env"]:
+        written = env[variable["name"]]
+        if "fieldRef" in written.get("valueFrom", {}):  # the API server defaults fieldRef.apiVersion to v1
+            written = {
+                **written,
+                "valueFrom": {"fieldRef": {"fieldPath": written["valueFrom"]["fieldRef"]["fieldPath"]}},
+            }
+        assert written == variable, written
     assert container["envFrom"] == EVERY_POD_FIELD["envFrom"]
     assert (container["startupProbe"]["periodSeconds"], container["startupProbe"]["failureThreshold"]) == (5, 120)
     assert template["metadata"]["labels"]["team"] == "fraud"
