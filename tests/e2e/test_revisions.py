@@ -5,12 +5,15 @@ processes started with each pod's container env, the real Prometheus).
 An env-only change that makes the server fail half its requests (`SLUICE_FAULT_ERROR_RATE`, the model server's
 fault injection) is canaried and rolled back on its own metrics while the stable pods stay exactly as they were
 (same pods, same pod-template-hash), with the operator under the Helm chart's identity (no Secrets access) though
-the change references a Secret; an image-only change is promoted and becomes the stable revision.
+the change references a Secret; an image-only change is promoted and becomes the stable revision. With
+`rollout.capacity: Neutral` a rollout of 3 replicas, sampled every 0.5 s through promotion and back to a full
+stable track, never has fewer than 3 Ready pods nor more than 4 pods.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +22,7 @@ from kubernetes import client
 
 from e2e.support import CHART_IDENTITY, STEPS, Scenario, finished, load
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
-from sluice.core.children import TRACK_LABEL
+from sluice.core.children import MODELDEPLOYMENT_LABEL, TRACK_LABEL
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +112,77 @@ def test_an_image_only_change_is_promoted_and_becomes_the_stable_revision(
     assert status["history"][-1]["revision"]["number"] == 2
     assert stable_template(scenario)["spec"]["containers"][0]["image"] == image
     assert not [key for key in generator.stats.by_version if key[1] != 200], generator.stats.by_version
+
+
+class PodCounts:
+    """Samples the serving pods of both tracks every 0.5 s in a thread: the fewest Ready, the most in existence
+    (pods being deleted are not counted as either)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.fewest_ready: int | None = None
+        self.most: int = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PodCounts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            response: Any = client.CoreV1Api(self.scenario.api_client).list_namespaced_pod(
+                self.scenario.namespace,
+                label_selector=f"{MODELDEPLOYMENT_LABEL}={self.scenario.name}",
+                _preload_content=False,
+            )
+            pods = [pod for pod in json.loads(response.data)["items"] if "deletionTimestamp" not in pod["metadata"]]
+            ready = sum(
+                any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+                for pod in pods
+            )
+            self.fewest_ready = ready if self.fewest_ready is None else min(self.fewest_ready, ready)
+            self.most = max(self.most, len(pods))
+            self.samples += 1
+
+
+def test_a_capacity_neutral_rollout_never_has_fewer_than_replicas_ready_nor_more_than_one_pod_over(
+    scenario_factory: Callable[[dict[str, dict[str, str]]], Scenario],
+) -> None:
+    scenario = scenario_factory({})
+    spec = scenario.spec("1.0.0")
+    spec["replicas"] = 3
+    spec["rollout"]["capacity"] = "Neutral"
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": scenario.name}}
+    scenario.custom.create_namespaced_custom_object(GROUP, VERSION, scenario.namespace, PLURAL, {**body, "spec": spec})
+    scenario.wait(
+        lambda: (
+            scenario.status().get("phase") == "Stable" and scenario.dataplane.ready_versions()[("1.0.0", "stable")] == 3
+        ),
+        "1.0.0 Stable on 3 ready pods",
+    )
+
+    with load(scenario), PodCounts(scenario) as counts:
+        scenario.set_version("2.0.0")
+        timeline = scenario.follow(
+            lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "2.0.0 promoted", timeout=120
+        )
+        scenario.wait(
+            lambda: (
+                scenario.dataplane.ready_versions()[("2.0.0", "stable")] == 3
+                and not any(track == "canary" for _, track in scenario.dataplane.ready_versions())
+            ),
+            "3 stable pods of 2.0.0 and no canary pod",
+        )
+
+    print(f"capacity Neutral: {counts.samples} samples, fewest Ready {counts.fewest_ready}, most pods {counts.most}")
+    assert [w for w in timeline.weights if w > 0][:2] == STEPS, timeline.weights
+    assert counts.samples > 20
+    assert counts.fewest_ready is not None
+    assert counts.fewest_ready >= 3
+    assert counts.most <= 4

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
+from sluice.api.v1alpha1 import Action, Capacity, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
 from sluice.core.plan import AnalysisReading, Observations, Plan, ShadowReading, ValidationReading
 from sluice.core.rollout import ROLLOUT_PHASES, decide
 from sluice.core.rollout.revisions import revision_hash
@@ -41,7 +41,12 @@ def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
     steps = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=4)))
     wire: dict[str, Any] = {
         "replicas": draw(st.integers(0, 4)),
-        "rollout": {"steps": steps, "interval": "1m", "progressDeadline": "5m"},
+        "rollout": {
+            "steps": steps,
+            "interval": "1m",
+            "progressDeadline": "5m",
+            "capacity": draw(st.sampled_from([None, "Surge", "Neutral"])),
+        },
         "analysis": {
             "maxFailedChecks": draw(st.integers(1, 3)),
             "maxInconclusiveChecks": draw(st.integers(1, 3)),
@@ -223,12 +228,15 @@ def test_the_canary_weight_never_exceeds_the_current_step_and_never_rises_on_a_f
 def test_a_rollback_always_ends_with_the_canary_at_weight_zero_and_no_replicas(
     spec: ModelDeploymentSpec, sequence: list[Any]
 ) -> None:
+    """(Capacity Neutral: the canary keeps only the pods stable still lacks, see the capacity-neutral property.)"""
     for decision in drive(spec, sequence):
         plan = decision.plan
         if plan.status.phase is Phase.ROLLED_BACK:
             assert plan.canary_weight == 0
             assert plan.canary is not None
-            assert plan.canary.replicas == 0
+            lacking = max(0, spec.replicas - decision.observations.stable.ready_replicas)
+            neutral = spec.rollout.capacity is Capacity.NEUTRAL
+            assert plan.canary.replicas <= (lacking if neutral else 0)
 
 
 @FAST
@@ -255,6 +263,8 @@ def test_nothing_is_promoted_without_a_passed_check_per_step_unless_a_person_pro
 @FAST
 @given(specs(), moves)
 def test_the_stable_workload_always_keeps_its_replicas(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
+    if spec.rollout.capacity is Capacity.NEUTRAL:
+        return  # its canary takes stable's pods: see the capacity-neutral property
     for decision in drive(spec, sequence):
         assert decision.plan.stable.replicas == decision.spec.replicas
         if decision.spec.replicas > 0:
@@ -336,3 +346,21 @@ def test_a_rollback_restores_exactly_the_revision_that_was_stable_when_the_rollo
             assert plan.status.stable_revision is not None
             assert plan.status.stable_revision.hash == stable_at_start
             assert plan.stable.serving == plan.status.stable_serving
+
+
+@FAST
+@given(specs(), moves)
+def test_capacity_neutral_never_removes_a_ready_pod_below_replicas_nor_runs_more_than_one_pod_over(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    replicas = spec.replicas
+    for decision in drive(
+        spec.model_copy(update={"rollout": spec.rollout.model_copy(update={"capacity": Capacity.NEUTRAL})}), sequence
+    ):
+        plan, stable, canary = decision.plan, decision.observations.stable, decision.observations.canary
+        canary_planned = plan.canary.replicas if plan.canary is not None else 0
+        assert plan.stable.replicas + canary_planned <= replicas + 1
+        kept_ready = min(plan.stable.replicas, stable.ready_replicas) + min(canary_planned, canary.ready_replicas)
+        assert kept_ready >= min(replicas, stable.ready_replicas + canary.ready_replicas)
+        if replicas > 0:
+            assert plan.stable.replicas >= 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from sluice import contract
 from sluice.api.durations import parse_duration
-from sluice.api.v1alpha1 import GROUP, ModelDeploymentSpec, ModelStatus, ServingSpec
+from sluice.api.v1alpha1 import GROUP, Capacity, ModelDeploymentSpec, ModelStatus, ServingSpec
 from sluice.core.children import (
     MODELDEPLOYMENT_LABEL,
     PORT_NAME,
@@ -244,6 +244,7 @@ def deployment(
     metadata = object_metadata(owner, ChildNames.of(owner.name).deployment(track), labels)
     metadata["annotations"] = {REVISION_ANNOTATION: revision_hash(workload.model, workload.serving)}
     drain = PRESTOP_SLEEP_SECONDS + drain_seconds(_user_env(workload.serving)) + TERMINATION_MARGIN_SECONDS
+    max_surge: int | str = 1 if spec.rollout.capacity is Capacity.NEUTRAL else "25%"  # Neutral: one pod over
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -251,7 +252,7 @@ def deployment(
         "spec": {
             "replicas": workload.replicas,
             "selector": {"matchLabels": {MODELDEPLOYMENT_LABEL: owner.name, TRACK_LABEL: str(track)}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": max_surge}},
             "progressDeadlineSeconds": progress_deadline,
             "revisionHistoryLimit": 3,
             "template": {

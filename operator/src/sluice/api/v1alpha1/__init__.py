@@ -35,7 +35,7 @@ from sluice.api.v1alpha1.meta import (
     Quantity,
 )
 from sluice.api.v1alpha1.pod import EnvVar
-from sluice.api.v1alpha1.rollout import RolloutSpec, ShadowSpec
+from sluice.api.v1alpha1.rollout import Capacity, RolloutSpec, ShadowSpec
 from sluice.api.v1alpha1.serving import (
     PICKLE_BASED_FORMATS,
     ModelFormat,
@@ -97,6 +97,7 @@ __all__ = [
     "ActionOutcome",
     "AnalysisSpec",
     "ApiModel",
+    "Capacity",
     "CheckResult",
     "Condition",
     "ConfigMapKeyRef",

@@ -8,6 +8,7 @@ from datetime import datetime
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.capacity import track_replicas
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
 from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
@@ -46,12 +47,13 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
             break
     refresh_observed_state(decision)
     settled = decision.status
+    stable_replicas, canary_replicas = track_replicas(spec, settled, observations.stable, observations.canary)
     return Plan(
         status=settled,
         stable=WorkloadPlan(
-            model=stable_model(spec, settled), replicas=spec.replicas, serving=stable_track_serving(spec, settled)
+            model=stable_model(spec, settled), replicas=stable_replicas, serving=stable_track_serving(spec, settled)
         ),
-        canary=canary_plan(spec, settled, observations.canary),
+        canary=canary_plan(spec, settled, observations.canary, canary_replicas),
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled),
         events=tuple(decision.events),
