@@ -236,7 +236,7 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
 
     code, out, _ = plugin(capsys, "history", "fraud")
     lines = out.splitlines()
-    assert [line.split()[1:3] for line in lines[1:3]] == [["2.0.0", "Aborted"], ["2.0.0", "Promoted"]]
+    assert [line.split()[2:4] for line in lines[1:3]] == [["2.0.0", "Aborted"], ["2.0.0", "Promoted"]]
     assert "https://models.example.com/fraud/2.0.0/model.onnx (onnx)" in lines[2]
 
     # undo: spec.model back to the previous stable; the operator rolls it out as a canary
@@ -253,6 +253,36 @@ def test_a_rollout_steered_through_every_action(plugin: Plugin, capsys: pytest.C
     assert plugin(capsys, "status", "fraud", "--watch", "--timeout", "60", "--interval", "0.3")[0] == 0
     final = status_of(plugin.get("fraud"))
     assert (final["stableVersion"], final["history"][-1]["reason"]) == ("2.0.0", "RevertedToStable")
+
+
+def test_undo_returns_to_a_whole_revision_the_history_records(
+    plugin: Plugin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin.create("tuned", {**SPEC, "serving": {"env": [{"name": "OMP_NUM_THREADS", "value": "2"}]}})
+    plugin.wait("tuned", lambda s: s.get("phase") == "Stable", "Stable")
+    four_threads = {"image": "example.com/serving:2", "env": [{"name": "OMP_NUM_THREADS", "value": "4"}]}
+    plugin.patch("tuned", {"spec": {"serving": four_threads}})
+    plugin.wait("tuned", lambda s: (s.get("canaryRevision") or {}).get("number") == 2, "revision 2 rolling out")
+    assert plugin(capsys, "promote", "tuned", "--full", "--wait")[0] == 0
+    plugin.wait("tuned", lambda s: (s.get("stableRevision") or {}).get("number") == 2, "revision 2 stable")
+
+    code, out, _ = plugin(capsys, "history", "tuned")
+    assert code == 0
+    assert "image default → example.com/serving:2, env OMP_NUM_THREADS changed" in out
+    assert "stable now: 1.0.0 (revision 2)" in out
+    code, out, _ = plugin(capsys, "undo", "tuned", "--to-revision", "1")
+
+    assert (code, out) == (
+        0,
+        "tuned: spec.model and spec.serving set back to revision 1 (1.0.0): a canary rollout of it starts from "
+        "stable revision 2\n",
+    )
+    assert plugin.get("tuned")["spec"]["serving"] == {"env": [{"name": "OMP_NUM_THREADS", "value": "2"}]}
+    rolling = plugin.wait("tuned", lambda s: (s.get("canaryRevision") or {}).get("number") == 3, "revision 1 again")
+    assert status_of(rolling)["canaryRevision"]["changes"] == (
+        "image example.com/serving:2 → default, env OMP_NUM_THREADS changed"
+    )
+    assert plugin(capsys, "undo", "tuned", "--to-revision", "9")[0] == 3
 
 
 def test_status_says_when_no_gateway_accepted_the_route(plugin: Plugin, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,7 @@ from integration.operator_support import (
 from integration.sluice_crd import install_crd
 from sluice.adapters.kube import KubeApi, KubeCluster
 from sluice.adapters.routers import GatewayAPIRouter, ReplicaRatioRouter
-from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION, GatewayTraffic
+from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION, GROUP, PLURAL, VERSION, GatewayTraffic
 from sluice.core.children import Owner
 
 pytestmark = pytest.mark.integration
@@ -215,25 +215,31 @@ def test_scaling_by_spec_and_by_the_scale_subresource(md: ModelDeployments) -> N
     assert scale["status"]["selector"] == "sluice.dev/modeldeployment=scaled,sluice.dev/track=stable"
 
 
-def test_changed_resources_roll_out_to_the_deployment(md: ModelDeployments) -> None:
+def test_changed_resources_roll_out_as_a_canary_and_reach_the_stable_deployment_at_promotion(
+    md: ModelDeployments,
+) -> None:
     md.create("sized", {"model": model(), "replicas": 1})
     md.wait_ready("sized", 1)
     md.patch("sized", {"spec": {"serving": {"resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "2Gi"}}}}})
+    new = {
+        "requests": {"cpu": "250m", "ephemeral-storage": "256Mi", "memory": "256Mi"},
+        "limits": {"cpu": "1", "ephemeral-storage": "2Gi", "memory": "2Gi"},
+    }
 
-    def resized() -> bool:
-        stable = md.deployment("sized-stable")
-        assert stable is not None
-        resources = stable["spec"]["template"]["spec"]["containers"][0]["resources"]
-        return bool(
-            resources
-            == {
-                "requests": {"cpu": "250m", "ephemeral-storage": "256Mi", "memory": "256Mi"},
-                "limits": {"cpu": "1", "ephemeral-storage": "2Gi", "memory": "2Gi"},
-            }
-        )
+    def resources(name: str) -> dict[str, Any] | None:
+        deployment = md.deployment(name)
+        return None if deployment is None else deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
 
-    md.wait(resized, "the new resources on the stable Deployment")
-    md.wait_ready("sized", 1)
+    md.wait(lambda: resources("sized-canary") == new, "the new resources on the canary Deployment")
+    assert resources("sized-stable") != new
+    canary_revision = status_of(md.get("sized"))["canaryRevision"]
+    assert (canary_revision["number"], canary_revision["changes"]) == (2, "resources changed")
+
+    action = {ACTION_ANNOTATION: "promote-full", ACTION_ID_ANNOTATION: "promote-resources"}
+    md.patch("sized", {"metadata": {"annotations": action}})
+    md.wait(lambda: resources("sized-stable") == new, "the new resources on the stable Deployment")
+    md.wait(lambda: status_of(md.get("sized")).get("phase") == "Stable", "the new revision Stable")
+    assert status_of(md.get("sized"))["stableRevision"]["number"] == 2
 
 
 def test_deleting_a_modeldeployment_removes_its_children(md: ModelDeployments) -> None:

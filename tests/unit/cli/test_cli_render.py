@@ -54,6 +54,7 @@ PROGRESSING = {
     "stableVersion": "1.0.0",
     "stableModel": model("1.0.0"),
     "canaryVersion": "2.0.0",
+    "canaryRevision": {"number": 2, "hash": "0123456789", "version": "2.0.0", "changes": "model 1.0.0 → 2.0.0"},
     "canaryWeight": 25,
     "actualWeight": 33,
     "currentStep": 1,
@@ -117,7 +118,7 @@ def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and
         "Message:       canary 2.0.0 at step 2/3 (25%); next check in 48s",
         "Spec model:    2.0.0   s3://models/fraud/2.0.0/model.onnx (onnx)",
         "Stable:        1.0.0   2/2 ready",
-        "Canary:        2.0.0",
+        "Canary:        2.0.0   revision 2: model 1.0.0 → 2.0.0",
         "Step:          2/3 at 25%   (steps 10%, 25%, 50%; interval 1m)",
         "Weight:        [#####...............] 25% (actual 33%)",
         "Checks:        1 passed, 0 failed, 0 inconclusive, 0 errored in a row",
@@ -327,7 +328,7 @@ def test_live_view_marks_the_failed_step_after_a_rollback_and_says_what_is_forbi
     assert "events  <forbidden: you may not list events in namespace ml>" in lines
 
 
-def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() -> None:
+def test_history_numbers_entries_oldest_first_with_revision_outcome_duration_changes_and_model() -> None:
     md = make_md(
         {
             "phase": "Stable",
@@ -336,15 +337,21 @@ def test_history_numbers_entries_oldest_first_with_outcome_duration_and_model() 
                 {"version": "1.5.0", "outcome": "RolledBack", "startedAt": stamp(4000), "finishedAt": stamp(3880),
                  "reason": "AnalysisFailed", "message": "error rate 0.31 above maxErrorRate 0.01"},
                 {"version": "2.0.0", "outcome": "Promoted", "startedAt": stamp(900), "finishedAt": stamp(300),
-                 "reason": "Promoted", "model": model("2.0.0")},
+                 "reason": "Promoted", "model": model("2.0.0"),
+                 "revision": {"number": 3, "hash": "0123456789", "version": "2.0.0", "changes": "env FOO changed"}},
             ],
+            "stableRevision": {"number": 3, "hash": "0123456789", "version": "2.0.0"},
         }
     )  # fmt: skip
 
     lines = render_history(md, NOW).splitlines()
 
-    assert lines[0].split() == ["#", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "MODEL", "MESSAGE"]
-    assert lines[1].split()[:7] == ["1", "1.5.0", "RolledBack", "64m", "ago", "2m", "AnalysisFailed"]
+    assert lines[0].split() == [
+        "#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"
+    ]  # fmt: skip
+    assert lines[1].split()[:8] == ["1", "-", "1.5.0", "RolledBack", "64m", "ago", "2m", "AnalysisFailed"]
     assert "s3://models/fraud/2.0.0/model.onnx (onnx)" in lines[2]
-    assert lines[-1] == "stable now: 2.0.0"
+    assert lines[2].split()[:3] == ["2", "3", "2.0.0"]
+    assert "env FOO changed" in lines[2]
+    assert lines[-1] == "stable now: 2.0.0 (revision 3)"
     assert "No finished rollouts of fraud yet" in render_history(make_md({"phase": "Stable"}), NOW)

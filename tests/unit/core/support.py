@@ -27,6 +27,7 @@ from sluice.core.plan import (
     WorkloadState,
 )
 from sluice.core.rollout import check_window, decide, next_check_at, validation_due
+from sluice.core.rollout.revisions import revision_hash
 from sluice.core.world import has_gateway, pods_due
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -60,6 +61,7 @@ def running(plan: WorkloadPlan | None, *, ready: bool) -> WorkloadState:
     return WorkloadState(
         exists=True,
         version=plan.model.version,
+        revision=revision_hash(plan.model, plan.serving),
         replicas=plan.replicas,
         updated_replicas=plan.replicas,
         ready_replicas=plan.replicas if ready else 0,
@@ -140,6 +142,13 @@ class Simulation:
 
     def set_version(self, version: str) -> None:
         self.spec = with_version(self.spec, version)
+        self.generation += 1
+
+    def set_serving(self, serving: dict[str, Any] | None) -> None:
+        """Change spec.serving (wire format), as `kubectl apply` of an edited manifest does."""
+        wire = self.spec.to_wire()
+        wire["serving"] = serving
+        self.spec = ModelDeploymentSpec.model_validate(wire)
         self.generation += 1
 
     def event_reasons(self) -> list[str]:

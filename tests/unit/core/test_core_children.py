@@ -38,7 +38,9 @@ def spec(**overrides: Any) -> ModelDeploymentSpec:
 
 
 def stable_deployment(model_spec: ModelDeploymentSpec | None = None, model: ModelStatus = MODEL) -> dict[str, Any]:
-    return deployment(OWNER, model_spec or spec(), Track.STABLE, WorkloadPlan(model=model, replicas=2), DEFAULTS)
+    model_spec = model_spec or spec()
+    workload = WorkloadPlan(model=model, replicas=2, serving=model_spec.serving)
+    return deployment(OWNER, model_spec, Track.STABLE, workload, DEFAULTS)
 
 
 def container(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -159,19 +161,19 @@ def test_pvc_uris(uri: str, parsed: tuple[str, str] | None) -> None:
 
 
 def test_resources_default_and_every_resource_gets_request_and_limit() -> None:
-    assert resources(spec(), DEFAULTS) == {
+    assert resources(spec().serving, DEFAULTS) == {
         "requests": {"cpu": "100m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
-    gpu = resources(spec(serving={"resources": {"requests": {"nvidia.com/gpu": 1, "cpu": "500m"}}}), DEFAULTS)
+    gpu = resources(spec(serving={"resources": {"requests": {"nvidia.com/gpu": 1, "cpu": "500m"}}}).serving, DEFAULTS)
     assert gpu["requests"] == {"cpu": "500m", "memory": "256Mi", "nvidia.com/gpu": "1"}
     assert gpu["limits"] == {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}
 
 
 def test_resources_stay_consistent_with_the_defaults() -> None:
-    big_request = resources(spec(serving={"resources": {"requests": {"memory": "4Gi"}}}), DEFAULTS)
+    big_request = resources(spec(serving={"resources": {"requests": {"memory": "4Gi"}}}).serving, DEFAULTS)
     assert (big_request["requests"]["memory"], big_request["limits"]["memory"]) == ("4Gi", "4Gi")
-    small_limit = resources(spec(serving={"resources": {"limits": {"cpu": "50m"}}}), DEFAULTS)
+    small_limit = resources(spec(serving={"resources": {"limits": {"cpu": "50m"}}}).serving, DEFAULTS)
     assert (small_limit["requests"]["cpu"], small_limit["limits"]["cpu"]) == ("50m", "50m")
 
 

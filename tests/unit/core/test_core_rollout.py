@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -156,7 +157,7 @@ def test_a_canary_deployment_that_exceeds_its_own_progress_deadline_is_rolled_ba
     simulation.canary_starts = False
     simulation.set_version("2.0.0")
     simulation.reconcile()
-    simulation.canary = WorkloadState(exists=True, version="2.0.0", replicas=1, progress_deadline_exceeded=True)
+    simulation.canary = replace(simulation.canary, ready_replicas=0, available=False, progress_deadline_exceeded=True)
 
     plan = simulation.reconcile()
 
@@ -224,7 +225,7 @@ def test_promotion_waits_until_the_stable_workload_serves_the_new_version() -> N
 def test_a_promotion_whose_stable_update_stalls_is_rolled_back_to_the_old_model() -> None:
     simulation = at_first_step(make_spec("1.0.0", rollout={"steps": [50], "interval": "1m"}))
     simulation.check(HEALTHY)
-    simulation.stable = WorkloadState(exists=True, version="2.0.0", replicas=2, progress_deadline_exceeded=True)
+    simulation.stable = replace(simulation.stable, ready_replicas=0, available=False, progress_deadline_exceeded=True)
 
     plan = simulation.reconcile()
 

@@ -1,20 +1,28 @@
-"""Properties of `decide` over random sequences of time, readings, actions, pauses and version changes."""
+"""Properties of `decide` over random sequences of time, readings, actions, pauses, version and serving changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
+from sluice.api.v1alpha1 import Action, Capacity, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
 from sluice.core.plan import AnalysisReading, Observations, Plan, ShadowReading, ValidationReading
 from sluice.core.rollout import ROLLOUT_PHASES, decide
+from sluice.core.rollout.revisions import revision_hash
 from unit.core.support import ERRORING, HEALTHY, QUIET, UNREACHABLE, Simulation, make_spec
 
 VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
+SERVINGS = (
+    None,
+    {"env": [{"name": "SLUICE_FAULT_ERROR_RATE", "value": "0.5"}]},
+    {"image": "example.com/serving:2"},
+    {"image": "example.com/serving:2", "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
+)
 
 readings = st.one_of(
     st.sampled_from([HEALTHY, HEALTHY, ERRORING, QUIET, UNREACHABLE, AnalysisReading()]),
@@ -33,7 +41,12 @@ def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
     steps = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=4)))
     wire: dict[str, Any] = {
         "replicas": draw(st.integers(0, 4)),
-        "rollout": {"steps": steps, "interval": "1m", "progressDeadline": "5m"},
+        "rollout": {
+            "steps": steps,
+            "interval": "1m",
+            "progressDeadline": "5m",
+            "capacity": draw(st.sampled_from([None, "Surge", "Neutral"])),
+        },
         "analysis": {
             "maxFailedChecks": draw(st.integers(1, 3)),
             "maxInconclusiveChecks": draw(st.integers(1, 3)),
@@ -96,6 +109,11 @@ class SetVersion:
 
 
 @dataclass(frozen=True)
+class SetServing:
+    serving: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class SetCanaryStarts:
     starts: bool
 
@@ -113,6 +131,7 @@ other_moves = st.one_of(
     st.builds(Request, st.sampled_from(list(Action))),
     st.builds(SetPaused, st.booleans()),
     st.builds(SetVersion, st.sampled_from([*VERSIONS, "2.0.0", "2.0.0"])),  # mostly re-applying the same
+    st.builds(SetServing, st.sampled_from(SERVINGS)),
     st.builds(SetCanaryStarts, st.booleans()),
     gate_readings.map(lambda readings: SetGateReadings(*readings)),
 )
@@ -154,6 +173,8 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
                 simulation.paused = paused
             case SetVersion(version):
                 simulation.set_version(version)
+            case SetServing(serving):
+                simulation.set_serving(serving)
             case SetCanaryStarts(starts):
                 simulation.canary_starts = starts
             case SetGateReadings(validation, shadow):
@@ -207,12 +228,15 @@ def test_the_canary_weight_never_exceeds_the_current_step_and_never_rises_on_a_f
 def test_a_rollback_always_ends_with_the_canary_at_weight_zero_and_no_replicas(
     spec: ModelDeploymentSpec, sequence: list[Any]
 ) -> None:
+    """(Capacity Neutral: the canary keeps only the pods stable still lacks, see the capacity-neutral property.)"""
     for decision in drive(spec, sequence):
         plan = decision.plan
         if plan.status.phase is Phase.ROLLED_BACK:
             assert plan.canary_weight == 0
             assert plan.canary is not None
-            assert plan.canary.replicas == 0
+            lacking = max(0, spec.replicas - decision.observations.stable.ready_replicas)
+            neutral = spec.rollout.capacity is Capacity.NEUTRAL
+            assert plan.canary.replicas <= (lacking if neutral else 0)
 
 
 @FAST
@@ -239,6 +263,8 @@ def test_nothing_is_promoted_without_a_passed_check_per_step_unless_a_person_pro
 @FAST
 @given(specs(), moves)
 def test_the_stable_workload_always_keeps_its_replicas(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
+    if spec.rollout.capacity is Capacity.NEUTRAL:
+        return  # its canary takes stable's pods: see the capacity-neutral property
     for decision in drive(spec, sequence):
         assert decision.plan.stable.replicas == decision.spec.replicas
         if decision.spec.replicas > 0:
@@ -271,3 +297,70 @@ def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_on
             assert status.validation is not None
             assert status.validation.passed
             assert status.validation.version == status.canary_version
+
+
+def stable_revision(plan: Plan) -> str:
+    return revision_hash(plan.stable.model, plan.stable.serving)
+
+
+@FAST
+@given(specs(), moves)
+def test_no_revision_reaches_the_stable_track_without_passing_its_checks_unless_a_person_promotes(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    decisions = drive(spec, sequence)
+    promoted_by_hand = False
+    for before, decision in pairwise(decisions):
+        plan, status = decision.plan, decision.plan.status
+        reasons = [event.reason for event in plan.events]
+        if "RolloutStarted" in reasons:
+            promoted_by_hand = False
+        promoted_by_hand = promoted_by_hand or "ManualPromotion" in reasons
+        if before.plan.status.phase is Phase.INITIALIZING:
+            continue
+        assert status.stable_revision is not None
+        if status.stable_revision != before.plan.status.stable_revision:
+            assert "Promoted" in reasons, "the recorded stable revision changes only by a promotion"
+        if stable_revision(plan) in (stable_revision(before.plan), status.stable_revision.hash):
+            continue  # unchanged, or back to the recorded stable revision (a promotion rolled back)
+        assert status.phase is Phase.PROMOTING, f"the stable track changed revision in phase {status.phase}"
+        assert status.canary_revision is not None
+        assert stable_revision(plan) == status.canary_revision.hash
+        assert promoted_by_hand or status.passed_checks >= len(spec.rollout.steps)
+
+
+@FAST
+@given(specs(), moves)
+def test_a_rollback_restores_exactly_the_revision_that_was_stable_when_the_rollout_started(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    decisions = drive(spec, sequence)
+    stable_at_start = stable_revision(decisions[0].plan)
+    for before, decision in pairwise(decisions):
+        plan = decision.plan
+        reasons = [event.reason for event in plan.events]
+        if "RolloutStarted" in reasons and before.plan.status.phase is not Phase.PROMOTING:
+            stable_at_start = stable_revision(before.plan)
+        if "RolledBack" in reasons or "RolloutAborted" in reasons:
+            assert stable_revision(plan) == stable_at_start
+            assert plan.status.stable_revision is not None
+            assert plan.status.stable_revision.hash == stable_at_start
+            assert plan.stable.serving == plan.status.stable_serving
+
+
+@FAST
+@given(specs(), moves)
+def test_capacity_neutral_never_removes_a_ready_pod_below_replicas_nor_runs_more_than_one_pod_over(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    replicas = spec.replicas
+    for decision in drive(
+        spec.model_copy(update={"rollout": spec.rollout.model_copy(update={"capacity": Capacity.NEUTRAL})}), sequence
+    ):
+        plan, stable, canary = decision.plan, decision.observations.stable, decision.observations.canary
+        canary_planned = plan.canary.replicas if plan.canary is not None else 0
+        assert plan.stable.replicas + canary_planned <= replicas + 1
+        kept_ready = min(plan.stable.replicas, stable.ready_replicas) + min(canary_planned, canary.ready_replicas)
+        assert kept_ready >= min(replicas, stable.ready_replicas + canary.ready_replicas)
+        if replicas > 0:
+            assert plan.stable.replicas >= 1

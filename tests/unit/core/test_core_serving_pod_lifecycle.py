@@ -28,7 +28,8 @@ def pod_spec(defaults: ServingDefaults = DEFAULTS, **spec_fields: Any) -> dict[s
     spec = ModelDeploymentSpec.model_validate(
         {"model": {"version": "1.4.0", "uri": MODEL.uri, "format": "onnx"}, **spec_fields}
     )
-    manifest = deployment(OWNER, spec, Track.CANARY, WorkloadPlan(model=MODEL, replicas=1), defaults)
+    workload = WorkloadPlan(model=MODEL, replicas=1, serving=spec.serving)
+    manifest = deployment(OWNER, spec, Track.CANARY, workload, defaults)
     pod: dict[str, Any] = manifest["spec"]["template"]["spec"]
     return pod
 

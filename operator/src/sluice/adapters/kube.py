@@ -37,6 +37,7 @@ from sluice.core.children import (
     with_spec_hash,
 )
 from sluice.core.plan import EventRecord, WorkloadState
+from sluice.core.workloads import REVISION_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
     return WorkloadState(
         exists=True,
         version=labels.get(VERSION_LABEL),
+        revision=(metadata.get("annotations") or {}).get(REVISION_ANNOTATION),
         replicas=replicas,
         updated_replicas=updated,
         ready_replicas=ready,

@@ -1,4 +1,4 @@
-"""`pause`, `resume`, `promote [--full]`, `abort`, `retry`, `undo [--to-version V]`.
+"""`pause`, `resume`, `promote [--full]`, `abort`, `retry`, `undo [--to-version V | --to-revision N]`.
 
 Every command reads the ModelDeployment, checks that the state allows the request (`checks`; nothing is written
 otherwise, exit code 3), and writes one JSON merge patch guarded by the resourceVersion it read (re-read and
@@ -13,7 +13,7 @@ re-checked on a conflict). How each request reaches the operator:
   belongs to the manifest's owner.
 - undo: spec.model itself (version, uri, format, digest), since undo means serving another model; this edits
   what a GitOps tool owns, exactly as `kubectl argo rollouts undo` does, and the tool will put its version back
-  unless the manifest changes too.
+  unless the manifest changes too. `--to-revision N` sets spec.serving back as well (`cli/revisions.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sluice.cli.base import CliError, Command, ExitCode, add_name_argument, dura
 from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
 from sluice.cli.kube import Kube
 from sluice.cli.render import paused_by, pending_action, step_text
+from sluice.cli.revisions import default_revision, revision_patch, revision_target
 
 
 def new_action_id() -> str:
@@ -172,7 +173,15 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def _undo_arguments(parser: argparse.ArgumentParser) -> None:
     add_name_argument(parser)
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--to-revision",
+        type=int,
+        metavar="N",
+        help="a revision number from `kubectl sluice history`: its model and its spec.serving (image, env, "
+        "resources, pod fields) are rolled out again",
+    )
+    target.add_argument(
         "--to-version",
         metavar="VERSION",
         help="a version from `kubectl sluice history` (default: the stable version during a rollout or after a "
@@ -180,25 +189,61 @@ def _undo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_undo(args: argparse.Namespace) -> int:
+def run_undo_to_revision(args: argparse.Namespace) -> int:
     kube = Kube.from_args(args)
     chosen: list[str] = []
 
     def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        revision = revision_target(md, args.to_revision)
+        chosen[:] = [revision.ref.hash, revision.ref.version]
+        return revision_patch(md, revision)
+
+    before, _ = kube.patch_checked(args.name, make_patch)
+    stable = before.status.stable_revision
+    revision_hash, version = chosen
+    if stable is not None and stable.hash == revision_hash:
+        effect = f"stable revision {stable.number} keeps serving (a rollout in progress ends)"
+    else:
+        effect = f"a canary rollout of it starts from stable revision {stable.number if stable else '?'}"
+    print(f"{args.name}: spec.model and spec.serving set back to revision {args.to_revision} ({version}): {effect}")
+    return ExitCode.OK
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    if args.to_revision is not None:
+        return run_undo_to_revision(args)
+    kube = Kube.from_args(args)
+    chosen: list[str] = []
+
+    def make_patch(md: ModelDeployment) -> dict[str, Any]:
+        revision = default_revision(md) if args.to_version is None else None
+        if revision is not None:
+            serving_too = revision.serving != md.spec.serving
+            chosen[:] = [
+                revision.model.version,
+                revision.model.uri,
+                f"revision {revision.ref.number}" if serving_too else "",
+            ]
+            return revision_patch(md, revision)
         target = undo_target(md, args.to_version)
-        chosen[:] = [target.version, target.uri]
+        chosen[:] = [target.version, target.uri, ""]
         model = {"version": target.version, "uri": target.uri, "format": str(target.format), "digest": target.digest}
         return {"spec": {"model": model}}
 
     before, _ = kube.patch_checked(args.name, make_patch)
-    version, uri = chosen
+    version, uri, revision = chosen
     if before.status.canary_version is not None and version == before.status.stable_version:
         effect = f"the rollout of {before.status.canary_version} ends; stable {version} keeps serving"
     elif version == before.status.stable_version:
         effect = f"stable {version} keeps serving"
     else:
         effect = f"a canary rollout of {version} starts from stable {before.status.stable_version}"
-    print(f"{args.name}: spec.model set back to {version} ({uri}): {effect}")
+    what = (
+        f"spec.model and spec.serving set back to {revision}, {version}"
+        if revision
+        else f"spec.model set back to {version}"
+    )
+    print(f"{args.name}: {what} ({uri}): {effect}")
     return ExitCode.OK
 
 
@@ -239,9 +284,10 @@ RETRY = Command(
 )
 UNDO = Command(
     name="undo",
-    help="set spec.model back to a previous version's model (a recorded one from the history)",
+    help="set spec.model back to a previous version's model, or (--to-revision) a whole revision, from the history",
     add_arguments=_undo_arguments,
     run=run_undo,
-    epilog="examples:\n  kubectl sluice undo fraud -n ml\n  kubectl sluice undo fraud -n ml --to-version 1.3.0",
+    epilog="examples:\n  kubectl sluice undo fraud -n ml\n  kubectl sluice undo fraud -n ml --to-version 1.3.0\n"
+    "  kubectl sluice undo fraud -n ml --to-revision 4",
 )
 COMMANDS = (PAUSE, RESUME, PROMOTE, ABORT, RETRY, UNDO)

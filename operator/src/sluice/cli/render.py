@@ -224,17 +224,21 @@ def render_history(md: ModelDeployment, now: datetime) -> str:
         rows.append(
             [
                 str(number),
+                str(entry.revision.number) if entry.revision else NONE,
                 entry.version,
                 str(entry.outcome),
                 since(entry.finished_at, now) + " ago",
                 age(entry.finished_at - entry.started_at),
                 entry.reason,
+                entry.revision.changes if entry.revision else NONE,
                 _model_text(entry.model),
                 entry.message,
             ]
         )
-    headers = ["#", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "MODEL", "MESSAGE"]
-    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}"
+    headers = ["#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"]
+    stable = md.status.stable_revision
+    revision = f" (revision {stable.number})" if stable else ""
+    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}{revision}"
 
 
 def metric_value(name: str, value: float | None) -> str:
@@ -316,7 +320,9 @@ def render_status(
     fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({spec.model.format})"))
     fields.append(("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{spec.replicas} ready"))
     if status.canary_version is not None:
-        fields.append(("Canary", status.canary_version))
+        revision = status.canary_revision
+        changed = f"   revision {revision.number}: {revision.changes}" if revision is not None else ""
+        fields.append(("Canary", f"{status.canary_version}{changed}"))
         steps = ", ".join(f"{weight}%" for weight in spec.rollout.steps)
         fields.append(("Step", f"{step_line(md)}   (steps {steps}; interval {spec.rollout.interval})"))
         fields.append(("Weight", weight_bar(status.canary_weight) + actual_text(status)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus
+from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus, ServingSpec
 from sluice.core.drift import Counts
 
 
@@ -22,6 +22,8 @@ class WorkloadState:
     exists: bool = False
     version: str | None = None
     """Model version its pod template serves (label `sluice.dev/version`)."""
+    revision: str | None = None
+    """Hash of the revision its pod template runs (annotation `sluice.dev/revision`)."""
     replicas: int = 0
     """Desired replicas in its spec."""
     updated_replicas: int = 0
@@ -155,12 +157,14 @@ class EventRecord:
 
 @dataclass(frozen=True)
 class WorkloadPlan:
-    """The Deployment a track should run: which model, how many replicas."""
+    """The Deployment a track should run: which revision (model and serving), how many replicas."""
 
     model: ModelStatus
     replicas: int
     reference: ModelStatus | None = None
     """The model the canary compares itself with (the stable one) when spec.rollout.shadow is set."""
+    serving: ServingSpec | None = None
+    """The revision's spec.serving (image, env, resources, pod fields)."""
 
 
 @dataclass(frozen=True)

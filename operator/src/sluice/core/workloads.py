@@ -10,7 +10,7 @@ from typing import Any
 
 from sluice import contract
 from sluice.api.durations import parse_duration
-from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelStatus
+from sluice.api.v1alpha1 import GROUP, Capacity, ModelDeploymentSpec, ModelStatus, ServingSpec
 from sluice.core.children import (
     MODELDEPLOYMENT_LABEL,
     PORT_NAME,
@@ -27,6 +27,14 @@ from sluice.core.children import (
     track_labels,
 )
 from sluice.core.plan import Plan, WorkloadPlan
+from sluice.core.podfields import (
+    STARTUP_PROBE_PERIOD_SECONDS,
+    env_from,
+    pod_metadata,
+    pod_spec_fields,
+    startup_timing,
+)
+from sluice.core.rollout.revisions import revision_hash
 
 CONTAINER_NAME = "server"
 MODEL_CACHE_DIR = "/var/cache/sluice"
@@ -43,9 +51,10 @@ DEFAULT_DRAIN_SECONDS = 25
 """sluice_serving's drain after SIGTERM unless spec.serving.env sets SLUICE_DRAIN_TIMEOUT: it stops listening,
 answers what it received and closes its connections (serving-image config.py has the same default)."""
 TERMINATION_MARGIN_SECONDS = 5
-STARTUP_PROBE_PERIOD_SECONDS = 2
 TMP_SIZE_LIMIT = "256Mi"
 """sizeLimit of the serving container's /tmp emptyDir; the model cache's is its ephemeral-storage limit."""
+REVISION_ANNOTATION = f"{GROUP}/revision"
+"""On a serving Deployment (not its pods): the hash of the revision its template runs."""
 
 REFERENCE_ENV = (
     contract.ENV_REFERENCE_MODEL_URI,
@@ -80,13 +89,13 @@ def parse_quantity(text: str | int) -> Decimal:
         raise ValueError(f"{text!r} is not a quantity such as 500m, 2 or 1Gi") from None
 
 
-def resources(spec: ModelDeploymentSpec, defaults: ServingDefaults) -> dict[str, dict[str, str]]:
+def resources(serving: ServingSpec | None, defaults: ServingDefaults) -> dict[str, dict[str, str]]:
     """Requests and limits for every resource named: the spec's over the defaults, kept consistent.
 
     A request above the default limit raises the limit; a limit below the default request lowers the request.
     Every requested resource gets a limit (no limit default: the request).
     """
-    user = spec.serving.resources if spec.serving and spec.serving.resources else None
+    user = serving.resources if serving and serving.resources else None
     user_requests = {key: str(value) for key, value in ((user.requests or {}) if user else {}).items()}
     user_limits = {key: str(value) for key, value in ((user.limits or {}) if user else {}).items()}
     requests = {**defaults.requests, **user_requests}
@@ -151,23 +160,19 @@ def drain_seconds(user_env: list[dict[str, Any]]) -> int:
     return DEFAULT_DRAIN_SECONDS
 
 
-def _user_env(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
-    return [env.to_wire() for env in (spec.serving.env or [])] if spec.serving else []
+def _user_env(serving: ServingSpec | None) -> list[dict[str, Any]]:
+    """spec.serving.env as the container's env; a variable with valueFrom has no (empty) value beside it."""
+    wire = [env.to_wire() for env in (serving.env or [])] if serving else []
+    return [{k: v for k, v in env.items() if k != "value" or "valueFrom" not in env} for env in wire]
 
 
 def _container(
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    model: ModelStatus,
-    track: Track,
-    defaults: ServingDefaults,
-    *,
-    startup_seconds: int,
-    reference: ModelStatus | None = None,
+    owner: Owner, workload: WorkloadPlan, track: Track, defaults: ServingDefaults, *, startup_seconds: int
 ) -> dict[str, Any]:
-    """The serving container. Its startup probe allows `startup_seconds` (the rollout's progressDeadline) for the
-    model to download and load before liveness applies; preStop keeps it serving while it leaves the endpoints."""
-    user_env = _user_env(spec)
+    """The serving container. Its startup probe allows `startup_seconds` (the rollout's progressDeadline, unless
+    spec.serving.startupProbe says) for the model to download and load before liveness applies; preStop keeps it
+    serving while it leaves the endpoints."""
+    model, reference, serving = workload.model, workload.reference, workload.serving
     mounts: list[dict[str, Any]] = [
         {"name": "model-cache", "mountPath": MODEL_CACHE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -178,13 +183,14 @@ def _container(
         mounts.append({"name": "reference-model", "mountPath": REFERENCE_MOUNT_DIR, "readOnly": True})
     return {
         "name": CONTAINER_NAME,
-        "image": (spec.serving.image if spec.serving else None) or defaults.image,
+        "image": (serving.image if serving else None) or defaults.image,
         "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
-        "env": [*_model_env(owner, model, track), *_reference_env(reference), *user_env],
-        "resources": resources(spec, defaults),
+        "env": [*_model_env(owner, model, track), *_reference_env(reference), *_user_env(serving)],
+        **env_from(serving),
+        "resources": resources(serving, defaults),
         "startupProbe": {
             **_http_probe(READINESS_PATH, STARTUP_PROBE_PERIOD_SECONDS),
-            "failureThreshold": max(1, math.ceil(startup_seconds / STARTUP_PROBE_PERIOD_SECONDS)),
+            **startup_timing(serving, startup_seconds),
         },
         "readinessProbe": _http_probe(READINESS_PATH, 5),
         "livenessProbe": _http_probe(LIVENESS_PATH, 10),
@@ -220,39 +226,40 @@ def _volumes(
     return volumes
 
 
+POD_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(SERVING_PORT),
+    "prometheus.io/path": METRICS_PATH,
+    "kubectl.kubernetes.io/default-container": CONTAINER_NAME,
+}
+
+
 def deployment(
     owner: Owner, spec: ModelDeploymentSpec, track: Track, workload: WorkloadPlan, defaults: ServingDefaults
 ) -> dict[str, Any]:
     """The Deployment of one track, serving `workload.model` on `workload.replicas` pods."""
     labels = track_labels(owner.name, track, workload.model.version)
     progress_deadline = max(1, round(parse_duration(spec.rollout.progress_deadline).total_seconds()))
-    container = _container(
-        owner, spec, workload.model, track, defaults, startup_seconds=progress_deadline, reference=workload.reference
-    )
+    container = _container(owner, workload, track, defaults, startup_seconds=progress_deadline)
+    metadata = object_metadata(owner, ChildNames.of(owner.name).deployment(track), labels)
+    metadata["annotations"] = {REVISION_ANNOTATION: revision_hash(workload.model, workload.serving)}
+    drain = PRESTOP_SLEEP_SECONDS + drain_seconds(_user_env(workload.serving)) + TERMINATION_MARGIN_SECONDS
+    max_surge: int | str = 1 if spec.rollout.capacity is Capacity.NEUTRAL else "25%"  # Neutral: one pod over
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_metadata(owner, ChildNames.of(owner.name).deployment(track), labels),
+        "metadata": metadata,
         "spec": {
             "replicas": workload.replicas,
             "selector": {"matchLabels": {MODELDEPLOYMENT_LABEL: owner.name, TRACK_LABEL: str(track)}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": max_surge}},
             "progressDeadlineSeconds": progress_deadline,
             "revisionHistoryLimit": 3,
             "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(SERVING_PORT),
-                        "prometheus.io/path": METRICS_PATH,
-                        "kubectl.kubernetes.io/default-container": CONTAINER_NAME,
-                    },
-                },
+                "metadata": pod_metadata(workload.serving, labels, POD_ANNOTATIONS),
                 "spec": {
-                    "terminationGracePeriodSeconds": PRESTOP_SLEEP_SECONDS
-                    + drain_seconds(_user_env(spec))
-                    + TERMINATION_MARGIN_SECONDS,
+                    "terminationGracePeriodSeconds": drain,
+                    **pod_spec_fields(workload.serving),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {

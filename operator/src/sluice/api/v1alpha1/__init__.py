@@ -4,8 +4,8 @@ Field descriptions become the CRD's OpenAPI descriptions; `x-kubernetes-validati
 server enforces at admission. Models parse objects read from the API server, so unknown fields are ignored here:
 the CRD's structural schema and the server's strict field validation are what reject them.
 
-One module per part of the object: meta (names, limits, the base model), serving, rollout, analysis, validation,
-spec, status; everything is imported from here.
+One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
+scheduling), rollout, analysis, validation, spec, status; everything is imported from here.
 """
 
 from sluice.api.v1alpha1.analysis import (
@@ -32,6 +32,7 @@ from sluice.api.v1alpha1.meta import (
     PAUSED_ANNOTATION,
     PLURAL,
     QUANTITY_PATTERN,
+    REVISION_SPEC_LIMIT,
     SHORT_NAMES,
     SINGULAR,
     VERSION,
@@ -39,10 +40,10 @@ from sluice.api.v1alpha1.meta import (
     Duration,
     Quantity,
 )
-from sluice.api.v1alpha1.rollout import RolloutSpec, ShadowSpec
+from sluice.api.v1alpha1.pod import EnvVar
+from sluice.api.v1alpha1.rollout import Capacity, RolloutSpec, ShadowSpec
 from sluice.api.v1alpha1.serving import (
     PICKLE_BASED_FORMATS,
-    EnvVar,
     ModelFormat,
     ModelSpec,
     ResourceRequirements,
@@ -68,6 +69,7 @@ from sluice.api.v1alpha1.status import (
     ModelStatus,
     Outcome,
     Phase,
+    RevisionRef,
     ValidationResult,
     Verdict,
 )
@@ -93,6 +95,7 @@ __all__ = [
     "PICKLE_BASED_FORMATS",
     "PLURAL",
     "QUANTITY_PATTERN",
+    "REVISION_SPEC_LIMIT",
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
@@ -100,6 +103,7 @@ __all__ = [
     "ActionOutcome",
     "AnalysisSpec",
     "ApiModel",
+    "Capacity",
     "CheckResult",
     "CompareToStable",
     "Condition",
@@ -124,6 +128,7 @@ __all__ = [
     "PrometheusRef",
     "Quantity",
     "ResourceRequirements",
+    "RevisionRef",
     "RolloutSpec",
     "ServingSpec",
     "ShadowSpec",

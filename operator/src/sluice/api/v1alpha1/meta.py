@@ -26,6 +26,9 @@ PAUSED_ANNOTATION = f"{GROUP}/paused"
 """`"true"` pauses like `spec.paused` without editing the spec a GitOps tool owns."""
 
 HISTORY_LIMIT = 20
+REVISION_SPEC_LIMIT = 8192
+"""Longest spec.serving (compact JSON) a history entry keeps for `kubectl sluice undo --to-revision`: 20 entries
+of two each stay far below the object size limit."""
 MAX_STEPS = 20
 MAX_CUSTOM_METRICS = 10
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"

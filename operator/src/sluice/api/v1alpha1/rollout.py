@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
 from sluice.api.v1alpha1.meta import MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ApiModel, Duration, cel, is_duration
+
+
+class Capacity(StrEnum):
+    """How a canary gets its pods: beside stable's (Surge) or taken from them (Neutral)."""
+
+    SURGE = "Surge"
+    NEUTRAL = "Neutral"
 
 
 class ShadowSpec(ApiModel):
@@ -102,4 +110,12 @@ class RolloutSpec(ApiModel):
         description="Mirror requests to the canary and compare it with stable before any live weight; needs "
         "traffic.gateway and a Gateway implementing the RequestMirror filter (Traefik does not, and fails every "
         "request of a mirrored route). Off when left out.",
+    )
+    capacity: Capacity | None = Field(
+        default=None,
+        description="Surge (when left out): the canary runs beside a full stable track (spec.replicas with "
+        "traffic.gateway, the weight's share without). Neutral: the canary's pods are taken from stable, one at a "
+        "time, each stable pod leaving only once a canary pod is Ready (never fewer than spec.replicas Ready, at "
+        "most one more); on rollback or promotion the stable track is back at spec.replicas before the canary "
+        "pods go. For GPU models that cannot double their capacity.",
     )

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
 from sluice.api.v1alpha1.meta import ApiModel, Quantity, cel
+from sluice.api.v1alpha1.pod import (
+    POD_ANNOTATIONS_RULE,
+    POD_LABELS_RULE,
+    EnvFromSource,
+    EnvVar,
+    LocalObjectReference,
+    ObjectName,
+    StartupProbe,
+)
+from sluice.api.v1alpha1.scheduling import Affinity, Toleration, TopologySpreadConstraint
 
 
 class ModelFormat(StrEnum):
@@ -83,21 +94,9 @@ class ResourceRequirements(ApiModel):
     )
 
 
-class EnvVar(ApiModel):
-    """An extra environment variable for the serving container."""
-
-    name: str = Field(
-        min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
-        description="Variable name: letters, digits, '_', '-', '.', not starting with a digit. Unique in the list.",
-        examples=["OMP_NUM_THREADS"],
-    )
-    value: str = Field(default="", max_length=32768, description="Variable value.", examples=["2"])
-
-
 class ServingSpec(ApiModel):
-    """How serving pods run."""
+    """How serving pods run. Everything here (with spec.model) is the revision: changing any of it rolls the new
+    revision out as a canary."""
 
     image: str | None = Field(
         default=None,
@@ -111,6 +110,54 @@ class ServingSpec(ApiModel):
     env: list[EnvVar] | None = Field(
         default=None,
         max_length=64,
-        description="Extra environment variables.",
+        description="Extra environment variables: literal, or from a Secret, a ConfigMap or the pod (valueFrom).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    env_from: list[EnvFromSource] | None = Field(
+        default=None, max_length=8, description="Secrets and ConfigMaps whose every key becomes a variable."
+    )
+    service_account_name: ObjectName | None = Field(
+        default=None,
+        description="ServiceAccount of the pods (workload identity for an s3:// or gs:// model store); the "
+        "namespace's default when left out. Its API token is not mounted.",
+        examples=["model-reader"],
+    )
+    image_pull_secrets: list[LocalObjectReference] | None = Field(
+        default=None, max_length=8, description="Secrets with registry credentials for the image."
+    )
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, max_length=16, description="Node labels the pods require.", examples=[{"gpu": "a100"}]
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=16, description="Taints the pods tolerate (GPU nodes are usually tainted)."
+    )
+    affinity: Affinity | None = Field(default=None, description="Node and pod affinity of the pods.")
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = Field(
+        default=None, max_length=4, description="How the pods spread over zones or nodes."
+    )
+    priority_class_name: ObjectName | None = Field(default=None, description="PriorityClass of the pods.")
+    runtime_class_name: ObjectName | None = Field(default=None, description="RuntimeClass of the pods.")
+    pod_annotations: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Extra pod annotations; the operator's own (prometheus.io/*, sluice.dev/*) win, and AppArmor "
+        "or seccomp annotations are refused.",
+        json_schema_extra={"x-kubernetes-validations": [POD_ANNOTATIONS_RULE]},
+    )
+    pod_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None,
+        max_length=16,
+        description="Extra pod labels; the operator's (app.kubernetes.io/name, instance, managed-by, version and "
+        "sluice.dev/*) are refused.",
+        json_schema_extra={"x-kubernetes-validations": [POD_LABELS_RULE]},
+    )
+    startup_probe: StartupProbe | None = Field(
+        default=None, description="Startup probe timing, for models that take long to download and load."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Seconds a stopping pod gets; by default the preStop sleep, the server's drain timeout and a "
+        "margin.",
     )

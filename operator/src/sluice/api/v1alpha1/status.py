@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field
 
-from sluice.api.v1alpha1.meta import API_VERSION, HISTORY_LIMIT, KIND, ApiModel
-from sluice.api.v1alpha1.serving import ModelFormat
+from sluice.api.v1alpha1.meta import API_VERSION, HISTORY_LIMIT, KIND, REVISION_SPEC_LIMIT, ApiModel
+from sluice.api.v1alpha1.serving import ModelFormat, ServingSpec
 from sluice.api.v1alpha1.spec import ModelDeploymentSpec
 from sluice.api.v1alpha1.validation import ValidationMetric
 
@@ -107,6 +107,20 @@ class ModelStatus(ApiModel):
     digest: str | None = Field(default=None, description="Pinned sha256 digest, if any.")
 
 
+class RevisionRef(ApiModel):
+    """A revision: everything that shapes a serving pod (spec.model and spec.serving), numbered in order."""
+
+    number: int = Field(ge=1, description="Revision number, increasing with every new revision rolled out.")
+    hash: str = Field(max_length=64, description="Hash of the revision's spec.model and spec.serving.")
+    version: str = Field(max_length=63, description="Its model version.")
+    changes: str = Field(
+        default="",
+        max_length=512,
+        description="What it changed against the stable revision it was rolled out beside, in words (the model "
+        "version, the image, env names and other field names; never an env value).",
+    )
+
+
 class ValidationResult(ApiModel):
     """The validation gate's last run in the current (or last) rollout."""
 
@@ -149,6 +163,19 @@ class HistoryEntry(ApiModel):
         description="The stable version's model while the rollout ran: what a promotion replaced, what a rollback "
         "kept serving (the previous stable that `kubectl sluice undo` returns to by default).",
     )
+    revision: RevisionRef | None = Field(default=None, description="The revision that was rolled out.")
+    stable_revision: RevisionRef | None = Field(default=None, description="The stable revision it ran beside.")
+    serving: str | None = Field(
+        default=None,
+        max_length=REVISION_SPEC_LIMIT,
+        description="The rolled-out revision's spec.serving as compact JSON (what `kubectl sluice undo "
+        "--to-revision` returns to, with `model`); absent when the spec had moved on or it was too long to keep.",
+    )
+    stable_serving: str | None = Field(
+        default=None,
+        max_length=REVISION_SPEC_LIMIT,
+        description="The stable revision's spec.serving as compact JSON; absent when too long to keep.",
+    )
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -164,7 +191,14 @@ class ModelDeploymentStatus(ApiModel):
     stable_model: ModelStatus | None = Field(
         default=None, description="The stable version's model, kept while spec.model names the canary."
     )
+    stable_revision: RevisionRef | None = Field(default=None, description="The revision the stable track runs.")
+    stable_serving: ServingSpec | None = Field(
+        default=None, description="The stable revision's spec.serving, kept while spec.serving names the canary's."
+    )
     canary_version: str | None = Field(default=None, description="The version being rolled out, if any.")
+    canary_revision: RevisionRef | None = Field(
+        default=None, description="The revision being rolled out (or, after a rollback, the one rolled back)."
+    )
     canary_weight: int = Field(
         default=0, ge=0, le=100, description="Percentage of traffic requested for the canary (see actualWeight)."
     )

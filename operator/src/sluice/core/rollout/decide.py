@@ -8,12 +8,14 @@ from datetime import datetime
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.capacity import track_replicas
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
 from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
+from sluice.core.rollout.revisions import stable_track_serving
 from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
-from sluice.core.rollout.versions import follow_spec_version
+from sluice.core.rollout.versions import follow_spec_revision
 from sluice.core.rollout.workloads import canary_plan, mirror_percent, stable_model
 from sluice.core.rollout.world_conditions import observe_world
 from sluice.core.world import poll_after
@@ -48,10 +50,13 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
             break
     refresh_observed_state(decision)
     settled = decision.status
+    stable_replicas, canary_replicas = track_replicas(spec, settled, observations.stable, observations.canary)
     return Plan(
         status=settled,
-        stable=WorkloadPlan(model=stable_model(spec, settled), replicas=spec.replicas),
-        canary=canary_plan(spec, settled, observations.canary),
+        stable=WorkloadPlan(
+            model=stable_model(spec, settled), replicas=stable_replicas, serving=stable_track_serving(spec, settled)
+        ),
+        canary=canary_plan(spec, settled, observations.canary, canary_replicas),
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled),
         events=tuple(decision.events),
@@ -60,8 +65,8 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
 
 
 def _round(decision: Decision) -> None:
-    """Follow spec.model.version, handle a new manual action, pause or resume, then act on the phase."""
-    follow_spec_version(decision)
+    """Follow the spec's revision, handle a new manual action, pause or resume, then act on the phase."""
+    follow_spec_revision(decision)
     handle_action(decision)
     if follow_pause(decision):
         return

@@ -21,8 +21,9 @@ from sluice.core.conditions import PROGRESSING, ConditionStatus, set_condition
 from sluice.core.plan import EventRecord, EventType, Observations
 from sluice.core.rollout import texts
 from sluice.core.rollout.order import next_phase
+from sluice.core.rollout.revisions import serving_record, spec_revision, spec_revision_hash
 from sluice.core.rollout.schedule import canary_deadline
-from sluice.core.rollout.workloads import canary_ready, model_status
+from sluice.core.rollout.workloads import canary_ready, model_status, runs
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Decision:
         self.enter(next_phase(self.spec, None))
         status.validation = None
         status.canary_version = self.spec.model.version
+        status.canary_revision = spec_revision(self.spec, status)
         status.canary_weight = 0
         status.current_step = None
         status.rollout_started_at = self.now
@@ -87,11 +89,13 @@ class Decision:
     def end_rollout(self, outcome: Outcome, reason: str, message: str) -> None:
         """Record the rollout's outcome in the history, dropping the oldest entries beyond HISTORY_LIMIT.
 
-        The entry keeps the rolled-out model while spec.model still names it (not when the spec has moved on to
-        another version: Superseded, RevertedToStable) and the stable model it ran beside, so `kubectl sluice
-        undo` can return to either."""
+        The entry keeps the rolled-out revision's model and serving spec while the spec still names it (not when
+        it has moved on to another revision: Superseded, RevertedToStable) and the stable revision it ran beside,
+        so `kubectl sluice undo` can return to either."""
         status = self.status
         version = status.canary_version or self.spec.model.version
+        revision = status.canary_revision
+        named = revision is not None and revision.hash == spec_revision_hash(self.spec)
         entry = HistoryEntry(
             version=version,
             outcome=outcome,
@@ -99,14 +103,19 @@ class Decision:
             finished_at=self.now,
             reason=reason,
             message=message,
-            model=model_status(self.spec.model) if self.spec.model.version == version else None,
+            model=model_status(self.spec.model) if named else None,
             stable_model=status.stable_model,
+            revision=revision,
+            stable_revision=status.stable_revision,
+            serving=serving_record(self.spec.serving) if named else None,
+            stable_serving=serving_record(status.stable_serving) if status.stable_revision is not None else None,
         )
         status.history = [*status.history, entry][-HISTORY_LIMIT:]
 
     def become_stable(self) -> None:
         self.enter(Phase.STABLE)
         self.status.canary_version = None
+        self.status.canary_revision = None
         self.clear_rollout_position()
 
     def clear_rollout_position(self) -> None:
@@ -130,7 +139,7 @@ class Decision:
     def canary_stuck(self) -> str | None:
         """Why the canary Deployment counts as failed to progress, if it does."""
         canary, version = self.observations.canary, self.status.canary_version
-        if canary.version == version and canary.progress_deadline_exceeded:
+        if runs(canary, self.status.canary_revision) and canary.progress_deadline_exceeded:
             return f"canary {version} Deployment exceeded its progress deadline {self.where()}"
         deadline = canary_deadline(self.spec, self.status)
         starting = self.status.current_step is None and not (

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, ModelSpec, ModelStatus, Phase
+from sluice.api.v1alpha1 import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelSpec,
+    ModelStatus,
+    Phase,
+    RevisionRef,
+)
+from sluice.api.v1alpha1.rollout import Capacity
 from sluice.core.plan import WorkloadPlan, WorkloadState
 from sluice.core.rollout.order import ROLLOUT_PHASES
 
@@ -46,19 +54,27 @@ def stable_model(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Mo
     return status.stable_model
 
 
-def canary_plan(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> WorkloadPlan | None:
+def canary_plan(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState, replicas: int
+) -> WorkloadPlan | None:
     if status.canary_version is None and not status.history and not canary.exists:
         return None
     reference = status.stable_model if spec.rollout.shadow is not None else None
-    return WorkloadPlan(model=model_status(spec.model), replicas=canary_replicas(spec, status), reference=reference)
+    return WorkloadPlan(model=model_status(spec.model), replicas=replicas, reference=reference, serving=spec.serving)
 
 
 def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
     """Gateway routing: the canary runs spec.replicas. Replica ratio: replicas approximate the weight; while the
     canary starts they are the first step's, which take their share as soon as they are ready (so a rollout paused
-    before its canary was ready runs none)."""
+    before its canary was ready runs none). Capacity Neutral: the weight's share of spec.replicas (at least 1, at
+    most all but one), taken from stable (`sluice.core.rollout.capacity`)."""
     if status.phase not in ROLLOUT_PHASES:
         return 0
+    if spec.rollout.capacity is Capacity.NEUTRAL:
+        if status.current_step is None:
+            frozen = status.phase is Phase.PAUSED and status.paused_in is Phase.PROGRESSING
+            return 0 if frozen else neutral_canary_replicas(spec.rollout.steps[0], spec.replicas)
+        return neutral_canary_replicas(status.canary_weight, spec.replicas)
     if spec.traffic is not None and spec.traffic.gateway is not None:
         return spec.replicas
     starting = status.current_step is None and status.phase is Phase.PROGRESSING
@@ -66,11 +82,23 @@ def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) ->
     return canary_replicas_for_weight(weight, spec.replicas)
 
 
+def neutral_canary_replicas(weight: int, replicas: int) -> int:
+    """The canary's share of `replicas` pods for `weight` (halves rounded up), at least 1 and at most all but one
+    (one stable pod serves while the weight is below 100; with 1 replica the canary's pod is the one more)."""
+    if replicas <= 0:
+        return 0
+    share = (2 * weight * replicas + 100) // 200
+    return min(max(1, share), max(1, replicas - 1))
+
+
 def canary_ready(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
-    """The canary Deployment runs this version at the planned replicas, all available (a Deployment left at
-    0 replicas by an earlier rollout of the same version does not count)."""
+    """The canary Deployment runs this revision at the planned replicas, all available (a Deployment left at
+    0 replicas by an earlier rollout of the same revision does not count)."""
     return (
-        canary.available
-        and canary.version == status.canary_version
-        and canary.replicas == canary_replicas(spec, status)
+        canary.available and runs(canary, status.canary_revision) and canary.replicas == canary_replicas(spec, status)
     )
+
+
+def runs(workload: WorkloadState, revision: RevisionRef | None) -> bool:
+    """Whether a Deployment's template is this revision's (annotation sluice.dev/revision)."""
+    return revision is not None and workload.revision == revision.hash

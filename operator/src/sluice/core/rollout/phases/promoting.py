@@ -1,4 +1,4 @@
-"""Promoting: the stable Deployment rolls to the canary's model; Stable once it is available."""
+"""Promoting: the stable Deployment rolls to the canary's revision; Stable once it is available."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ from sluice.api.v1alpha1 import Outcome
 from sluice.core.conditions import ConditionStatus
 from sluice.core.plan import EventType
 from sluice.core.rollout.state import Decision
-from sluice.core.rollout.workloads import model_status
+from sluice.core.rollout.workloads import model_status, runs
 
 
 def handle(decision: Decision) -> None:
     stable, status = decision.observations.stable, decision.status
     version = status.canary_version
-    if stable.version != version:
+    if not runs(stable, status.canary_revision):
         return
     if stable.available:
         message = f"{version} promoted after {status.passed_checks} passed checks; it is now stable"
         decision.end_rollout(Outcome.PROMOTED, "Promoted", message)
         status.stable_model = model_status(decision.spec.model)
+        status.stable_serving = decision.spec.serving
+        status.stable_revision = status.canary_revision
         status.stable_version = version
         decision.become_stable()
         decision.set_progressing(ConditionStatus.FALSE, "Promoted", message)

@@ -1,0 +1,31 @@
+"""The replicas each track runs: with capacity Surge (the default) stable runs spec.replicas and the canary its own;
+with capacity Neutral the canary's pods are taken from stable one at a time, so that the two tracks together never
+have fewer than spec.replicas Ready pods nor more than one pod over spec.replicas.
+
+Neutral: the canary grows by one pod beyond those Ready, up to its target (`canary_replicas`; 0 outside a
+rollout), and keeps every pod stable's Ready pods do not yet replace; stable runs spec.replicas minus the canary's
+Ready pods (never fewer than spec.replicas minus the target, nor than one), within one pod over spec.replicas in
+all. A stable pod therefore leaves only once a canary pod has taken its place, and after a rollout (promoted,
+rolled back, superseded) the canary's pods go only as stable's come back.
+"""
+
+from __future__ import annotations
+
+from sluice.api.v1alpha1 import Capacity, ModelDeploymentSpec, ModelDeploymentStatus
+from sluice.core.plan import WorkloadState
+from sluice.core.rollout.workloads import canary_replicas
+
+
+def track_replicas(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, stable: WorkloadState, canary: WorkloadState
+) -> tuple[int, int]:
+    """(stable, canary) replicas to run, given the observed Deployments."""
+    target = canary_replicas(spec, status)
+    replicas = spec.replicas
+    if spec.rollout.capacity is not Capacity.NEUTRAL:
+        return replicas, target
+    ready = min(canary.ready_replicas, target)
+    still_needed = min(canary.replicas, max(0, replicas - stable.ready_replicas))
+    canary_count = max(min(target, ready + 1), still_needed)
+    stable_count = min(max(replicas - ready, replicas - target, min(replicas, 1)), replicas + 1 - canary_count)
+    return stable_count, canary_count
