@@ -8,13 +8,13 @@ from typing import Any, cast
 import pytest
 
 from sluice.api.v1alpha1 import ModelDeployment
+from sluice.cli.history import render_history
 from sluice.cli.live import render_live, route_text
 from sluice.cli.render import (
     EventLine,
     PodLine,
     RouteParent,
     age,
-    render_history,
     render_list,
     render_status,
     table,

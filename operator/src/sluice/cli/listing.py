@@ -6,8 +6,9 @@ import argparse
 from datetime import UTC, datetime
 
 from sluice.cli.base import RESOURCE, Command, ExitCode, add_name_argument, add_output_argument
+from sluice.cli.history import render_history
 from sluice.cli.kube import Kube, parse_model_deployment
-from sluice.cli.render import list_object, object_text, render_history, render_list
+from sluice.cli.render import list_object, object_text, render_list
 
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:

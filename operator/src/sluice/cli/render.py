@@ -20,7 +20,6 @@ from sluice.api.v1alpha1 import (
     MetricResult,
     ModelDeployment,
     ModelDeploymentStatus,
-    ModelStatus,
     Outcome,
     Phase,
 )
@@ -206,39 +205,6 @@ def render_list(items: Sequence[ModelDeployment], now: datetime, *, namespace: s
             row.insert(0, namespace_of(md))
         rows.append(row)
     return table(headers, rows)
-
-
-def _model_text(model: ModelStatus | None) -> str:
-    if model is None:
-        return NONE
-    digest = f" {model.digest[:19]}" if model.digest else ""
-    return f"{model.uri} ({model.format}{digest})"
-
-
-def render_history(md: ModelDeployment, now: datetime) -> str:
-    history = md.status.history
-    if not history:
-        return f"No finished rollouts of {name_of(md)} yet (stable: {md.status.stable_version or NONE})."
-    rows = []
-    for number, entry in enumerate(history, start=1):
-        rows.append(
-            [
-                str(number),
-                str(entry.revision.number) if entry.revision else NONE,
-                entry.version,
-                str(entry.outcome),
-                since(entry.finished_at, now) + " ago",
-                age(entry.finished_at - entry.started_at),
-                entry.reason,
-                entry.revision.changes if entry.revision else NONE,
-                _model_text(entry.model),
-                entry.message,
-            ]
-        )
-    headers = ["#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"]
-    stable = md.status.stable_revision
-    revision = f" (revision {stable.number})" if stable else ""
-    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}{revision}"
 
 
 def metric_value(name: str, value: float | None) -> str:
