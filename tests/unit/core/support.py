@@ -17,7 +17,9 @@ from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
     EventRecord,
+    MirrorSupport,
     Observations,
+    ParentGateway,
     Plan,
     ShadowReading,
     ValidationReading,
@@ -32,6 +34,8 @@ HEALTHY = AnalysisReading(request_count=120, error_rate=0.001, latency_p99_secon
 ERRORING = AnalysisReading(request_count=120, error_rate=0.31, latency_p99_seconds=0.08)
 QUIET = AnalysisReading(request_count=4, error_rate=0.0, latency_p99_seconds=0.05)
 UNREACHABLE = AnalysisReading(error="connection refused")
+MIRRORING_GATEWAY = (ParentGateway("default/public", "envoy", MirrorSupport.LISTED),)
+"""A parent Gateway whose class lists HTTPRouteRequestMirror."""
 
 
 def make_spec(version: str = "1.0.0", **overrides: Any) -> ModelDeploymentSpec:
@@ -83,6 +87,8 @@ class Simulation:
     """What the validation gate's run gives when it is due (spec.validation)."""
     shadow: ShadowReading = field(default_factory=lambda: ShadowReading(comparisons=200, agreement=0.99))
     """The shadow comparisons read with each shadow check (spec.rollout.shadow)."""
+    gateways: tuple[ParentGateway, ...] | None = MIRRORING_GATEWAY
+    """The route's parent Gateways and their RequestMirror support, as the adapter reads them."""
     _action_ids: int = 0
 
     def reconcile(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Plan:
@@ -114,6 +120,7 @@ class Simulation:
             paused=self.paused,
             validation=self.validation if validation_due(self.spec, self.status, self.canary, self.now) else None,
             shadow=self.shadow if shadowing and reading is not None else None,
+            gateways=self.gateways,
         )
 
     def wait(self, duration: str | timedelta) -> None:

@@ -53,6 +53,13 @@ class Cluster(Protocol):
     async def read_config_map_key(self, namespace: str, name: str, key: str) -> str | None:
         """A ConfigMap key's text; None when the ConfigMap or the key is missing."""
 
+    async def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Gateway (gateway.networking.k8s.io), or None when it (or the Gateway API) does not exist; raises
+        ApiException otherwise (403 when the operator may not read it)."""
+
+    async def read_gateway_class(self, name: str) -> dict[str, Any] | None:
+        """A GatewayClass (cluster-scoped), or None when it does not exist; raises ApiException otherwise."""
+
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Apply `desired` unless `observed` already matches it; True when it wrote. ChildRejectedError on 422."""
 

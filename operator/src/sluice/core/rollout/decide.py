@@ -8,6 +8,7 @@ from datetime import datetime
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
 from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
@@ -45,14 +46,17 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
             break
     refresh_observed_state(decision)
     settled = decision.status
+    wait = requeue_after(spec, settled, now)
+    if mirror_hold(spec, settled, observations.gateways) is not None:
+        wait = held_wait(spec, wait)
     return Plan(
         status=settled,
         stable=WorkloadPlan(model=stable_model(spec, settled), replicas=spec.replicas),
         canary=canary_plan(spec, settled, observations.canary),
         canary_weight=settled.canary_weight,
-        mirror_percent=mirror_percent(spec, settled),
+        mirror_percent=mirror_percent(spec, settled) if mirror_allowed(observations.gateways) else 0,
         events=tuple(decision.events),
-        requeue_after=requeue_after(spec, settled, now),
+        requeue_after=wait,
     )
 
 
