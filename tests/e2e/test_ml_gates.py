@@ -3,7 +3,9 @@
 Same substrate as test_canary_rollouts: the real control plane (kwok pods), the real `sluice-operator` subprocess
 with the documented RBAC (configmaps `get` included) behind the counting proxy, real `sluice-serving` processes
 for the pods, the real Prometheus, and a load generator routing by the HTTPRoute and honouring its
-RequestMirror filter (copies to the canary, answers discarded). The operator reaches canary Services through
+RequestMirror filter (copies to the canary, answers discarded). The route's Gateway `public` is of a GatewayClass
+whose status the harness writes as listing HTTPRouteRequestMirror (`harness.mirror_gateway`): the operator mirrors
+only through such Gateways. The operator reaches canary Services through
 `harness.dataplane.ServiceFront` (its `canary_url_template` setting), as it would reach `<name>-canary.<ns>.svc`.
 
 Models: stable is `make_classifier`'s; "equivalent" is the same artifact under a new version; "flipped" is
@@ -39,6 +41,7 @@ from kubernetes.client import ApiClient
 from e2e.support import Deployed
 from harness import ControlPlane, Prometheus
 from harness.dataplane import DataPlane, LoadGenerator, ServiceFront
+from harness.mirror_gateway import create_mirroring_gateway
 from integration.operator_support import CountingProxy, OperatorProcess, start_least_privileged_operator
 from sluice.api.v1alpha1 import GROUP, PLURAL, VERSION
 from unit.serving.support import (
@@ -214,6 +217,7 @@ def gates(  # noqa: PLR0917 (pytest fixtures)
     models: Models,
     tmp_path: Path,
 ) -> Iterator[Gates]:
+    create_mirroring_gateway(kube_api_client, restricted_namespace)
     with DataPlane(kube_api_client, prometheus, restricted_namespace, tmp_path / "dataplane") as plane:
         front.add(plane)
         yield Gates(kube_api_client, restricted_namespace, operator, plane, models)

@@ -4,6 +4,7 @@ ServiceAccount holds exactly the reviewed permissions, and the operator, running
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from harness import create_namespace, delete_namespace, new_api_client, unique_name, wait_until
 from harness.control_plane import ControlPlane
+from harness.mirror_gateway import MIRRORING_CLASS, create_mirroring_gateway
 from integration.chart_identity import (
     ChartInstall,
     install_chart,
@@ -21,6 +23,10 @@ from integration.chart_identity import (
     running_operator,
     service_account_kubeconfig,
 )
+from sluice.adapters.kube import KubeApi, KubeCluster
+from sluice.adapters.mirror_support import parent_gateways
+from sluice.api.v1alpha1 import GatewayTraffic
+from sluice.core.plan import MirrorSupport, ParentGateway
 from unit.chart.chart_support import (
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
@@ -217,6 +223,18 @@ def test_namespaced_mode_grants_the_namespaced_rules_only_in_the_watched_namespa
     )
     assert granted_permissions(kubeconfig, unwatched) - baseline == cluster
     assert installed.operator_env()["SLUICE_NAMESPACES"] == watched
+
+
+def test_in_namespaced_mode_the_operator_reads_a_gateway_of_an_unwatched_namespace_and_its_class_features(
+    kube_api_client: ApiClient, namespaced_chart: tuple[ChartInstall, str, str, Path]
+) -> None:
+    _, watched, unwatched, kubeconfig = namespaced_chart
+    create_mirroring_gateway(kube_api_client, unwatched)
+    traffic = GatewayTraffic.model_validate({"parentRefs": [{"name": "public", "namespace": unwatched}]})
+    with new_api_client(kubeconfig) as api_client:
+        cluster = KubeCluster(KubeApi(api_client, timeout=10.0), field_manager="sluice")
+        gateways = asyncio.run(parent_gateways(cluster, watched, traffic))
+    assert gateways == (ParentGateway(f"{unwatched}/public", MIRRORING_CLASS, MirrorSupport.LISTED),)
 
 
 MODEL_DEPLOYMENT = """
