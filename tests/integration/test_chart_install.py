@@ -142,6 +142,10 @@ def test_the_service_account_holds_exactly_the_reviewed_permissions(
         ("delete", "modeldeployments.sluice.dev"),
         ("create", "customresourcedefinitions.apiextensions.k8s.io"),
         ("list", "namespaces"),
+        ("list", "gateways.gateway.networking.k8s.io", "--all-namespaces"),
+        ("patch", "gateways.gateway.networking.k8s.io"),
+        ("list", "gatewayclasses.gateway.networking.k8s.io"),
+        ("patch", "gatewayclasses.gateway.networking.k8s.io"),
     ],
     ids=" ".join,
 )
