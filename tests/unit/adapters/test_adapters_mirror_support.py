@@ -83,6 +83,13 @@ def test_a_gateway_class_name_that_no_object_can_have_is_not_requested() -> None
     assert read(cluster) == (ParentGateway("ml/public", None, MirrorSupport.UNREADABLE),)
 
 
+def test_a_parent_name_that_no_gateway_can_have_is_missing_without_a_request() -> None:
+    cluster = MemoryCluster()
+    cluster.forbidden_kinds.add("Gateway")  # a request would be reported as Forbidden
+    traffic = GatewayTraffic.model_validate({"parentRefs": [{"name": "../../../api/v1/namespaces/x/configmaps/y"}]})
+    assert read(cluster, traffic)[0].support is MirrorSupport.MISSING
+
+
 def test_every_distinct_parent_is_read_in_spec_order_in_its_own_namespace() -> None:
     cluster = behind("envoy", [{"name": "HTTPRouteRequestMirror"}])
     cluster.add_gateway("edge", "public", "traefik")

@@ -20,7 +20,9 @@ from sluice.core.plan import MirrorSupport, ParentGateway
 from sluice.core.rollout.mirror import MIRROR_FEATURE
 
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-"""A DNS subdomain: what a GatewayClass's name must be (Gateway API's gatewayClassName is looser)."""
+"""A DNS subdomain: what a Gateway's or GatewayClass's name must be (the Gateway API's name fields are looser)."""
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+"""A DNS label: what a namespace's name must be."""
 
 
 def supported_features(gateway_class: Mapping[str, Any]) -> frozenset[str] | None:
@@ -41,6 +43,8 @@ async def parent_gateway(cluster: Cluster, namespace: str, name: str, asserted: 
     """One parent Gateway's support: LISTED or NOT_LISTED from its class's supportedFeatures, ASSERTED for a class
     the operator's admin named (its status is not read), else why it is unknown."""
     gateway = f"{namespace}/{name}"
+    if not (_NAMESPACE.match(namespace) and _OBJECT_NAME.match(name)):
+        return ParentGateway(gateway, None, MirrorSupport.MISSING)  # no object has that name: nothing to request
     try:
         found = await cluster.read_gateway(namespace, name)
     except ApiException as error:
