@@ -81,6 +81,7 @@ def test_a_shadow_rollout_behind_traefik_never_mirrors_and_every_request_is_answ
 ) -> None:
     gateway_class = real_cluster.kubectl("get", "gatewayclass", "traefik", "-o", "json")
     features = {item["name"] for item in json.loads(gateway_class)["status"]["supportedFeatures"]}
+    print(f"GatewayClass traefik status.supportedFeatures: {sorted(features)}")
     assert {"HTTPRoute", "Gateway"} <= features, features
     assert "HTTPRouteRequestMirror" not in features, features
     model = make_classifier(model_server.directory)
