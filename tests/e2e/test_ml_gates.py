@@ -3,7 +3,9 @@
 Same substrate as test_canary_rollouts: the real control plane (kwok pods), the real `sluice-operator` subprocess
 with the documented RBAC (configmaps `get` included) behind the counting proxy, real `sluice-serving` processes
 for the pods, the real Prometheus, and a load generator routing by the HTTPRoute and honouring its
-RequestMirror filter (copies to the canary, answers discarded). The operator reaches canary Services through
+RequestMirror filter (copies to the canary, answers discarded). The route's Gateway `public` is of a GatewayClass
+whose status the harness writes as listing HTTPRouteRequestMirror (`harness.gateway_standin`): the operator mirrors
+only through such Gateways. The operator reaches canary Services through
 `harness.dataplane.ServiceFront` (its `canary_url_template` setting), as it would reach `<name>-canary.<ns>.svc`.
 
 Models: stable is `make_classifier`'s; "equivalent" is the same artifact under a new version; "flipped" is

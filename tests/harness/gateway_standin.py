@@ -4,7 +4,10 @@ that does not (so the operator's RouteAccepted condition sees a silent parent, a
 
 `ControlPlane.start` runs it as one of its components when it has kwok nodes (a real node runs Traefik, which
 writes route status itself): `python tests/harness/gateway_standin.py --kubeconfig PATH` polls every half second
-until stopped. `create_gateway` makes a Gateway routes can name, of GatewayClass `sluice-standin`.
+until stopped. `create_gateway` makes a Gateway routes can name, of GatewayClass `sluice-standin`, whose status the
+harness writes as a controller would, listing FEATURES: `HTTPRouteRequestMirror` among them, because the harness's
+load generator (`dataplane.py`) is the Gateway that honours the filter. The operator writes a RequestMirror filter
+only through Gateways whose class lists it (docs/ml-analysis.md, "Shadow traffic").
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 CONTROLLER_NAME = "sluice.dev/gateway-standin"
 GATEWAY_CLASS = "sluice-standin"
+FEATURES = ("Gateway", "HTTPRoute", "HTTPRouteRequestMirror")
+"""What the stand-in's GatewayClass lists in `status.supportedFeatures` (Gateway API v1.4's form)."""
 POLL_SECONDS = 0.5
 
 
@@ -82,7 +87,8 @@ def sync(custom: client.CustomObjectsApi) -> int:
 
 
 def create_gateway(api_client: client.ApiClient, namespace: str, name: str = "public") -> None:
-    """A Gateway (and the stand-in's GatewayClass) that routes may name; nothing when they exist already."""
+    """A Gateway (and the stand-in's GatewayClass, its features in its status) that routes may name; nothing when
+    they exist already."""
     custom = client.CustomObjectsApi(api_client)
     gateway_class = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -106,6 +112,8 @@ def create_gateway(api_client: client.ApiClient, namespace: str, name: str = "pu
         except ApiException as error:
             if error.status != 409:
                 raise
+    features = {"status": {"supportedFeatures": [{"name": feature} for feature in FEATURES]}}
+    custom.patch_cluster_custom_object_status(GROUP, VERSION, "gatewayclasses", GATEWAY_CLASS, features)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ ServiceAccount holds exactly the reviewed permissions, and the operator, running
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from harness import create_namespace, delete_namespace, new_api_client, unique_name, wait_until
 from harness.control_plane import ControlPlane
+from harness.gateway_standin import GATEWAY_CLASS, create_gateway
 from integration.chart_identity import (
     ChartInstall,
     install_chart,
@@ -21,6 +23,10 @@ from integration.chart_identity import (
     running_operator,
     service_account_kubeconfig,
 )
+from sluice.adapters.kube import KubeApi, KubeCluster
+from sluice.adapters.mirror_support import parent_gateways
+from sluice.api.v1alpha1 import GatewayTraffic
+from sluice.core.plan import MirrorSupport, ParentGateway
 from unit.chart.chart_support import (
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
@@ -136,6 +142,10 @@ def test_the_service_account_holds_exactly_the_reviewed_permissions(
         ("delete", "modeldeployments.sluice.dev"),
         ("create", "customresourcedefinitions.apiextensions.k8s.io"),
         ("list", "namespaces"),
+        ("list", "gateways.gateway.networking.k8s.io", "--all-namespaces"),
+        ("patch", "gateways.gateway.networking.k8s.io"),
+        ("list", "gatewayclasses.gateway.networking.k8s.io"),
+        ("patch", "gatewayclasses.gateway.networking.k8s.io"),
     ],
     ids=" ".join,
 )
@@ -217,6 +227,18 @@ def test_namespaced_mode_grants_the_namespaced_rules_only_in_the_watched_namespa
     )
     assert granted_permissions(kubeconfig, unwatched) - baseline == cluster
     assert installed.operator_env()["SLUICE_NAMESPACES"] == watched
+
+
+def test_in_namespaced_mode_the_operator_reads_a_gateway_of_an_unwatched_namespace_and_its_class_features(
+    kube_api_client: ApiClient, namespaced_chart: tuple[ChartInstall, str, str, Path]
+) -> None:
+    _, watched, unwatched, kubeconfig = namespaced_chart
+    create_gateway(kube_api_client, unwatched)
+    traffic = GatewayTraffic.model_validate({"parentRefs": [{"name": "public", "namespace": unwatched}]})
+    with new_api_client(kubeconfig) as api_client:
+        cluster = KubeCluster(KubeApi(api_client, timeout=10.0), field_manager="sluice")
+        gateways = asyncio.run(parent_gateways(cluster, watched, traffic))
+    assert gateways == (ParentGateway(f"{unwatched}/public", GATEWAY_CLASS, MirrorSupport.LISTED),)
 
 
 MODEL_DEPLOYMENT = """

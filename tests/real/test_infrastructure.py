@@ -121,8 +121,9 @@ def test_pod_resolves_service_names_reaches_cluster_ips_and_gateway_splits_by_we
     assert abs(100 * served["backend-a"] / total - 80) <= 5, served
 
     # Traefik v3.6 implements no RequestMirror filter: a rule carrying one is answered with 500s, its backends
-    # unused (so sluice's shadow phase cannot run behind this Gateway; docs/local-control-plane.md). When a Traefik
-    # upgrade implements it, this fails, and the shadow scenarios can move onto the real node.
+    # unused (so sluice's shadow phase cannot run behind this Gateway, and the operator refuses to mirror through it:
+    # tests/real/test_gates.py; docs/local-control-plane.md). When a Traefik upgrade implements it, this fails, and
+    # the shadow scenarios can move onto the real node.
     mirrored = _http_route(namespace, {"backend-a": 100}, mirror_to="backend-b")
     _apply(real_node, f"mirror-{namespace}", [mirrored])
     wait_until(lambda: _get(url) == "failed:500", timeout=60, what="the Gateway applying the mirrored route")

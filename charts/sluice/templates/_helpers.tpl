@@ -82,11 +82,16 @@ tests/unit/chart/chart_support.py; change all three together.
   verbs: ["list"]
 {{- end }}
 
-{{/* Cluster-scoped permissions, needed in both modes: Kopf discovers the served resources by watching CRDs. */}}
+{{/* Cluster-wide permissions, needed in both modes: Kopf discovers the served resources by watching CRDs; before a
+shadow phase mirrors, the operator reads the route's parent Gateways (often in a namespace it does not watch) and
+their cluster-scoped GatewayClasses, by name, to see whether they implement RequestMirror. */}}
 {{- define "sluice.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "gatewayclasses"]
+  verbs: ["get"]
 {{- end }}
 
 {{/* With standby.enabled: the leader-election Lease, in the release namespace only. */}}

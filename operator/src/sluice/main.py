@@ -61,6 +61,7 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
         canary_url_template=settings.canary_url_template,
         shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
         allow=settings.allowlists(),
+        mirror_gateway_classes=frozenset(settings.mirror_gateway_classes),
     )
 
 

@@ -22,6 +22,7 @@ from sluice.adapters.cluster import ChildError, Cluster, ObservedWorkloads
 from sluice.adapters.health import WatchLag
 from sluice.adapters.kube import parse_status, workload_state
 from sluice.adapters.metrics import MetricsProvider, canary_query
+from sluice.adapters.mirror_support import parent_gateways
 from sluice.adapters.routers import router_for
 from sluice.adapters.shadow import ShadowMetrics, ShadowQuery, ShadowReader
 from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, ValidationRunner
@@ -43,6 +44,7 @@ from sluice.core.plan import (
     EventRecord,
     EventType,
     Observations,
+    ParentGateway,
     Plan,
     ShadowReading,
     ValidationReading,
@@ -115,6 +117,8 @@ class Reconciler:
     """The shadow comparisons reader for a Prometheus URL; by default `ShadowMetrics` with a 10 s timeout."""
     allow: validation.Allowlists = field(default_factory=validation.Allowlists)
     """What specs may point the operator at (settings.allowlists()); a spec outside it is an InvalidSpec."""
+    mirror_gateway_classes: frozenset[str] = frozenset()
+    """GatewayClasses whose RequestMirror support the admin asserts (settings.mirror_gateway_classes)."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -164,6 +168,7 @@ class Reconciler:
             shadow=await self._shadow(spec, status, owner, now),
             blocked_pods=await read_blocked_pods(self.cluster, owner) if pods_due(stable, canary) else None,
             route=await read_route(self.cluster, owner) if has_gateway(spec) else None,
+            gateways=await self._gateways(spec, owner),
         )
         return decide(spec, status, observations, now), observed
 
@@ -244,6 +249,13 @@ class Reconciler:
             return None
         reader = (self.shadow_provider or _default_shadow_provider)(self._prometheus_url(spec))
         return await reader.read(ShadowQuery(owner.namespace, owner.name, status.canary_version, window))
+
+    async def _gateways(self, spec: ModelDeploymentSpec, owner: Owner) -> tuple[ParentGateway, ...] | None:
+        """The route's parent Gateways and their RequestMirror support, with spec.rollout.shadow behind a Gateway
+        (read at every reconcile: the core holds the shadow phase without it)."""
+        if spec.rollout.shadow is None or spec.traffic is None or spec.traffic.gateway is None:
+            return None
+        return await parent_gateways(self.cluster, owner.namespace, spec.traffic.gateway, self.mirror_gateway_classes)
 
     async def _reject(self, read: _Read, message: str) -> None:
         """Ready=False, reason InvalidSpec, and a Warning Event when that is news; children stay as they are."""

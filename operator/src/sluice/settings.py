@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="Domains, comma-separated, every spec.traffic.gateway.hostnames entry must lie in (hostnames "
         "are then required); empty: any hostname.",
     )
+    mirror_gateway_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="GatewayClasses, comma-separated, whose support of the HTTPRoute RequestMirror filter the admin "
+        "asserts (for implementations that publish no status.supportedFeatures); a shadow phase behind any other "
+        "class mirrors only when the class lists HTTPRouteRequestMirror.",
+    )
     canary_url_template: str = Field(
         default="http://{service}.{namespace}.svc:{port}",
         description="Base URL of a canary Service, for the validation gate; {service}, {namespace} and {port} "
@@ -137,7 +143,15 @@ class Settings(BaseSettings):
         description="Namespace of that Lease; by default the POD_NAMESPACE environment variable.",
     )
 
-    @field_validator("namespaces", "prometheus_urls", "dataset_hosts", "gateways", "hostname_suffixes", mode="before")
+    @field_validator(
+        "namespaces",
+        "prometheus_urls",
+        "dataset_hosts",
+        "gateways",
+        "hostname_suffixes",
+        "mirror_gateway_classes",
+        mode="before",
+    )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):

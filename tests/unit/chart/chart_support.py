@@ -180,6 +180,20 @@ REVIEWED_CLUSTER_RULES = (
         ("list", "watch"),
         "Kopf discovers which resources the cluster serves (and notices the CRD being installed or removed)",
     ),
+    ReviewedRule(
+        "gateway.networking.k8s.io",
+        "gateways",
+        ("get",),
+        "with spec.rollout.shadow: the route's parent Gateways, by name (often in a namespace the operator does not "
+        "watch), for their gatewayClassName",
+    ),
+    ReviewedRule(
+        "gateway.networking.k8s.io",
+        "gatewayclasses",
+        ("get",),
+        "with spec.rollout.shadow: the Gateways' classes (cluster-scoped), by name, for status.supportedFeatures: "
+        "the mirror filter is written only through Gateways implementing RequestMirror",
+    ),
 )
 """Cluster-scoped, in both modes (a ClusterRole)."""
 

@@ -18,6 +18,7 @@ def test_by_default_specs_may_name_no_dataset_host_no_file_and_no_other_promethe
         "SLUICE_DATASET_DIR": "",
     }
     assert (env["SLUICE_GATEWAYS"], env["SLUICE_HOSTNAME_SUFFIXES"]) == ("", "")
+    assert env["SLUICE_MIRROR_GATEWAY_CLASSES"] == ""
     pod = the_one(manifests, "Deployment")["spec"]["template"]["spec"]
     assert [volume["name"] for volume in pod["volumes"]] == ["tmp"]
     assert of_kind(manifests, "ValidatingAdmissionPolicy") == []
@@ -52,3 +53,8 @@ def test_the_admission_policies_name_the_groups_and_the_operators_service_accoun
     scope = policies["sluice-operator-scope"]["spec"]
     assert "'system:serviceaccount:sluice-system:sluice'" in scope["matchConditions"][0]["expression"]
     assert "namespaceObject.metadata.labels['sluice.dev/models'] == 'true'" in scope["validations"][-1]["expression"]
+
+
+def test_gateway_classes_whose_request_mirror_support_the_admin_asserts_reach_the_operator() -> None:
+    manifests = render(set_values=("gateway.mirrorClasses[0]=istio", "gateway.mirrorClasses[1]=kong"))
+    assert container_env(the_one(manifests, "Deployment"))["SLUICE_MIRROR_GATEWAY_CLASSES"] == "istio,kong"

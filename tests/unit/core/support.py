@@ -18,7 +18,9 @@ from sluice.core.plan import (
     AnalysisReading,
     BlockedPods,
     EventRecord,
+    MirrorSupport,
     Observations,
+    ParentGateway,
     Plan,
     RouteReading,
     ShadowReading,
@@ -36,6 +38,8 @@ HEALTHY = AnalysisReading(request_count=120, error_rate=0.001, latency_p99_secon
 ERRORING = AnalysisReading(request_count=120, error_rate=0.31, latency_p99_seconds=0.08)
 QUIET = AnalysisReading(request_count=4, error_rate=0.0, latency_p99_seconds=0.05)
 UNREACHABLE = AnalysisReading(error="connection refused")
+MIRRORING_GATEWAY = (ParentGateway("default/public", "envoy", MirrorSupport.LISTED),)
+"""A parent Gateway whose class lists HTTPRouteRequestMirror."""
 
 
 def make_spec(version: str = "1.0.0", **overrides: Any) -> ModelDeploymentSpec:
@@ -92,6 +96,8 @@ class Simulation:
     """What the HTTPRoute's status says, read with a Gateway (spec.traffic.gateway)."""
     blocked_pods: BlockedPods | None = None
     """The pods that cannot start, listed while a track is not available."""
+    gateways: tuple[ParentGateway, ...] | None = MIRRORING_GATEWAY
+    """The route's parent Gateways and their RequestMirror support, as the adapter reads them."""
     _action_ids: int = 0
 
     def reconcile(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Plan:
@@ -125,6 +131,7 @@ class Simulation:
             shadow=self.shadow if shadowing and reading is not None else None,
             blocked_pods=self.blocked_pods if pods_due(self.stable, self.canary) else None,
             route=self.route if has_gateway(self.spec) else None,
+            gateways=self.gateways,
         )
 
     def wait(self, duration: str | timedelta) -> None:

@@ -11,10 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.api.v1alpha1 import Action, Capacity, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
-from sluice.core.plan import AnalysisReading, Observations, Plan, ShadowReading, ValidationReading
+from sluice.core.plan import (
+    AnalysisReading,
+    MirrorSupport,
+    Observations,
+    ParentGateway,
+    Plan,
+    ShadowReading,
+    ValidationReading,
+)
 from sluice.core.rollout import ROLLOUT_PHASES, decide
+from sluice.core.rollout.mirror import mirror_allowed
 from sluice.core.rollout.revisions import revision_hash
-from unit.core.support import ERRORING, HEALTHY, QUIET, UNREACHABLE, Simulation, make_spec
+from unit.core.support import ERRORING, HEALTHY, MIRRORING_GATEWAY, QUIET, UNREACHABLE, Simulation, make_spec
 
 VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
 SERVINGS = (
@@ -126,7 +135,26 @@ class SetGateReadings:
     shadow: ShadowReading
 
 
+@dataclass(frozen=True)
+class SetGateways:
+    """What the adapter reads about the route's parent Gateways from now on (RequestMirror support)."""
+
+    gateways: tuple[ParentGateway, ...] | None
+
+
+gateway_readings = st.sampled_from(
+    [
+        MIRRORING_GATEWAY,
+        MIRRORING_GATEWAY,
+        None,
+        (ParentGateway("default/public", "traefik", MirrorSupport.NOT_LISTED),),
+        (ParentGateway("default/public", None, MirrorSupport.FORBIDDEN),),
+        (*MIRRORING_GATEWAY, ParentGateway("edge/public", "silent", MirrorSupport.NOT_PUBLISHED)),
+    ]
+)
+
 other_moves = st.one_of(
+    st.builds(SetGateways, gateway_readings),
     st.builds(Wait, st.integers(0, 400)),
     st.builds(Request, st.sampled_from(list(Action))),
     st.builds(SetPaused, st.booleans()),
@@ -179,6 +207,8 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
                 simulation.canary_starts = starts
             case SetGateReadings(validation, shadow):
                 simulation.validation, simulation.shadow = validation, shadow
+            case SetGateways(gateways):
+                simulation.gateways = gateways
         observations = simulation.observe(reading, action)
         plan = decide(simulation.spec, simulation.status, observations, simulation.now)
         decisions.append(Decision(simulation.spec, simulation.status, observations, simulation.now, plan))
@@ -273,7 +303,7 @@ def test_the_stable_workload_always_keeps_its_replicas(spec: ModelDeploymentSpec
 
 @FAST
 @given(specs(), moves)
-def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_only_while_shadowing(
+def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_only_through_gateways_that_mirror(
     spec: ModelDeploymentSpec, sequence: list[Any]
 ) -> None:
     highest_weight = 0
@@ -287,6 +317,7 @@ def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_on
             assert plan.canary_weight == 0
             assert status.current_step is None
         if plan.mirror_percent:
+            assert mirror_allowed(decision.observations.gateways)
             assert status.phase is Phase.SHADOWING
             assert spec.rollout.shadow is not None
             assert plan.mirror_percent == spec.rollout.shadow.percent

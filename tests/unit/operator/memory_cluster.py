@@ -23,11 +23,13 @@ ObjectKey = tuple[str, str, str]
 
 @dataclass
 class MemoryCluster:
-    """Objects by (kind, namespace, name); `rejected_kinds` are refused as the API server refuses a 422 child."""
+    """Objects by (kind, namespace, name; "" for cluster-scoped ones); `rejected_kinds` are refused as the API
+    server refuses a 422 child; reading one of `forbidden_kinds` fails with 403 as RBAC refuses it."""
 
     objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
     rejected_kinds: set[str] = field(default_factory=set)
+    forbidden_kinds: set[str] = field(default_factory=set)
     writes: list[str] = field(default_factory=list)
     """`<verb> <kind>/<name>` of every write, in order."""
     gateways: set[tuple[str, str]] = field(default_factory=set)
@@ -45,6 +47,15 @@ class MemoryCluster:
         body["metadata"]["resourceVersion"] = str(self._versions)
         metadata = body["metadata"]
         self.objects[(body["kind"], metadata["namespace"], metadata["name"])] = body
+
+    def add_gateway(self, namespace: str, name: str, gateway_class: str) -> None:
+        metadata = {"name": name, "namespace": namespace}
+        self.put({"kind": "Gateway", "metadata": metadata, "spec": {"gatewayClassName": gateway_class}})
+
+    def add_gateway_class(self, name: str, supported_features: list[Any] | None) -> None:
+        """A GatewayClass whose status lists `supported_features` (None: no supportedFeatures in its status)."""
+        status = {} if supported_features is None else {"supportedFeatures": supported_features}
+        self.put({"kind": "GatewayClass", "metadata": {"name": name, "namespace": ""}, "status": status})
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get((kind, namespace, name))
@@ -100,6 +111,16 @@ class MemoryCluster:
             and pod_namespace == namespace
             and wanted.items() <= (body["metadata"].get("labels") or {}).items()
         ]
+    def _readable(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if kind in self.forbidden_kinds:
+            raise ApiException(status=403, reason="Forbidden")
+        return self.get(kind, namespace, name)
+
+    async def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._readable("Gateway", namespace, name)
+
+    async def read_gateway_class(self, name: str) -> dict[str, Any] | None:
+        return self._readable("GatewayClass", "", name)
 
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         if not needs_apply(desired, observed):

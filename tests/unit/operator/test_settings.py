@@ -27,8 +27,10 @@ def test_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLUICE_NAMESPACES", "ml, staging")
     monkeypatch.setenv("SLUICE_SERVING_IMAGE", "from-env:1")
     monkeypatch.setenv("SLUICE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("SLUICE_MIRROR_GATEWAY_CLASSES", "istio, kong")
     settings = Settings.from_command_line(["--serving-image", "from-flag:2", "--resync-seconds", "5"])
     assert settings.namespaces == ["ml", "staging"]
+    assert settings.mirror_gateway_classes == ["istio", "kong"]
     assert settings.serving_image == "from-flag:2"
     assert settings.resync_seconds == 5
     assert settings.log_level == "DEBUG"

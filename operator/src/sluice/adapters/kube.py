@@ -28,6 +28,7 @@ from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, Obse
 from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
 from sluice.core.children import (
+    GATEWAY_API_VERSION,
     SPEC_HASH_ANNOTATION,
     VERSION_LABEL,
     ChildNames,
@@ -46,6 +47,7 @@ _PLURALS = {
     "Deployment": "deployments",
     "Service": "services",
     "HTTPRoute": "httproutes",
+    "Gateway": "gateways",
     "ConfigMap": "configmaps",
     "Pod": "pods",
     "Event": "events",
@@ -268,6 +270,11 @@ class KubeCluster:
         query = {"labelSelector": selector, "limit": str(POD_LIST_LIMIT)}
         listed = await self.api.request("GET", object_path("v1", "Pod", namespace), query=query)
         return list(listed.get("items") or [])
+    async def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.api.get(object_path(GATEWAY_API_VERSION, "Gateway", namespace, name))
+
+    async def read_gateway_class(self, name: str) -> dict[str, Any] | None:
+        return await self.api.get(f"/apis/{GATEWAY_API_VERSION}/gatewayclasses/{name}")
 
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""

@@ -70,8 +70,9 @@ def kstatus_conditions(
     """The conditions with Reconciling and Stalled set for kstatus (Flux, `kubectl wait`, cli-utils), from the Ready
     and Progressing conditions already set: `rolling_out` (a deploy or rollout under way or paused) is Reconciling
     with Progressing's reason; `rolled_back` (the spec's version was rolled back and stays so until retried or
-    changed) is Stalled with the rollback's reason; Ready=False for InvalidSpec or ProgressDeadlineExceeded is
-    Stalled; another unavailable stable (StableUpdating, StableUnavailable) is Reconciling."""
+    changed) is Stalled with the rollback's reason, and so is a rollout held until someone acts (Progressing=False:
+    a shadow phase behind a Gateway without RequestMirror); Ready=False for InvalidSpec or ProgressDeadlineExceeded
+    is Stalled; another unavailable stable (StableUpdating, StableUnavailable) is Reconciling."""
     ready, progressing = find_condition(conditions, READY), find_condition(conditions, PROGRESSING)
     reconciling: tuple[str, str] | None = None
     stalled: tuple[str, str] | None = None
@@ -79,6 +80,8 @@ def kstatus_conditions(
         stalled = (ready.reason, ready.message)
     elif rolled_back:
         stalled = (progressing.reason, progressing.message) if progressing else ("RolledBack", "rolled back")
+    elif rolling_out and progressing is not None and progressing.status == ConditionStatus.FALSE:
+        stalled = (progressing.reason, progressing.message)
     elif rolling_out:
         reconciling = (progressing.reason, progressing.message) if progressing else ("Progressing", "rolling out")
     elif ready is not None and ready.reason in _UPDATING_READY_REASONS:

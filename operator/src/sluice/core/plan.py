@@ -94,6 +94,36 @@ class ShadowReading:
     error: str | None = None
 
 
+class MirrorSupport(StrEnum):
+    """What the operator found about one parent Gateway's support of the HTTPRoute RequestMirror filter."""
+
+    LISTED = "Listed"
+    """Its GatewayClass lists HTTPRouteRequestMirror in status.supportedFeatures."""
+    ASSERTED = "Asserted"
+    """The operator's admin asserts support for its GatewayClass (setting mirror_gateway_classes)."""
+    NOT_LISTED = "NotListed"
+    """Its GatewayClass publishes supportedFeatures without HTTPRouteRequestMirror: the implementation lacks it."""
+    NOT_PUBLISHED = "NotPublished"
+    """Its GatewayClass publishes no supportedFeatures: support unknown."""
+    MISSING = "Missing"
+    """The Gateway (gateway_class None) or its GatewayClass does not exist."""
+    FORBIDDEN = "Forbidden"
+    """The operator may not read the Gateway (gateway_class None) or its GatewayClass."""
+    UNREADABLE = "Unreadable"
+    """Another error reading the Gateway (gateway_class None) or its GatewayClass."""
+
+
+@dataclass(frozen=True)
+class ParentGateway:
+    """One parent Gateway of the HTTPRoute and its class's RequestMirror support, as read."""
+
+    gateway: str
+    """namespace/name, as the spec names it."""
+    gateway_class: str | None
+    """Its spec.gatewayClassName; None when the Gateway could not be read."""
+    support: MirrorSupport
+
+
 @dataclass(frozen=True)
 class ActionRequest:
     """A manual request from the `sluice.dev/action` annotations, not yet handled."""
@@ -141,6 +171,9 @@ class Observations:
     """Pods that cannot start; None when none are, or when pods were not listed (see `core.world.pods_due`)."""
     route: RouteReading | None = None
     """The HTTPRoute's acceptance by its parents; None without a Gateway or before the route exists."""
+    gateways: tuple[ParentGateway, ...] | None = None
+    """The HTTPRoute's parent Gateways and their RequestMirror support; read whenever spec.rollout.shadow and
+    spec.traffic.gateway are set (None: not read, which never allows mirroring)."""
 
 
 class EventType(StrEnum):

@@ -108,8 +108,9 @@ class RolloutSpec(ApiModel):
     shadow: ShadowSpec | None = Field(
         default=None,
         description="Mirror requests to the canary and compare it with stable before any live weight; needs "
-        "traffic.gateway and a Gateway implementing the RequestMirror filter (Traefik does not, and fails every "
-        "request of a mirrored route). Off when left out.",
+        "traffic.gateway and Gateways whose GatewayClass lists HTTPRouteRequestMirror in status.supportedFeatures "
+        "(Traefik's does not): until then the rollout holds at weight 0 without a mirror (Progressing=False, "
+        "GatewayLacksRequestMirror). Off when left out.",
     )
     capacity: Capacity | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phas
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
 from sluice.core.rollout.capacity import track_replicas
+from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
 from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
@@ -51,6 +52,9 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
     refresh_observed_state(decision)
     settled = decision.status
     stable_replicas, canary_replicas = track_replicas(spec, settled, observations.stable, observations.canary)
+    wait = poll_after(spec, settled, observations, requeue_after(spec, settled, now))
+    if mirror_hold(spec, settled, observations.gateways) is not None:
+        wait = held_wait(spec, wait)
     return Plan(
         status=settled,
         stable=WorkloadPlan(
@@ -58,9 +62,9 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
         ),
         canary=canary_plan(spec, settled, observations.canary, canary_replicas),
         canary_weight=settled.canary_weight,
-        mirror_percent=mirror_percent(spec, settled),
+        mirror_percent=mirror_percent(spec, settled) if mirror_allowed(observations.gateways) else 0,
         events=tuple(decision.events),
-        requeue_after=poll_after(spec, settled, observations, requeue_after(spec, settled, now)),
+        requeue_after=wait,
     )
 
 

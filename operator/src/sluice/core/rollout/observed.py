@@ -6,6 +6,7 @@ from __future__ import annotations
 from sluice.api.v1alpha1 import Phase
 from sluice.core.conditions import READY, ConditionStatus, kstatus_conditions, set_condition
 from sluice.core.rollout import texts
+from sluice.core.rollout.mirror import mirror_hold
 from sluice.core.rollout.order import ROLLOUT_PHASES
 from sluice.core.rollout.state import Decision
 from sluice.core.world import actual_weight, pods_text
@@ -35,7 +36,8 @@ def refresh_observed_state(decision: Decision) -> None:
     if failed_deploy:
         decision.set_progressing(ConditionStatus.FALSE, "ProgressDeadlineExceeded", message)
     elif live:
-        decision.set_progressing(*texts.live_progress(decision.spec, status))
+        held = mirror_hold(decision.spec, status, observations.gateways)
+        decision.set_progressing(*(held or texts.live_progress(decision.spec, status)))
     status.conditions = kstatus_conditions(
         status.conditions,
         rolling_out=live and not failed_deploy,

@@ -1,10 +1,12 @@
-"""Shadowing: once the canary is ready, mirror requests to it (answers discarded) and check every interval."""
+"""Shadowing: once the canary is ready, mirror requests to it (answers discarded) and check every interval; held
+without a mirror while the route's Gateways are not known to implement RequestMirror (`mirror.py`)."""
 
 from __future__ import annotations
 
 from sluice.api.v1alpha1 import Phase
 from sluice.core.gates import shadow_check
 from sluice.core.plan import EventType
+from sluice.core.rollout.mirror import hold_for_mirror
 from sluice.core.rollout.schedule import check_window
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.verdicts import record_check
@@ -14,7 +16,7 @@ def handle(decision: Decision) -> None:
     status, shadow = decision.status, decision.spec.rollout.shadow
     if shadow is None:
         end_shadow(decision, "spec.rollout.shadow removed")
-    elif decision.roll_back_if_stuck():
+    elif decision.roll_back_if_stuck() or hold_for_mirror(decision):
         return
     elif status.step_started_at is None:
         if decision.canary_available():
