@@ -111,6 +111,7 @@ class MemoryCluster:
             and pod_namespace == namespace
             and wanted.items() <= (body["metadata"].get("labels") or {}).items()
         ]
+
     def _readable(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if kind in self.forbidden_kinds:
             raise ApiException(status=403, reason="Forbidden")

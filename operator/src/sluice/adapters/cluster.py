@@ -55,6 +55,7 @@ class Cluster(Protocol):
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The pods matching a label selector (read-only; an ApiException 403 when RBAC forbids it)."""
+
     async def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Gateway (gateway.networking.k8s.io), or None when it (or the Gateway API) does not exist; raises
         ApiException otherwise (403 when the operator may not read it)."""

@@ -270,6 +270,7 @@ class KubeCluster:
         query = {"labelSelector": selector, "limit": str(POD_LIST_LIMIT)}
         listed = await self.api.request("GET", object_path("v1", "Pod", namespace), query=query)
         return list(listed.get("items") or [])
+
     async def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.api.get(object_path(GATEWAY_API_VERSION, "Gateway", namespace, name))
 
