@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sluice.adapters.metrics import CanaryQuery
-from sluice.api.v1alpha1 import Verdict
+from sluice.api.v1alpha1 import ModelDeploymentSpec, Verdict
 from sluice.cli.replay import Decision, ReplayedCheck, render_table, replay
 from sluice.core.drift import CountKind, Counts
 from sluice.core.plan import AnalysisReading
@@ -35,11 +35,13 @@ class Script:
         return self.readings[int((query.at - T0).total_seconds() // 60)]
 
 
-def run(readings: dict[int, AnalysisReading], minutes: int = 30, start_step: int = 0) -> list[ReplayedCheck]:
+def run(
+    readings: dict[int, AnalysisReading], minutes: int = 30, start_step: int = 0, spec: ModelDeploymentSpec = SPEC
+) -> list[ReplayedCheck]:
     script = Script(readings)
     checks = asyncio.run(
         replay(
-            SPEC,
+            spec,
             script,
             T0,
             T0 + timedelta(minutes=minutes),
@@ -67,6 +69,18 @@ def test_a_healthy_canary_advances_every_interval_then_would_be_promoted() -> No
         (0, 10, Decision.ADVANCE),
         (1, 25, Decision.ADVANCE),
         (2, 50, Decision.PROMOTE),
+    ]
+
+
+def test_a_gateway_routed_canary_is_replayed_as_if_its_route_was_accepted() -> None:
+    routed = SPEC.model_copy(
+        update={"traffic": make_spec(traffic={"gateway": {"parentRefs": [{"name": "public"}]}}).traffic}
+    )
+    checks = run({1: GOOD, 2: GOOD, 3: GOOD}, spec=routed)
+    assert [(c.check.step, c.decision) for c in checks] == [
+        (0, Decision.ADVANCE),
+        (1, Decision.ADVANCE),
+        (2, Decision.PROMOTE),
     ]
 
 

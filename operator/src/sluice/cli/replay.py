@@ -9,8 +9,8 @@ passes the reading to the same pure `sluice.core.rollout.decide`. Nothing is re-
 window of a live rollout gives the live verdicts, values equal up to the few hundred milliseconds by which the live
 checks ran after they were due. It stops at `end`, or when the rollout would have ended (rolled back, or promoting).
 
-The replay assumes the canary was ready and received its step's traffic share throughout: it judges the
-metrics Prometheus recorded, not a traffic split it would have set. Shadow and validation phases are not
+The replay assumes the canary was ready and received its step's traffic share throughout (with a Gateway: every
+parent accepted the route): it judges the metrics Prometheus recorded, not a traffic split it would have set. Shadow and validation phases are not
 replayed; manual actions and pauses are ignored. `kubectl sluice analyze` (sluice.cli.analyze) prints it.
 """
 
@@ -32,8 +32,10 @@ from sluice.api.v1alpha1 import (
     Verdict,
 )
 from sluice.core.analysis import shown
-from sluice.core.plan import EventRecord, Observations, WorkloadState
+from sluice.core.plan import EventRecord, Observations, RouteReading, WorkloadState
+from sluice.core.conditions import ConditionStatus, set_condition
 from sluice.core.rollout import check_window, decide, model_status, next_check_at
+from sluice.core.world import ROUTE_ACCEPTED, has_gateway
 
 
 class Decision(StrEnum):
@@ -56,6 +58,10 @@ class ReplayedCheck:
     decision: Decision
     status: ModelDeploymentStatus
     events: tuple[EventRecord, ...]
+
+
+ACCEPTED_ROUTE = RouteReading(parents=1, accepted=1, refused=0)
+"""What the replay assumes of a Gateway route: accepted, so its weights moved the traffic Prometheus recorded."""
 
 
 async def replay(
@@ -89,6 +95,16 @@ async def replay(
         rollout_started_at=start,
         step_started_at=start,
     )
+    if has_gateway(spec):
+        status.conditions = set_condition(
+            [],
+            ROUTE_ACCEPTED,
+            ConditionStatus.TRUE,
+            reason="Accepted",
+            message="assumed",
+            now=start,
+            observed_generation=1,
+        )
     checks: list[ReplayedCheck] = []
     while status.phase is Phase.PROGRESSING:
         due = next_check_at(spec, status)
@@ -110,6 +126,7 @@ async def replay(
             stable=_running(stable_model, spec.replicas),
             canary=_running(model_status(spec.model), spec.replicas),
             analysis=reading,
+            route=ACCEPTED_ROUTE if has_gateway(spec) else None,
         )
         plan = decide(spec, status, observations, due)
         if plan.status.last_check is None or plan.status.last_check_time != due:
