@@ -10,8 +10,9 @@ window of a live rollout gives the live verdicts, values equal up to the few hun
 checks ran after they were due. It stops at `end`, or when the rollout would have ended (rolled back, or promoting).
 
 The replay assumes the canary was ready and received its step's traffic share throughout (with a Gateway: every
-parent accepted the route): it judges the metrics Prometheus recorded, not a traffic split it would have set. Shadow and validation phases are not
-replayed; manual actions and pauses are ignored. `kubectl sluice analyze` (sluice.cli.analyze) prints it.
+parent accepted the route): it judges the metrics Prometheus recorded, not a traffic split it would have set.
+Shadow and validation phases are not replayed; manual actions and pauses are ignored. `kubectl sluice analyze`
+(sluice.cli.analyze) prints it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from sluice.api.v1alpha1 import (
     Verdict,
 )
 from sluice.core.analysis import shown
-from sluice.core.plan import EventRecord, Observations, RouteReading, WorkloadState
 from sluice.core.conditions import ConditionStatus, set_condition
+from sluice.core.plan import EventRecord, Observations, RouteReading, WorkloadState
 from sluice.core.rollout import check_window, decide, model_status, next_check_at
 from sluice.core.world import ROUTE_ACCEPTED, has_gateway
 
