@@ -86,26 +86,7 @@ async def replay(
     stable_model = ModelStatus(
         version=stable_version, uri=spec.model.uri, format=spec.model.format, digest=spec.model.digest
     )
-    status = ModelDeploymentStatus(
-        phase=Phase.PROGRESSING,
-        stable_version=stable_version,
-        stable_model=stable_model,
-        canary_version=canary_version,
-        canary_weight=steps[start_step],
-        current_step=start_step,
-        rollout_started_at=start,
-        step_started_at=start,
-    )
-    if has_gateway(spec):
-        status.conditions = set_condition(
-            [],
-            ROUTE_ACCEPTED,
-            ConditionStatus.TRUE,
-            reason="Accepted",
-            message="assumed",
-            now=start,
-            observed_generation=1,
-        )
+    status = _start_status(spec, stable_model, start, start_step)
     checks: list[ReplayedCheck] = []
     while status.phase is Phase.PROGRESSING:
         due = next_check_at(spec, status)
@@ -135,6 +116,34 @@ async def replay(
         checks.append(ReplayedCheck(plan.status.last_check, _decision(status, plan.status), plan.status, plan.events))
         status = plan.status
     return checks
+
+
+def _start_status(
+    spec: ModelDeploymentSpec, stable_model: ModelStatus, start: datetime, start_step: int
+) -> ModelDeploymentStatus:
+    """A rollout of spec.model's version over `stable_model` at step `start_step` from `start`, its route (with a
+    Gateway) accepted."""
+    status = ModelDeploymentStatus(
+        phase=Phase.PROGRESSING,
+        stable_version=stable_model.version,
+        stable_model=stable_model,
+        canary_version=spec.model.version,
+        canary_weight=spec.rollout.steps[start_step],
+        current_step=start_step,
+        rollout_started_at=start,
+        step_started_at=start,
+    )
+    if has_gateway(spec):
+        status.conditions = set_condition(
+            [],
+            ROUTE_ACCEPTED,
+            ConditionStatus.TRUE,
+            reason="Accepted",
+            message="assumed",
+            now=start,
+            observed_generation=1,
+        )
+    return status
 
 
 def _running(model: ModelStatus, replicas: int) -> WorkloadState:
