@@ -33,10 +33,10 @@ from sluice.api.v1alpha1 import (
     Verdict,
 )
 from sluice.core.analysis import shown
-from sluice.core.conditions import ConditionStatus, set_condition
-from sluice.core.plan import EventRecord, Observations, RouteReading, WorkloadState
-from sluice.core.rollout import check_window, decide, model_status, next_check_at
-from sluice.core.world import ROUTE_ACCEPTED, has_gateway
+from sluice.core.plan import EventRecord, Observations
+from sluice.core.rollout import check_window, decide, next_check_at
+from sluice.core.rollout.replaying import ACCEPTED_ROUTE, ready_track, replay_start
+from sluice.core.world import has_gateway
 
 
 class Decision(StrEnum):
@@ -61,10 +61,6 @@ class ReplayedCheck:
     events: tuple[EventRecord, ...]
 
 
-ACCEPTED_ROUTE = RouteReading(parents=1, accepted=1, refused=0)
-"""What the replay assumes of a Gateway route: accepted, so its weights moved the traffic Prometheus recorded."""
-
-
 async def replay(
     spec: ModelDeploymentSpec,
     provider: MetricsProvider,
@@ -86,7 +82,7 @@ async def replay(
     stable_model = ModelStatus(
         version=stable_version, uri=spec.model.uri, format=spec.model.format, digest=spec.model.digest
     )
-    status = _start_status(spec, stable_model, start, start_step)
+    status = replay_start(spec, stable_model, start, start_step)
     checks: list[ReplayedCheck] = []
     while status.phase is Phase.PROGRESSING:
         due = next_check_at(spec, status)
@@ -105,8 +101,8 @@ async def replay(
         reading = await provider.read(query)
         observations = Observations(
             generation=1,
-            stable=_running(stable_model, spec.replicas),
-            canary=_running(model_status(spec.model), spec.replicas),
+            stable=ready_track(stable_model.version, spec.replicas),
+            canary=ready_track(canary_version, spec.replicas),
             analysis=reading,
             route=ACCEPTED_ROUTE if has_gateway(spec) else None,
         )
@@ -116,45 +112,6 @@ async def replay(
         checks.append(ReplayedCheck(plan.status.last_check, _decision(status, plan.status), plan.status, plan.events))
         status = plan.status
     return checks
-
-
-def _start_status(
-    spec: ModelDeploymentSpec, stable_model: ModelStatus, start: datetime, start_step: int
-) -> ModelDeploymentStatus:
-    """A rollout of spec.model's version over `stable_model` at step `start_step` from `start`, its route (with a
-    Gateway) accepted."""
-    status = ModelDeploymentStatus(
-        phase=Phase.PROGRESSING,
-        stable_version=stable_model.version,
-        stable_model=stable_model,
-        canary_version=spec.model.version,
-        canary_weight=spec.rollout.steps[start_step],
-        current_step=start_step,
-        rollout_started_at=start,
-        step_started_at=start,
-    )
-    if has_gateway(spec):
-        status.conditions = set_condition(
-            [],
-            ROUTE_ACCEPTED,
-            ConditionStatus.TRUE,
-            reason="Accepted",
-            message="assumed",
-            now=start,
-            observed_generation=1,
-        )
-    return status
-
-
-def _running(model: ModelStatus, replicas: int) -> WorkloadState:
-    return WorkloadState(
-        exists=True,
-        version=model.version,
-        replicas=replicas,
-        updated_replicas=replicas,
-        ready_replicas=replicas,
-        available=True,
-    )
 
 
 def _decision(before: ModelDeploymentStatus, after: ModelDeploymentStatus) -> Decision:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, ModelStatus, Phase
-from sluice.core.plan import AnalysisReading, Comparison, Observations, TrackCounts, WorkloadState
+from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelStatus, Phase
+from sluice.core.plan import AnalysisReading, Comparison, Observations, TrackCounts
 from sluice.core.rollout import check_window, decide, next_check_at
+from sluice.core.rollout.replaying import ready_track, replay_start
 from sluice.judge.corpus import Rollout, Side
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -98,36 +99,12 @@ def reading(series: Series, now: float, window: float) -> AnalysisReading:
     )
 
 
-def _first_step(spec: ModelDeploymentSpec) -> ModelDeploymentStatus:
-    model = spec.model
-    return ModelDeploymentStatus(
-        observed_generation=1,
-        phase=Phase.PROGRESSING,
-        stable_version=STABLE,
-        stable_model=ModelStatus(version=STABLE, uri=model.uri.replace(CANARY, STABLE), format=model.format),
-        canary_version=CANARY,
-        canary_weight=spec.rollout.steps[0],
-        current_step=0,
-        rollout_started_at=T0,
-        step_started_at=T0,
-    )
-
-
-def _workload(version: str, replicas: int) -> WorkloadState:
-    return WorkloadState(
-        exists=True,
-        version=version,
-        replicas=replicas,
-        updated_replicas=replicas,
-        ready_replicas=replicas,
-        available=True,
-    )
-
-
 def replay(rollout: Rollout, spec: ModelDeploymentSpec) -> Outcome:
     """The rollout from its canary's first step until `decide` rolls it back or promotes it."""
-    status, series = _first_step(spec), Series(rollout)
-    stable, canary = _workload(STABLE, spec.replicas), _workload(CANARY, 1)
+    model = spec.model
+    stable_model = ModelStatus(version=STABLE, uri=model.uri.replace(CANARY, STABLE), format=model.format)
+    status, series = replay_start(spec, stable_model, T0), Series(rollout)
+    stable, canary = ready_track(STABLE, spec.replicas), ready_track(CANARY, 1)
     while True:
         due = next_check_at(spec, status)
         if due is None or (due - T0).total_seconds() > rollout.seconds:
