@@ -18,7 +18,7 @@ from aiohttp import web
 
 from sluice.adapters.metrics import CanaryQuery, PrometheusProvider
 from sluice.adapters.shadow import ShadowMetrics, ShadowQuery
-from sluice.adapters.validation import ValidationRunner
+from sluice.adapters.validation import OTHER_VERSION, ValidationRunner
 from sluice.api.v1alpha1 import ValidationSpec
 from sluice.core.plan import ValidationReading
 from sluice.core.validation import Allowlists
@@ -92,7 +92,7 @@ async def no_config_maps(namespace: str, name: str, key: str) -> str | None:
 
 def validate(runner: ValidationRunner, uri: str, timeout: str = "20s") -> ValidationReading:
     spec = ValidationSpec.model_validate({"uri": uri, "min": 0.5, "timeout": timeout})
-    return asyncio.run(runner.run(spec, "ml", "iris"))
+    return asyncio.run(runner.run(spec, "ml", "iris", "1"))
 
 
 def hosts(base: str) -> Allowlists:
@@ -103,7 +103,7 @@ def test_an_endless_http_dataset_is_refused_at_the_byte_cap() -> None:
     async def scenario() -> ValidationReading:
         async with serving(endless) as (base, _):
             spec = ValidationSpec.model_validate({"uri": f"{base}/holdout.csv", "min": 0.5, "timeout": "60s"})
-            return await ValidationRunner(no_config_maps, base, hosts(base), CAP).run(spec, "ml", "iris")
+            return await ValidationRunner(no_config_maps, base, hosts(base), CAP).run(spec, "ml", "iris", "1")
 
     reading = asyncio.run(scenario())
     assert reading.error == f"the dataset is larger than {CAP} bytes", reading
@@ -119,7 +119,7 @@ def test_a_dataset_host_redirect_is_not_followed() -> None:
 
             async with serving(redirect) as (base, _):
                 spec = ValidationSpec.model_validate({"uri": f"{base}/holdout.csv", "min": 0.5})
-                reading = await ValidationRunner(no_config_maps, base, hosts(base)).run(spec, "ml", "iris")
+                reading = await ValidationRunner(no_config_maps, base, hosts(base)).run(spec, "ml", "iris", "1")
         return reading, target_asked
 
     reading, target_asked = asyncio.run(scenario())
@@ -131,7 +131,7 @@ def test_a_trickling_dataset_is_cut_at_the_runs_timeout() -> None:
     async def scenario() -> ValidationReading:
         async with serving(trickle) as (base, _):
             spec = ValidationSpec.model_validate({"uri": f"{base}/d.csv", "min": 0.5, "timeout": "1s"})
-            return await ValidationRunner(no_config_maps, base, hosts(base)).run(spec, "ml", "iris")
+            return await ValidationRunner(no_config_maps, base, hosts(base)).run(spec, "ml", "iris", "1")
 
     started = time.monotonic()
     reading = asyncio.run(scenario())
@@ -166,10 +166,17 @@ def test_the_canarys_answers_are_capped_and_never_quoted(tmp_path: Path) -> None
     async def scenario(handler: Handler) -> ValidationReading:
         async with serving(handler) as (base, _):
             spec = ValidationSpec.model_validate({"uri": dataset.as_uri(), "min": 0.5})
-            return await ValidationRunner(no_config_maps, base, allow, CAP).run(spec, "ml", "iris")
+            return await ValidationRunner(no_config_maps, base, allow, CAP).run(spec, "ml", "iris", "1")
 
     assert asyncio.run(scenario(endless)).error == f"the canary's model metadata answer is larger than {CAP} bytes"
     assert asyncio.run(scenario(secret_error)).error == "the canary answered model metadata with HTTP 500"
+
+    async def another_version(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/infer"):
+            return web.json_response({"model_version": SECRET, "outputs": [{"name": "y", "data": [0]}]})
+        return web.json_response({"inputs": [{"name": "x"}], "outputs": [{"name": "y"}]})
+
+    assert asyncio.run(scenario(another_version)).error == OTHER_VERSION
 
 
 def test_prometheus_error_bodies_are_not_copied_and_its_answers_are_capped() -> None:

@@ -123,7 +123,8 @@ class Reconciler:
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
 
-        Raises ObjectGoneError when the ModelDeployment no longer exists or is being deleted.
+        Raises ObjectGoneError when the ModelDeployment no longer exists or is being deleted, or vanishes before its
+        status is written.
         """
         body = await self.cluster.read_model_deployment(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -195,7 +196,12 @@ class Reconciler:
         """Write the plan's status, post its Events; the wait until the next look."""
         namespace, name = read.body["metadata"]["namespace"], read.name
         new_status = plan.status.model_copy(update={"selector": stable_pod_selector(name)})
-        await self.cluster.write_status(read.body, new_status)
+        try:
+            await self.cluster.write_status(read.body, new_status)
+        except ApiException as error:
+            if error.status == 404:  # deleted since it was read (its namespace going, say): nothing left to report
+                raise ObjectGoneError(f"{namespace}/{name}") from None
+            raise
         telemetry.record(namespace, name, read.status, plan, self.clock())
         steps = len(spec.rollout.steps)
         logs.at_step(logs.describe_step(new_status.phase, new_status.current_step, steps, new_status.canary_weight))
@@ -238,7 +244,7 @@ class Reconciler:
         if spec.validation is None or not validation_due(spec, status, canary, now):
             return None
         runner = ValidationRunner(self.cluster.read_config_map_key, self.canary_url_template, self.allow)
-        return await runner.run(spec.validation, owner.namespace, owner.name)
+        return await runner.run(spec.validation, owner.namespace, owner.name, spec.model.version)
 
     async def _shadow(
         self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from integration.serving.conftest import Start
-from sluice.adapters.validation import ValidationRunner
+from sluice.adapters.validation import OTHER_VERSION, ValidationRunner
 from sluice.api.v1alpha1 import ValidationSpec
 from sluice.core.plan import ValidationReading
 from sluice.core.validation import Allowlists
@@ -25,8 +25,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run(runner: ValidationRunner, spec: dict[str, object]) -> ValidationReading:
-    return asyncio.run(runner.run(ValidationSpec.model_validate(spec | {"min": 0.85}), "ml", "iris"))
+def run(runner: ValidationRunner, spec: dict[str, object], version: str = "1") -> ValidationReading:
+    return asyncio.run(runner.run(ValidationSpec.model_validate(spec | {"min": 0.85}), "ml", "iris", version))
 
 
 def runner(canary_url_template: str, dataset: Path) -> ValidationRunner:
@@ -75,3 +75,15 @@ def test_failures_are_the_readings_error(classifier: ModelFiles, dataset: Path, 
     server.wait_ready()
     wrong_model = run(runner(server.base, dataset), {"uri": dataset.as_uri()})
     assert wrong_model.error == "the canary answered model metadata with HTTP 404", wrong_model
+
+
+def test_a_replaced_pod_still_answering_for_the_canary_service_is_never_scored(
+    dataset: Path, start: Start, tmp_path: Path
+) -> None:
+    # 2.0.0 was rolled back and its pod drains behind the canary Service while 3.0.0 starts: not 3.0.0's score.
+    draining = start(
+        {"MODEL_URI": str(make_flipped_classifier(tmp_path).onnx), "MODEL_NAME": "iris", "MODEL_VERSION": "2.0.0"}
+    )
+    draining.wait_ready()
+    reading = run(runner(draining.base, dataset), {"uri": dataset.as_uri()}, version="3.0.0")
+    assert (reading.score, reading.error) == (None, OTHER_VERSION), reading

@@ -121,6 +121,21 @@ def test_a_model_deployment_being_deleted_ends_its_loop_without_writing() -> Non
     assert harness.cluster.writes == []
 
 
+def test_a_model_deployment_deleted_before_its_status_is_written_ends_its_loop_quietly() -> None:
+    harness = Harness()
+    harness.create(spec())
+    read_workloads = harness.cluster.read_workloads
+
+    async def deleted_while_observed(owner: Owner) -> ObservedWorkloads:
+        del harness.cluster.objects[(KIND, NAMESPACE, NAME)]
+        return await read_workloads(owner)
+
+    harness.cluster.read_workloads = deleted_while_observed  # type: ignore[method-assign]
+
+    with pytest.raises(ObjectGoneError):
+        harness.reconcile()
+
+
 # --- invalid specs and children the cluster will not take ----------------------------------------------------------
 
 

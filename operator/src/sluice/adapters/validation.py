@@ -4,8 +4,9 @@ The dataset comes from a ConfigMap key (read through the Kubernetes API: `get` o
 ModelDeployment's namespace) or a file:// / http(s):// URI the operator's allowlists admit (`Allowlists`). Rows go
 in batches of `batchSize` to the canary Service's V2 infer endpoint, whose base URL is the operator's
 `canary_url_template` (default `http://{service}.{namespace}.svc:{port}`); the scoring is
-`sluice.core.gates.score`. A run never raises: any failure (dataset missing or malformed, canary unreachable,
-timeout) is the reading's `error`.
+`sluice.core.gates.score`. Every answer must be the canary's model version (OIP `versions`, `model_version`): a
+Service still sending to a replaced pod while it drains yields an error, not that pod's score. A run never raises:
+any failure (dataset missing or malformed, canary unreachable, timeout) is the reading's `error`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sluice.core.validation import Allowlists, dataset_file_allowed, dataset_uri
 
 DEFAULT_CANARY_URL_TEMPLATE = "http://{service}.{namespace}.svc:{port}"
 MAX_ROWS = 100_000
+OTHER_VERSION = "the canary Service answered as another model version (a replaced pod still draining?)"
 CLOSED = Allowlists()
 """No dataset URI allowed: ConfigMap datasets only."""
 
@@ -138,10 +140,12 @@ class ValidationRunner:
         self._allow = allow
         self._max_bytes = max_bytes
 
-    async def run(self, spec: ValidationSpec, namespace: str, name: str) -> ValidationReading:
+    async def run(self, spec: ValidationSpec, namespace: str, name: str, version: str) -> ValidationReading:
+        """Score model `version` (the canary's): answers that name another version (a replaced pod the Service
+        still sends to while it drains) make the run an error, retried later, never a score."""
         timeout = parse_duration(spec.timeout).total_seconds()
         try:
-            return await asyncio.wait_for(self._run(spec, namespace, name, timeout), timeout=timeout)
+            return await asyncio.wait_for(self._run(spec, namespace, name, version, timeout), timeout=timeout)
         except TimeoutError:
             return ValidationReading(error=f"the run took longer than timeout {spec.timeout}")
         except (DatasetError, ScoreError, RefusedAnswerError) as error:  # texts of ours: counts and fixed words
@@ -149,12 +153,17 @@ class ValidationRunner:
         except Exception as error:  # a run never raises; other texts could quote what was read, so only the type
             return ValidationReading(error=f"{type(error).__name__} while validating (details withheld)")
 
-    async def _run(self, spec: ValidationSpec, namespace: str, name: str, timeout: float) -> ValidationReading:
+    async def _run(
+        self, spec: ValidationSpec, namespace: str, name: str, version: str, timeout: float
+    ) -> ValidationReading:
         deadline = time.monotonic() + timeout
         dataset = parse_dataset(await self._dataset_text(spec, namespace, deadline), spec.format, spec.label_column)
         base = canary_base_url(self._template, namespace, name).rstrip("/")
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, headers=IDENTITY) as http:
             metadata = await self._json(http, "GET", f"{base}/v2/models/{name}", "model metadata")
+            versions = metadata.get("versions")
+            if isinstance(versions, list) and versions and version not in versions:
+                raise DatasetError(OTHER_VERSION)
             try:
                 input_spec, output_name = metadata["inputs"][0], metadata["outputs"][0]["name"]
                 input_name, datatype = input_spec["name"], input_spec.get("datatype", "FP64")
@@ -175,6 +184,8 @@ class ValidationRunner:
                     "outputs": [{"name": output_name}],
                 }
                 answer = await self._json(http, "POST", f"{base}/v2/models/{name}/infer", "infer", body)
+                if answer.get("model_version", version) != version:
+                    raise DatasetError(OTHER_VERSION)
                 try:
                     data = answer["outputs"][0]["data"]
                 except (KeyError, IndexError, TypeError):
