@@ -94,7 +94,8 @@ def _promote(decision: Decision) -> None:
     until = now + keep
     message = (
         f"{status.canary_version} promoted after {status.passed_checks} passed checks; it serves all traffic, and "
-        f"the pods of previous revision {stable_revision.number} ({version}) are kept until {until.isoformat()}"
+        f"the pods of previous revision {stable_revision.number} ({version}) are kept for keepPrevious "
+        f"{spec.rollout.keep_previous} (ends {until.isoformat()})"
     )
     decision.end_rollout(Outcome.PROMOTED, "Promoted", message)
     status.previous = PreviousRevision(
