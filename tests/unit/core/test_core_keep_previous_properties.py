@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, Phase
-from sluice.core.rollout import decide
 from sluice.core.rollout.revisions import revision_hash
 from unit.core.support import HEALTHY, make_spec
 from unit.core.test_core_rollout_properties import (
@@ -17,6 +16,7 @@ from unit.core.test_core_rollout_properties import (
     VERSIONS,
     Check,
     Undo,
+    assert_deciding_again_changes_nothing,
     drive,
     other_moves,
     readings,
@@ -108,13 +108,4 @@ def test_all_traffic_moves_only_onto_a_track_whose_every_pod_is_ready(
 @FAST
 @given(keeping_specs(), keeping_moves)
 def test_deciding_again_on_a_kept_promotion_changes_nothing(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
-    for decision in drive(spec, sequence):
-        plan = decision.plan
-        again = decide(decision.spec, plan.status, decision.observations, decision.now)
-        assert (again.status, again.stable, again.canary, again.canary_weight) == (
-            plan.status,
-            plan.stable,
-            plan.canary,
-            plan.canary_weight,
-        )
-        assert again.events == ()
+    assert_deciding_again_changes_nothing(drive(spec, sequence))

@@ -250,7 +250,11 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(specs(), moves)
 def test_deciding_again_on_the_plan_changes_nothing(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
-    for decision in drive(spec, sequence):
+    assert_deciding_again_changes_nothing(drive(spec, sequence))
+
+
+def assert_deciding_again_changes_nothing(decisions: list[Decision]) -> None:
+    for decision in decisions:
         plan = decision.plan
         again = decide(decision.spec, plan.status, decision.observations, decision.now)
         assert again.status == plan.status
