@@ -9,6 +9,7 @@ from typing import Any
 
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import Action, ModelDeploymentSpec, Outcome, Phase
+from sluice.core import validation
 from sluice.core.conditions import PROGRESSING, find_condition
 from sluice.core.rollout import analysed_versions, check_window, decide
 from unit.core.support import ERRORING, HEALTHY, QUIET, Simulation, at_first_step, deployed, make_spec
@@ -229,3 +230,25 @@ def test_keep_previous_is_the_duration_the_kept_pods_live() -> None:
     simulation = promoted(keeping_spec(keepPrevious="90s"))
     assert simulation.status.previous is not None
     assert simulation.status.previous.until - simulation.now == parse_duration("90s")
+
+
+def test_keep_previous_without_a_gateway_is_an_invalid_spec() -> None:
+    spec = make_spec("1.0.0", rollout={"keepPrevious": "10m"})
+    assert validation.problems("iris", spec, "image") == [
+        "spec.rollout.keepPrevious needs spec.traffic.gateway: only an HTTPRoute keeps Ready pods at weight 0"
+    ]
+
+
+def test_removing_keep_previous_within_the_window_ends_it_with_the_traffic_where_it_is() -> None:
+    simulation = promoted(keeping_spec())
+    wire = simulation.spec.to_wire()
+    del wire["rollout"]["keepPrevious"]
+    simulation.spec = ModelDeploymentSpec.model_validate(wire)
+    plan = simulation.reconcile()
+    assert plan.canary_weight == 100
+    assert plan.canary is not None
+    assert plan.canary.replicas == 3, "the pods that serve stay until the stable Deployment has the revision"
+    assert plan.stable.model.version == "2.0.0"
+    plan = simulation.reconcile()
+    assert phase(simulation) is Phase.STABLE
+    assert plan.canary_weight == 0

@@ -48,7 +48,7 @@ def kept_plans(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> tupl
     the reference model it ran with, so no pod restarts). Window over: the stable Deployment rolls to the promoted
     revision."""
     stable_model = status.stable_model
-    if stable_model is None or spec.rollout.keep_previous is None:
+    if stable_model is None:
         return None
     replicas = spec.replicas
     shadowed = spec.rollout.shadow is not None

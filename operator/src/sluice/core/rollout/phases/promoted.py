@@ -3,8 +3,9 @@ previous revision's are kept (`sluice.core.rollout.keeping`).
 
 Within the window: the spec set back to the previous revision (`kubectl sluice undo`) moves all traffic back at
 once; with rollout.postPromotionAnalysis a check that breaks the bounds does the same on its own; the spec naming
-any other revision ends the window early. Once the window is over, the stable Deployment takes the promoted
-revision back; a change of the spec waits for that (then it is a new rollout, as from Stable).
+any other revision, or removing rollout.keepPrevious, ends the window early. Once the window is over, the stable
+Deployment takes the promoted revision back; a change of the spec waits for that (then it is a new rollout, as
+from Stable).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def handle(decision: Decision) -> None:
         undo(decision, UNDONE, message)
     elif status.stable_revision is not None and spec_hash != status.stable_revision.hash:
         release(decision, "the spec names another revision")
+    elif decision.spec.rollout.keep_previous is None:
+        release(decision, "rollout.keepPrevious was removed")
     else:
         _check(decision)
 
