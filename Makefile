@@ -94,7 +94,7 @@ bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs K
 bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~4 min)
 	$(PY) bench/real_node.py $(BENCH_ARGS)
 
-bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
+bench: $(PY)  ## Operator benchmarks on the local control plane (scale 1/100/1000, 200 concurrent rollouts, breach to rollback, undo within keepPrevious, 10-min serving soak; ~30 min); updates docs/benchmarks.md. BENCH_ARGS="--quick" or "--only scale"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-judge: $(PY)  ## The judge's decisions on a seeded corpus of labelled rollouts, beside Flagger's and Argo Rollouts' rules: recall, false rollbacks, time to decision per cell; updates docs/benchmarks.md (~4 min; docs/judge.md)

@@ -10,9 +10,11 @@ as soon as it finishes; the model-server comparison of `make bench-serving` is l
   timing jitter, and breach to canary weight 0 against the design bound.
 - rollback: one rollout with real model servers, the canary failing half its requests: first bad step to canary
   weight 0, against the design bound and against Flagger's worst case for the same settings.
+- undo: rollout.keepPrevious: from an undo after a promotion to all traffic on the kept previous revision
+  (bench/undo.py), beside Flagger's documented behaviour.
 - soak: one model server at 80% of its measured capacity for 10 minutes: errors and RSS over time.
 
-    .venv/bin/python bench/run.py [--only scale,rollouts,rollback,soak] [--quick] [--no-doc]
+    .venv/bin/python bench/run.py [--only scale,rollouts,rollback,undo,soak] [--quick] [--no-doc]
 
 `--quick` runs small sizes and short durations (development, smoke test); its figures are not published unless
 `--doc` is given too. Results also go to .local/bench/<section>.json.
@@ -47,6 +49,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from bench.lab import Lab, Sampler, cpu_seconds, load_average, ready, requests_by_verb, rss_mib, sampled  # noqa: E402
+from bench.undo import bench_undo, render_undo  # noqa: E402
 from harness import free_port, wait_until  # noqa: E402
 from harness.dataplane import DataPlane, LoadGenerator  # noqa: E402
 from harness.processes import launch, stop_processes  # noqa: E402
@@ -57,7 +60,7 @@ from unit.serving.support import make_classifier, rows_body  # noqa: E402
 DOC = REPO / "docs" / "benchmarks.md"
 RESULTS = REPO / ".local" / "bench"
 PYTHON = sys.executable
-SECTIONS = ("scale", "rollouts", "rollback", "soak")
+SECTIONS = ("scale", "rollouts", "rollback", "undo", "soak")
 DEFAULT_RESYNC_SECONDS: float = Settings.model_fields["resync_seconds"].default
 IMAGE = "ghcr.io/sluice-dev/sluice-serving:0.1.0"
 
@@ -751,6 +754,7 @@ RUNNERS: dict[str, tuple[Callable[[Config, Path], dict[str, Any]], Callable[[dic
     "scale": (bench_scale, render_scale),
     "rollouts": (bench_rollouts, render_rollouts),
     "rollback": (bench_rollback, render_rollback),
+    "undo": (lambda _cfg, work: bench_undo(work), lambda result, _cfg: render_undo(result)),
     "soak": (bench_soak, render_soak),
 }
 

@@ -236,6 +236,24 @@ CASES = [
         "less than or equal to 100",
     ),
     Case(
+        "keepPrevious without a gateway",
+        _rollout(keepPrevious="10m"),
+        "spec.rollout",
+        "rollout.keepPrevious needs traffic.gateway",
+    ),
+    Case(
+        "keepPrevious beyond a day",
+        _spec(traffic=GATEWAY, rollout={"keepPrevious": "25h"}),
+        "spec.rollout.keepPrevious",
+        "keepPrevious must be between 1s and 24h",
+    ),
+    Case(
+        "postPromotionAnalysis without keepPrevious",
+        _spec(traffic=GATEWAY, rollout={"postPromotionAnalysis": True}),
+        "spec.rollout.postPromotionAnalysis",
+        "postPromotionAnalysis needs keepPrevious",
+    ),
+    Case(
         "a Service as the route's parent (a GAMMA route taking over its mesh traffic)",
         _spec(traffic={"gateway": {"parentRefs": [{"group": "", "kind": "Service", "name": "payments"}]}}),
         "spec.traffic.gateway.parentRefs[0].group",
@@ -343,7 +361,13 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
                     "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}},
                     "env": [{"name": "OMP_NUM_THREADS", "value": "2"}],
                 },
-                "rollout": {"steps": [1, 100], "interval": "1s", "progressDeadline": "24h"},
+                "rollout": {
+                    "steps": [1, 100],
+                    "interval": "1s",
+                    "progressDeadline": "24h",
+                    "keepPrevious": "24h",
+                    "postPromotionAnalysis": True,
+                },
                 "analysis": {
                     "prometheus": {"url": "http://prometheus.monitoring:9090"},
                     "maxErrorRate": 0,

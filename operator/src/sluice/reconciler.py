@@ -50,7 +50,7 @@ from sluice.core.plan import (
     ValidationReading,
     WorkloadState,
 )
-from sluice.core.rollout import check_window, decide, validation_due
+from sluice.core.rollout import analysed_versions, check_window, decide, validation_due
 from sluice.core.workloads import workloads
 from sluice.core.world import has_gateway, pods_due
 
@@ -220,14 +220,15 @@ class Reconciler:
         self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime
     ) -> AnalysisReading | None:
         window = check_window(spec, status, now)
-        if window is None or status.canary_version is None:
+        versions = analysed_versions(status)
+        if window is None or versions is None:
             return None
         query = canary_query(
             spec.analysis,
             namespace=owner.namespace,
             name=owner.name,
-            canary_version=status.canary_version,
-            stable_version=status.stable_version,
+            canary_version=versions[0],
+            stable_version=versions[1],
             window=window,
         )
         return await self.metrics_provider(self._prometheus_url(spec)).read(query)

@@ -74,7 +74,12 @@ def test_the_documented_defaults_of_a_minimal_spec() -> None:
     defaulted = apply_schema_defaults(_spec_schema(), {"model": MODEL})
     assert defaulted["replicas"] == 1
     assert defaulted["paused"] is False
-    assert defaulted["rollout"] == {"steps": [10, 25, 50], "interval": "1m", "progressDeadline": "10m"}
+    assert defaulted["rollout"] == {
+        "steps": [10, 25, 50],
+        "interval": "1m",
+        "progressDeadline": "10m",
+        "postPromotionAnalysis": False,
+    }
     assert defaulted["analysis"] == {
         "maxErrorRate": 0.01,
         "maxLatencyP99": "500ms",

@@ -10,7 +10,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.api.v1alpha1 import Action, Capacity, ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
+from sluice.api.v1alpha1 import (
+    Action,
+    Capacity,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Outcome,
+    Phase,
+)
+from sluice.cli.revisions import default_revision, revision_patch
 from sluice.core.plan import (
     AnalysisReading,
     MirrorSupport,
@@ -123,6 +132,12 @@ class SetServing:
 
 
 @dataclass(frozen=True)
+class Undo:
+    """`kubectl sluice undo`: the spec set back to the revision it returns to (the stable one during a rollout,
+    the one the last promotion replaced between rollouts)."""
+
+
+@dataclass(frozen=True)
 class SetCanaryStarts:
     starts: bool
 
@@ -209,11 +224,24 @@ def drive(spec: ModelDeploymentSpec, sequence: list[Any]) -> list[Decision]:
                 simulation.validation, simulation.shadow = validation, shadow
             case SetGateways(gateways):
                 simulation.gateways = gateways
+            case Undo():
+                undo(simulation)
         observations = simulation.observe(reading, action)
         plan = decide(simulation.spec, simulation.status, observations, simulation.now)
         decisions.append(Decision(simulation.spec, simulation.status, observations, simulation.now, plan))
         simulation.follow(plan)
     return decisions
+
+
+def undo(simulation: Simulation) -> None:
+    """What `kubectl sluice undo` writes, when the status records the revision it returns to."""
+    md = ModelDeployment(spec=simulation.spec, status=simulation.status)
+    target = default_revision(md)
+    if target is not None:
+        wire = {**simulation.spec.to_wire(), **revision_patch(md, target)["spec"]}
+        wire["serving"] = target.serving.to_wire() if target.serving else None
+        simulation.spec = ModelDeploymentSpec.model_validate(wire)
+        simulation.generation += 1
 
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -222,7 +250,11 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(specs(), moves)
 def test_deciding_again_on_the_plan_changes_nothing(spec: ModelDeploymentSpec, sequence: list[Any]) -> None:
-    for decision in drive(spec, sequence):
+    assert_deciding_again_changes_nothing(drive(spec, sequence))
+
+
+def assert_deciding_again_changes_nothing(decisions: list[Decision]) -> None:
+    for decision in decisions:
         plan = decision.plan
         again = decide(decision.spec, plan.status, decision.observations, decision.now)
         assert again.status == plan.status

@@ -105,7 +105,8 @@ def record(namespace: str, name: str, previous: ModelDeploymentStatus, plan: Pla
     for entry in finished:
         ROLLOUTS_FINISHED.labels(namespace, name, str(entry.outcome)).inc()
         breach = _breach_time(previous, status)
-        if entry.outcome is Outcome.ROLLED_BACK and breach is not None and plan.canary_weight == 0:
+        rolled_back = entry.outcome in (Outcome.ROLLED_BACK, Outcome.ROLLED_BACK_AFTER_PROMOTION)
+        if rolled_back and breach is not None and plan.canary_weight == 0:
             BREACH_TO_ROLLBACK.observe(max((applied_at - breach).total_seconds(), 0.0))
     check = status.last_check
     if check is not None and status.last_check_time != previous.last_check_time:

@@ -29,7 +29,8 @@ from sluice.cli.base import CliError, Command, ExitCode, add_name_argument, dura
 from sluice.cli.checks import check_action, check_pause, check_resume, undo_target
 from sluice.cli.kube import Kube
 from sluice.cli.render import paused_by, pending_action, step_text
-from sluice.cli.revisions import default_revision, revision_patch, revision_target
+from sluice.cli.revisions import default_revision, kept_effect, revision_patch, revision_target
+from sluice.core.rollout.revisions import revision_hash
 
 
 def new_action_id() -> str:
@@ -200,8 +201,10 @@ def run_undo_to_revision(args: argparse.Namespace) -> int:
 
     before, _ = kube.patch_checked(args.name, make_patch)
     stable = before.status.stable_revision
-    revision_hash, version = chosen
-    if stable is not None and stable.hash == revision_hash:
+    chosen_hash, version = chosen
+    if (kept := kept_effect(before, chosen_hash)) is not None:
+        effect = kept
+    elif stable is not None and stable.hash == chosen_hash:
         effect = f"stable revision {stable.number} keeps serving (a rollout in progress ends)"
     else:
         effect = f"a canary rollout of it starts from stable revision {stable.number if stable else '?'}"
@@ -223,16 +226,19 @@ def run_undo(args: argparse.Namespace) -> int:
                 revision.model.version,
                 revision.model.uri,
                 f"revision {revision.ref.number}" if serving_too else "",
+                revision.ref.hash,
             ]
             return revision_patch(md, revision)
         target = undo_target(md, args.to_version)
-        chosen[:] = [target.version, target.uri, ""]
+        chosen[:] = [target.version, target.uri, "", revision_hash(target, md.spec.serving)]
         model = {"version": target.version, "uri": target.uri, "format": str(target.format), "digest": target.digest}
         return {"spec": {"model": model}}
 
     before, _ = kube.patch_checked(args.name, make_patch)
-    version, uri, revision = chosen
-    if before.status.canary_version is not None and version == before.status.stable_version:
+    version, uri, revision, target_hash = chosen
+    if (kept := kept_effect(before, target_hash)) is not None:
+        effect = kept
+    elif before.status.canary_version is not None and version == before.status.stable_version:
         effect = f"the rollout of {before.status.canary_version} ends; stable {version} keeps serving"
     elif version == before.status.stable_version:
         effect = f"stable {version} keeps serving"

@@ -17,7 +17,8 @@ class ExitCode(IntEnum):
     """Exit codes of every command (docs/plugin.md, Exit codes)."""
 
     OK = 0
-    """Done; for `status`: the ModelDeployment is healthy (Stable: the last rollout promoted, or none)."""
+    """Done; for `status`: the ModelDeployment is healthy (Stable: the last rollout promoted, or none; or Promoted:
+    promoted, the previous revision kept by rollout.keepPrevious)."""
     FAILED = 1
     """`status`: the rollout failed (RolledBack: rolled back or aborted) or the spec is invalid."""
     USAGE = 2

@@ -70,7 +70,7 @@ def rollout_state(md: ModelDeployment) -> RolloutState:
     if stalled is not None and stalled.status == "True":  # e.g. a first deploy past its progress deadline
         return RolloutState.DEGRADED
     match md.status.phase:
-        case Phase.STABLE:
+        case Phase.STABLE | Phase.PROMOTED:  # Promoted: the new revision serves, the previous one kept for undo
             return RolloutState.HEALTHY
         case Phase.ROLLED_BACK:
             return RolloutState.DEGRADED
@@ -142,7 +142,8 @@ def check_action(md: ModelDeployment, action: Action) -> None:
             raise _refuse(f"no rollout to abort (phase {phase})")
     elif action is Action.RETRY:
         last = status.history[-1] if status.history else None
-        if phase is not Phase.ROLLED_BACK or last is None or last.outcome not in (Outcome.ROLLED_BACK, Outcome.ABORTED):
+        retryable = (Outcome.ROLLED_BACK, Outcome.ABORTED, Outcome.ROLLED_BACK_AFTER_PROMOTION)
+        if phase is not Phase.ROLLED_BACK or last is None or last.outcome not in retryable:
             raise _refuse(f"nothing to retry: the last rollout was not rolled back or aborted (phase {phase})")
         if md.spec.model.version != canary:
             raise _refuse(f"spec.model.version is {md.spec.model.version}, not the rolled-back {canary}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sluice.api.v1alpha1 import ModelDeployment, ModelStatus
-from sluice.cli.render import NONE, age, name_of, since, table
+from sluice.cli.render import NONE, age, name_of, previous_text, since, table
 
 
 def _model_text(model: ModelStatus | None) -> str:
@@ -38,4 +38,5 @@ def render_history(md: ModelDeployment, now: datetime) -> str:
     headers = ["#", "REVISION", "VERSION", "OUTCOME", "FINISHED", "TOOK", "REASON", "CHANGES", "MODEL", "MESSAGE"]
     stable = md.status.stable_revision
     revision = f" (revision {stable.number})" if stable else ""
-    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}{revision}"
+    kept = f"\nprevious: {previous_text(md.status, now)}" if md.status.previous is not None else ""
+    return table(headers, rows) + f"\n\nstable now: {md.status.stable_version or NONE}{revision}{kept}"

@@ -285,6 +285,8 @@ def render_status(
         fields.append(("Message", relative_times(progressing.message, now)))
     fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({spec.model.format})"))
     fields.append(("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{spec.replicas} ready"))
+    if status.previous is not None:
+        fields.append(("Previous", previous_text(status, now)))
     if status.canary_version is not None:
         revision = status.canary_revision
         changed = f"   revision {revision.number}: {revision.changes}" if revision is not None else ""
@@ -322,6 +324,18 @@ def render_status(
     return "\n".join(lines)
 
 
+def previous_text(status: ModelDeploymentStatus, now: datetime) -> str:
+    """rollout.keepPrevious: the kept revision and until when `undo` moves all traffic back to it at once."""
+    previous = status.previous
+    if previous is None:
+        return NONE
+    kept = f"revision {previous.revision.number} ({previous.version})"
+    if previous.released:
+        return f"{kept} released: the stable Deployment takes {status.stable_version} back"
+    left = age(previous.until - now)
+    return f"{kept} kept for {left} more (until {previous.until.isoformat()}): `undo` moves all traffic back at once"
+
+
 def events_placeholder(events: Sequence[EventLine] | None, namespace: str) -> str:
     """What stands for no Event lines: none recorded, or not allowed to read them."""
     return f"<forbidden: you may not list events in namespace {namespace}>" if events is None else "<none>"
@@ -342,6 +356,8 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
             return "shadowing: the canary gets a copy of the traffic, its answers are compared"
         case Phase.PROMOTING:
             return f"promoting {status.canary_version}: the stable pods move to it"
+        case Phase.PROMOTED:
+            return f"promoted {status.stable_version}: it serves all traffic from the canary's pods"
     if status.current_step is not None:
         return f"{step_text(md)} at {status.canary_weight}%"
     if canary_ready is not None:

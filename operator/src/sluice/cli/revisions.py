@@ -85,6 +85,18 @@ def default_revision(md: ModelDeployment) -> Revision | None:
     return None
 
 
+def kept_effect(md: ModelDeployment, revision_hash: str) -> str | None:
+    """What an undo to `revision_hash` does when its pods are kept (rollout.keepPrevious): all traffic moves back to
+    them at once. None when they are not (the window is over, or another revision)."""
+    previous = md.status.previous
+    if previous is None or previous.released or previous.revision.hash != revision_hash:
+        return None
+    return (
+        f"all traffic moves back at once to the kept pods of revision {previous.revision.number} "
+        f"({previous.version}, kept until {previous.until.isoformat()})"
+    )
+
+
 def replacing(current: Any, target: Any) -> Any:
     """A JSON merge patch turning `current` into `target`: keys only `current` has are set to null."""
     if not isinstance(current, dict) or not isinstance(target, dict):

@@ -177,7 +177,8 @@ COMMAND = Command(
     name="status",
     help="versions, step and weight, the last check against its bounds, conditions and recent Events",
     description=(
-        "Show one ModelDeployment's rollout. Exit code: 0 healthy (Stable), 1 rolled back, aborted, invalid spec or "
+        "Show one ModelDeployment's rollout. Exit code: 0 healthy (Stable, or Promoted with the previous revision "
+        "kept), 1 rolled back, aborted, invalid spec or "
         "stalled (e.g. pods that never started, past the progress deadline), "
         "4 still in progress or paused (with --watch: when --timeout runs out). With --watch it redraws until the "
         "rollout ends, so CI pipelines can wait on it."

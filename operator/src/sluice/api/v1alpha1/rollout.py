@@ -75,6 +75,18 @@ class RolloutSpec(ApiModel):
                     ".interval",
                 ),
                 cel(
+                    f"!has(self.keepPrevious) || !{is_duration('keepPrevious')} "
+                    f"|| (duration(self.keepPrevious) >= duration('{MIN_INTERVAL}') "
+                    f"&& duration(self.keepPrevious) <= duration('{MAX_INTERVAL}'))",
+                    f"keepPrevious must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
+                    ".keepPrevious",
+                ),
+                cel(
+                    "!has(self.postPromotionAnalysis) || !self.postPromotionAnalysis || has(self.keepPrevious)",
+                    "postPromotionAnalysis needs keepPrevious: it runs while the previous revision's pods are kept",
+                    ".postPromotionAnalysis",
+                ),
+                cel(
                     f"!{is_duration('interval')} || !{is_duration('progressDeadline')} "
                     "|| duration(self.progressDeadline) >= duration(self.interval)",
                     "progressDeadline must be at least as long as interval",
@@ -119,4 +131,19 @@ class RolloutSpec(ApiModel):
         "time, each stable pod leaving only once a canary pod is Ready (never fewer than spec.replicas Ready, at "
         "most one more); on rollback or promotion the stable track is back at spec.replicas before the canary "
         "pods go. For GPU models that cannot double their capacity.",
+    )
+    keep_previous: Duration | None = Field(
+        default=None,
+        description="After a promotion, keep the previous revision's pods Ready, taking no traffic, for this long "
+        "(1s..24h): `kubectl sluice undo` within it moves all traffic back to them in one route write. Needs "
+        "traffic.gateway. The promoted revision serves from the canary's pods meanwhile, and moves to the stable "
+        "Deployment when the window ends. Both tracks run spec.replicas during the window, with capacity Neutral "
+        "too. Off when left out.",
+        examples=["10m"],
+    )
+    post_promotion_analysis: bool = Field(
+        default=False,
+        description="While keepPrevious holds the previous revision, go on checking the promoted revision with "
+        "spec.analysis every interval; at a limit (maxFailedChecks, ...) traffic goes back to the previous "
+        "revision at once (outcome RolledBackAfterPromotion). Needs keepPrevious.",
     )

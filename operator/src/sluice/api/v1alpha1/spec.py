@@ -95,6 +95,12 @@ class ModelDeploymentSpec(ApiModel):
                     "rollout.shadow needs traffic.gateway: only an HTTPRoute can mirror requests",
                     ".rollout",
                 ),
+                cel(
+                    "!has(self.rollout) || !has(self.rollout.keepPrevious) "
+                    "|| (has(self.traffic) && has(self.traffic.gateway))",
+                    "rollout.keepPrevious needs traffic.gateway: only an HTTPRoute keeps Ready pods at weight 0",
+                    ".rollout",
+                ),
             ]
         }
     )

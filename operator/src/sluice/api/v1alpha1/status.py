@@ -24,6 +24,9 @@ class Phase(StrEnum):
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
     PROMOTING = "Promoting"
+    PROMOTED = "Promoted"
+    """rollout.keepPrevious: the promoted revision serves all traffic from the canary's pods while the previous
+    revision's pods are kept (status.previous); then it moves to the stable Deployment and the phase is Stable."""
     ROLLED_BACK = "RolledBack"
 
 
@@ -43,6 +46,8 @@ class Outcome(StrEnum):
     ROLLED_BACK = "RolledBack"
     SUPERSEDED = "Superseded"
     ABORTED = "Aborted"
+    ROLLED_BACK_AFTER_PROMOTION = "RolledBackAfterPromotion"
+    """Within rollout.keepPrevious: traffic went back to the kept previous revision (undo, or postPromotionAnalysis)."""
 
 
 class Action(StrEnum):
@@ -121,6 +126,25 @@ class RevisionRef(ApiModel):
     )
 
 
+class PreviousRevision(ApiModel):
+    """rollout.keepPrevious: the revision a promotion replaced, whose pods are kept Ready (taking no traffic) until
+    `until`; `kubectl sluice undo` before then moves all traffic back to them at once."""
+
+    revision: RevisionRef = Field(description="The previous revision.")
+    version: str = Field(max_length=63, description="Its model version.")
+    model: ModelStatus = Field(description="Its model (what the kept pods serve).")
+    serving: ServingSpec | None = Field(default=None, description="Its spec.serving (what the kept pods run).")
+    since: datetime = Field(description="When the promoted revision took all traffic (the window's start).")
+    until: datetime = Field(
+        description="When the kept pods go (since + rollout.keepPrevious; earlier when the spec moved on)."
+    )
+    released: bool = Field(
+        default=False,
+        description="The window is over: the stable Deployment rolls to the promoted revision while the canary's "
+        "pods serve; then traffic moves back to it and this record goes.",
+    )
+
+
 class ValidationResult(ApiModel):
     """The validation gate's last run in the current (or last) rollout."""
 
@@ -146,7 +170,7 @@ class HistoryEntry(ApiModel):
     """A finished rollout."""
 
     version: str = Field(description="The version that was rolled out.")
-    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded or Aborted.")
+    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded, Aborted or RolledBackAfterPromotion.")
     started_at: datetime = Field(description="When the rollout started.")
     finished_at: datetime = Field(description="When it ended.")
     reason: str = Field(description="Machine-readable reason in CamelCase.")
@@ -194,6 +218,11 @@ class ModelDeploymentStatus(ApiModel):
     stable_revision: RevisionRef | None = Field(default=None, description="The revision the stable track runs.")
     stable_serving: ServingSpec | None = Field(
         default=None, description="The stable revision's spec.serving, kept while spec.serving names the canary's."
+    )
+    previous: PreviousRevision | None = Field(
+        default=None,
+        description="rollout.keepPrevious: the revision the last promotion replaced, while its pods are kept for an "
+        "instant undo (phase Promoted).",
     )
     canary_version: str | None = Field(default=None, description="The version being rolled out, if any.")
     canary_revision: RevisionRef | None = Field(

@@ -9,13 +9,14 @@ texts: the words; verdicts: what a check's verdict does; pause: freezing a phase
 
 from sluice.core.rollout.decide import decide
 from sluice.core.rollout.order import GATES, ROLLOUT_PHASES, next_phase
-from sluice.core.rollout.schedule import check_window, next_check_at, validation_due
+from sluice.core.rollout.schedule import analysed_versions, check_window, next_check_at, validation_due
 from sluice.core.rollout.workloads import MAX_REPLICA_RATIO, canary_replicas_for_weight, mirror_percent, model_status
 
 __all__ = [
     "GATES",
     "MAX_REPLICA_RATIO",
     "ROLLOUT_PHASES",
+    "analysed_versions",
     "canary_replicas_for_weight",
     "check_window",
     "decide",

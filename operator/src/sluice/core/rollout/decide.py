@@ -9,10 +9,11 @@ from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phas
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
 from sluice.core.rollout.capacity import track_replicas
+from sluice.core.rollout.keeping import kept_plans
 from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
-from sluice.core.rollout.phases import initializing, progressing, promoting, shadowing, validating
+from sluice.core.rollout.phases import initializing, progressing, promoted, promoting, shadowing, validating
 from sluice.core.rollout.revisions import stable_track_serving
 from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
@@ -30,6 +31,7 @@ PHASE_HANDLERS: dict[Phase, Callable[[Decision], None]] = {
     Phase.SHADOWING: shadowing.handle,
     Phase.PROGRESSING: progressing.handle,
     Phase.PROMOTING: promoting.handle,
+    Phase.PROMOTED: promoted.handle,
 }
 """What each phase does in a round. Stable and RolledBack wait for a new version or an action; Paused for a
 resume."""
@@ -51,21 +53,30 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
             break
     refresh_observed_state(decision)
     settled = decision.status
-    stable_replicas, canary_replicas = track_replicas(spec, settled, observations.stable, observations.canary)
+    stable, canary = kept_plans(spec, settled) or _track_plans(spec, settled, observations)
     wait = poll_after(spec, settled, observations, requeue_after(spec, settled, now))
     if mirror_hold(spec, settled, observations.gateways) is not None:
         wait = held_wait(spec, wait)
     return Plan(
         status=settled,
-        stable=WorkloadPlan(
-            model=stable_model(spec, settled), replicas=stable_replicas, serving=stable_track_serving(spec, settled)
-        ),
-        canary=canary_plan(spec, settled, observations.canary, canary_replicas),
+        stable=stable,
+        canary=canary,
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled) if mirror_allowed(observations.gateways) else 0,
         events=tuple(decision.events),
         requeue_after=wait,
     )
+
+
+def _track_plans(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observations: Observations
+) -> tuple[WorkloadPlan, WorkloadPlan | None]:
+    """The stable and canary Deployments outside a promotion that keeps the previous revision."""
+    stable_replicas, canary_replicas = track_replicas(spec, status, observations.stable, observations.canary)
+    stable = WorkloadPlan(
+        model=stable_model(spec, status), replicas=stable_replicas, serving=stable_track_serving(spec, status)
+    )
+    return stable, canary_plan(spec, status, observations.canary, canary_replicas)
 
 
 def _round(decision: Decision) -> None:

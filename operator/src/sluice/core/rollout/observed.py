@@ -17,9 +17,11 @@ def refresh_observed_state(decision: Decision) -> None:
     live. A first deploy past its progress deadline is no longer in progress: Progressing False, Stalled True."""
     status, observations, now = decision.status, decision.observations, decision.now
     status.observed_generation = observations.generation
-    status.ready_replicas = observations.stable.ready_replicas
+    # Promoted (rollout.keepPrevious): the stable version serves from the canary's pods
+    serving = observations.canary if status.phase is Phase.PROMOTED else observations.stable
+    status.ready_replicas = serving.ready_replicas
     status.actual_weight = actual_weight(decision.spec, status, observations.stable, observations.canary)
-    ready, reason, message = texts.stable_readiness(observations.stable, status.stable_version)
+    ready, reason, message = texts.stable_readiness(serving, status.stable_version)
     if observations.blocked_pods is not None and ready is not ConditionStatus.TRUE:
         message = f"{message}; {pods_text(observations.blocked_pods)}"
     status.conditions = set_condition(

@@ -37,8 +37,8 @@ def check_window(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: 
     (the sequential test's evidence), at most analysis.maxStepDuration. Call it with the same `now` as `decide`.
     """
     due = next_check_at(spec, status)
-    if due is None or now < due:
-        return None
+    if due is None or now < due or (status.previous is not None and now >= status.previous.until):
+        return None  # (after rollout.keepPrevious's window a post-promotion check would be ignored)
     if judging(spec, status) and status.step_started_at is not None:
         longest = parse_duration(spec.analysis.max_step_duration)
         return max(min(now - status.step_started_at, longest), timedelta(seconds=1))
@@ -58,7 +58,10 @@ def step_expired(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: 
 
 
 def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
-    """When the current step's (or the shadow phase's) next check is due; None when no step or shadow runs."""
+    """When the current step's (or the shadow phase's, or the post-promotion analysis') next check is due; None
+    when no step or shadow runs."""
+    if status.phase is Phase.PROMOTED:
+        return post_promotion_check_at(spec, status)
     if status.step_started_at is None:
         return None
     stepping = status.phase is Phase.PROGRESSING and status.current_step is not None
@@ -71,6 +74,28 @@ def next_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> d
     if judging(spec, status) and status.step_traffic_at is None:
         return last + min(interval, PROBE_PERIOD)
     return last + interval
+
+
+def post_promotion_check_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
+    """rollout.postPromotionAnalysis: one interval after the later of the promotion and the last check, while the
+    previous revision is kept; None when that falls at or after the window's end (a check then would be ignored)."""
+    previous = status.previous
+    if not spec.rollout.post_promotion_analysis or status.phase is not Phase.PROMOTED or previous is None:
+        return None
+    last = max(previous.since, status.last_check_time or previous.since)
+    due = last + parse_duration(spec.rollout.interval)
+    return due if due < previous.until else None
+
+
+def analysed_versions(status: ModelDeploymentStatus) -> tuple[str, str | None] | None:
+    """(the version a check reads from the canary track, the stable version beside it): the canary's during a
+    rollout; after a promotion kept by rollout.keepPrevious, the promoted version (it serves from the canary's pods)
+    beside the previous one. None when no check reads anything."""
+    if status.phase is Phase.PROMOTED and status.previous is not None and status.stable_version is not None:
+        return status.stable_version, status.previous.version
+    if status.canary_version is None:
+        return None
+    return status.canary_version, status.stable_version
 
 
 def validation_due(
@@ -105,6 +130,9 @@ def requeue_after(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now:
         due = retry_at if retry_at is not None and status.validation is not None else canary_deadline(spec, status)
     elif status.phase in (Phase.PROGRESSING, Phase.SHADOWING):
         due = next_check_at(spec, status) if status.step_started_at is not None else canary_deadline(spec, status)
+    elif status.phase is Phase.PROMOTED and status.previous is not None and not status.previous.released:
+        check_at = post_promotion_check_at(spec, status)
+        due = status.previous.until if check_at is None else min(check_at, status.previous.until)
     else:
         return None
     if due is None:

@@ -27,6 +27,8 @@ ConditionText = tuple[ConditionStatus, str, str]
 def where(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> str:
     """`at step 2/3 (25%)`, `in the shadow phase (weight 0)`, or `before the canary was ready`."""
     step = status.current_step
+    if status.phase is Phase.PROMOTED:
+        return "after promotion (100%)"
     if step is None and status.phase is Phase.VALIDATING:
         return "at the validation gate (weight 0)"
     if step is None and status.phase is Phase.SHADOWING and status.step_started_at is not None:

@@ -12,16 +12,28 @@ from sluice.core.rollout.schedule import judging, step_expired
 from sluice.core.rollout.state import Decision
 
 
-def record_check(decision: Decision, check: CheckResult, *, on_pass: Callable[[], None], failed_reason: str) -> None:
-    """Record `check` as the last one and act on its verdict; `on_pass` runs after a passed check is counted."""
+def record_check(
+    decision: Decision,
+    check: CheckResult,
+    *,
+    on_pass: Callable[[], None],
+    failed_reason: str,
+    on_failed_limit: Callable[[str], None] | None = None,
+) -> None:
+    """Record `check` as the last one and act on its verdict; `on_pass` runs after a passed check is counted. At
+    maxFailedChecks, `on_failed_limit(message)` runs instead of the canary's rollback when given (and then an
+    inconclusive or errored check never rolls back: only a breach of the bounds does)."""
     decision.status.last_check = check
     decision.status.last_check_time = decision.now
+    if on_failed_limit is not None and check.verdict is not Verdict.FAILED:
+        _counted_only(decision, check)
+        return
     match check.verdict:
         case Verdict.PASSED:
             _passed(decision, check)
             on_pass()
         case Verdict.FAILED:
-            _failed(decision, check, failed_reason)
+            _failed(decision, check, failed_reason, on_failed_limit)
         case Verdict.INCONCLUSIVE if judging(decision.spec, decision.status):
             _undecided(decision, check)
         case Verdict.INCONCLUSIVE:
@@ -38,7 +50,20 @@ def _passed(decision: Decision, check: CheckResult) -> None:
     decision.check_event(EventType.NORMAL, "CheckPassed", check)
 
 
-def _failed(decision: Decision, check: CheckResult, reason: str) -> None:
+def _counted_only(decision: Decision, check: CheckResult) -> None:
+    """A check that is not a breach, counted and said, never rolling anything back."""
+    status = decision.status
+    if check.verdict is Verdict.PASSED:
+        _passed(decision, check)
+    elif check.verdict is Verdict.INCONCLUSIVE:
+        status.inconclusive_checks += 1
+        decision.check_event(EventType.WARNING, "CheckInconclusive", check)
+    else:
+        status.consecutive_errors += 1
+        decision.check_event(EventType.WARNING, "CheckErrored", check)
+
+
+def _failed(decision: Decision, check: CheckResult, reason: str, on_limit: Callable[[str], None] | None = None) -> None:
     status, limit = decision.status, decision.spec.analysis.max_failed_checks
     status.failed_checks += 1
     status.inconclusive_checks = 0
@@ -46,7 +71,11 @@ def _failed(decision: Decision, check: CheckResult, reason: str) -> None:
     decision.check_event(EventType.WARNING, "CheckFailed", check)
     if status.failed_checks >= limit:
         count = f" (failed check {status.failed_checks} of maxFailedChecks {limit})" if limit > 1 else ""
-        decision.roll_back(Outcome.ROLLED_BACK, reason, f"{summary(check)} {decision.where()}{count}")
+        message = f"{summary(check)} {decision.where()}{count}"
+        if on_limit is not None:
+            on_limit(message)
+        else:
+            decision.roll_back(Outcome.ROLLED_BACK, reason, message)
 
 
 def _inconclusive(decision: Decision, check: CheckResult) -> None:

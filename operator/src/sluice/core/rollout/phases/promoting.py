@@ -1,16 +1,21 @@
-"""Promoting: the stable Deployment rolls to the canary's revision; Stable once it is available."""
+"""Promoting: the stable Deployment rolls to the canary's revision; Stable once it is available. With
+rollout.keepPrevious the canary takes all traffic instead, the stable Deployment kept (`keeping.take_traffic`)."""
 
 from __future__ import annotations
 
 from sluice.api.v1alpha1 import Outcome
 from sluice.core.conditions import ConditionStatus
 from sluice.core.plan import EventType
+from sluice.core.rollout.keeping import keeps_previous, take_traffic
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.workloads import model_status, runs
 
 
 def handle(decision: Decision) -> None:
     stable, status = decision.observations.stable, decision.status
+    if keeps_previous(decision.spec, status):
+        take_traffic(decision)
+        return
     version = status.canary_version
     if not runs(stable, status.canary_revision):
         return
