@@ -1,4 +1,5 @@
-"""Model runtimes: ONNX (onnxruntime) and scikit-learn (joblib or skops) behind one small interface."""
+"""Model runtimes behind one small interface (`Model`): ONNX (onnxruntime) and scikit-learn (joblib or skops) here,
+XGBoost and LightGBM in sluice_serving.trees, custom Python models in sluice_serving.custom."""
 
 from __future__ import annotations
 
@@ -51,7 +52,11 @@ _ONNX_TYPES = {
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
-_PICKLE_HINT = "pickle-based model files (joblib/pickle) load only with MODEL_DIGEST pinned (sha256:<hex>)"
+FORMATS = ("onnx", "sklearn", "xgboost", "lightgbm", "python")
+_CODE_HINT = (
+    "pickle-based model files (joblib/pickle) and custom Python models are code: they load only with "
+    "MODEL_DIGEST pinned (sha256:<hex>)"
+)
 
 
 class ModelError(RuntimeError):
@@ -212,10 +217,12 @@ def _assume_finite() -> None:
 @dataclass(frozen=True)
 class ModelFile:
     """A model file's bytes, as read once to check its digest, and its name (for messages). Loading from these
-    bytes, never from the path again, means the model that runs is the one that was verified."""
+    bytes, never from the path again, means the model that runs is the one that was verified. `directory`: the
+    bytes are a directory's canonical encoding (sluice_serving.custom.pack_directory), not a file's."""
 
     name: str
     data: bytes
+    directory: bool = False
 
     @classmethod
     def read(cls, path: Path) -> ModelFile:
@@ -223,10 +230,19 @@ class ModelFile:
 
 
 def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
-    """Load the (already verified) `file` as `fmt` ("onnx" or "sklearn") and warm it up."""
+    """Load the (already verified) `file` as `fmt` (one of FORMATS) and warm it up."""
     model: Model
     if fmt == "onnx":
         model = OnnxModel(file, num_threads)
+    elif fmt in ("xgboost", "lightgbm"):
+        from sluice_serving import trees
+
+        model = trees.load(file, fmt, num_threads)
+    elif fmt == "python":
+        require_pinned(file, digest_pinned)
+        from sluice_serving import custom
+
+        model = custom.PythonModel(file)
     else:
         is_zip = file.data[:4] == b"PK\x03\x04"
         model = SklearnModel(_load_skops(file, digest_pinned) if is_zip else _load_pickle(file, digest_pinned))
@@ -234,9 +250,14 @@ def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int)
     return model
 
 
-def _load_pickle(file: ModelFile, digest_pinned: bool) -> Any:
+def require_pinned(file: ModelFile, digest_pinned: bool) -> None:
+    """Code (a pickle, a custom Python model) runs only when its digest was pinned and checked."""
     if not digest_pinned:
-        raise ModelError(f"refusing to load {file.name}: {_PICKLE_HINT}")
+        raise ModelError(f"refusing to load {file.name}: {_CODE_HINT}")
+
+
+def _load_pickle(file: ModelFile, digest_pinned: bool) -> Any:
+    require_pinned(file, digest_pinned)
     import joblib
 
     try:
