@@ -232,6 +232,8 @@ class ModelFile:
 def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
     """Load the (already verified) `file` as `fmt` (one of FORMATS) and warm it up."""
     model: Model
+    if file.directory and fmt != "python":
+        raise ModelError(f"{file.name} is a directory: only the python format loads one")
     if fmt == "onnx":
         model = OnnxModel(file, num_threads)
     elif fmt in ("xgboost", "lightgbm"):

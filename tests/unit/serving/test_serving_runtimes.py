@@ -111,6 +111,14 @@ def test_the_digest_command_prints_what_the_server_checks(tmp_path: Path, capsys
         fetch(str(directory), str(tmp_path / "cache"), "sha256:" + "0" * 64, 10, 1 << 20)
 
 
+def test_only_the_python_format_loads_a_directory(tmp_path: Path) -> None:
+    directory, _ = make_custom_model(tmp_path)
+    file = fetch(str(directory), str(tmp_path / "cache"), "", 10, 1 << 20)
+
+    with pytest.raises(ModelError, match="custom-model is a directory: only the python format loads one"):
+        load_model(file, "onnx", True, 1)
+
+
 def test_a_model_directory_larger_than_the_limit_or_with_a_symlink_is_refused(tmp_path: Path) -> None:
     directory, _ = make_custom_model(tmp_path)
     with pytest.raises(ModelError, match="larger than SLUICE_MAX_MODEL_BYTES"):
