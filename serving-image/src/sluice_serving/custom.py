@@ -178,12 +178,14 @@ def _model_class(file: ModelFile) -> type:
     try:
         module = importlib.import_module(module_name)
         cls = getattr(module, class_name)
-    except Exception:
+    except (Exception, SystemExit):
         log.debug("importing the python model failed", exc_info=True)
         raise ModelError(f"{file.name}: importing the python model's class failed") from None
     origin = Path(getattr(module, "__file__", None) or "/").resolve()
-    if not origin.is_relative_to(root.resolve()) or not isinstance(cls, type):
+    if not origin.is_relative_to(root.resolve()):
         raise ModelError(f"{file.name}: the python model's module is shadowed by another module of the same name")
+    if not isinstance(cls, type):
+        raise ModelError(f"{file.name}: the python model's class is not a class")
     return cls
 
 
@@ -198,21 +200,17 @@ class PythonModel(Model):
             self._impl.load()
         except ModelError:
             raise
-        except Exception:
+        except (Exception, SystemExit):
             log.debug("loading the python model failed", exc_info=True)
             raise ModelError(f"{file.name}: the python model's constructor or load() raised") from None
         describe = getattr(self._impl, "metadata", None)
         try:
             doc = describe() if callable(describe) else DEFAULT_METADATA
-        except Exception:
+        except (Exception, SystemExit):
             raise ModelError(f"{file.name}: the python model's metadata() raised") from None
         self.inputs = _tensors(doc, "inputs")
         self.outputs = _tensors(doc, "outputs")
-        first = self.outputs[0]
-        self.prediction_output = first.name
-        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
-        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
-        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+        self.read_signature()
 
     def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
         results = self._impl.predict(inputs)

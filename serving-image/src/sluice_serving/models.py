@@ -111,6 +111,15 @@ class Model:
         without blocking the event loop (the fault-injecting wrapper, sluice_serving.faults)."""
         return self.predict(inputs, wanted)
 
+    def read_signature(self) -> None:
+        """For a model described by its tensors alone: the first output is the prediction, a class label when its
+        datatype is an integer, a boolean or a string; the features are the columns of a 2-D first input."""
+        first = self.outputs[0]
+        self.prediction_output = first.name
+        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
+        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
+        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+
     def warm_up(self) -> None:
         """Run one zero batch so the first request does not pay for lazy allocations."""
         feed = {}
@@ -143,11 +152,7 @@ class OnnxModel(Model):
         self.inputs = tuple(self._spec(i) for i in self._session.get_inputs())
         self.outputs = tuple(self._spec(o) for o in self._session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
-        first = self.outputs[0]
-        self.prediction_output = first.name
-        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
-        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
-        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+        self.read_signature()
 
     @staticmethod
     def _spec(node: Any) -> TensorSpec:

@@ -173,9 +173,14 @@ def test_a_wheel_names_its_model_class_in_an_entry_point() -> None:
         ({"wheel_none/core.py": SCORER}, "must name one module:Class"),
         ({"wheel_bad/x.py": "", "x-1.dist-info/entry_points.txt": "[sluice_serving.model]\na = x:1\n"}, "must name"),
         (
-            {"wheel_raises/m.py": "raise SystemError('<secret>')",
+            {"wheel_raises/m.py": "raise SystemExit('<secret>')",
              "x-1.dist-info/entry_points.txt": "[sluice_serving.model]\na = wheel_raises.m:M\n"},
             "importing the python model's class failed",
+        ),
+        (
+            {"wheel_function/m.py": "def predict(inputs):\n    return inputs\n",
+             "x-1.dist-info/entry_points.txt": "[sluice_serving.model]\na = wheel_function.m:predict\n"},
+            "class is not a class",
         ),
         (
             {"wheel_meta/m.py": SCORER + "    def metadata(self):\n        return {'inputs': '<secret>'}\n",
@@ -183,7 +188,7 @@ def test_a_wheel_names_its_model_class_in_an_entry_point() -> None:
             r"metadata\(\) is not",
         ),
     ],
-    ids=["path out of the directory", "no entry point", "bad entry point", "import raises", "bad metadata"],
+    ids=["path outside", "no entry point", "bad entry point", "import exits", "a function", "bad metadata"],
 )  # fmt: skip
 def test_a_wheel_that_cannot_be_a_model_is_refused_in_a_fixed_text(files: dict[str, str], refusal: str) -> None:
     with pytest.raises(ModelError, match=refusal) as refused:
