@@ -39,9 +39,9 @@ images:  ## Build both images without a container engine into OCI archives (~/.c
 # LOCK_ARGS=--upgrade.
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux --custom-compile-command "make locks" $(LOCK_ARGS)
 
-locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops extras) from the pyproject files
+locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops, xgboost, lightgbm extras) from the pyproject files
 	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
-	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops -o requirements.lock
+	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops --extra xgboost --extra lightgbm -o requirements.lock
 
 lint:  ## ruff, mypy strict, the import contracts (layers; a pure rollout core), modules <= 400 lines and functions <= 60
 	$(BIN)/ruff check .

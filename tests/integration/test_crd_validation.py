@@ -71,6 +71,7 @@ CASES = [
     Case("version with a slash", _model(version="1.4/0"), "spec.model.version", "should match"),
     Case("unknown format", _model(format="pytorch"), "spec.model.format", "supported values"),
     Case("sklearn without digest", _model(format="sklearn"), "spec.model.digest", "digest is required"),
+    Case("custom python model without digest", _model(format="python"), "spec.model.digest", "digest is required"),
     Case(
         "plain http uri without digest",
         _model(uri="http://models.example.com/m.onnx"),

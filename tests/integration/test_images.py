@@ -129,11 +129,14 @@ def test_serving_image_fetches_verifies_and_serves_a_model_over_http(
     assert prediction["data"] == model.expected
 
 
-def test_serving_image_has_the_s3_gcs_and_skops_extras(images: dict[str, Path], started: list[Container]) -> None:
+def test_serving_image_has_the_s3_gcs_skops_xgboost_and_lightgbm_extras(
+    images: dict[str, Path], started: list[Container]
+) -> None:
+    # lightgbm's import loads its library, which links the OpenMP runtime (libgomp1) the Dockerfile installs.
     probe = run(
         images["serving"],
         f"sluice-extras-{free_port()}",
-        args=["python", "-c", "import boto3, google.cloud.storage, skops.io"],
+        args=["python", "-c", "import boto3, google.cloud.storage, skops.io, xgboost, lightgbm"],
     )
     started.append(probe)
     assert probe.process.wait(timeout=120) == 0, probe.output()

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from sluice_serving.models import FORMATS
+
 DEFAULT_LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -37,12 +39,18 @@ SETTINGS = (
     Setting("MODEL_NAME", "model", "Name the model is served under (/v2/models/{MODEL_NAME})."),
     Setting("MODEL_VERSION", "1", "Version reported in metadata, responses and the `version` metric label."),
     Setting("MODEL_URI", "", "Required. Path, file://, http(s)://, s3:// (extra [s3]) or gs:// (extra [gcs])."),
-    Setting("MODEL_FORMAT", "", "onnx | sklearn. Empty: from the file suffix (.onnx; .joblib/.pkl/.skops)."),
+    Setting(
+        "MODEL_FORMAT",
+        "",
+        "onnx | sklearn | xgboost | lightgbm | python. Empty: from the file suffix "
+        "(.onnx; .joblib/.pkl/.pickle/.skops; .ubj; .whl).",
+    ),
     Setting(
         "MODEL_DIGEST",
         "",
         "sha256:<64 hex>. Checked before loading; a mismatch refuses to start. "
-        "Required for pickle-based files (joblib/pickle), optional for onnx and skops.",
+        "Required for pickle-based files (joblib/pickle) and python models, optional for the other formats. "
+        "Of a directory: `sluice-serving-digest DIR`.",
     ),
     Setting("SLUICE_TRACK", "stable", "stable | canary: the `track` metric label."),
     Setting("SLUICE_HOST", "0.0.0.0", "Listen address (tests use 127.0.0.1)."),
@@ -103,14 +111,16 @@ SETTINGS = (
     ),
     Setting("SLUICE_FALLBACK_MODEL_URI", "", "The fallback model (e.g. the previous version), like MODEL_URI."),
     Setting("SLUICE_FALLBACK_MODEL_DIGEST", "", "sha256:<64 hex> of the fallback model, like MODEL_DIGEST."),
-    Setting("SLUICE_FALLBACK_MODEL_FORMAT", "", "onnx | sklearn; empty: from the fallback model's suffix."),
+    Setting("SLUICE_FALLBACK_MODEL_FORMAT", "", "Like MODEL_FORMAT; empty: from the fallback model's suffix."),
     Setting(
         "SLUICE_REFERENCE_MODEL_URI",
         "",
         "Shadow phase (set by the operator on a canary): the stable model to compare every answer with.",
     ),
-    Setting("SLUICE_REFERENCE_MODEL_FORMAT", "", "onnx | sklearn: the reference model's format."),
-    Setting("SLUICE_REFERENCE_MODEL_DIGEST", "", "sha256:<64 hex> of the reference model (required for pickle)."),
+    Setting("SLUICE_REFERENCE_MODEL_FORMAT", "", "Like MODEL_FORMAT: the reference model's format."),
+    Setting(
+        "SLUICE_REFERENCE_MODEL_DIGEST", "", "sha256:<64 hex> of the reference model (required for pickle and python)."
+    ),
     Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
     Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every answer of the model."),
 )
@@ -189,8 +199,7 @@ class Config:
         if not uri:
             raise ConfigError("MODEL_URI is required (a path, file://, http(s)://, s3:// or gs:// URI)")
         fmt = get("MODEL_FORMAT").lower() or _format_from_suffix(uri)
-        if fmt not in ("onnx", "sklearn"):
-            raise ConfigError(f"MODEL_FORMAT={fmt!r} must be onnx or sklearn")
+        check_format("MODEL_FORMAT", fmt)
         digest = get("MODEL_DIGEST").lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError("MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
@@ -273,14 +282,19 @@ def _fallback(get: Callable[[str], str]) -> Fallback | None:
         if not uri:
             raise ConfigError("SLUICE_FALLBACK=model needs SLUICE_FALLBACK_MODEL_URI")
         fmt = get("SLUICE_FALLBACK_MODEL_FORMAT").lower() or _format_from_suffix(uri, "SLUICE_FALLBACK_MODEL_FORMAT")
-        if fmt not in ("onnx", "sklearn"):
-            raise ConfigError(f"SLUICE_FALLBACK_MODEL_FORMAT={fmt!r} must be onnx or sklearn")
+        check_format("SLUICE_FALLBACK_MODEL_FORMAT", fmt)
         digest = get("SLUICE_FALLBACK_MODEL_DIGEST").lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError("SLUICE_FALLBACK_MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
         require_digest_over_http(uri, digest, "SLUICE_FALLBACK_MODEL_DIGEST")
         return Fallback("model", uri=uri, digest=digest, format=fmt)
     raise ConfigError(f"SLUICE_FALLBACK={raw!r} must be constant:<json> or model")
+
+
+def check_format(variable: str, fmt: str) -> None:
+    """`fmt` is one of the formats the server loads."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"{variable}={fmt!r} must be one of {', '.join(FORMATS)}")
 
 
 def require_digest_over_http(uri: str, digest: str, digest_env: str) -> None:
@@ -303,8 +317,14 @@ def _format_from_suffix(uri: str, variable: str = "MODEL_FORMAT") -> str:
         return "onnx"
     if path.endswith((".joblib", ".pkl", ".pickle", ".skops")):
         return "sklearn"
+    if path.endswith(".ubj"):
+        return "xgboost"
+    if path.endswith(".whl"):
+        return "python"
     uri_variable = variable.replace("FORMAT", "URI")
-    raise ConfigError(f"{variable} is required when {uri_variable} has no .onnx/.joblib/.pkl/.skops suffix")
+    raise ConfigError(
+        f"{variable} is required when {uri_variable} has no .onnx/.joblib/.pkl/.pickle/.skops/.ubj/.whl suffix"
+    )
 
 
 def _boolean(raw: str) -> bool:

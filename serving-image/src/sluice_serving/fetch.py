@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from sluice_serving.custom import pack_directory
 from sluice_serving.models import ModelFile
 
 log = logging.getLogger("sluice_serving.fetch")
@@ -33,7 +34,8 @@ def sha256_digest(data: bytes) -> str:
 
 def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int) -> ModelFile:
     """Copy the model at `uri` into `cache_dir` and return its bytes, read once: the digest is computed on
-    exactly the bytes the caller loads (no second open between check and load).
+    exactly the bytes the caller loads (no second open between check and load). A local directory (a python
+    model's) is read into its canonical encoding instead, whose digest is checked the same way, and not cached.
 
     With a pinned `digest`, a cached copy that still verifies is reused and a fetched copy that does not
     verify is deleted and refused. Without one, the model is fetched afresh on every start. The copy stops
@@ -42,6 +44,8 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int)
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""  # "C:" is not a scheme
     name = Path(urllib.parse.unquote(parsed.path)).name or "model"
+    if scheme in ("", "file") and _local_path(scheme, uri, parsed).is_dir():
+        return _read_directory(_local_path(scheme, uri, parsed), digest, max_bytes)
     cache = Path(cache_dir)
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,19 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int)
         raise FetchError(f"cannot fetch {uri}: {exc}") from exc
     log.info("model fetched", extra={"uri": uri, "path": str(target), "digest": actual})
     return ModelFile(name, data)
+
+
+def _local_path(scheme: str, uri: str, parsed: urllib.parse.ParseResult) -> Path:
+    return Path(urllib.parse.unquote(parsed.path) if scheme == "file" else uri)
+
+
+def _read_directory(path: Path, digest: str, max_bytes: int) -> ModelFile:
+    data = pack_directory(path, max_bytes)
+    actual = sha256_digest(data)
+    if digest and actual != digest:
+        raise FetchError(f"digest mismatch for the directory {path}: MODEL_DIGEST is {digest} but it is {actual}")
+    log.info("model directory read", extra={"path": str(path), "digest": actual})
+    return ModelFile(path.name, data, directory=True)
 
 
 class _Sink:
@@ -115,7 +132,7 @@ class _Sink:
 
 def _opener(scheme: str, uri: str, parsed: urllib.parse.ParseResult, deadline: float) -> Callable[[_Sink], None]:
     if scheme in ("", "file"):
-        src = Path(urllib.parse.unquote(parsed.path) if scheme == "file" else uri)
+        src = _local_path(scheme, uri, parsed)
         if not src.is_file():
             raise FetchError(f"model file {src} does not exist or is not a regular file")
 

@@ -1,4 +1,5 @@
-"""Model runtimes: ONNX (onnxruntime) and scikit-learn (joblib or skops) behind one small interface."""
+"""Model runtimes behind one small interface (`Model`): ONNX (onnxruntime) and scikit-learn (joblib or skops) here,
+XGBoost and LightGBM in sluice_serving.trees, custom Python models in sluice_serving.custom."""
 
 from __future__ import annotations
 
@@ -51,7 +52,11 @@ _ONNX_TYPES = {
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
-_PICKLE_HINT = "pickle-based model files (joblib/pickle) load only with MODEL_DIGEST pinned (sha256:<hex>)"
+FORMATS = ("onnx", "sklearn", "xgboost", "lightgbm", "python")
+_CODE_HINT = (
+    "pickle-based model files (joblib/pickle) and custom Python models are code: they load only with "
+    "MODEL_DIGEST pinned (sha256:<hex>)"
+)
 
 
 class ModelError(RuntimeError):
@@ -106,6 +111,15 @@ class Model:
         without blocking the event loop (the fault-injecting wrapper, sluice_serving.faults)."""
         return self.predict(inputs, wanted)
 
+    def read_signature(self) -> None:
+        """For a model described by its tensors alone: the first output is the prediction, a class label when its
+        datatype is an integer, a boolean or a string; the features are the columns of a 2-D first input."""
+        first = self.outputs[0]
+        self.prediction_output = first.name
+        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
+        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
+        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+
     def warm_up(self) -> None:
         """Run one zero batch so the first request does not pay for lazy allocations."""
         feed = {}
@@ -138,11 +152,7 @@ class OnnxModel(Model):
         self.inputs = tuple(self._spec(i) for i in self._session.get_inputs())
         self.outputs = tuple(self._spec(o) for o in self._session.get_outputs())
         self._output_names = [o.name for o in self.outputs]
-        first = self.outputs[0]
-        self.prediction_output = first.name
-        self.classifier = first.datatype.startswith(("INT", "UINT", "BOOL", "BYTES"))
-        width = self.inputs[0].shape[1] if len(self.inputs[0].shape) == 2 else -1
-        self.feature_names = tuple(str(i) for i in range(max(width, 0)))
+        self.read_signature()
 
     @staticmethod
     def _spec(node: Any) -> TensorSpec:
@@ -212,10 +222,12 @@ def _assume_finite() -> None:
 @dataclass(frozen=True)
 class ModelFile:
     """A model file's bytes, as read once to check its digest, and its name (for messages). Loading from these
-    bytes, never from the path again, means the model that runs is the one that was verified."""
+    bytes, never from the path again, means the model that runs is the one that was verified. `directory`: the
+    bytes are a directory's canonical encoding (sluice_serving.custom.pack_directory), not a file's."""
 
     name: str
     data: bytes
+    directory: bool = False
 
     @classmethod
     def read(cls, path: Path) -> ModelFile:
@@ -223,10 +235,21 @@ class ModelFile:
 
 
 def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int) -> Model:
-    """Load the (already verified) `file` as `fmt` ("onnx" or "sklearn") and warm it up."""
+    """Load the (already verified) `file` as `fmt` (one of FORMATS) and warm it up."""
     model: Model
+    if file.directory and fmt != "python":
+        raise ModelError(f"{file.name} is a directory: only the python format loads one")
     if fmt == "onnx":
         model = OnnxModel(file, num_threads)
+    elif fmt in ("xgboost", "lightgbm"):
+        from sluice_serving import trees
+
+        model = trees.load(file, fmt, num_threads)
+    elif fmt == "python":
+        require_pinned(file, digest_pinned)
+        from sluice_serving import custom
+
+        model = custom.PythonModel(file)
     else:
         is_zip = file.data[:4] == b"PK\x03\x04"
         model = SklearnModel(_load_skops(file, digest_pinned) if is_zip else _load_pickle(file, digest_pinned))
@@ -234,9 +257,14 @@ def load_model(file: ModelFile, fmt: str, digest_pinned: bool, num_threads: int)
     return model
 
 
-def _load_pickle(file: ModelFile, digest_pinned: bool) -> Any:
+def require_pinned(file: ModelFile, digest_pinned: bool) -> None:
+    """Code (a pickle, a custom Python model) runs only when its digest was pinned and checked."""
     if not digest_pinned:
-        raise ModelError(f"refusing to load {file.name}: {_PICKLE_HINT}")
+        raise ModelError(f"refusing to load {file.name}: {_CODE_HINT}")
+
+
+def _load_pickle(file: ModelFile, digest_pinned: bool) -> Any:
+    require_pinned(file, digest_pinned)
     import joblib
 
     try:

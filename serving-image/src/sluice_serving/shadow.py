@@ -29,7 +29,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from sluice_serving import contract
-from sluice_serving.config import DIGEST_RE, Config, ConfigError, require_digest_over_http
+from sluice_serving.config import DIGEST_RE, Config, ConfigError, check_format, require_digest_over_http
 from sluice_serving.fetch import fetch
 from sluice_serving.models import Model, load_model
 
@@ -59,8 +59,7 @@ class ReferenceSpec:
         if not uri:
             return None
         fmt = environ.get(FORMAT_ENV, "").strip().lower()
-        if fmt not in ("onnx", "sklearn"):
-            raise ConfigError(f"{FORMAT_ENV}={fmt!r} must be onnx or sklearn")
+        check_format(FORMAT_ENV, fmt)
         digest = environ.get(DIGEST_ENV, "").strip().lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError(f"{DIGEST_ENV} must look like sha256:<64 lowercase hex digits>")

@@ -44,7 +44,7 @@ class Project:
 
 PROJECTS = [
     Project("operator", "sluice", ()),
-    Project("serving-image", "sluice_serving", ("s3", "gcs", "skops")),
+    Project("serving-image", "sluice_serving", ("s3", "gcs", "skops", "xgboost", "lightgbm")),
 ]
 LOCK_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 

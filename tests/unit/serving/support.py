@@ -22,6 +22,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sluice_serving.app import Reply
 
 FEATURES = 20
+CUSTOM_MODEL = Path(__file__).resolve().parents[3] / "examples" / "custom-model"
+"""The documented custom Python model: a logistic regression reading its weights from weights.json."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,54 @@ def digest_of(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def make_classifier(directory: Path) -> ModelFiles:
+def classification_data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The rows and labels every classifier of these tests learns (300 rows of FEATURES features, 2 classes)."""
     x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    return x, y
+
+
+def make_classifier(directory: Path) -> ModelFiles:
+    x, y = classification_data()
     model = LogisticRegression(max_iter=500).fit(x, y)
     return _save(directory / "classifier", model, x[:8])
 
 
+def make_boosted_classifier(directory: Path, file_name: str) -> tuple[Path, Any]:
+    """A small gradient-boosted classifier of `classification_data`, saved natively as `file_name` (XGBoost for
+    .json and .ubj, LightGBM for .txt), and the fitted estimator, whose predictions the server must repeat."""
+    x, y = classification_data()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name
+    model: Any
+    if path.suffix == ".txt":
+        import lightgbm
+
+        model = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=8, verbose=-1).fit(x, y)
+        model.booster_.save_model(path)
+    else:
+        import xgboost
+
+        model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(x, y)
+        model.save_model(path)
+    return path, model
+
+
+def make_custom_model(directory: Path) -> tuple[Path, LogisticRegression]:
+    """The documented custom model (CUSTOM_MODEL's model.py) given `make_classifier`'s weights: its directory and
+    the logistic regression it must answer like."""
+    x, y = classification_data()
+    estimator = LogisticRegression(max_iter=500).fit(x, y)
+    target = directory / "custom-model"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.py").write_bytes((CUSTOM_MODEL / "model.py").read_bytes())
+    weights = {"coef": estimator.coef_[0].tolist(), "intercept": float(estimator.intercept_[0])}
+    (target / "weights.json").write_text(json.dumps(weights))
+    return target, estimator
+
+
 def make_flipped_classifier(directory: Path) -> ModelFiles:
     """`make_classifier`'s data with every label flipped: a model that disagrees with it on nearly every row."""
-    x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    x, y = classification_data()
     model = LogisticRegression(max_iter=500).fit(x, 1 - y)
     return _save(directory / "classifier-flipped", model, x[:8])
 
@@ -71,7 +112,7 @@ def make_batch_of_one_classifier(directory: Path) -> Path:
 
 def classification_dataset_csv(label: str = "label") -> str:
     """`make_classifier`'s training data as a CSV dataset (20 feature columns, then `label`)."""
-    x, y = make_classification(n_samples=300, n_features=FEATURES, random_state=0)
+    x, y = classification_data()
     header = ",".join([*(f"f{i}" for i in range(FEATURES)), label])
     lines = [",".join([*(f"{v:.6f}" for v in row), str(int(c))]) for row, c in zip(x, y, strict=True)]
     return "\n".join([header, *lines]) + "\n"

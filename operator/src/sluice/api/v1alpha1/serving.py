@@ -25,6 +25,9 @@ class ModelFormat(StrEnum):
 
     ONNX = "onnx"
     SKLEARN = "sklearn"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
+    PYTHON = "python"
 
 
 PICKLE_BASED_FORMATS = frozenset({ModelFormat.SKLEARN})
@@ -37,9 +40,9 @@ class ModelSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.format != 'sklearn' || has(self.digest)",
-                    "digest is required when format is sklearn: pickle-based models load only with a pinned "
-                    "sha256 digest",
+                    "!(self.format in ['sklearn', 'python']) || has(self.digest)",
+                    "digest is required when format is sklearn or python: pickles and custom Python models are "
+                    "code, and load only with a pinned sha256 digest",
                     ".digest",
                 ),
                 cel(
@@ -68,11 +71,19 @@ class ModelSpec(ApiModel):
         description="Where the artifact lives: file://, http(s)://, s3://, gs:// or pvc://<claim>/<path>.",
         examples=["https://models.example.com/fraud/1.4.0/model.onnx", "s3://models/fraud/1.4.0/model.joblib"],
     )
-    format: ModelFormat = Field(description="Artifact format: onnx or sklearn (joblib).")
+    format: ModelFormat = Field(
+        description=(
+            "Artifact format: onnx, sklearn (joblib or skops), xgboost (native JSON/UBJSON), lightgbm (native text) "
+            "or python (a custom model: a directory or a wheel, docs/serving.md)."
+        )
+    )
     digest: str | None = Field(
         default=None,
         pattern=r"^sha256:[a-f0-9]{64}$",
-        description="sha256 digest of the artifact, checked before loading. Required for sklearn and for http:// uris.",
+        description=(
+            "sha256 digest of the artifact, checked before loading (of a directory: `sluice-serving-digest DIR`). "
+            "Required for sklearn, python and http:// uris."
+        ),
         examples=["sha256:" + "0123456789abcdef" * 4],
     )
 
