@@ -18,9 +18,10 @@ from sklearn.linear_model import LinearRegression
 
 from sluice_serving.app import App
 from sluice_serving.config import Config
+from sluice_serving.errors import RequestError
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import SklearnModel, TensorSpec
-from sluice_serving.protocol import RequestError, parse_infer, parse_v1_instances
+from sluice_serving.protocol import parse_infer, parse_v1_instances
 from sluice_serving.server import HttpProtocol, Server
 
 WIDTH = 4

@@ -143,6 +143,7 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         if metrics_server is not None and cfg.metrics_port is not None:
             metrics_port = await metrics_server.start(cfg.host, cfg.metrics_port, reuse_port=peers is not None)
             log.info("metrics listening", extra={"host": cfg.host, "port": metrics_port})
+        grpc_server = await _start_grpc(app, peers is not None)
     except OSError as exc:
         log.error("cannot listen", extra={"host": cfg.host, "port": cfg.port, "error": str(exc)})
         return 1
@@ -176,6 +177,8 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         if failure is not None:
             log.error("model load failed: %s", failure, extra={"uri": cfg.model_uri, "format": cfg.model_format})
             await server.drain(0)
+            if grpc_server is not None:
+                await grpc_server.stop(0)
             stopping.cancel()
             return 1
         model, fallback, seconds = loaded.result()
@@ -195,13 +198,29 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         )  # fmt: skip
         await stopping
     log.info("draining", extra={"timeout": cfg.drain_timeout})
-    await server.drain(cfg.drain_timeout)
+    if grpc_server is not None:  # refuses new RPCs at once, answers those in flight, then cancels what is left
+        await asyncio.gather(server.drain(cfg.drain_timeout), grpc_server.stop(cfg.drain_timeout))
+    else:
+        await server.drain(cfg.drain_timeout)
     if metrics_server is not None:
         await metrics_server.drain(0)
     if publisher is not None:
         publisher.cancel()
     log.info("stopped")
     return 0
+
+
+async def _start_grpc(app: App, reuse_port: bool) -> Any:
+    """The gRPC API's server when SLUICE_GRPC_PORT is set (grpc is imported only then, in the worker: never
+    before a fork)."""
+    cfg = app.cfg
+    if cfg.grpc_port is None:
+        return None
+    from sluice_serving import grpc_api
+
+    server, port = await grpc_api.start(app, cfg.host, cfg.grpc_port, reuse_port)
+    log.info("grpc listening", extra={"host": cfg.host, "port": port})
+    return server
 
 
 def _settle(

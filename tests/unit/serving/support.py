@@ -119,3 +119,47 @@ def settled(reply: Reply | Awaitable[Reply]) -> Reply:
         return await reply
 
     return asyncio.run(wait())
+
+
+ECHO_DATATYPES = (
+    "FP32",
+    "FP16",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "BOOL",
+    "BYTES",
+)
+"""Every V2 datatype, each an input of `make_echo_model` (FP32 first: the one the feature metrics read)."""
+
+
+def make_echo_model(directory: Path) -> Path:
+    """An ONNX model that takes one input of every V2 datatype (named by it in lower case, shape [-1, 2]) and
+    answers each unchanged as the output `<name>_out`: one model for every datatype a client can send."""
+    inputs, outputs, nodes = [], [], []
+    for datatype in ECHO_DATATYPES:
+        name = datatype.lower()
+        element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(_ECHO_NUMPY[datatype]))
+        inputs.append(helper.make_tensor_value_info(name, element, [None, 2]))
+        outputs.append(helper.make_tensor_value_info(f"{name}_out", element, [None, 2]))
+        nodes.append(helper.make_node("Identity", [name], [f"{name}_out"]))
+    graph = helper.make_graph(nodes, "echo", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "echo.onnx"
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
+_ECHO_NUMPY = {
+    "FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT8": np.int8, "INT16": np.int16,
+    "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
+    "UINT64": np.uint64, "BOOL": np.bool_, "BYTES": np.str_,
+}  # fmt: skip
