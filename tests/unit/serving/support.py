@@ -121,29 +121,11 @@ def settled(reply: Reply | Awaitable[Reply]) -> Reply:
     return asyncio.run(wait())
 
 
-ECHO_DATATYPES = (
-    "FP32",
-    "FP16",
-    "FP64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "BOOL",
-    "BYTES",
-)
-"""Every V2 datatype, each an input of `make_echo_model` (FP32 first: the one the feature metrics read)."""
-
-
-def make_echo_model(directory: Path) -> Path:
-    """An ONNX model that takes one input of every V2 datatype (named by it in lower case, shape [-1, 2]) and
+def make_echo_model(directory: Path, datatypes: tuple[str, ...]) -> Path:
+    """An ONNX model that takes one input of each of `datatypes` (named by it in lower case, shape [-1, 2]) and
     answers each unchanged as the output `<name>_out`: one model for every datatype a client can send."""
     inputs, outputs, nodes = [], [], []
-    for datatype in ECHO_DATATYPES:
+    for datatype in datatypes:
         name = datatype.lower()
         element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(_ECHO_NUMPY[datatype]))
         inputs.append(helper.make_tensor_value_info(name, element, [None, 2]))

@@ -1,0 +1,58 @@
+"""The Open Inference Protocol, REST (with the binary tensor data extension) and gRPC, as other projects' clients
+speak it: Triton's and KServe's, against one real server of a model that takes every datatype."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from integration.serving.conftest import Serving, free_port
+from integration.serving.oip_clients import ECHO_DATATYPES, isolated, kserve_clients, triton_grpc, triton_http
+from unit.serving.support import make_echo_model
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
+    model = make_echo_model(tmp_path_factory.mktemp("models"), ECHO_DATATYPES)
+    grpc_port = free_port()
+    server = Serving({"MODEL_URI": str(model), "SLUICE_GRPC_PORT": str(grpc_port)}, tmp_path_factory.mktemp("cache"))
+    server.grpc = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
+    server.wait_ready()
+    yield server
+    assert server.stop() == 0
+
+
+def test_tritons_http_client_reads_metadata_and_echoes_every_datatype_as_binary_data_and_json(
+    echo_server: Serving,
+) -> None:
+    isolated(triton_http, f"127.0.0.1:{echo_server.port}")
+
+
+def test_kserves_rest_and_grpc_clients_echo_every_datatype(echo_server: Serving) -> None:
+    isolated(kserve_clients, echo_server.base, echo_server.grpc)  # type: ignore[attr-defined]
+
+
+def test_tritons_grpc_client_reads_metadata_and_echoes_every_datatype_counted_with_the_protocol_label(
+    echo_server: Serving,
+) -> None:
+    isolated(triton_grpc, echo_server.grpc)  # type: ignore[attr-defined]
+    text = echo_server.client.get("/metrics").text
+    counts = dict(re.findall(r"sluice_serving_requests_total\{([^}]*)\} ([0-9.]+)", text))
+    grpc_ok = next(v for k, v in counts.items() if 'protocol="grpc"' in k and 'code="200"' in k)
+    grpc_missing = next(v for k, v in counts.items() if 'protocol="grpc"' in k and 'code="400"' in k)
+    assert float(grpc_ok) >= 1
+    assert float(grpc_missing) >= 1
+    assert 'protocol="rest"' in text
+    assert "sluice_serving_request_duration_seconds_count{" in text
+
+
+def test_the_grpc_port_is_off_unless_configured(tmp_path: Path) -> None:
+    from sluice_serving.config import Config
+
+    assert Config.from_env({"MODEL_URI": "m.onnx"}).grpc_port is None
+    assert Config.from_env({"MODEL_URI": "m.onnx", "SLUICE_GRPC_PORT": "8081"}).grpc_port == 8081
