@@ -16,15 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-ECHO_DATATYPES = (
-    "FP32", "FP16", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL", "BYTES",
-)  # fmt: skip
-"""Every V2 datatype, each an input of the echo model (FP32 first: the input the feature metrics read)."""
-_NUMPY: dict[str, Any] = {
-    "FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT8": np.int8, "INT16": np.int16,
-    "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-    "UINT64": np.uint64, "BOOL": np.bool_, "BYTES": np.object_,
-}  # fmt: skip
+from unit.serving.datatypes import ECHO_DATATYPES, NUMPY_OF
 
 
 def isolated(check: Callable[..., None], *args: Any) -> None:
@@ -39,7 +31,7 @@ def sample(datatype: str) -> np.ndarray[Any, Any]:
         return np.array([["a", "é"], ["c", ""]], dtype=np.object_)
     if datatype == "BOOL":
         return np.array([[True, False], [False, True]])
-    return np.array([[1, 2], [3, 120]], dtype=_NUMPY[datatype])
+    return np.array([[1, 2], [3, 120]], dtype=NUMPY_OF[datatype])
 
 
 def _text(array: np.ndarray[Any, Any]) -> list[Any]:

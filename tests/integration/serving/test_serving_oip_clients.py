@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from integration.serving.conftest import Serving, free_port
-from integration.serving.oip_clients import ECHO_DATATYPES, isolated, kserve_clients, triton_grpc, triton_http
+from integration.serving.oip_clients import isolated, kserve_clients, triton_grpc, triton_http
+from unit.serving.datatypes import ECHO_DATATYPES
 from unit.serving.support import make_echo_model
 
 pytestmark = pytest.mark.integration

@@ -20,6 +20,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from sluice_serving.app import Reply
+from unit.serving.datatypes import NUMPY_OF
 
 FEATURES = 20
 
@@ -127,7 +128,7 @@ def make_echo_model(directory: Path, datatypes: tuple[str, ...]) -> Path:
     inputs, outputs, nodes = [], [], []
     for datatype in datatypes:
         name = datatype.lower()
-        element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(_ECHO_NUMPY[datatype]))
+        element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(np.str_ if datatype == "BYTES" else NUMPY_OF[datatype]))
         inputs.append(helper.make_tensor_value_info(name, element, [None, 2]))
         outputs.append(helper.make_tensor_value_info(f"{name}_out", element, [None, 2]))
         nodes.append(helper.make_node("Identity", [name], [f"{name}_out"]))
@@ -138,10 +139,3 @@ def make_echo_model(directory: Path, datatypes: tuple[str, ...]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
     return path
-
-
-_ECHO_NUMPY = {
-    "FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT8": np.int8, "INT16": np.int16,
-    "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-    "UINT64": np.uint64, "BOOL": np.bool_, "BYTES": np.str_,
-}  # fmt: skip
