@@ -30,10 +30,10 @@ from sluice_serving.server import Server
 log = logging.getLogger("sluice_serving")
 
 DESCRIPTION = """\
-sluice's model server. Serves one model with the Open Inference Protocol (V2) REST API, the V1
-:predict form, and Prometheus metrics on /metrics, all on one port (or /metrics alone on
-SLUICE_METRICS_PORT). Configured by environment
-variables only; SIGTERM drains in-flight requests before exiting.
+sluice's model server. Serves one model with the Open Inference Protocol (V2) REST API (and its
+binary tensor data extension), the V1 :predict form, and Prometheus metrics on /metrics, all on one
+port (or /metrics alone on SLUICE_METRICS_PORT), and the protocol's gRPC API on SLUICE_GRPC_PORT when
+it is set. Configured by environment variables only; SIGTERM drains in-flight requests before exiting.
 
 probes: liveness GET /v2/health/live, readiness GET /v2/health/ready (503 until the model is loaded
 and again once draining).

@@ -18,6 +18,11 @@ import pytest
 
 from unit.serving.datatypes import ECHO_DATATYPES, NUMPY_OF
 
+MAX_BODY_BYTES = 65_536
+"""The echo server's SLUICE_MAX_BODY_BYTES: the cap on a REST body and on a gRPC message alike."""
+LARGE_ROWS = 10_000
+"""Rows of an FP32 [rows, 2] input that take more than MAX_BODY_BYTES (80 KB)."""
+
 
 def isolated(check: Callable[..., None], *args: Any) -> None:
     """Run `check(*args)` in a fresh interpreter; its assertion errors are raised here."""
@@ -69,6 +74,10 @@ def _triton_http(url: str, binary: bool) -> None:
         assert _text(got) == sample(datatype).tolist(), datatype
     _refused(lambda: client.infer("other", inputs), InferenceServerException, "404", "unknown model")
     _refused(lambda: client.infer("model", inputs[1:]), InferenceServerException, "400", "missing input")
+    large = th.InferInput("fp32", [LARGE_ROWS, 2], "FP32")
+    large.set_data_from_numpy(np.zeros((LARGE_ROWS, 2), np.float32), binary_data=binary)
+    _refused(lambda: client.infer("model", [large]), InferenceServerException, "413", "SLUICE_MAX_BODY_BYTES")
+    assert client.is_server_ready()
 
 
 def triton_grpc(url: str) -> None:
@@ -97,6 +106,10 @@ def triton_grpc(url: str) -> None:
         assert _text(got) == sample(datatype).tolist(), datatype
     _refused(lambda: client.infer("other", inputs), InferenceServerException, "NOT_FOUND", "unknown model")
     _refused(lambda: client.infer("model", inputs[1:]), InferenceServerException, "INVALID_ARGUMENT", "missing")
+    large = tg.InferInput("fp32", [LARGE_ROWS, 2], "FP32")
+    large.set_data_from_numpy(np.zeros((LARGE_ROWS, 2), np.float32))
+    _refused(lambda: client.infer("model", [large]), InferenceServerException, "RESOURCE_EXHAUSTED", "larger than")
+    assert client.is_server_ready()
 
 
 def kserve_clients(base: str, grpc_url: str) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from integration.serving.conftest import Serving, free_port
-from integration.serving.oip_clients import isolated, kserve_clients, triton_grpc, triton_http
+from integration.serving.oip_clients import MAX_BODY_BYTES, isolated, kserve_clients, triton_grpc, triton_http
 from unit.serving.datatypes import ECHO_DATATYPES
 from unit.serving.support import make_echo_model
 
@@ -21,14 +20,15 @@ pytestmark = pytest.mark.integration
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     model = make_echo_model(tmp_path_factory.mktemp("models"), ECHO_DATATYPES)
     grpc_port = free_port()
-    server = Serving({"MODEL_URI": str(model), "SLUICE_GRPC_PORT": str(grpc_port)}, tmp_path_factory.mktemp("cache"))
+    env = {"MODEL_URI": str(model), "SLUICE_GRPC_PORT": str(grpc_port), "SLUICE_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+    server = Serving(env, tmp_path_factory.mktemp("cache"))
     server.grpc = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
     server.wait_ready()
     yield server
     assert server.stop() == 0
 
 
-def test_tritons_http_client_reads_metadata_and_echoes_every_datatype_as_binary_data_and_json(
+def test_tritons_http_client_echoes_every_datatype_as_binary_data_and_json_and_meets_the_body_cap(
     echo_server: Serving,
 ) -> None:
     isolated(triton_http, f"127.0.0.1:{echo_server.port}")
@@ -38,7 +38,7 @@ def test_kserves_rest_and_grpc_clients_echo_every_datatype(echo_server: Serving)
     isolated(kserve_clients, echo_server.base, echo_server.grpc)  # type: ignore[attr-defined]
 
 
-def test_tritons_grpc_client_reads_metadata_and_echoes_every_datatype_counted_with_the_protocol_label(
+def test_tritons_grpc_client_echoes_every_datatype_meets_the_body_cap_and_is_counted_as_grpc(
     echo_server: Serving,
 ) -> None:
     isolated(triton_grpc, echo_server.grpc)  # type: ignore[attr-defined]
@@ -50,10 +50,3 @@ def test_tritons_grpc_client_reads_metadata_and_echoes_every_datatype_counted_wi
     assert float(grpc_missing) >= 1
     assert 'protocol="rest"' in text
     assert "sluice_serving_request_duration_seconds_count{" in text
-
-
-def test_the_grpc_port_is_off_unless_configured(tmp_path: Path) -> None:
-    from sluice_serving.config import Config
-
-    assert Config.from_env({"MODEL_URI": "m.onnx"}).grpc_port is None
-    assert Config.from_env({"MODEL_URI": "m.onnx", "SLUICE_GRPC_PORT": "8081"}).grpc_port == 8081
