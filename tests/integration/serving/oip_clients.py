@@ -60,18 +60,11 @@ def _triton_http(url: str, binary: bool) -> None:
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     metadata = client.get_model_metadata("model")
     assert [t["datatype"] for t in metadata["inputs"]] == list(ECHO_DATATYPES)
-    inputs = []
-    for datatype in ECHO_DATATYPES:
-        tensor = th.InferInput(datatype.lower(), [2, 2], datatype)
-        tensor.set_data_from_numpy(sample(datatype), binary_data=binary or datatype == "FP16")
-        inputs.append(tensor)
+    inputs = _triton_inputs(th, lambda datatype: {"binary_data": binary or datatype == "FP16"})
     outputs = [th.InferRequestedOutput(f"{d.lower()}_out", binary_data=binary) for d in ECHO_DATATYPES]
     result = client.infer("model", inputs, outputs=outputs, request_id="r-1")
     assert result.get_response()["id"] == "r-1"
-    for datatype in ECHO_DATATYPES:
-        got = result.as_numpy(f"{datatype.lower()}_out")
-        assert got is not None, datatype
-        assert _text(got) == sample(datatype).tolist(), datatype
+    _check_echoed(result)
     _refused(lambda: client.infer("other", inputs), InferenceServerException, "404", "unknown model")
     _refused(lambda: client.infer("model", inputs[1:]), InferenceServerException, "400", "missing input")
     large = th.InferInput("fp32", [LARGE_ROWS, 2], "FP32")
@@ -93,23 +86,33 @@ def triton_grpc(url: str) -> None:
     metadata = client.get_model_metadata("model")
     assert [t.datatype for t in metadata.inputs] == list(ECHO_DATATYPES)
     assert list(metadata.inputs[0].shape) == [-1, 2]
-    inputs = []
-    for datatype in ECHO_DATATYPES:
-        tensor = tg.InferInput(datatype.lower(), [2, 2], datatype)
-        tensor.set_data_from_numpy(sample(datatype))
-        inputs.append(tensor)
+    inputs = _triton_inputs(tg, lambda datatype: {})
     result = client.infer("model", inputs, request_id="g-1")
     assert result.get_response().id == "g-1"
-    for datatype in ECHO_DATATYPES:
-        got = result.as_numpy(f"{datatype.lower()}_out")
-        assert got is not None, datatype
-        assert _text(got) == sample(datatype).tolist(), datatype
+    _check_echoed(result)
     _refused(lambda: client.infer("other", inputs), InferenceServerException, "NOT_FOUND", "unknown model")
     _refused(lambda: client.infer("model", inputs[1:]), InferenceServerException, "INVALID_ARGUMENT", "missing")
     large = tg.InferInput("fp32", [LARGE_ROWS, 2], "FP32")
     large.set_data_from_numpy(np.zeros((LARGE_ROWS, 2), np.float32))
     _refused(lambda: client.infer("model", [large]), InferenceServerException, "RESOURCE_EXHAUSTED", "larger than")
     assert client.is_server_ready()
+
+
+def _triton_inputs(module: Any, options: Callable[[str], dict[str, Any]]) -> list[Any]:
+    """One [2, 2] input of every datatype, made with tritonclient's `module` (http or grpc)."""
+    inputs = []
+    for datatype in ECHO_DATATYPES:
+        tensor = module.InferInput(datatype.lower(), [2, 2], datatype)
+        tensor.set_data_from_numpy(sample(datatype), **options(datatype))
+        inputs.append(tensor)
+    return inputs
+
+
+def _check_echoed(result: Any) -> None:
+    for datatype in ECHO_DATATYPES:
+        got = result.as_numpy(f"{datatype.lower()}_out")
+        assert got is not None, datatype
+        assert _text(got) == sample(datatype).tolist(), datatype
 
 
 def kserve_clients(base: str, grpc_url: str) -> None:
