@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"sluice-serving: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    if cfg.workers > 1 and cfg.port == 0:
-        print("sluice-serving: configuration error: SLUICE_WORKERS > 1 needs a fixed PORT", file=sys.stderr)
+    if cfg.workers > 1 and 0 in (cfg.port, cfg.grpc_port):
+        print("sluice-serving: configuration error: SLUICE_WORKERS > 1 needs a fixed PORT (and SLUICE_GRPC_PORT)",
+              file=sys.stderr)  # fmt: skip
         sys.exit(2)
     logs.setup(cfg.log_level)
     sys.exit(_supervise(cfg) if cfg.workers > 1 else _run(cfg, None))
