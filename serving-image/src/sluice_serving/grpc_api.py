@@ -104,10 +104,12 @@ class InferenceService:
             response: pb.ModelInferResponse = await _call(
                 context, self.app.infer, request.model_name, version, parse, reply, outcome=outcome
             )
+            outcome.status = 200
             return response
         finally:
             metrics.in_flight_dec()
-            metrics.record("infer", outcome.status, time.perf_counter() - started, GRPC)
+            if outcome.status is not None:  # None: the client cancelled the RPC before it was answered
+                metrics.record("infer", outcome.status, time.perf_counter() - started, GRPC)
 
     def _response(self, infer: InferRequest, results: Results) -> pb.ModelInferResponse:
         response = pb.ModelInferResponse(
@@ -123,7 +125,7 @@ class InferenceService:
 class _Outcome:
     """The HTTP status an RPC's answer stands for (the `code` label)."""
 
-    status = 200
+    status: int | None = None
 
 
 async def _call(context: Any, fn: Callable[..., Any], *args: Any, outcome: _Outcome | None = None) -> Any:
