@@ -3,7 +3,9 @@ speak it: Triton's and KServe's, against one real server of a model that takes e
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -50,3 +52,16 @@ def test_tritons_grpc_client_echoes_every_datatype_meets_the_body_cap_and_is_cou
     assert float(grpc_missing) >= 1
     assert 'protocol="rest"' in text
     assert "sluice_serving_request_duration_seconds_count{" in text
+
+
+def test_bytes_that_are_not_grpc_close_their_connection_and_nothing_else(echo_server: Serving) -> None:
+    host, port = echo_server.grpc.rsplit(":", 1)  # type: ignore[attr-defined]
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", preface + b"\x00\xff\xff\xff" * 64, os.urandom(4096)):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(junk)
+            sock.settimeout(10)
+            while sock.recv(65536):  # the server answers what it can, then closes
+                pass
+    isolated(triton_grpc, echo_server.grpc)  # type: ignore[attr-defined]
+    assert echo_server.proc.poll() is None
