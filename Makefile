@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools images locks lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
+.PHONY: help setup system-packages install tools images locks protos lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,6 +42,10 @@ LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --
 locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops, xgboost, lightgbm extras) from the pyproject files
 	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
 	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops --extra xgboost --extra lightgbm -o requirements.lock
+
+protos: $(PY)  ## Regenerate the gRPC API's messages (serving-image/src/sluice_serving/oip/grpc_predict_v2_pb2.py and .pyi) from its .proto, in a descriptor pool of their own (so that they load beside any client's copy of the same proto)
+	cd serving-image/src && ../../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. sluice_serving/oip/grpc_predict_v2.proto
+	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' serving-image/src/sluice_serving/oip/grpc_predict_v2_pb2.py
 
 lint:  ## ruff, mypy strict, the import contracts (layers; a pure rollout core), modules <= 400 lines and functions <= 60
 	$(BIN)/ruff check .

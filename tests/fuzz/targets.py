@@ -18,9 +18,10 @@ from sklearn.linear_model import LinearRegression
 
 from sluice_serving.app import App
 from sluice_serving.config import Config
+from sluice_serving.errors import RequestError
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import SklearnModel, TensorSpec
-from sluice_serving.protocol import RequestError, parse_infer, parse_v1_instances
+from sluice_serving.protocol import parse_infer, parse_v1_instances
 from sluice_serving.server import HttpProtocol, Server
 
 WIDTH = 4
@@ -40,8 +41,9 @@ _STATUS = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 
 
 def decode(data: bytes) -> None:
-    """First byte: which signature (and V2 or V1); the rest: the request body. With tracemalloc tracing (the
-    runner and the replay tests turn it on), the memory a decode takes is bounded by the body's size too."""
+    """First byte: which signature (and V2, V2 with binary data, or V1); the rest: the request body. With
+    tracemalloc tracing (the runner and the replay tests turn it on), the memory a decode takes is bounded by the
+    body's size too."""
     if not data:
         return
     selector, body = data[0], data[1:]
@@ -53,6 +55,8 @@ def decode(data: bytes) -> None:
     try:
         if selector & 0x80:
             arrays = [parse_v1_instances(body, inputs[0])]
+        elif selector & 0x40 and body:  # the binary tensor data extension: the next byte is the JSON's length
+            arrays = list(parse_infer(body[1:], inputs, OUTPUTS, header_length=body[0]).inputs.values())
         else:
             arrays = list(parse_infer(body, inputs, OUTPUTS).inputs.values())
     except RequestError as exc:
@@ -141,10 +145,14 @@ def seeds() -> dict[str, bytes]:
     v1 = b'{"instances": [' + row + b"]}"
     post = b"POST /v2/models/model/infer HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(v2), v2)
     text = b'{"inputs": [{"name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["a", "b"]}]}'
+    binary = (
+        b'{"inputs": [{"name": "text", "shape": [1, 2], "datatype": "BYTES", "parameters": {"binary_data_size": 10}}]}'
+    )
     return {
         "v2": b"\x01\x00" + v2,
         "v1": b"\x01\x80" + v1,
         "bytes": b"\x01\x03" + text,
+        "binary": b"\x01\x43" + bytes([len(binary)]) + binary + b"\x01\x00\x00\x00a\x01\x00\x00\x00b",
         "http": b"\x00\x80" + post + b"GET /metrics HTTP/1.1\r\n\r\n",
         "expect": b"\x00\x40" + post.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n", 1),
     }

@@ -6,18 +6,18 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sluice_serving import __version__
 from sluice_serving.config import Config
+from sluice_serving.errors import RequestError, StringLimits
 from sluice_serving.fallback import Answerer
 from sluice_serving.faults import with_faults
 from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import Model, Results
 from sluice_serving.protocol import (
-    RequestError,
-    StringLimits,
+    InferRequest,
     dumps,
     encode_outputs,
     parse_infer,
@@ -29,6 +29,10 @@ from sluice_serving.shadow import Shadow
 log = logging.getLogger("sluice_serving.app")
 
 JSON = b"application/json"
+OCTETS = b"application/octet-stream"
+EXTENSIONS = ("binary_tensor_data",)
+"""The protocol extensions this server implements, listed in its metadata (docs/serving.md, "Protocol coverage")."""
+T = TypeVar("T")
 
 
 class Reply(NamedTuple):
@@ -55,7 +59,7 @@ class App:
         self.metrics = metrics
         self.metrics_only = metrics_only
         self._serves_metrics = metrics_only or cfg.metrics_port is None
-        self._strings = StringLimits(cfg.max_string_chars, cfg.max_strings_total_chars)
+        self.strings = StringLimits(cfg.max_string_chars, cfg.max_strings_total_chars)
         self.model: Model | None = None
         self.fallback: Answerer | None = None
         self.shadow: Shadow | None = None
@@ -75,10 +79,13 @@ class App:
         self.model = with_faults(model, self.cfg)
         self.fallback = fallback
 
-    def handle(self, method: str, path: str, body: bytes) -> Reply | Awaitable[Reply]:
-        """Answer one request: the reply, or an awaitable of it when the model answers later; never raises."""
+    def handle(
+        self, method: str, path: str, body: bytes, header_length: bytes | None = None
+    ) -> Reply | Awaitable[Reply]:
+        """Answer one request (`header_length`: its Inference-Header-Content-Length header): the reply, or an
+        awaitable of it when the model answers later; never raises."""
         try:
-            reply = self._route(method, path, body)
+            reply = self._route(method, path, body, header_length)
         except Exception as exc:
             return self._error(exc, method, path)
         if isinstance(reply, Reply):
@@ -110,7 +117,7 @@ class App:
             return False
         return len(parts) == 4 or (len(parts) == 6 and parts[3] == "versions" and parts[4] in self._versions)
 
-    def _route(self, method: str, path: str, body: bytes) -> Reply | Awaitable[Reply]:
+    def _route(self, method: str, path: str, body: bytes, header_length: bytes | None) -> Reply | Awaitable[Reply]:
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "metrics" and len(parts) == 1 and self._serves_metrics:
@@ -119,7 +126,7 @@ class App:
         if self.metrics_only:
             raise RequestError(404, f"no route for {path}; this port serves /metrics only")
         if head == "v2":
-            return self._v2(method, parts[1:], body)
+            return self._v2(method, parts[1:], body, header_length)
         if head == "v1" and len(parts) == 3 and parts[1] == "models":
             name, _, verb = parts[2].partition(":")
             if verb == "predict":
@@ -127,14 +134,14 @@ class App:
                 return self._v1_predict(name, body)
             if not verb:
                 _require(method, "GET")
-                self._check_model(name, None)
+                self.check_model(name, None)
                 return Reply(200, dumps({"name": name, "ready": self.ready}))
         raise RequestError(404, f"no route for {path}")
 
-    def _v2(self, method: str, parts: list[str], body: bytes) -> Reply | Awaitable[Reply]:
+    def _v2(self, method: str, parts: list[str], body: bytes, header_length: bytes | None) -> Reply | Awaitable[Reply]:
         if not parts or parts == [""]:
             _require(method, "GET")
-            return Reply(200, dumps({"name": "sluice-serving", "version": __version__, "extensions": []}))
+            return Reply(200, dumps(self.server_metadata()))
         if parts[0] == "health" and len(parts) == 2 and parts[1] in ("live", "ready"):
             _require(method, "GET")
             if parts[1] == "live":
@@ -147,30 +154,36 @@ class App:
                 version, rest = rest[1], rest[2:]
             if rest == ["infer"]:
                 _require(method, "POST")
-                return self._infer(name, version, body)
+                return self._infer(name, version, body, _header_length(header_length))
             if rest == ["ready"]:
                 _require(method, "GET")
-                self._check_model(name, version)
+                self.check_model(name, version)
                 status = 200 if self.ready else 503
                 return Reply(status, dumps({"name": name, "ready": self.ready}))
             if not rest:
                 _require(method, "GET")
-                return Reply(200, dumps(self._metadata(self._loaded(name, version))))
+                return Reply(200, dumps(self.metadata(name, version)))
         raise RequestError(404, "no route for /v2/" + "/".join(parts))
 
-    def _check_model(self, name: str, version: str | None) -> None:
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "sluice-serving", "version": __version__, "extensions": list(EXTENSIONS)}
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """A 404 unless `name` (and `version`, if given) is the model this server serves."""
         if name != self.cfg.model_name:
             raise RequestError(404, f"unknown model {name!r}; this server serves {self.cfg.model_name!r}")
         if version is not None and version not in self._versions:
             raise RequestError(404, f"unknown version {version!r} of model {name!r}; it has {list(self._versions)}")
 
     def _loaded(self, name: str, version: str | None) -> Model:
-        self._check_model(name, version)
+        self.check_model(name, version)
         if self.model is None:
             raise RequestError(503, f"model {name!r} is not ready (still loading)")
         return self.model
 
-    def _metadata(self, model: Model) -> dict[str, Any]:
+    def metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        """The model's metadata (a 404 for another model, a 503 before it is loaded)."""
+        model = self._loaded(name, version)
         return {
             "name": self.cfg.model_name,
             "versions": list(self._versions),
@@ -179,32 +192,57 @@ class App:
             "outputs": [s.as_json() for s in model.outputs],
         }
 
-    def _infer(self, name: str, version: str | None, body: bytes) -> Reply | Awaitable[Reply]:
+    def infer(
+        self,
+        name: str,
+        version: str | None,
+        parse: Callable[[Model], InferRequest],
+        reply: Callable[[InferRequest, Results, str | None], T],
+    ) -> T | Awaitable[T]:
+        """One inference, whichever protocol asked: `parse` validates the request against the model, `reply`
+        answers with the results and the fallback's kind when the fallback answered (None when the model did).
+        Raises RequestError (or the model's error); an awaitable when the model answers later."""
         model = self._loaded(name, version)
-        request = parse_infer(body, model.inputs, model.outputs, self._strings)
+        request = parse(model)
 
-        def reply(results: Results, fallback: bytes) -> Reply:
-            doc: dict[str, Any] = {
-                "model_name": self.cfg.model_name,
-                "model_version": self.cfg.model_version,
-                "outputs": encode_outputs(results, request.outputs),
-            }
-            if request.id is not None:
-                doc["id"] = request.id
-            return Reply(200, dumps(doc), JSON, "infer", headers=fallback)
+        def answer(results: Results, fallback: str | None) -> T:
+            return reply(request, results, fallback)
 
-        return self._predict(model, request.inputs, request.outputs, "infer", reply)
+        return self._predict(model, request.inputs, request.outputs, "infer", answer)
+
+    def _infer(
+        self, name: str, version: str | None, body: bytes, header_length: int | None
+    ) -> Reply | Awaitable[Reply]:
+        def parse(model: Model) -> InferRequest:
+            return parse_infer(body, model.inputs, model.outputs, self.strings, header_length)
+
+        return self.infer(name, version, parse, self._infer_reply)
+
+    def _infer_reply(self, request: InferRequest, results: Results, fallback: str | None) -> Reply:
+        outputs, binary = encode_outputs(results, request.outputs, request.binary_outputs)
+        doc: dict[str, Any] = {
+            "model_name": self.cfg.model_name,
+            "model_version": self.cfg.model_version,
+            "outputs": outputs,
+        }
+        if request.id is not None:
+            doc["id"] = request.id
+        head = dumps(doc)
+        if not binary:
+            return Reply(200, head, JSON, "infer", headers=_fallback_header(fallback))
+        headers = _fallback_header(fallback) + b"inference-header-content-length: %d\r\n" % len(head)
+        return Reply(200, b"".join((head, *binary)), OCTETS, "infer", headers=headers)
 
     def _v1_predict(self, name: str, body: bytes) -> Reply | Awaitable[Reply]:
         model = self._loaded(name, None)
         if len(model.inputs) != 1:
             raise RequestError(400, "the V1 :predict form needs a single-input model; use /v2 infer")
         spec = model.inputs[0]
-        x = parse_v1_instances(body, spec, self._strings)
+        x = parse_v1_instances(body, spec, self.strings)
 
-        def reply(results: Results, fallback: bytes) -> Reply:
+        def reply(results: Results, fallback: str | None) -> Reply:
             predictions = tensor_json("", results[model.prediction_output])["data"]
-            return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=fallback)
+            return Reply(200, dumps({"predictions": predictions}), JSON, "predict", headers=_fallback_header(fallback))
 
         return self._predict(model, {spec.name: x}, (model.prediction_output,), "predict", reply)
 
@@ -214,18 +252,17 @@ class App:
         inputs: dict[str, Any],
         wanted: tuple[str, ...],
         endpoint: str,
-        reply: Callable[[Results, bytes], Reply],
-    ) -> Reply | Awaitable[Reply]:
-        """`reply` to the model's results and b"", or, when the model raises and a fallback is configured,
-        to the fallback's results and the header line that marks them; an awaitable of it when the model
-        answers later."""
+        reply: Callable[[Results, str | None], T],
+    ) -> T | Awaitable[T]:
+        """`reply` to the model's results and None, or, when the model raises and a fallback is configured,
+        to the fallback's results and its kind; an awaitable of it when the model answers later."""
         try:
             answer = model.answer(inputs, wanted)
         except Exception as exc:
             return reply(*self._recover(exc, model, inputs, wanted, endpoint))
         if inspect.isawaitable(answer):
             return self._predict_later(answer, model, inputs, wanted, endpoint, reply)
-        return reply(*self._observe(model, inputs, answer, b""))
+        return reply(*self._observe(model, inputs, answer, None))
 
     async def _predict_later(  # noqa: PLR0917 (the arguments of _predict, carried over)
         self,
@@ -234,17 +271,17 @@ class App:
         inputs: dict[str, Any],
         wanted: tuple[str, ...],
         endpoint: str,
-        reply: Callable[[Results, bytes], Reply],
-    ) -> Reply:
+        reply: Callable[[Results, str | None], T],
+    ) -> T:
         try:
             results = await answer
         except Exception as exc:
             return reply(*self._recover(exc, model, inputs, wanted, endpoint))
-        return reply(*self._observe(model, inputs, results, b""))
+        return reply(*self._observe(model, inputs, results, None))
 
     def _recover(
         self, exc: Exception, model: Model, inputs: dict[str, Any], wanted: tuple[str, ...], endpoint: str
-    ) -> tuple[Results, bytes]:
+    ) -> tuple[Results, str | None]:
         """After the model raised: a 400 for bad input, else the fallback's answer (or the error again)."""
         if isinstance(exc, (ValueError, TypeError)):
             raise RequestError(400, f"the model rejected the input: {exc}") from None
@@ -252,15 +289,16 @@ class App:
             raise exc
         results = self._fall_back(self.fallback, exc, inputs, wanted)
         self.metrics.fallback(endpoint, self.fallback.kind)
-        header = b"x-sluice-fallback: " + self.fallback.kind.encode() + b"\r\n"
-        return self._observe(model, inputs, results, header)
+        return self._observe(model, inputs, results, self.fallback.kind)
 
-    def _observe(self, model: Model, inputs: dict[str, Any], results: Results, header: bytes) -> tuple[Results, bytes]:
+    def _observe(
+        self, model: Model, inputs: dict[str, Any], results: Results, fallback: str | None
+    ) -> tuple[Results, str | None]:
         """Record the answer's distributions, and hand it to the shadow comparison unless it is a fallback's."""
         self.metrics.distributions.observe(next(iter(inputs.values())), results[model.prediction_output])
-        if self.shadow is not None and not header:
+        if self.shadow is not None and fallback is None:
             self.shadow.submit(inputs, results[model.prediction_output])
-        return results, header
+        return results, fallback
 
     def _fall_back(
         self, fallback: Answerer, exc: Exception, inputs: dict[str, Any], wanted: tuple[str, ...]
@@ -273,6 +311,19 @@ class App:
             return fallback.predict(inputs, wanted)
         except Exception as fallback_exc:
             raise exc from fallback_exc
+
+
+def _fallback_header(fallback: str | None) -> bytes:
+    return b"" if fallback is None else b"x-sluice-fallback: " + fallback.encode() + b"\r\n"
+
+
+def _header_length(raw: bytes | None) -> int | None:
+    """The Inference-Header-Content-Length header's value (None when absent), or a 400."""
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or len(raw) > 20:
+        raise RequestError(400, "Inference-Header-Content-Length must be a decimal number of bytes")
+    return int(raw)
 
 
 def _require(method: str, allowed: str) -> None:

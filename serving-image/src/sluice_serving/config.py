@@ -60,6 +60,11 @@ SETTINGS = (
         "",
         "Serve /metrics on this port only (not on PORT), so that PORT can be exposed alone. Empty: /metrics on PORT.",
     ),
+    Setting(
+        "SLUICE_GRPC_PORT",
+        "",
+        "Serve the Open Inference Protocol's gRPC API (inference.GRPCInferenceService) on this port. Empty: off.",
+    ),
     Setting("MODEL_CACHE_DIR", "/tmp/sluice-models", "Local model cache; mount an emptyDir here."),
     Setting("SLUICE_MAX_BODY_BYTES", "16777216", "Largest request body accepted; larger gets 413 and a close."),
     Setting("SLUICE_MAX_URL_BYTES", "8192", "Longest request target (path and query) accepted; longer gets 414."),
@@ -151,6 +156,7 @@ class Config:
     host: str
     port: int
     metrics_port: int | None
+    grpc_port: int | None
     cache_dir: str
     max_body_bytes: int
     max_url_bytes: int
@@ -234,6 +240,7 @@ class Config:
             port=parse("PORT", int, lambda v: 0 <= v <= 65535, "a port number"),
             cache_dir=get("MODEL_CACHE_DIR"),
             metrics_port=parse("SLUICE_METRICS_PORT", _optional_int, _port_or_none, "empty or a port number"),
+            grpc_port=parse("SLUICE_GRPC_PORT", _optional_int, _port_or_none, "empty or a port number"),
             max_body_bytes=parse("SLUICE_MAX_BODY_BYTES", int, positive, "a positive integer"),
             max_url_bytes=parse("SLUICE_MAX_URL_BYTES", int, positive, "a positive integer"),
             max_header_bytes=parse("SLUICE_MAX_HEADER_BYTES", int, positive, "a positive integer"),

@@ -9,8 +9,8 @@ import random
 from collections.abc import Awaitable, Sequence
 
 from sluice_serving.config import Config
+from sluice_serving.errors import RequestError
 from sluice_serving.models import Array, Model, Results
-from sluice_serving.protocol import RequestError
 
 
 class InjectedFaultError(RequestError):

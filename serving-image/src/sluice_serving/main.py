@@ -30,10 +30,10 @@ from sluice_serving.server import Server
 log = logging.getLogger("sluice_serving")
 
 DESCRIPTION = """\
-sluice's model server. Serves one model with the Open Inference Protocol (V2) REST API, the V1
-:predict form, and Prometheus metrics on /metrics, all on one port (or /metrics alone on
-SLUICE_METRICS_PORT). Configured by environment
-variables only; SIGTERM drains in-flight requests before exiting.
+sluice's model server. Serves one model with the Open Inference Protocol (V2) REST API (and its
+binary tensor data extension), the V1 :predict form, and Prometheus metrics on /metrics, all on one
+port (or /metrics alone on SLUICE_METRICS_PORT), and the protocol's gRPC API on SLUICE_GRPC_PORT when
+it is set. Configured by environment variables only; SIGTERM drains in-flight requests before exiting.
 
 probes: liveness GET /v2/health/live, readiness GET /v2/health/ready (503 until the model is loaded
 and again once draining).
@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"sluice-serving: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    if cfg.workers > 1 and cfg.port == 0:
-        print("sluice-serving: configuration error: SLUICE_WORKERS > 1 needs a fixed PORT", file=sys.stderr)
+    if cfg.workers > 1 and 0 in (cfg.port, cfg.grpc_port):
+        print("sluice-serving: configuration error: SLUICE_WORKERS > 1 needs a fixed PORT (and SLUICE_GRPC_PORT)",
+              file=sys.stderr)  # fmt: skip
         sys.exit(2)
     logs.setup(cfg.log_level)
     sys.exit(_supervise(cfg) if cfg.workers > 1 else _run(cfg, None))
@@ -143,6 +144,7 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         if metrics_server is not None and cfg.metrics_port is not None:
             metrics_port = await metrics_server.start(cfg.host, cfg.metrics_port, reuse_port=peers is not None)
             log.info("metrics listening", extra={"host": cfg.host, "port": metrics_port})
+        grpc_server = await _start_grpc(app, peers is not None)
     except OSError as exc:
         log.error("cannot listen", extra={"host": cfg.host, "port": cfg.port, "error": str(exc)})
         return 1
@@ -176,6 +178,8 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         if failure is not None:
             log.error("model load failed: %s", failure, extra={"uri": cfg.model_uri, "format": cfg.model_format})
             await server.drain(0)
+            if grpc_server is not None:
+                await grpc_server.stop(0)
             stopping.cancel()
             return 1
         model, fallback, seconds = loaded.result()
@@ -195,13 +199,29 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         )  # fmt: skip
         await stopping
     log.info("draining", extra={"timeout": cfg.drain_timeout})
-    await server.drain(cfg.drain_timeout)
+    if grpc_server is not None:  # refuses new RPCs at once, answers those in flight, then cancels what is left
+        await asyncio.gather(server.drain(cfg.drain_timeout), grpc_server.stop(cfg.drain_timeout))
+    else:
+        await server.drain(cfg.drain_timeout)
     if metrics_server is not None:
         await metrics_server.drain(0)
     if publisher is not None:
         publisher.cancel()
     log.info("stopped")
     return 0
+
+
+async def _start_grpc(app: App, reuse_port: bool) -> Any:
+    """The gRPC API's server when SLUICE_GRPC_PORT is set (grpc is imported only then, in the worker: never
+    before a fork)."""
+    cfg = app.cfg
+    if cfg.grpc_port is None:
+        return None
+    from sluice_serving import grpc_api
+
+    server, port = await grpc_api.start(app, cfg.host, cfg.grpc_port, reuse_port)
+    log.info("grpc listening", extra={"host": cfg.host, "port": port})
+    return server
 
 
 def _settle(

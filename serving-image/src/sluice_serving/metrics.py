@@ -35,6 +35,9 @@ PREFIX = contract.METRIC_PREFIX
 BASE_LABELS = contract.BASE_LABELS
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 FLUSH_ROWS = 4096
+REST = "rest"
+GRPC = "grpc"
+"""The values of the `protocol` label."""
 
 
 def _le(bound: float) -> str:
@@ -81,9 +84,9 @@ class _Requests(Collector):
     def __init__(self, base: tuple[str, str, str], bounds: Sequence[float], fallback: str | None) -> None:
         self._base = base
         self._bounds = list(bounds)
-        self._codes: dict[tuple[str, int], int] = {("infer", 200): 0}
-        self._buckets: dict[str, list[int]] = {"infer": [0] * (len(bounds) + 1)}
-        self._sums: dict[str, float] = {"infer": 0.0}
+        self._codes: dict[tuple[str, str, int], int] = {("infer", REST, 200): 0}
+        self._buckets: dict[tuple[str, str], list[int]] = {("infer", REST): [0] * (len(bounds) + 1)}
+        self._sums: dict[tuple[str, str], float] = {("infer", REST): 0.0}
         self.fallbacks: dict[tuple[str, str], int] = {("infer", fallback): 0} if fallback else {}
         self.in_flight = 0
         self.load_seconds: float | None = None
@@ -102,46 +105,49 @@ class _Requests(Collector):
         """Add another worker's counts (from `state()`) to these."""
         for key, count in state["codes"].items():
             self._codes[key] = self._codes.get(key, 0) + count
-        for endpoint, buckets in state["buckets"].items():
-            mine = self._buckets.setdefault(endpoint, [0] * (len(self._bounds) + 1))
-            self._buckets[endpoint] = [a + b for a, b in zip(mine, buckets, strict=True)]
-            self._sums[endpoint] = self._sums.get(endpoint, 0.0) + state["sums"][endpoint]
+        for key, buckets in state["buckets"].items():
+            mine = self._buckets.setdefault(key, [0] * (len(self._bounds) + 1))
+            self._buckets[key] = [a + b for a, b in zip(mine, buckets, strict=True)]
+            self._sums[key] = self._sums.get(key, 0.0) + state["sums"][key]
         for key, count in state["fallbacks"].items():
             self.fallbacks[key] = self.fallbacks.get(key, 0) + count
         self.in_flight += state["in_flight"]
         if state["load_seconds"] is not None:
             self.load_seconds = max(self.load_seconds or 0.0, state["load_seconds"])
 
-    def record(self, endpoint: str, code: int, seconds: float) -> None:
-        key = (endpoint, code)
+    def record(self, endpoint: str, code: int, seconds: float, protocol: str = REST) -> None:
+        """One answered request; `code` is the HTTP status (for gRPC, the one its status code stands for)."""
+        key = (endpoint, protocol, code)
         codes = self._codes
         codes[key] = codes.get(key, 0) + 1
-        buckets = self._buckets.get(endpoint)
+        series = (endpoint, protocol)
+        buckets = self._buckets.get(series)
         if buckets is None:
-            buckets = self._buckets[endpoint] = [0] * (len(self._bounds) + 1)
-            self._sums[endpoint] = 0.0
+            buckets = self._buckets[series] = [0] * (len(self._bounds) + 1)
+            self._sums[series] = 0.0
         buckets[bisect.bisect_left(self._bounds, seconds)] += 1
-        self._sums[endpoint] += seconds
+        self._sums[series] += seconds
 
     def collect(self) -> Iterable[Metric]:
         base = list(self._base)
         requests = CounterMetricFamily(
             contract.REQUESTS,
-            "Inference requests by endpoint (infer, predict) and HTTP status code",
-            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT, contract.LABEL_CODE],
+            "Inference requests by endpoint (infer, predict), HTTP status code and protocol (rest, grpc)",
+            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT, contract.LABEL_CODE, contract.LABEL_PROTOCOL],
         )
-        for (endpoint, code), count in sorted(self._codes.items()):
-            requests.add_metric([*base, endpoint, str(code)], count)
+        for (endpoint, protocol, code), count in sorted(self._codes.items()):
+            requests.add_metric([*base, endpoint, str(code), protocol], count)
         yield requests
         duration = HistogramMetricFamily(
             contract.REQUEST_DURATION_SECONDS,
             "Inference request latency, from the request fully read to the response written",
-            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT],
+            labels=[*BASE_LABELS, contract.LABEL_ENDPOINT, contract.LABEL_PROTOCOL],
         )
         les = [_le(b) for b in self._bounds] + ["+Inf"]
-        for endpoint, buckets in sorted(self._buckets.items()):
+        for (endpoint, protocol), buckets in sorted(self._buckets.items()):
             cumulative = np.cumsum(buckets).tolist()
-            duration.add_metric([*base, endpoint], list(zip(les, cumulative, strict=True)), self._sums[endpoint])
+            sums = self._sums[endpoint, protocol]
+            duration.add_metric([*base, endpoint, protocol], list(zip(les, cumulative, strict=True)), sums)
         yield duration
         if self.fallbacks:
             fallbacks = CounterMetricFamily(

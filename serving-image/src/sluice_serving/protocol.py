@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
+from sluice_serving.binary import binary_size, decode_raw, encode_raw, split_binary
+from sluice_serving.errors import DEFAULT_STRING_LIMITS, RequestError, StringLimits
 from sluice_serving.models import NUMPY_TYPES, Array, TensorSpec, datatype_of
 
 _FLOATS = ("FP16", "FP32", "FP64")
@@ -30,34 +32,17 @@ _PYTHON_TYPES: dict[str, frozenset[type]] = {
 }
 
 
-class StringLimits(NamedTuple):
-    """Bounds on BYTES (string) tensor data: characters in one string and in all strings of one tensor."""
-
-    per_string: int = 65_536
-    total: int = 1 << 20
-
-
-DEFAULT_STRING_LIMITS = StringLimits()
-
-
-class RequestError(Exception):
-    """A request the server refuses; `status` is the HTTP status and the message goes in `error`."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class InferRequest(NamedTuple):
-    """A validated V2 inference request: one array per model input and the outputs wanted."""
+    """A validated V2 inference request: one array per model input, the outputs wanted and those of them to be
+    answered as binary data (the binary tensor data extension)."""
 
     id: str | None
     inputs: dict[str, Array]
     outputs: tuple[str, ...]
+    binary_outputs: frozenset[str] = frozenset()
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(body: bytes | memoryview) -> dict[str, Any]:
     """The body as a JSON object, or a 400 saying why it is not one."""
     if not body:
         raise RequestError(400, "the request body is empty; expected a JSON object")
@@ -75,14 +60,35 @@ def parse_infer(
     inputs: Sequence[TensorSpec],
     outputs: Sequence[TensorSpec],
     strings: StringLimits = DEFAULT_STRING_LIMITS,
+    header_length: int | None = None,
 ) -> InferRequest:
-    """Validate a V2 infer request against the model's signature."""
-    doc = parse_json(body)
+    """Validate a V2 infer request body against the model's signature. With `header_length` (the request's
+    Inference-Header-Content-Length), the body is that many bytes of JSON followed by the binary data of the
+    tensors that have a `binary_data_size` parameter."""
+    if header_length is None:
+        return parse_infer_doc(parse_json(body), inputs, outputs, strings)
+    if not 0 < header_length <= len(body):
+        raise RequestError(400, "Inference-Header-Content-Length must be between 1 and the body's length")
+    view = memoryview(body)
+    doc = parse_json(view[:header_length])
+    tensors = doc.get("inputs")
+    raws = split_binary(tensors, view[header_length:]) if isinstance(tensors, list) else None
+    return parse_infer_doc(doc, inputs, outputs, strings, raws)
+
+
+def parse_infer_doc(
+    doc: dict[str, Any],
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    strings: StringLimits = DEFAULT_STRING_LIMITS,
+    raws: Sequence[memoryview | bytes | None] | None = None,
+) -> InferRequest:
+    """Validate a V2 infer request (as JSON values; gRPC's are converted to them) against the model's signature;
+    `raws[i]`, when given and not None, is the binary data of `inputs[i]`."""
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError(400, "'id' must be a string")
-    if not isinstance(doc.get("parameters", {}), dict):
-        raise RequestError(400, "'parameters' must be an object")
+    params = check_parameters(doc.get("parameters"), "'parameters'")
     tensors = doc.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise RequestError(400, "'inputs' must be a non-empty list of tensors")
@@ -99,32 +105,61 @@ def parse_infer(
             raise RequestError(400, f"unknown input {name!r}; the model's inputs are {sorted(specs)}")
         if name in arrays:
             raise RequestError(400, f"input {name!r} is given twice")
-        arrays[name] = decode_tensor(tensor, spec, strings)
+        arrays[name] = decode_tensor(tensor, spec, strings, raws[i] if raws is not None else None)
     missing = [n for n in specs if n not in arrays]
     if missing:
         raise RequestError(400, f"missing input(s) {missing}")
-    return InferRequest(request_id, arrays, _wanted_outputs(doc.get("outputs"), outputs))
+    wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, params.get("binary_data_output") is True)
+    return InferRequest(request_id, arrays, wanted, binary)
 
 
-def _wanted_outputs(requested: Any, outputs: Sequence[TensorSpec]) -> tuple[str, ...]:
+def check_parameters(params: Any, what: str) -> dict[str, Any]:
+    """A `parameters` object (absent: empty): names to strings, numbers or booleans, as the protocol defines it."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise RequestError(400, f"{what} must be an object")
+    if not all(type(v) in (str, int, float, bool) for v in params.values()):
+        raise RequestError(400, f"{what} must map names to strings, numbers or booleans")
+    return params
+
+
+def _wanted_outputs(
+    requested: Any, outputs: Sequence[TensorSpec], all_binary: bool
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs asked for (all of them when none is named) and those to answer as binary data: those with
+    the `binary_data` parameter true, or, with the request's `binary_data_output` true, all but those with it
+    false."""
     names = tuple(o.name for o in outputs)
-    if requested is None:
-        return names
+    if requested is None or requested == []:
+        return names, frozenset(names if all_binary else ())
     if not isinstance(requested, list):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
     wanted = []
+    binary = set()
     for o in requested:
         name = o.get("name") if isinstance(o, dict) else None
         if not isinstance(name, str):
             raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
         if name not in names:
             raise RequestError(400, f"unknown output {name!r}; the model's outputs are {list(names)}")
+        params = check_parameters(o.get("parameters"), f"output {name!r}: 'parameters'")
+        if "classification" in params:
+            raise RequestError(400, f"output {name!r}: the classification extension is not supported")
+        if params.get("binary_data", all_binary) is True:
+            binary.add(name)
         wanted.append(name)
-    return tuple(wanted) or names
+    return tuple(wanted), frozenset(binary)
 
 
-def decode_tensor(tensor: dict[str, Any], spec: TensorSpec, strings: StringLimits = DEFAULT_STRING_LIMITS) -> Array:
-    """A request tensor as a numpy array of the model's dtype, or a 400 naming what is wrong.
+def decode_tensor(
+    tensor: dict[str, Any],
+    spec: TensorSpec,
+    strings: StringLimits = DEFAULT_STRING_LIMITS,
+    raw: memoryview | bytes | None = None,
+) -> Array:
+    """A request tensor (its data in JSON, or `raw` bytes in the binary layout) as a numpy array of the model's
+    dtype, or a 400 naming what is wrong.
 
     The element types and count are checked on the parsed JSON before any array exists, so that no value can
     choose the array's dtype (one long string among numbers would make a fixed-width string array as wide as
@@ -143,12 +178,16 @@ def decode_tensor(tensor: dict[str, Any], spec: TensorSpec, strings: StringLimit
         raise RequestError(400, f"input {name!r}: datatype {datatype} does not fit the model's {spec.datatype}")
     if len(shape) != len(spec.shape) or any(w not in (-1, d) for w, d in zip(spec.shape, shape, strict=False)):
         raise RequestError(400, f"input {name!r}: shape {shape} does not match the model's {list(spec.shape)}")
-    if "data" not in tensor:
-        params = tensor.get("parameters")
-        if isinstance(params, dict) and "binary_data_size" in params:
-            raise RequestError(400, f"input {name!r}: binary tensor data is not supported; send JSON data")
-        raise RequestError(400, f"input {name!r}: 'data' is missing")
+    check_parameters(tensor.get("parameters"), f"input {name!r}: 'parameters'")
     size = math.prod(shape)
+    if raw is not None:
+        if size == 0:
+            raise RequestError(400, f"input {name!r}: shape {shape} holds no elements")
+        return decode_raw(raw, datatype, spec.datatype, size, f"input {name!r}: binary data", strings).reshape(shape)
+    if "data" not in tensor:
+        if binary_size(tensor) is not None:
+            raise RequestError(400, f"input {name!r}: binary data needs the Inference-Header-Content-Length header")
+        raise RequestError(400, f"input {name!r}: 'data' is missing")
     if size == 0:
         raise RequestError(400, f"input {name!r}: shape {shape} holds no elements")
     data = tensor["data"]
@@ -218,14 +257,33 @@ def _array(flat: list[Any], datatype: str, target: str, what: str, strings: Stri
         array[:] = flat
         return array
     try:
-        return np.array(flat, dtype=NUMPY_TYPES[target])
+        array = np.array(flat, dtype=NUMPY_TYPES[target])
     except OverflowError:
         raise RequestError(400, f"{what} holds a value out of range for {target}") from None
+    if array.dtype.kind == "f" and not np.isfinite(array).all():  # gRPC's floats can be NaN; JSON's too large
+        raise RequestError(400, f"{what} holds NaN or infinity, or a value out of range for {target}")
+    return array
 
 
-def encode_outputs(arrays: dict[str, Array], wanted: Sequence[str]) -> list[dict[str, Any]]:
-    """V2 output tensors (flat row-major data) for the `wanted` outputs."""
-    return [tensor_json(name, arrays[name]) for name in wanted]
+def encode_outputs(
+    arrays: dict[str, Array], wanted: Sequence[str], binary: frozenset[str] = frozenset()
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """V2 output tensors (flat row-major data) for the `wanted` outputs, and the binary data of those in `binary`
+    (their tensors carry `binary_data_size` instead of `data`), in order."""
+    tensors = []
+    chunks = []
+    for name in wanted:
+        if name in binary:
+            array = arrays[name]
+            chunk = encode_raw(array)
+            chunks.append(chunk)
+            tensors.append({
+                "name": name, "datatype": datatype_of(array), "shape": list(array.shape),
+                "parameters": {"binary_data_size": len(chunk)},
+            })  # fmt: skip
+        else:
+            tensors.append(tensor_json(name, arrays[name]))
+    return tensors, chunks
 
 
 def tensor_json(name: str, array: Array) -> dict[str, Any]:

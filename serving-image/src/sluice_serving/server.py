@@ -44,14 +44,18 @@ def _head(status: int, content_type: bytes, length: int, close: bool, headers: b
 
 
 class _Request:
-    __slots__ = ("body", "keep_alive", "method", "path", "started")
+    __slots__ = ("body", "header_length", "keep_alive", "method", "path", "started")
 
-    def __init__(self, method: str, path: str, body: bytes, keep_alive: bool, started: float) -> None:
+    def __init__(  # noqa: PLR0917 (one field each)
+        self, method: str, path: str, body: bytes, keep_alive: bool, started: float, header_length: bytes | None
+    ) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.keep_alive = keep_alive
         self.started = started
+        self.header_length = header_length
+        """The Inference-Header-Content-Length header (the binary tensor data extension), if any."""
 
 
 class _RefusedError(Exception):
@@ -82,6 +86,7 @@ class HttpProtocol(asyncio.Protocol):
         self._in_message = False
         self._message_started = 0.0  # monotonic time of the current request's first byte
         self._expect_continue = False
+        self._header_length: bytes | None = None
         self._upgrade = False  # the current request asks for a protocol upgrade: answer it, then close
         self._upgraded = False  # the parser stopped at an upgrade; later bytes are not HTTP/1.1
         self._queue: deque[_Request] = deque()
@@ -153,6 +158,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._expect_continue = False
+        self._header_length = None
         self._upgrade = False
 
     def on_url(self, url: bytes) -> None:
@@ -176,6 +182,8 @@ class HttpProtocol(asyncio.Protocol):
                 raise _RefusedError
         elif len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
+        elif len(name) == 31 and name.lower() == b"inference-header-content-length":
+            self._header_length = value
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -215,6 +223,7 @@ class HttpProtocol(asyncio.Protocol):
             b"".join(self._body),
             self._parser.should_keep_alive() and not self._upgrade and not self._closing,
             time.perf_counter(),
+            self._header_length,
         )
         if self._pending or self._queue or self._writing_paused or self._handled >= _PER_TURN:
             self._queue.append(request)
@@ -231,7 +240,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _process(self, request: _Request) -> None:
         self._server.in_flight += 1
-        reply = self._app.handle(request.method, request.path, request.body)
+        reply = self._app.handle(request.method, request.path, request.body, request.header_length)
         if isinstance(reply, Reply):
             self._respond(request, reply)
             return

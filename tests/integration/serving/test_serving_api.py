@@ -114,7 +114,7 @@ BAD_REQUESTS: list[tuple[str, str, bytes, int, str]] = [
     ("outputs that are not objects", INFER, infer_body(good(), outputs=["predict"]), 400, "'outputs'"),
     ("a non-string id", INFER, infer_body(good(), id=7), 400, "'id'"),
     ("parameters that are not an object", INFER, infer_body(good(), parameters=[1]), 400, "'parameters'"),
-    ("binary tensor data", INFER, infer_body(BINARY), 400, "binary"),
+    ("binary tensor data without its header length", INFER, infer_body(BINARY), 400, "Inference-Header-Content-Length"),
     ("an unknown model", "/v2/models/other/infer", infer_body(good()), 404, "unknown model"),
     ("an unknown version", "/v2/models/model/versions/9/infer", infer_body(good()), 404, "unknown version"),
     ("an unknown path", "/v2/models/model/explain", infer_body(good()), 404, "no route"),
@@ -210,10 +210,10 @@ def test_metrics_report_requests_latency_load_time_predictions_and_features(
         [(ls, v)] = [(ls, v) for n, ls, v in after if n == name and ls == want]
         return v - before.get((name, json.dumps(ls, sort_keys=True)), 0.0)
 
-    assert delta("sluice_serving_requests_total", endpoint="infer", code="200") == 1
-    assert delta("sluice_serving_requests_total", endpoint="infer", code="400") == 1
-    assert delta("sluice_serving_request_duration_seconds_count", endpoint="infer") == 2
-    assert delta("sluice_serving_request_duration_seconds_bucket", endpoint="infer", le="+Inf") == 2
+    assert delta("sluice_serving_requests_total", endpoint="infer", protocol="rest", code="200") == 1
+    assert delta("sluice_serving_requests_total", endpoint="infer", protocol="rest", code="400") == 1
+    assert delta("sluice_serving_request_duration_seconds_count", endpoint="infer", protocol="rest") == 2
+    assert delta("sluice_serving_request_duration_seconds_bucket", endpoint="infer", protocol="rest", le="+Inf") == 2
     assert delta("sluice_serving_predicted_class_total", **{"class": "1"}) == classifier.expected.count(1)
     assert delta("sluice_serving_input_feature_count", feature="19") == len(classifier.rows)
     names = {n for n, _, _ in after}

@@ -37,7 +37,7 @@ def test_two_workers_share_the_port_and_metrics_add_up_across_them(
 
     def per_worker() -> list[int]:
         return [
-            pickle.loads(path.read_bytes())["requests"]["codes"][("infer", 200)]
+            pickle.loads(path.read_bytes())["requests"]["codes"][("infer", "rest", 200)]
             for path in sorted(snapshots.glob("worker-*.metrics"))
         ]
 
@@ -48,7 +48,10 @@ def test_two_workers_share_the_port_and_metrics_add_up_across_them(
     for _ in range(10):  # whichever worker answers the scrape, it reports the pod's totals
         with httpx.Client(base_url=server.base, timeout=30) as client:
             text = client.get("/metrics").text
-        line = 'sluice_serving_requests_total{code="200",endpoint="infer",model="model",track="stable",version="1"}'
+        line = (
+            "sluice_serving_requests_total"
+            '{code="200",endpoint="infer",model="model",protocol="rest",track="stable",version="1"}'
+        )
         assert f"{line} 60.0" in text
     assert metric(server, "sluice_serving_predicted_class_total", **{"class": "1"}) == 60 * sum(
         1 for y in classifier.expected if y == 1

@@ -20,6 +20,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from sluice_serving.app import Reply
+from unit.serving.datatypes import NUMPY_OF
 
 FEATURES = 20
 CUSTOM_MODEL = Path(__file__).resolve().parents[3] / "examples" / "custom-model"
@@ -160,3 +161,22 @@ def settled(reply: Reply | Awaitable[Reply]) -> Reply:
         return await reply
 
     return asyncio.run(wait())
+
+
+def make_echo_model(directory: Path, datatypes: tuple[str, ...]) -> Path:
+    """An ONNX model that takes one input of each of `datatypes` (named by it in lower case, shape [-1, 2]) and
+    answers each unchanged as the output `<name>_out`: one model for every datatype a client can send."""
+    inputs, outputs, nodes = [], [], []
+    for datatype in datatypes:
+        name = datatype.lower()
+        element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(np.str_ if datatype == "BYTES" else NUMPY_OF[datatype]))
+        inputs.append(helper.make_tensor_value_info(name, element, [None, 2]))
+        outputs.append(helper.make_tensor_value_info(f"{name}_out", element, [None, 2]))
+        nodes.append(helper.make_node("Identity", [name], [f"{name}_out"]))
+    graph = helper.make_graph(nodes, "echo", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "echo.onnx"
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, path)
+    return path

@@ -80,3 +80,10 @@ def test_every_setting_is_in_the_table_of_docs_serving_md() -> None:
 
     missing = [s.env for s in SETTINGS if not documented(s.env)]
     assert not missing, f"settings missing from docs/serving.md: {missing}"
+
+
+def test_the_grpc_api_is_off_unless_its_port_is_set() -> None:
+    assert Config.from_env({"MODEL_URI": "m.onnx"}).grpc_port is None
+    assert Config.from_env({"MODEL_URI": "m.onnx", "SLUICE_GRPC_PORT": "8081"}).grpc_port == 8081
+    with pytest.raises(ConfigError, match="SLUICE_GRPC_PORT"):
+        Config.from_env({"MODEL_URI": "m.onnx", "SLUICE_GRPC_PORT": "70000"})

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sluice_serving.errors import RequestError
 from sluice_serving.models import TensorSpec
-from sluice_serving.protocol import RequestError, decode_tensor, parse_infer, tensor_json
+from sluice_serving.protocol import decode_tensor, parse_infer, tensor_json
 from unit.serving.support import infer_body, tensor
 
 FP32 = TensorSpec("input", "FP32", (-1, 3))
