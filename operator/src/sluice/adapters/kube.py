@@ -25,20 +25,19 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, ObservedWorkloads
+from sluice.adapters.deployments import owns_replicas, replicas_manager, replicas_of, replicas_patch
 from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
 from sluice.core.children import (
     GATEWAY_API_VERSION,
     SPEC_HASH_ANNOTATION,
-    VERSION_LABEL,
     ChildNames,
     Owner,
     spec_hash,
     steering_values,
     with_spec_hash,
 )
-from sluice.core.plan import EventRecord, WorkloadState
-from sluice.core.workloads import REVISION_ANNOTATION
+from sluice.core.plan import EventRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ _PLURALS = {
     "ConfigMap": "configmaps",
     "Pod": "pods",
     "Event": "events",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     KIND: PLURAL,
 }
 _EVENT_MESSAGE_LIMIT = 1024
@@ -178,36 +178,6 @@ def _rejection(error: ApiException) -> str:
         return str(error.body)
 
 
-def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
-    """What the core needs to know about a serving Deployment."""
-    if deployment is None:
-        return WorkloadState()
-    metadata, spec, status = deployment["metadata"], deployment.get("spec", {}), deployment.get("status", {})
-    replicas = int(spec.get("replicas", 1))
-    updated = int(status.get("updatedReplicas", 0))
-    ready = int(status.get("readyReplicas", 0))
-    available = int(status.get("availableReplicas", 0))
-    total = int(status.get("replicas", 0))
-    current = int(status.get("observedGeneration", 0)) >= int(metadata.get("generation", 0))
-    deadline_exceeded = any(
-        condition.get("type") == "Progressing"
-        and condition.get("status") == "False"
-        and condition.get("reason") == "ProgressDeadlineExceeded"
-        for condition in status.get("conditions", [])
-    )
-    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-    return WorkloadState(
-        exists=True,
-        version=labels.get(VERSION_LABEL),
-        revision=(metadata.get("annotations") or {}).get(REVISION_ANNOTATION),
-        replicas=replicas,
-        updated_replicas=updated,
-        ready_replicas=ready,
-        available=current and updated == replicas and ready == replicas and available == replicas and total == replicas,
-        progress_deadline_exceeded=deadline_exceeded,
-    )
-
-
 def is_controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
     references = obj.get("metadata", {}).get("ownerReferences", [])
     return any(ref.get("controller") and ref.get("uid") == owner.uid for ref in references)
@@ -220,6 +190,8 @@ def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) 
     annotations = observed.get("metadata", {}).get("annotations") or {}
     if annotations.get(SPEC_HASH_ANNOTATION) != spec_hash(desired):
         return True
+    if desired.get("kind") == "Deployment" and "replicas" not in desired.get("spec", {}):
+        return False  # autoscaled: the replicas are its HPA's, not sluice's to repair
     return steering_values(observed) != steering_values(desired)
 
 
@@ -296,6 +268,39 @@ class KubeCluster:
             if error.status != 422:
                 raise
             raise ChildRejectedError(f"the API server rejected a child: {_rejection(error)}") from error
+        return True
+
+    async def apply_autoscaled(
+        self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None, floor: int
+    ) -> bool:
+        """Apply a Deployment its HPA scales (`desired` has no replicas; see `adapters.deployments`): hand the
+        replicas over first while this manager owns them, raise them to `floor` when it runs fewer, never lower
+        them. A Deployment changed since `observed` was read is left for the next reconcile."""
+        current = replicas_of(observed)
+        needs_hand_over = observed is not None and (owns_replicas(observed, self._field_manager) or current < floor)
+        if needs_hand_over and observed is not None and not await self._set_replicas(observed, max(current, floor)):
+            return False
+        wrote = await self.apply(desired, observed)
+        if observed is None and floor > 0:
+            metadata = desired["metadata"]
+            created = await self.api.get(object_path("apps/v1", "Deployment", metadata["namespace"], metadata["name"]))
+            return await self._set_replicas(created, floor) if created is not None else wrote
+        return wrote
+
+    async def _set_replicas(self, deployment: Mapping[str, Any], replicas: int) -> bool:
+        """Apply only the replicas, under the replicas field manager, as of the resourceVersion read; False when
+        the Deployment changed since (409)."""
+        metadata = deployment["metadata"]
+        path = object_path("apps/v1", "Deployment", metadata["namespace"], metadata["name"])
+        log.info("setting %s/%s to %d replicas", metadata["namespace"], metadata["name"], replicas)
+        query = {"fieldManager": replicas_manager(self._field_manager), "force": "true"}
+        try:
+            await self.api.request("PATCH", path, query=query, body=replicas_patch(deployment, replicas),
+                                   content_type=APPLY_PATCH)  # fmt: skip
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            return False
         return True
 
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:

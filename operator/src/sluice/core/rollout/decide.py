@@ -8,6 +8,7 @@ from datetime import datetime
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.autoscaling import autoscaled_floors, canary_bounds, stable_bounds
 from sluice.core.rollout.capacity import track_replicas
 from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
 from sluice.core.rollout.observed import refresh_observed_state
@@ -52,15 +53,21 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
     refresh_observed_state(decision)
     settled = decision.status
     stable_replicas, canary_replicas = track_replicas(spec, settled, observations.stable, observations.canary)
+    stable_hpa, canary_hpa = stable_bounds(spec, settled, observations.canary), canary_bounds(spec, settled)
+    if spec.autoscaling is not None:
+        stable_replicas, canary_replicas = autoscaled_floors(spec, settled, observations.stable, observations.canary)
     wait = poll_after(spec, settled, observations, requeue_after(spec, settled, now))
     if mirror_hold(spec, settled, observations.gateways) is not None:
         wait = held_wait(spec, wait)
     return Plan(
         status=settled,
         stable=WorkloadPlan(
-            model=stable_model(spec, settled), replicas=stable_replicas, serving=stable_track_serving(spec, settled)
+            model=stable_model(spec, settled),
+            replicas=stable_replicas,
+            serving=stable_track_serving(spec, settled),
+            autoscaling=stable_hpa,
         ),
-        canary=canary_plan(spec, settled, observations.canary, canary_replicas),
+        canary=canary_plan(spec, settled, observations.canary, canary_replicas, canary_hpa),
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled) if mirror_allowed(observations.gateways) else 0,
         events=tuple(decision.events),
