@@ -100,5 +100,13 @@ def register(api_client: ApiClient, namespace: str, port: int) -> None:
     client.ApiregistrationV1Api(api_client).create_api_service(client.V1APIService.model_validate(apiservice))
 
 
+def routed(api_client: ApiClient) -> bool:
+    """Whether the aggregator answers for the group (the APIService is Available)."""
+    serialized = api_client.param_serialize("GET", f"/apis/{GROUP_VERSION}/namespaces/default/probe")
+    response = api_client.call_api(*serialized)
+    response.read()  # type: ignore[no-untyped-call]
+    return bool(response.status == 200)
+
+
 def unregister(api_client: ApiClient) -> None:
     client.ApiregistrationV1Api(api_client).delete_api_service(APISERVICE)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
-from harness import ControlPlane, create_namespace, delete_namespace
+from harness import ControlPlane, create_namespace, delete_namespace, wait_until
 from integration import test_reconcile
-from integration.external_metrics import ExternalMetrics, register, unregister
+from integration.external_metrics import ExternalMetrics, register, routed, unregister
 from integration.operator_support import CountingProxy, status_of
 from integration.test_reconcile import QUIET_SECONDS, ModelDeployments, model
 from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION
@@ -42,6 +42,7 @@ def external_metrics(control_plane: ControlPlane, kube_api_client: ApiClient) ->
     metrics = ExternalMetrics(certificates.serving_cert, certificates.serving_key).start()
     namespace = create_namespace(kube_api_client, prefix="external-metrics")
     register(kube_api_client, namespace, metrics.port)
+    wait_until(lambda: routed(kube_api_client), timeout=60, what="external.metrics.k8s.io routed", interval=0.5)
     yield metrics
     unregister(kube_api_client)
     delete_namespace(kube_api_client, namespace)
@@ -81,13 +82,15 @@ def test_the_hpa_scales_the_stable_track_under_load_sluice_keeps_its_count_and_p
     time.sleep(QUIET_SECONDS)
     assert replicas(md, "scaled-stable") == 5
     assert not proxy.writes("/deployments/scaled-stable"), "sluice wrote the HPA's Deployment"
+    assert not proxy.writes("/horizontalpodautoscalers/"), "sluice wrote an unchanged HPA"
 
     md.patch("scaled", {"spec": {"model": model("2.0.0")}})
     md.wait(lambda: hpa(md, "scaled-canary") is not None, "the canary HPA")
     canary_hpa = hpa(md, "scaled-canary")
     assert canary_hpa is not None
     assert bounds(canary_hpa) == ("scaled-canary", 1, 3)  # half of 1..6, at least 1
-    md.wait(lambda: replicas(md, "scaled-canary") == 3, "the canary at its share of stable's 5")
+    md.wait(lambda: md.deployment("scaled-canary") is not None, "the canary Deployment")
+    assert replicas(md, "scaled-canary") == 3  # created at its share of stable's 5
 
     action = {ACTION_ANNOTATION: "promote-full", ACTION_ID_ANNOTATION: "promote-autoscaled"}
     md.patch("scaled", {"metadata": {"annotations": action}})
@@ -104,3 +107,30 @@ def test_the_hpa_scales_the_stable_track_under_load_sluice_keeps_its_count_and_p
     md.wait(lambda: hpa(md, "scaled-canary") is None, "the canary HPA removed")
     assert replicas(md, "scaled-canary") == 0
     assert replicas(md, "scaled-stable") == 5
+
+
+def test_turning_autoscaling_on_hands_the_replicas_to_the_hpa_without_a_dip_and_off_gives_them_back(
+    md: ModelDeployments, external_metrics: ExternalMetrics
+) -> None:
+    external_metrics.value = "30"  # 3 pods: what the Deployment already runs
+    md.create("handed", {"model": model(), "replicas": 3})
+    md.wait_ready("handed", 3)
+    md.patch("handed", {"spec": {"autoscaling": AUTOSCALING}})
+    counts: list[int] = []
+
+    def hpa_at_three() -> bool:
+        counts.append(replicas(md, "handed-stable"))
+        found = hpa(md, "handed-stable")
+        return found is not None and (found.get("status") or {}).get("desiredReplicas") == 3
+
+    md.wait(hpa_at_three, "the stable HPA deciding 3 replicas")
+    assert min(counts) == 3, counts  # server-side apply did not drop sluice's replicas to the default 1
+    deployment = md.deployment("handed-stable")
+    assert deployment is not None
+    owners = [entry["manager"] for entry in deployment["metadata"]["managedFields"]
+              if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {})]  # fmt: skip
+    assert owners == ["sluice-replicas"], owners
+
+    md.patch("handed", {"spec": {"autoscaling": None, "replicas": 2}})
+    md.wait(lambda: hpa(md, "handed-stable") is None, "the stable HPA removed")
+    md.wait_ready("handed", 2)

@@ -37,8 +37,8 @@ def test_sluice_owns_the_replicas_only_while_its_own_apply_set_them() -> None:
     assert not owns_replicas(deployment({"manager": "sluice", "operation": "Apply", "fieldsV1": {}}), "sluice")
 
 
-def test_the_replicas_are_set_only_as_of_the_version_read() -> None:
-    assert replicas_patch(deployment(), 5) == {
+def test_a_raise_of_the_replicas_is_valid_only_as_of_the_version_read() -> None:
+    assert replicas_patch(deployment(), 5, "42") == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "fraud-stable", "namespace": "ml", "resourceVersion": "42"},

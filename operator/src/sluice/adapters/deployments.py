@@ -5,7 +5,8 @@ Server-side apply removes a field that a manager applied before and applies no m
 still an owner of spec.replicas when it first applies an autoscaled Deployment without them, the field would be
 removed and the Deployment reset to 1 replica. So, first, a second manager (`replicas_manager`) applies the current
 count (the Kubernetes documentation's "transferring ownership"): it then shares the field, the main manager can
-leave it out, and the HPA's writes through the scale subresource take it over from there.
+leave it out, and the HPA's writes through the scale subresource take it over from there. A new Deployment is
+created with its first count under both managers, for the same reason.
 """
 
 from __future__ import annotations
@@ -68,16 +69,10 @@ def replicas_of(deployment: Mapping[str, Any] | None) -> int:
     return 0 if deployment is None else int((deployment.get("spec") or {}).get("replicas", 1))
 
 
-def replicas_patch(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any]:
-    """An apply configuration of only the Deployment's replicas, valid only as of the resourceVersion read."""
+def replicas_patch(deployment: Mapping[str, Any], replicas: int, resource_version: str | None = None) -> dict[str, Any]:
+    """An apply configuration of only the Deployment's replicas; with a resourceVersion, valid only as of it."""
     metadata = deployment["metadata"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "resourceVersion": metadata["resourceVersion"],
-        },
-        "spec": {"replicas": replicas},
-    }
+    identity = {"name": metadata["name"], "namespace": metadata["namespace"]}
+    if resource_version is not None:
+        identity["resourceVersion"] = resource_version
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": identity, "spec": {"replicas": replicas}}

@@ -253,50 +253,47 @@ class KubeCluster:
         """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""
         if not needs_apply(desired, observed):
             return False
-        metadata = desired["metadata"]
-        path = object_path(desired["apiVersion"], desired["kind"], metadata["namespace"], metadata["name"])
-        log.info("applying %s %s/%s", desired["kind"], metadata["namespace"], metadata["name"])
+        await self._server_side_apply(with_spec_hash(desired))
+        return True
+
+    async def _server_side_apply(self, body: Mapping[str, Any], manager: str | None = None, force: bool = True) -> None:
+        """One apply request; ChildRejectedError on 422 (a 409 conflict is the caller's)."""
+        metadata = body["metadata"]
+        path = object_path(body["apiVersion"], body["kind"], metadata["namespace"], metadata["name"])
+        log.info("applying %s %s/%s", body["kind"], metadata["namespace"], metadata["name"])
+        query = {"fieldManager": manager or self._field_manager, "force": str(force).lower()}
         try:
-            await self.api.request(
-                "PATCH",
-                path,
-                query={"fieldManager": self._field_manager, "force": "true"},
-                body=with_spec_hash(desired),
-                content_type=APPLY_PATCH,
-            )
+            await self.api.request("PATCH", path, query=query, body=body, content_type=APPLY_PATCH)
         except ApiException as error:
             if error.status != 422:
                 raise
             raise ChildRejectedError(f"the API server rejected a child: {_rejection(error)}") from error
-        return True
 
     async def apply_autoscaled(
         self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None, floor: int
     ) -> bool:
-        """Apply a Deployment its HPA scales (`desired` has no replicas; see `adapters.deployments`): hand the
-        replicas over first while this manager owns them, raise them to `floor` when it runs fewer, never lower
-        them. A Deployment changed since `observed` was read is left for the next reconcile."""
-        current = replicas_of(observed)
-        needs_hand_over = observed is not None and (owns_replicas(observed, self._field_manager) or current < floor)
-        if needs_hand_over and observed is not None and not await self._set_replicas(observed, max(current, floor)):
-            return False
-        wrote = await self.apply(desired, observed)
-        if observed is None and floor > 0:
-            metadata = desired["metadata"]
-            created = await self.api.get(object_path("apps/v1", "Deployment", metadata["namespace"], metadata["name"]))
-            return await self._set_replicas(created, floor) if created is not None else wrote
-        return wrote
+        """Apply a Deployment its HPA scales (`desired` has no replicas; see `adapters.deployments`): created at
+        `floor` replicas, raised to it when it runs fewer (only as of `observed`: a Deployment changed since is
+        left for the next reconcile), never lowered; ownership of the replicas handed to the replicas manager."""
+        current, replicas = replicas_of(observed), replicas_manager(self._field_manager)
+        if observed is None:
+            body = with_spec_hash(desired)
+            await self._server_side_apply({**body, "spec": {**body["spec"], "replicas": max(floor, 1)}})
+            await self._replicas(replicas_patch(desired, max(floor, 1)), replicas, force=False)
+            return True
+        if current < floor:
+            patch = replicas_patch(observed, floor, observed["metadata"].get("resourceVersion"))
+            if not await self._replicas(patch, replicas, force=True):
+                return False
+        elif owns_replicas(observed, self._field_manager):  # same value: shared, unless the HPA just changed it
+            await self._replicas(replicas_patch(observed, current), replicas, force=False)
+        return await self.apply(desired, observed)
 
-    async def _set_replicas(self, deployment: Mapping[str, Any], replicas: int) -> bool:
-        """Apply only the replicas, under the replicas field manager, as of the resourceVersion read; False when
-        the Deployment changed since (409)."""
-        metadata = deployment["metadata"]
-        path = object_path("apps/v1", "Deployment", metadata["namespace"], metadata["name"])
-        log.info("setting %s/%s to %d replicas", metadata["namespace"], metadata["name"], replicas)
-        query = {"fieldManager": replicas_manager(self._field_manager), "force": "true"}
+    async def _replicas(self, patch: Mapping[str, Any], manager: str, *, force: bool) -> bool:
+        """Apply only the replicas under `manager`; False on a conflict (409): the Deployment changed since it was
+        read, or (not forced) someone else set another count since."""
         try:
-            await self.api.request("PATCH", path, query=query, body=replicas_patch(deployment, replicas),
-                                   content_type=APPLY_PATCH)  # fmt: skip
+            await self._server_side_apply(patch, manager, force)
         except ApiException as error:
             if error.status != 409:
                 raise
