@@ -174,3 +174,22 @@ def test_a_rollback_removes_the_canary_hpa_and_leaves_the_stable_count_to_its_hp
     assert rolled_back.canary is not None
     assert (rolled_back.canary.autoscaling, rolled_back.canary.replicas) == (None, 0)
     assert (rolled_back.stable.autoscaling, simulation.stable.replicas) == (bounds(2, 10), 6)
+
+
+@pytest.mark.parametrize(("capacity", "traffic"), [("Surge", GATEWAY), ("Surge", None), ("Neutral", GATEWAY)])
+def test_every_hpa_bound_is_at_least_one_and_ordered_at_every_weight(
+    capacity: str, traffic: dict[str, Any] | None
+) -> None:
+    for low, high in [(1, 1), (1, 5), (2, 10), (3, 3), (10, 1000)]:
+        rollout = {"steps": [20, 50], "capacity": capacity}
+        overrides: dict[str, Any] = {"rollout": rollout, "autoscaling": {"minReplicas": low, "maxReplicas": high}}
+        spec = make_spec("1.0.0", **overrides, **({"traffic": traffic} if traffic else {}))
+        for weight in range(101):
+            canary = canary_bounds(spec, at_weight(weight))
+            assert canary is None or 1 <= canary.min_replicas <= canary.max_replicas, (low, high, weight)
+            for ready in (0, 1, low, high):
+                stable = stable_bounds(spec, at_weight(weight), WorkloadState(ready_replicas=ready))
+                assert stable is not None
+                assert 1 <= stable.min_replicas <= stable.max_replicas <= high, (low, high, weight, ready)
+                if capacity == "Neutral" and canary is not None:  # together, never more than one pod over
+                    assert stable.max_replicas + min(ready, canary.max_replicas) <= high + 1
