@@ -279,6 +279,25 @@ CASES = [
         "type Utilization needs averageUtilization",
     ),
     Case(
+        "a pods metric held at a utilization",
+        _spec(
+            autoscaling={
+                "maxReplicas": 2,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "rps"},
+                            "target": {"type": "Utilization", "averageUtilization": 50},
+                        },
+                    }
+                ],
+            }
+        ),
+        "spec.autoscaling.metrics[0].pods.target",
+        "a Pods metric's target is an AverageValue",
+    ),
+    Case(
         "too many autoscaling metrics",
         _spec(autoscaling={"maxReplicas": 2, "metrics": [{"type": "Resource", "resource": CPU_METRIC}] * 9}),
         "spec.autoscaling.metrics",

@@ -17,7 +17,6 @@ from sluice.api.v1alpha1.scheduling import LabelSelector
 
 MAX_AUTOSCALING_METRICS = 8
 MAX_AUTOSCALING_REPLICAS = 1000
-MetricName = Field(min_length=1, max_length=253, description="Name of the metric.")
 
 
 class TargetType(StrEnum):
@@ -53,7 +52,7 @@ class MetricTarget(ApiModel):
 class MetricIdentifier(ApiModel):
     """A metric by name and optional label selector."""
 
-    name: str = MetricName
+    name: str = Field(min_length=1, max_length=253, description="Name of the metric.")
     selector: LabelSelector | None = Field(default=None, description="Labels of the metric's series.")
 
 
@@ -73,12 +72,32 @@ class ContainerResourceMetric(ResourceMetric):
 class PodsMetric(ApiModel):
     """A per-pod metric from the custom metrics API (requests per second, queue length), averaged over the pods."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.target.type == 'AverageValue'", "a Pods metric's target is an AverageValue", ".target")
+            ]
+        }
+    )
+
     metric: MetricIdentifier = Field(description="The metric.")
     target: MetricTarget = Field(description="Its target (AverageValue only).")
 
 
 class ExternalMetric(ApiModel):
     """A metric from outside the cluster's objects (the external metrics API), such as a queue's length."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.target.type != 'Utilization'",
+                    "an External metric's target is a Value or an AverageValue",
+                    ".target",
+                )
+            ]
+        }
+    )
 
     metric: MetricIdentifier = Field(description="The metric.")
     target: MetricTarget = Field(description="Its target (Value or AverageValue).")
