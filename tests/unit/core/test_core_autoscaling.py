@@ -7,11 +7,15 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sluice.api.v1alpha1 import ModelDeploymentStatus, Phase
+from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Plan, ReplicaBounds, WorkloadState
+from sluice.core.rollout import ROLLOUT_PHASES, decide
 from sluice.core.rollout.autoscaling import canary_bounds, stable_bounds
 from unit.core.support import ERRORING, HEALTHY, Simulation, deployed, make_spec
+from unit.core.test_core_rollout_properties import FAST, drive, moves, specs
 
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
 AUTOSCALING = {"minReplicas": 2, "maxReplicas": 10}
@@ -193,3 +197,36 @@ def test_every_hpa_bound_is_at_least_one_and_ordered_at_every_weight(
                 assert 1 <= stable.min_replicas <= stable.max_replicas <= high, (low, high, weight, ready)
                 if capacity == "Neutral" and canary is not None:  # together, never more than one pod over
                     assert stable.max_replicas + min(ready, canary.max_replicas) <= high + 1
+
+
+@st.composite
+def autoscaled_specs(draw: st.DrawFn) -> ModelDeploymentSpec:
+    low = draw(st.integers(1, 6))
+    bounds_wire = {"minReplicas": low, "maxReplicas": draw(st.integers(low, 12))}
+    wire = draw(specs()).to_wire()
+    return ModelDeploymentSpec.model_validate({**wire, "autoscaling": bounds_wire})
+
+
+@FAST
+@given(autoscaled_specs(), moves)
+def test_every_decision_gives_each_track_ordered_hpa_bounds_and_never_sets_more_than_they_allow(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    assert spec.autoscaling is not None
+    for decision in drive(spec, sequence):
+        plan = decision.plan
+        stable = plan.stable.autoscaling
+        assert stable is not None
+        assert 1 <= stable.min_replicas <= stable.max_replicas <= spec.autoscaling.max_replicas
+        assert plan.stable.replicas <= stable.max_replicas
+        canary = plan.canary.autoscaling if plan.canary is not None else None
+        if canary is not None:
+            assert plan.status.phase in ROLLOUT_PHASES
+            assert 1 <= canary.min_replicas <= canary.max_replicas
+            assert plan.canary is not None
+            assert plan.canary.replicas <= canary.max_replicas
+        if plan.status.phase is Phase.ROLLED_BACK:
+            assert plan.canary is not None
+            assert (canary, plan.canary.replicas) == (None, 0)
+        again = decide(decision.spec, plan.status, decision.observations, decision.now)
+        assert (again.status, again.stable, again.canary, again.events) == (plan.status, plan.stable, plan.canary, ())
