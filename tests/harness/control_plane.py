@@ -1,11 +1,11 @@
 """A real Kubernetes control plane on loopback, from upstream binaries, with kwok's fake nodes.
 
 Processes: etcd, kube-apiserver (Node,RBAC authorization, default admission plugins incl. PodSecurity,
-service-account token signing), kube-controller-manager (default controllers), kube-scheduler, and kwok, which
-makes fake nodes Ready and takes scheduled pods to Running/Ready. Every port is free-allocated on 127.0.0.1, every
-file (certificates, etcd data, logs) lives under the work directory, and the Gateway API standard CRDs are installed.
-With kwok nodes, a Gateway stand-in (`harness.gateway_standin`) accepts HTTPRoutes whose Gateway exists, and
-Gateway `default/public` exists.
+service-account token signing), kube-controller-manager (default controllers; HPAs synced every 2 s),
+kube-scheduler, and kwok, which makes fake nodes Ready and takes scheduled pods to Running/Ready. Every port is
+free-allocated on 127.0.0.1, every file (certificates, etcd data, logs) lives under the work directory, and the
+Gateway API standard CRDs are installed. With kwok nodes, a Gateway stand-in (`harness.gateway_standin`) accepts
+HTTPRoutes whose Gateway exists, and Gateway `default/public` exists.
 
     plane = ControlPlane.start(Path("/tmp/cp"))
     ...  # plane.kubeconfig (admin, system:masters), plane.api_client(), plane.log_tails()
@@ -273,6 +273,8 @@ class ControlPlane:
                 f"--cluster-signing-cert-file={certs.ca_cert}",
                 f"--cluster-signing-key-file={certs.ca_key}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                # HPAs act within seconds, not the default 15 s (tests/integration/test_autoscaling.py)
+                "--horizontal-pod-autoscaler-sync-period=2s",
             ],
             detached=detached,
         )

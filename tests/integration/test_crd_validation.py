@@ -34,6 +34,7 @@ BASE: dict[str, Any] = {
 DIGEST = "sha256:" + "ab" * 32
 METRIC = {"name": "accuracy", "query": "avg(model_accuracy)", "min": 0.9}
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
+CPU_METRIC = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,12 @@ CASES = [
         "rollout.keepPrevious needs traffic.gateway",
     ),
     Case(
+        "keepPrevious with autoscaling",
+        _spec(traffic=GATEWAY, rollout={"keepPrevious": "10m"}, autoscaling={"minReplicas": 2, "maxReplicas": 10}),
+        "spec.rollout",
+        "rollout.keepPrevious cannot be combined with autoscaling yet",
+    ),
+    Case(
         "keepPrevious beyond a day",
         _spec(traffic=GATEWAY, rollout={"keepPrevious": "25h"}),
         "spec.rollout.keepPrevious",
@@ -271,6 +278,55 @@ CASES = [
         _spec(traffic={"gateway": {"parentRefs": [{"name": "public"}], "hostnames": ["10.0.0.1:80"]}}),
         "spec.traffic.gateway.hostnames[0]",
         "should match",
+    ),
+    Case(
+        "autoscaling min above max",
+        _spec(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+        "spec.autoscaling.minReplicas",
+        "minReplicas must not exceed maxReplicas",
+    ),
+    Case("autoscaling min 0", _spec(autoscaling={"minReplicas": 0, "maxReplicas": 2}), "spec.autoscaling.minReplicas"),
+    Case(
+        "autoscaling metric without its member",
+        _spec(autoscaling={"maxReplicas": 2, "metrics": [{"type": "Pods", "resource": CPU_METRIC}]}),
+        "spec.autoscaling.metrics[0]",
+        "the member named by type must be set",
+    ),
+    Case(
+        "autoscaling utilization without a percentage",
+        _spec(
+            autoscaling={
+                "maxReplicas": 2,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}}],
+            }
+        ),
+        "spec.autoscaling.metrics[0].resource.target",
+        "type Utilization needs averageUtilization",
+    ),
+    Case(
+        "a pods metric held at a utilization",
+        _spec(
+            autoscaling={
+                "maxReplicas": 2,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "rps"},
+                            "target": {"type": "Utilization", "averageUtilization": 50},
+                        },
+                    }
+                ],
+            }
+        ),
+        "spec.autoscaling.metrics[0].pods.target",
+        "a Pods metric's target is an AverageValue",
+    ),
+    Case(
+        "too many autoscaling metrics",
+        _spec(autoscaling={"maxReplicas": 2, "metrics": [{"type": "Resource", "resource": CPU_METRIC}] * 9}),
+        "spec.autoscaling.metrics",
+        "8",
     ),
 ]
 
@@ -387,10 +443,18 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
                         "hostnames": ["fraud.example.com", "*.ml.example.com"],
                     }
                 },
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 10, "metrics": [
+                    {"type": "Resource", "resource": CPU_METRIC},
+                    {"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
+                                              "target": {"type": "AverageValue", "averageValue": "20"}}},
+                    {"type": "External", "external": {
+                        "metric": {"name": "queue_length", "selector": {"matchLabels": {"queue": "fraud"}}},
+                        "target": {"type": "Value", "value": 100}}},
+                ]},
                 "paused": True,
             },
         },
-    )
+    )  # fmt: skip
     created = _create(api_client, validation_namespace, manifest, dry_run=False)
     assert created["spec"]["serving"]["env"] == [{"name": "OMP_NUM_THREADS", "value": "2"}]
     assert ModelDeployment.model_validate(created).spec.analysis.metrics is not None

@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from sluice.adapters import logs, telemetry
 from sluice.adapters.cluster import ChildError, Cluster, ObservedWorkloads
+from sluice.adapters.deployments import workload_state
 from sluice.adapters.health import WatchLag
-from sluice.adapters.kube import parse_status, workload_state
+from sluice.adapters.kube import parse_status
 from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.adapters.mirror_support import parent_gateways
 from sluice.adapters.routers import router_for
@@ -37,7 +38,14 @@ from sluice.api.v1alpha1 import (
     Phase,
 )
 from sluice.core import validation
-from sluice.core.children import ChildNames, Owner, ServingDefaults, stable_pod_selector
+from sluice.core.children import (
+    AUTOSCALED_ANNOTATION,
+    AUTOSCALING_API_VERSION,
+    ChildNames,
+    Owner,
+    ServingDefaults,
+    stable_pod_selector,
+)
 from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
@@ -184,13 +192,26 @@ class Reconciler:
         canary_going_down = plan.canary is not None and plan.canary.replicas == 0
         if canary_going_down:
             await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+        tracks = {names.stable_deployment: plan.stable, names.canary_deployment: plan.canary}
         for desired in workloads(owner, spec, plan, self.defaults):
-            if desired["kind"] == "Deployment":
-                await self.cluster.apply(desired, deployments[desired["metadata"]["name"]])
-            else:
+            name = desired["metadata"]["name"]
+            if desired["kind"] != "Deployment":
                 await self.cluster.apply_child(desired, owner)
+            elif (track := tracks[name]) is not None and track.autoscaling is not None:
+                await self.cluster.apply_autoscaled(desired, deployments[name], track.replicas)
+            else:
+                await self._drop_autoscaler(owner, deployments[name])
+                await self.cluster.apply(desired, deployments[name])
         if not canary_going_down:
             await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+
+    async def _drop_autoscaler(self, owner: Owner, observed: Mapping[str, Any] | None) -> None:
+        """Delete the HPA of a Deployment that had one and is no longer autoscaled, before sluice sets its replicas
+        again (the canary's once a rollout ends, both when spec.autoscaling is removed)."""
+        annotations = (observed or {}).get("metadata", {}).get("annotations") or {}
+        if annotations.get(AUTOSCALED_ANNOTATION) == "true":
+            name = str((observed or {})["metadata"]["name"])
+            await self.cluster.delete_child(AUTOSCALING_API_VERSION, "HorizontalPodAutoscaler", owner, name)
 
     async def _report(self, read: _Read, spec: ModelDeploymentSpec, plan: Plan) -> timedelta | None:
         """Write the plan's status, post its Events; the wait until the next look."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sluice.adapters.kube import is_controlled_by, needs_apply, object_path, workload_state
+from sluice.adapters.deployments import workload_state
+from sluice.adapters.kube import is_controlled_by, needs_apply, object_path
 from sluice.api.v1alpha1 import Action, GatewayTraffic, ModelDeploymentStatus
 from sluice.core.children import Owner, http_route, with_spec_hash
 from sluice.core.plan import ActionRequest, WorkloadState

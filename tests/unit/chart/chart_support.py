@@ -156,6 +156,13 @@ REVIEWED_NAMESPACED_RULES = (
         (*APPLY_AND_DELETE, "list", "watch"),
         "the weighted HTTPRoute, with spec.traffic.gateway; Kopf watches it to wake its owner",
     ),
+    ReviewedRule(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        APPLY_AND_DELETE,
+        "with spec.autoscaling: one HPA per track, applied, read back, deleted when its track stops being autoscaled "
+        "(no list or watch: the HPA's writes land on the watched Deployments)",
+    ),
     ReviewedRule("", "events", ("create",), "Events on ModelDeployments (rollout steps, verdicts, rollbacks)"),
     ReviewedRule(
         "",

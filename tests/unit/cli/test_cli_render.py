@@ -193,6 +193,16 @@ def test_list_table_with_and_without_namespaces() -> None:
     assert render_list([stable], NOW, namespace=None).splitlines()[1].startswith("ml          fraud   Stable")
 
 
+def test_an_autoscaled_model_shows_its_ready_pods_against_the_hpas_bounds() -> None:
+    md = make_md(
+        {"phase": "Stable", "stableVersion": "2.0.0", "readyReplicas": 7},
+        autoscaling={"minReplicas": 2, "maxReplicas": 10},
+    )
+
+    assert render_list([md], NOW, namespace="ml").splitlines()[1].split()[7] == "7/2..10"
+    assert "7/2..10 ready" in render_status(md, [], NOW)
+
+
 def test_an_empty_list_names_the_namespace_it_looked_in() -> None:
     assert render_list([], NOW, namespace="ml") == "No ModelDeployments found in namespace ml."
     assert render_list([], NOW, namespace=None) == "No ModelDeployments found in any namespace."

@@ -58,17 +58,19 @@ def with_version(spec: ModelDeploymentSpec, version: str) -> ModelDeploymentSpec
     return spec.model_copy(update={"model": model})
 
 
-def running(plan: WorkloadPlan | None, *, ready: bool) -> WorkloadState:
-    """The workload a plan asks for, once the cluster has acted on it (ready or still starting)."""
+def running(plan: WorkloadPlan | None, *, ready: bool, kept: int = 0) -> WorkloadState:
+    """The workload a plan asks for, once the cluster has acted on it (ready or still starting). An autoscaled
+    track keeps the `kept` replicas its HPA set, raised to the plan's floor, as the adapter applies it."""
     if plan is None:
         return WorkloadState()
+    replicas = max(kept, plan.replicas) if plan.autoscaling is not None else plan.replicas
     return WorkloadState(
         exists=True,
         version=plan.model.version,
         revision=revision_hash(plan.model, plan.serving),
-        replicas=plan.replicas,
-        updated_replicas=plan.replicas,
-        ready_replicas=plan.replicas if ready else 0,
+        replicas=replicas,
+        updated_replicas=replicas,
+        ready_replicas=replicas if ready else 0,
         available=ready,
     )
 
@@ -109,8 +111,8 @@ class Simulation:
         self.plan = plan
         self.status = plan.status
         self.events.extend(plan.events)
-        self.stable = running(plan.stable, ready=True)
-        self.canary = running(plan.canary, ready=self.canary_starts)
+        self.stable = running(plan.stable, ready=True, kept=self.stable.replicas)
+        self.canary = running(plan.canary, ready=self.canary_starts, kept=self.canary.replicas)
         return plan
 
     def observe(self, reading: AnalysisReading | None = None, action: Action | None = None) -> Observations:

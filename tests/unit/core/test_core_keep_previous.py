@@ -239,6 +239,12 @@ def test_keep_previous_without_a_gateway_is_an_invalid_spec() -> None:
     ]
 
 
+def test_keep_previous_with_autoscaling_is_an_invalid_spec_rather_than_a_capacity_drop() -> None:
+    rollout = {"steps": [50], "keepPrevious": "10m"}
+    spec = make_spec("1.0.0", traffic=GATEWAY, rollout=rollout, autoscaling={"minReplicas": 2, "maxReplicas": 10})
+    assert validation.problems("iris", spec, "image") == [validation.KEEP_PREVIOUS_WITH_AUTOSCALING]
+
+
 def test_removing_keep_previous_within_the_window_ends_it_with_the_traffic_where_it_is() -> None:
     simulation = promoted(keeping_spec())
     wire = simulation.spec.to_wire()

@@ -12,6 +12,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, ObservedWorkloads
+from sluice.adapters.deployments import replicas_of
 from sluice.adapters.kube import is_controlled_by, needs_apply, parse_status
 from sluice.api.v1alpha1 import API_VERSION, KIND, ModelDeploymentStatus
 from sluice.core.children import ChildNames, Owner, with_spec_hash
@@ -146,6 +147,20 @@ class MemoryCluster:
             if (ref.get("namespace", namespace), ref["name"]) in self.gateways
         ]
         return {"parents": accepted}
+
+    async def apply_autoscaled(
+        self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None, floor: int
+    ) -> bool:
+        """As server-side apply with the hand-over does it: the replicas stay whoever's they were, raised to
+        `floor`."""
+        key = ("Deployment", desired["metadata"]["namespace"], desired["metadata"]["name"])
+        replicas = max(replicas_of(self.objects.get(key)), floor)
+        wrote = await self.apply(desired, observed)
+        if self.objects[key]["spec"].get("replicas") != replicas:
+            self.objects[key]["spec"]["replicas"] = replicas
+            self.writes.append(f"scale Deployment/{desired['metadata']['name']}")
+            wrote = True
+        return wrote
 
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:
         observed = await self.read_child(desired["apiVersion"], desired["kind"], owner, desired["metadata"]["name"])

@@ -66,6 +66,12 @@ class Cluster(Protocol):
     async def apply(self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
         """Apply `desired` unless `observed` already matches it; True when it wrote. ChildRejectedError on 422."""
 
+    async def apply_autoscaled(
+        self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None, floor: int
+    ) -> bool:
+        """Apply a Deployment whose replicas its HPA sets (`desired` has none), raising them to `floor` when it runs
+        fewer (0: no floor) and never lowering them; True when it wrote."""
+
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:
         """Read the child, then apply it when it differs; True when it wrote."""
 

@@ -25,20 +25,19 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sluice.adapters.cluster import ChildConflictError, ChildRejectedError, ObservedWorkloads
+from sluice.adapters.deployments import owns_replicas, replicas_manager, replicas_of, replicas_patch
 from sluice.adapters.telemetry import KUBE_REQUESTS, KUBE_WRITES
 from sluice.api.v1alpha1 import API_VERSION, KIND, PLURAL, ModelDeploymentStatus
 from sluice.core.children import (
     GATEWAY_API_VERSION,
     SPEC_HASH_ANNOTATION,
-    VERSION_LABEL,
     ChildNames,
     Owner,
     spec_hash,
     steering_values,
     with_spec_hash,
 )
-from sluice.core.plan import EventRecord, WorkloadState
-from sluice.core.workloads import REVISION_ANNOTATION
+from sluice.core.plan import EventRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ _PLURALS = {
     "ConfigMap": "configmaps",
     "Pod": "pods",
     "Event": "events",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     KIND: PLURAL,
 }
 _EVENT_MESSAGE_LIMIT = 1024
@@ -178,36 +178,6 @@ def _rejection(error: ApiException) -> str:
         return str(error.body)
 
 
-def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
-    """What the core needs to know about a serving Deployment."""
-    if deployment is None:
-        return WorkloadState()
-    metadata, spec, status = deployment["metadata"], deployment.get("spec", {}), deployment.get("status", {})
-    replicas = int(spec.get("replicas", 1))
-    updated = int(status.get("updatedReplicas", 0))
-    ready = int(status.get("readyReplicas", 0))
-    available = int(status.get("availableReplicas", 0))
-    total = int(status.get("replicas", 0))
-    current = int(status.get("observedGeneration", 0)) >= int(metadata.get("generation", 0))
-    deadline_exceeded = any(
-        condition.get("type") == "Progressing"
-        and condition.get("status") == "False"
-        and condition.get("reason") == "ProgressDeadlineExceeded"
-        for condition in status.get("conditions", [])
-    )
-    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-    return WorkloadState(
-        exists=True,
-        version=labels.get(VERSION_LABEL),
-        revision=(metadata.get("annotations") or {}).get(REVISION_ANNOTATION),
-        replicas=replicas,
-        updated_replicas=updated,
-        ready_replicas=ready,
-        available=current and updated == replicas and ready == replicas and available == replicas and total == replicas,
-        progress_deadline_exceeded=deadline_exceeded,
-    )
-
-
 def is_controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
     references = obj.get("metadata", {}).get("ownerReferences", [])
     return any(ref.get("controller") and ref.get("uid") == owner.uid for ref in references)
@@ -220,6 +190,8 @@ def needs_apply(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) 
     annotations = observed.get("metadata", {}).get("annotations") or {}
     if annotations.get(SPEC_HASH_ANNOTATION) != spec_hash(desired):
         return True
+    if desired.get("kind") == "Deployment" and "replicas" not in desired.get("spec", {}):
+        return False  # autoscaled: the replicas are its HPA's, not sluice's to repair
     return steering_values(observed) != steering_values(desired)
 
 
@@ -281,21 +253,51 @@ class KubeCluster:
         """Server-side apply `desired` unless `observed` already carries its hash; True when it wrote."""
         if not needs_apply(desired, observed):
             return False
-        metadata = desired["metadata"]
-        path = object_path(desired["apiVersion"], desired["kind"], metadata["namespace"], metadata["name"])
-        log.info("applying %s %s/%s", desired["kind"], metadata["namespace"], metadata["name"])
+        await self._server_side_apply(with_spec_hash(desired))
+        return True
+
+    async def _server_side_apply(self, body: Mapping[str, Any], manager: str | None = None, force: bool = True) -> None:
+        """One apply request; ChildRejectedError on 422 (a 409 conflict is the caller's)."""
+        metadata = body["metadata"]
+        path = object_path(body["apiVersion"], body["kind"], metadata["namespace"], metadata["name"])
+        log.info("applying %s %s/%s", body["kind"], metadata["namespace"], metadata["name"])
+        query = {"fieldManager": manager or self._field_manager, "force": str(force).lower()}
         try:
-            await self.api.request(
-                "PATCH",
-                path,
-                query={"fieldManager": self._field_manager, "force": "true"},
-                body=with_spec_hash(desired),
-                content_type=APPLY_PATCH,
-            )
+            await self.api.request("PATCH", path, query=query, body=body, content_type=APPLY_PATCH)
         except ApiException as error:
             if error.status != 422:
                 raise
             raise ChildRejectedError(f"the API server rejected a child: {_rejection(error)}") from error
+
+    async def apply_autoscaled(
+        self, desired: Mapping[str, Any], observed: Mapping[str, Any] | None, floor: int
+    ) -> bool:
+        """Apply a Deployment its HPA scales (`desired` has no replicas; see `adapters.deployments`): created at
+        `floor` replicas, raised to it when it runs fewer (only as of `observed`: a Deployment changed since is
+        left for the next reconcile), never lowered; ownership of the replicas handed to the replicas manager."""
+        current, replicas = replicas_of(observed), replicas_manager(self._field_manager)
+        if observed is None:
+            body = with_spec_hash(desired)
+            await self._server_side_apply({**body, "spec": {**body["spec"], "replicas": max(floor, 1)}})
+            await self._replicas(replicas_patch(desired, max(floor, 1)), replicas, force=False)
+            return True
+        if current < floor:
+            patch = replicas_patch(observed, floor, observed["metadata"].get("resourceVersion"))
+            if not await self._replicas(patch, replicas, force=True):
+                return False
+        elif owns_replicas(observed, self._field_manager):  # same value: shared, unless the HPA just changed it
+            await self._replicas(replicas_patch(observed, current), replicas, force=False)
+        return await self.apply(desired, observed)
+
+    async def _replicas(self, patch: Mapping[str, Any], manager: str, *, force: bool) -> bool:
+        """Apply only the replicas under `manager`; False on a conflict (409): the Deployment changed since it was
+        read, or (not forced) someone else set another count since."""
+        try:
+            await self._server_side_apply(patch, manager, force)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            return False
         return True
 
     async def apply_child(self, desired: Mapping[str, Any], owner: Owner) -> bool:

@@ -24,6 +24,7 @@ from sluice.cli.render import (
     relative_times,
     since,
     step_line,
+    wanted_replicas,
     weight_bar,
 )
 from sluice.core.children import ChildNames, Track
@@ -110,7 +111,7 @@ def _rollout_lines(md: ModelDeployment, pods: Sequence[PodLine] | None, now: dat
     spec, status = md.spec, md.status
     lines: list[str] = []
     if pods is None:
-        counts = f"stable {status.stable_version or NONE}   {status.ready_replicas}/{spec.replicas} ready"
+        counts = f"stable {status.stable_version or NONE}   {status.ready_replicas}/{wanted_replicas(spec)} ready"
     else:
         stable_ready, stable_pods = _ready(pods, Track.STABLE)
         counts = f"stable {status.stable_version or NONE} {stable_ready}/{stable_pods} ready"

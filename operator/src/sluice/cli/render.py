@@ -19,6 +19,7 @@ from sluice.api.v1alpha1 import (
     Condition,
     MetricResult,
     ModelDeployment,
+    ModelDeploymentSpec,
     ModelDeploymentStatus,
     Outcome,
     Phase,
@@ -63,6 +64,12 @@ class RouteParent:
     accepted: str | None
     """The Accepted condition's status (True, False, Unknown); None when the parent wrote no status."""
     reason: str = ""
+
+
+def wanted_replicas(spec: ModelDeploymentSpec) -> str:
+    """The stable replicas the spec asks for: spec.replicas, or its HPA's bounds (`2..10`) with spec.autoscaling."""
+    autoscaling = spec.autoscaling
+    return str(spec.replicas) if autoscaling is None else f"{autoscaling.min_replicas}..{autoscaling.max_replicas}"
 
 
 def age(delta: timedelta) -> str:
@@ -190,7 +197,7 @@ def render_list(items: Sequence[ModelDeployment], now: datetime, *, namespace: s
             step_text(md),
             f"{status.canary_weight}%" if status.canary_version else NONE,
             f"{status.actual_weight}%" if status.canary_version and status.actual_weight is not None else NONE,
-            f"{status.ready_replicas}/{md.spec.replicas}",
+            f"{status.ready_replicas}/{wanted_replicas(md.spec)}",
             since(_created(md), now),
         ]
         if wide:
@@ -284,7 +291,9 @@ def render_status(
     if progressing is not None and progressing.message:
         fields.append(("Message", relative_times(progressing.message, now)))
     fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({spec.model.format})"))
-    fields.append(("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{spec.replicas} ready"))
+    fields.append(
+        ("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{wanted_replicas(spec)} ready")
+    )
     if status.previous is not None:
         fields.append(("Previous", previous_text(status, now)))
     if status.canary_version is not None:
@@ -361,7 +370,7 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
     if status.current_step is not None:
         return f"{step_text(md)} at {status.canary_weight}%"
     if canary_ready is not None:
-        return f"starting the canary ({canary_ready}/{md.spec.replicas} pods ready); step 1/{steps} follows"
+        return f"starting the canary ({canary_ready}/{wanted_replicas(md.spec)} pods ready); step 1/{steps} follows"
     return f"starting the canary; step 1/{steps} follows once it is ready"
 
 

@@ -7,7 +7,9 @@ Children (all in the ModelDeployment's namespace, controlled by it through an ow
   tracks otherwise (then the replica ratio approximates the canary weight);
 - Service `<name>-canary`: the canary track only;
 - HTTPRoute `<name>`, with `spec.traffic.gateway` only: the model's own paths (`model_paths`), to Service `<name>`
-  (weight 100 - w) and Service `<name>-canary` (weight w).
+  (weight 100 - w) and Service `<name>-canary` (weight w);
+- HorizontalPodAutoscaler `<name>-stable`, and `<name>-canary` while a canary runs, with `spec.autoscaling` only:
+  each scales its track's Deployment (`horizontal_pod_autoscaler`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from enum import StrEnum
 from typing import Any
 
 from sluice import contract
-from sluice.api.v1alpha1 import API_VERSION, GROUP, KIND, GatewayTraffic, ModelDeploymentSpec
+from sluice.api.v1alpha1 import API_VERSION, GROUP, KIND, AutoscalingSpec, GatewayTraffic, ModelDeploymentSpec
 
 SERVING_PORT = 8080
 SERVICE_PORT = 80
 PORT_NAME = "http"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+AUTOSCALING_API_VERSION = "autoscaling/v2"
 
 SPEC_HASH_ANNOTATION = f"{GROUP}/spec-hash"
 """sha256 of a child's desired manifest: when the observed child carries the same, applying it is skipped."""
@@ -34,6 +37,8 @@ TRACK_LABEL = f"{GROUP}/track"
 VERSION_LABEL = f"{GROUP}/version"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "sluice"
+AUTOSCALED_ANNOTATION = f"{GROUP}/autoscaled"
+"""On a serving Deployment: `"true"` while the track's HorizontalPodAutoscaler (of the same name) sets its replicas."""
 
 
 class Track(StrEnum):
@@ -211,6 +216,27 @@ def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int, mirror
     }
 
 
+def horizontal_pod_autoscaler(
+    owner: Owner, track: Track, autoscaling: AutoscalingSpec, min_replicas: int, max_replicas: int
+) -> dict[str, Any]:
+    """HorizontalPodAutoscaler `<name>-<track>` (autoscaling/v2): the track's Deployment, scaled on
+    spec.autoscaling's metrics between the track's bounds."""
+    name = ChildNames.of(owner.name).deployment(track)
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+    }
+    if autoscaling.metrics:
+        spec["metrics"] = [metric.to_wire() for metric in autoscaling.metrics]
+    return {
+        "apiVersion": AUTOSCALING_API_VERSION,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_metadata(owner, name, {**common_labels(owner.name), TRACK_LABEL: str(track)}),
+        "spec": spec,
+    }
+
+
 def spec_hash(manifest: Mapping[str, Any]) -> str:
     """sha256 of the manifest's canonical JSON, leaving out its own spec-hash annotation."""
     metadata = dict(manifest.get("metadata", {}))
@@ -222,15 +248,17 @@ def spec_hash(manifest: Mapping[str, Any]) -> str:
 
 def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
     """The few values of a child that steer traffic and capacity: a Deployment's replicas, a Service's selector, an
-    HTTPRoute's path matches and backend weights. Someone else changing one (a `kubectl scale` of a serving
-    Deployment, an edited route weight or path) makes the child differ from what its spec hash claims, so it is
-    applied again. Only values the API server neither defaults nor normalizes and admission has no business
-    rewriting, so an untouched child always compares equal (no apply loop); images, say, are left out, as
+    HTTPRoute's path matches and backend weights, an HPA's bounds and target. Someone else changing one (a `kubectl
+    scale` of a serving Deployment, an edited route weight or path) makes the child differ from what its spec hash
+    claims, so it is applied again. Only values the API server neither defaults nor normalizes and admission has no
+    business rewriting, so an untouched child always compares equal (no apply loop); images, say, are left out, as
     registry-mirror policies rewrite them."""
     spec = manifest.get("spec") or {}
     match manifest.get("kind"):
         case "Deployment":
             return (spec.get("replicas"),)
+        case "HorizontalPodAutoscaler":
+            return (spec.get("minReplicas"), spec.get("maxReplicas"), (spec.get("scaleTargetRef") or {}).get("name"))
         case "Service":
             return (spec.get("selector"),)
         case "HTTPRoute":

@@ -189,15 +189,26 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class ReplicaBounds:
+    """The minReplicas and maxReplicas of a track's HorizontalPodAutoscaler."""
+
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
 class WorkloadPlan:
     """The Deployment a track should run: which revision (model and serving), how many replicas."""
 
     model: ModelStatus
     replicas: int
+    """With `autoscaling`, a floor: the count the Deployment is created at or raised to, never lowered."""
     reference: ModelStatus | None = None
     """The model the canary compares itself with (the stable one) when spec.rollout.shadow is set."""
     serving: ServingSpec | None = None
     """The revision's spec.serving (image, env, resources, pod fields)."""
+    autoscaling: ReplicaBounds | None = None
+    """The track's HPA bounds when an HPA sets its replicas (spec.autoscaling), else None."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from sluice.core.workloads import RESERVED_ENV, parse_quantity
 
 INVALID_SPEC = "InvalidSpec"
 QUERY_PLACEHOLDERS = frozenset({"namespace", "name", "version", "track", "interval"})
+KEEP_PREVIOUS_WITH_AUTOSCALING = (
+    "spec.rollout.keepPrevious cannot be combined with spec.autoscaling yet: while the previous revision is kept, "
+    "both tracks run spec.replicas, not the count the HPA reached"
+)
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MAX_SERVICE_NAME = 63
@@ -142,6 +146,8 @@ def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[s
         found.append(
             "spec.rollout.keepPrevious needs spec.traffic.gateway: only an HTTPRoute keeps Ready pods at weight 0"
         )
+    if spec.rollout.keep_previous is not None and spec.autoscaling is not None:
+        found.append(KEEP_PREVIOUS_WITH_AUTOSCALING)
     for metric in spec.analysis.metrics or []:
         unknown = sorted(set(_PLACEHOLDER.findall(metric.query)) - QUERY_PLACEHOLDERS)
         if unknown:

@@ -12,6 +12,7 @@ from sluice import contract
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import GROUP, Capacity, ModelDeploymentSpec, ModelStatus, ServingSpec
 from sluice.core.children import (
+    AUTOSCALED_ANNOTATION,
     MODELDEPLOYMENT_LABEL,
     PORT_NAME,
     SERVING_PORT,
@@ -22,6 +23,7 @@ from sluice.core.children import (
     Track,
     canary_service,
     entry_service,
+    horizontal_pod_autoscaler,
     object_metadata,
     parse_pvc_uri,
     track_labels,
@@ -243,6 +245,10 @@ def deployment(
     container = _container(owner, workload, track, defaults, startup_seconds=progress_deadline)
     metadata = object_metadata(owner, ChildNames.of(owner.name).deployment(track), labels)
     metadata["annotations"] = {REVISION_ANNOTATION: revision_hash(workload.model, workload.serving)}
+    replicas = {"replicas": workload.replicas}
+    if workload.autoscaling is not None:  # its HPA's: sluice applies none (see adapters.kube.apply_autoscaled)
+        metadata["annotations"][AUTOSCALED_ANNOTATION] = "true"
+        replicas = {}
     drain = PRESTOP_SLEEP_SECONDS + drain_seconds(_user_env(workload.serving)) + TERMINATION_MARGIN_SECONDS
     max_surge: int | str = 1 if spec.rollout.capacity is Capacity.NEUTRAL else "25%"  # Neutral: one pod over
     return {
@@ -250,7 +256,7 @@ def deployment(
         "kind": "Deployment",
         "metadata": metadata,
         "spec": {
-            "replicas": workload.replicas,
+            **replicas,
             "selector": {"matchLabels": {MODELDEPLOYMENT_LABEL: owner.name, TRACK_LABEL: str(track)}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": max_surge}},
             "progressDeadlineSeconds": progress_deadline,
@@ -280,9 +286,14 @@ def deployment(
 
 
 def workloads(owner: Owner, spec: ModelDeploymentSpec, plan: Plan, defaults: ServingDefaults) -> list[dict[str, Any]]:
-    """Deployments and Services a plan asks for (the HTTPRoute is the traffic router's)."""
-    children = [deployment(owner, spec, Track.STABLE, plan.stable, defaults)]
-    if plan.canary is not None:
-        children.append(deployment(owner, spec, Track.CANARY, plan.canary, defaults))
-    children += [entry_service(owner, spec), canary_service(owner)]
-    return children
+    """Deployments, Services and HorizontalPodAutoscalers a plan asks for (the HTTPRoute is the traffic router's),
+    each HPA after its Deployment."""
+    tracks = [(Track.STABLE, plan.stable)] + ([(Track.CANARY, plan.canary)] if plan.canary is not None else [])
+    children = []
+    for track, workload in tracks:
+        children.append(deployment(owner, spec, track, workload, defaults))
+        if spec.autoscaling is not None and workload.autoscaling is not None:
+            bounds = workload.autoscaling
+            hpa = horizontal_pod_autoscaler(owner, track, spec.autoscaling, bounds.min_replicas, bounds.max_replicas)
+            children.append(hpa)
+    return [*children, entry_service(owner, spec), canary_service(owner)]

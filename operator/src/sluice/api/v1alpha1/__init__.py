@@ -5,7 +5,7 @@ server enforces at admission. Models parse objects read from the API server, so 
 the CRD's structural schema and the server's strict field validation are what reject them.
 
 One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
-scheduling), rollout, analysis, validation, spec, status; everything is imported from here.
+scheduling), rollout, autoscaling, analysis, validation, spec, status; everything is imported from here.
 """
 
 from sluice.api.v1alpha1.analysis import (
@@ -15,6 +15,7 @@ from sluice.api.v1alpha1.analysis import (
     InconclusivePolicy,
     PrometheusRef,
 )
+from sluice.api.v1alpha1.autoscaling import AutoscalingSpec, MetricSpec
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -104,6 +105,7 @@ __all__ = [
     "ActionOutcome",
     "AnalysisSpec",
     "ApiModel",
+    "AutoscalingSpec",
     "Capacity",
     "CheckResult",
     "CompareToStable",
@@ -117,6 +119,7 @@ __all__ = [
     "HistoryEntry",
     "InconclusivePolicy",
     "MetricResult",
+    "MetricSpec",
     "ModelDeployment",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",

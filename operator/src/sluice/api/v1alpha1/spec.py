@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from sluice.api.v1alpha1.analysis import AnalysisSpec
+from sluice.api.v1alpha1.autoscaling import AutoscalingSpec
 from sluice.api.v1alpha1.meta import ApiModel, cel
 from sluice.api.v1alpha1.rollout import RolloutSpec
 from sluice.api.v1alpha1.serving import ModelSpec, ServingSpec
@@ -101,13 +102,24 @@ class ModelDeploymentSpec(ApiModel):
                     "rollout.keepPrevious needs traffic.gateway: only an HTTPRoute keeps Ready pods at weight 0",
                     ".rollout",
                 ),
+                cel(
+                    "!has(self.rollout) || !has(self.rollout.keepPrevious) || !has(self.autoscaling)",
+                    "rollout.keepPrevious cannot be combined with autoscaling yet: while the previous revision is "
+                    "kept, both tracks run spec.replicas, not the count the HPA reached",
+                    ".rollout",
+                ),
             ]
         }
     )
 
     model: ModelSpec = Field(description="The model artifact to serve.")
     replicas: int = Field(
-        default=1, ge=0, le=1000, description="Serving replicas of the stable version (0..1000).", examples=[3]
+        default=1,
+        ge=0,
+        le=1000,
+        description="Serving replicas of the stable version (0..1000). With autoscaling: only the stable "
+        "Deployment's first count (within minReplicas..maxReplicas); the HPAs set the replicas from then on.",
+        examples=[3],
     )
     serving: ServingSpec | None = Field(default=None, description="Image, resources and environment of the pods.")
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Canary steps and their timing.")
@@ -119,5 +131,10 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description="Score a labelled dataset on the canary before any traffic; needs traffic.gateway. Off when "
         "left out.",
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="HorizontalPodAutoscalers that sluice owns, one per track, sized by the canary's share; "
+        "spec.replicas when left out. Use this rather than an HPA on the ModelDeployment or its Deployments.",
     )
     paused: bool = Field(default=False, description="Hold a rollout at its current step.")

@@ -8,6 +8,7 @@ from datetime import datetime
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
+from sluice.core.rollout.autoscaling import autoscaled_floors, canary_bounds, stable_bounds
 from sluice.core.rollout.capacity import track_replicas
 from sluice.core.rollout.keeping import kept_plans
 from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
@@ -71,12 +72,19 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
 def _track_plans(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observations: Observations
 ) -> tuple[WorkloadPlan, WorkloadPlan | None]:
-    """The stable and canary Deployments outside a promotion that keeps the previous revision."""
+    """The stable and canary Deployments outside a promotion that keeps the previous revision, with their
+    HorizontalPodAutoscalers' bounds under spec.autoscaling."""
     stable_replicas, canary_replicas = track_replicas(spec, status, observations.stable, observations.canary)
+    stable_hpa, canary_hpa = stable_bounds(spec, status, observations.canary), canary_bounds(spec, status)
+    if spec.autoscaling is not None:
+        stable_replicas, canary_replicas = autoscaled_floors(spec, status, observations.stable, observations.canary)
     stable = WorkloadPlan(
-        model=stable_model(spec, status), replicas=stable_replicas, serving=stable_track_serving(spec, status)
+        model=stable_model(spec, status),
+        replicas=stable_replicas,
+        serving=stable_track_serving(spec, status),
+        autoscaling=stable_hpa,
     )
-    return stable, canary_plan(spec, status, observations.canary, canary_replicas)
+    return stable, canary_plan(spec, status, observations.canary, canary_replicas, canary_hpa)
 
 
 def _round(decision: Decision) -> None:

@@ -11,7 +11,7 @@ from sluice.api.v1alpha1 import (
     RevisionRef,
 )
 from sluice.api.v1alpha1.rollout import Capacity
-from sluice.core.plan import WorkloadPlan, WorkloadState
+from sluice.core.plan import ReplicaBounds, WorkloadPlan, WorkloadState
 from sluice.core.rollout.order import ROLLOUT_PHASES
 
 MAX_REPLICA_RATIO = 9
@@ -55,12 +55,17 @@ def stable_model(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Mo
 
 
 def canary_plan(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState, replicas: int
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    canary: WorkloadState,
+    replicas: int,
+    autoscaling: ReplicaBounds | None = None,
 ) -> WorkloadPlan | None:
     if status.canary_version is None and not status.history and not canary.exists:
         return None
     reference = status.stable_model if spec.rollout.shadow is not None else None
-    return WorkloadPlan(model=model_status(spec.model), replicas=replicas, reference=reference, serving=spec.serving)
+    model = model_status(spec.model)
+    return WorkloadPlan(model, replicas, reference=reference, serving=spec.serving, autoscaling=autoscaling)
 
 
 def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
@@ -92,11 +97,11 @@ def neutral_canary_replicas(weight: int, replicas: int) -> int:
 
 
 def canary_ready(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, canary: WorkloadState) -> bool:
-    """The canary Deployment runs this revision at the planned replicas, all available (a Deployment left at
-    0 replicas by an earlier rollout of the same revision does not count)."""
-    return (
-        canary.available and runs(canary, status.canary_revision) and canary.replicas == canary_replicas(spec, status)
-    )
+    """The canary Deployment runs this revision at the planned replicas (with spec.autoscaling, at any its HPA
+    sets), all available (a Deployment left at 0 replicas by an earlier rollout of the same revision does not
+    count)."""
+    planned = canary.replicas >= 1 if spec.autoscaling is not None else canary.replicas == canary_replicas(spec, status)
+    return canary.available and runs(canary, status.canary_revision) and planned
 
 
 def runs(workload: WorkloadState, revision: RevisionRef | None) -> bool:
