@@ -183,14 +183,14 @@ class Reconciler:
         # the route sending the canary's share to a Service without pods. Otherwise the route comes last.
         canary_going_down = plan.canary is not None and plan.canary.replicas == 0
         if canary_going_down:
-            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent, plan.canary_matches)
         for desired in workloads(owner, spec, plan, self.defaults):
             if desired["kind"] == "Deployment":
                 await self.cluster.apply(desired, deployments[desired["metadata"]["name"]])
             else:
                 await self.cluster.apply_child(desired, owner)
         if not canary_going_down:
-            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent, plan.canary_matches)
 
     async def _report(self, read: _Read, spec: ModelDeploymentSpec, plan: Plan) -> timedelta | None:
         """Write the plan's status, post its Events; the wait until the next look."""

@@ -5,7 +5,8 @@ server enforces at admission. Models parse objects read from the API server, so 
 the CRD's structural schema and the server's strict field validation are what reject them.
 
 One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
-scheduling), rollout, analysis, validation, spec, status; everything is imported from here.
+scheduling), rollout (with its route matches: matching), analysis, validation, spec, status; everything is
+imported from here.
 """
 
 from sluice.api.v1alpha1.analysis import (
@@ -15,6 +16,7 @@ from sluice.api.v1alpha1.analysis import (
     InconclusivePolicy,
     PrometheusRef,
 )
+from sluice.api.v1alpha1.matching import CookieMatch, MatchType, RouteMatch, ValueMatch
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -108,6 +110,7 @@ __all__ = [
     "CompareToStable",
     "Condition",
     "ConfigMapKeyRef",
+    "CookieMatch",
     "CustomMetric",
     "DatasetFormat",
     "Duration",
@@ -115,6 +118,7 @@ __all__ = [
     "GatewayTraffic",
     "HistoryEntry",
     "InconclusivePolicy",
+    "MatchType",
     "MetricResult",
     "ModelDeployment",
     "ModelDeploymentSpec",
@@ -130,11 +134,13 @@ __all__ = [
     "ResourceRequirements",
     "RevisionRef",
     "RolloutSpec",
+    "RouteMatch",
     "ServingSpec",
     "ShadowSpec",
     "TrafficSpec",
     "ValidationMetric",
     "ValidationResult",
     "ValidationSpec",
+    "ValueMatch",
     "Verdict",
 ]

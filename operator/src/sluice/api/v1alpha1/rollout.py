@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
+from sluice.api.v1alpha1.matching import MAX_MATCHES, RouteMatch
 from sluice.api.v1alpha1.meta import MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ApiModel, Duration, cel, is_duration
 
 
@@ -80,15 +81,21 @@ class RolloutSpec(ApiModel):
                     "progressDeadline must be at least as long as interval",
                     ".progressDeadline",
                 ),
+                cel(
+                    "self.steps[0] > 0 || has(self.match)",
+                    "a first step of 0 (matched requests only) needs rollout.match",
+                    ".steps",
+                ),
             ]
         }
     )
 
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+    steps: list[Annotated[int, Field(ge=0, le=100)]] = Field(
         default_factory=lambda: [10, 25, 50],
         min_length=1,
         max_length=MAX_STEPS,
-        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps.",
+        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps. With "
+        "rollout.match the first may be 0: a step in which the canary serves the matched requests alone.",
         examples=[[10, 25, 50], [5, 20, 50, 100]],
         json_schema_extra={
             "x-kubernetes-list-type": "set",
@@ -119,4 +126,12 @@ class RolloutSpec(ApiModel):
         "time, each stable pod leaving only once a canary pod is Ready (never fewer than spec.replicas Ready, at "
         "most one more); on rollback or promotion the stable track is back at spec.replicas before the canary "
         "pods go. For GPU models that cannot double their capacity.",
+    )
+    match: list[RouteMatch] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MATCHES,
+        description="Requests (by header, cookie or query parameter) the HTTPRoute sends to the canary alone, from "
+        "the first live step until promotion or rollback, beside the weighted share; needs traffic.gateway. Any "
+        "one match suffices. Matched requests count in the canary's analysis and add to its share of traffic.",
     )

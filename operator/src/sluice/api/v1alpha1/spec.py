@@ -95,6 +95,12 @@ class ModelDeploymentSpec(ApiModel):
                     "rollout.shadow needs traffic.gateway: only an HTTPRoute can mirror requests",
                     ".rollout",
                 ),
+                cel(
+                    "!has(self.rollout) || !has(self.rollout.match) "
+                    "|| (has(self.traffic) && has(self.traffic.gateway))",
+                    "rollout.match needs traffic.gateway: only an HTTPRoute can route requests by header",
+                    ".rollout",
+                ),
             ]
         }
     )
