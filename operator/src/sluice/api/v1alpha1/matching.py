@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -50,6 +51,17 @@ class CookieMatch(ApiModel):
     value: str = Field(min_length=1, max_length=256, pattern=COOKIE_PATTERN, examples=["yes"])
 
 
+def _all_of(what: str) -> Any:
+    """The field of a match's headers or query parameters: a short list keyed by name."""
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CONDITIONS,
+        description=f"{what} the request must carry, all of them (names unique).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
 class RouteMatch(ApiModel):
     """Requests that go to the canary alone while it serves live steps: every header, the cookie and every query
     parameter given must match (an HTTPRoute match, combined with the model's own paths)."""
@@ -71,22 +83,10 @@ class RouteMatch(ApiModel):
         }
     )
 
-    headers: list[ValueMatch] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_CONDITIONS,
-        description="Headers the request must carry, all of them (names unique).",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
-    )
+    headers: list[ValueMatch] | None = _all_of("Headers")
     cookie: CookieMatch | None = Field(
         default=None,
         description="A cookie `name=value` the request must carry: a RegularExpression match on the Cookie header "
         "(`^(.*;\\s*)?name=value(;.*)?$`).",
     )
-    query_params: list[ValueMatch] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_CONDITIONS,
-        description="Query parameters the request must carry, all of them (names unique).",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
-    )
+    query_params: list[ValueMatch] | None = _all_of("Query parameters")

@@ -1,4 +1,5 @@
-"""What the Deployments run for a status: the models, the canary's replicas, the share of mirrored requests."""
+"""What the Deployments run for a status: the models, the canary's replicas, the share of mirrored requests, the
+requests the route sends to the canary alone."""
 
 from __future__ import annotations
 
