@@ -3,10 +3,10 @@ first live step to promotion; the others follow the weights. Same harness as tes
 plane with kwok pods, the real operator, real `sluice-serving` processes, the real Prometheus); the load generator
 plays the Gateway, taking the HTTPRoute rule Gateway API's precedence selects for each request (`harness.routing`).
 
-Steps [0, 50] every 8 s: a first step in which the canary serves the testers alone (header `x-tester: yes`, or the
+Steps [0, 50] every 12 s: a first step in which the canary serves the testers alone (header `x-tester: yes`, or the
 cookie `tier=beta`), then half the others. Three clients send all along: testers by header, testers by cookie, and
 everyone else (with a cookie that is almost the testers' one). Each step is sampled over a window well inside it
-(from 1 s after the status shows the step, and the canary's process serving, for 2.5 s; a step lasts at least 8 s).
+(from 1 s after the status shows the step and the canary's process serves, for 2.5 s; a step lasts at least 12 s).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from unit.serving.support import rows_body
 
 pytestmark = pytest.mark.e2e
 
-INTERVAL_SECONDS = 8
+INTERVAL_SECONDS = 12
 MATCH = [{"headers": [{"name": "x-tester", "value": "yes"}]}, {"cookie": {"name": "tier", "value": "beta"}}]
 WINDOW_SECONDS = 2.5
 CLIENTS = {
