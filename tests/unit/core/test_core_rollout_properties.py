@@ -230,10 +230,11 @@ def test_deciding_again_on_the_plan_changes_nothing(spec: ModelDeploymentSpec, s
         plan = decision.plan
         again = decide(decision.spec, plan.status, decision.observations, decision.now)
         assert again.status == plan.status
-        assert (again.stable, again.canary, again.canary_weight, again.requeue_after) == (
+        assert (again.stable, again.canary, again.canary_weight, again.canary_matches, again.requeue_after) == (
             plan.stable,
             plan.canary,
             plan.canary_weight,
+            plan.canary_matches,
             plan.requeue_after,
         )
         assert again.events == ()
