@@ -10,7 +10,8 @@ e.g. `{"2.0.0-bad": {"SLUICE_FAULT_ERROR_RATE": "0.5"}}`). Each process is a Pro
 `track`. When the pod goes away (or stops being Ready) the target is removed and the process stopped by PID.
 
 `LoadGenerator` sends V2 infer requests over loopback at a bounded rate for a bounded time: through the HTTPRoute
-`<name>` when it exists (a backend Service chosen by the backendRefs' weights, then a ready process of a pod
+`<name>` when it exists (the rule its path, headers and query parameters select by Gateway API's precedence,
+`harness.routing`; a backend Service of that rule chosen by the backendRefs' weights, then a ready process of a pod
 matching that Service's selector), otherwise to a ready process of a pod matching the entry Service `<name>`'s
 selector (the replica ratio decides the split). A `RequestMirror` filter on the route's rule is honoured as a
 gateway does: that percentage of requests is also sent, as a copy, to a ready process behind the mirror's
@@ -43,6 +44,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness.processes import ProcessRecord, free_port, launch, stop_processes, tail
 from harness.prometheus import Prometheus
+from harness.routing import Request, select_rule
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=sluice"
 _OVERRIDDEN = frozenset({"PORT", "SLUICE_HOST", "MODEL_CACHE_DIR"})
@@ -264,16 +266,18 @@ class DataPlane:
                 raise
             return None
 
-    def routing(self, name: str) -> list[tuple[int, list[ServingInstance]]]:
-        """How traffic for `name` splits now: (weight, ready processes behind that backend) per backend."""
+    def routing(self, name: str, request: Request | None = None) -> list[tuple[int, list[ServingInstance]]]:
+        """How traffic for `name` splits now: (weight, ready processes behind that backend) per backend of the
+        route's rule `request` takes (`harness.routing`; by default an infer request without headers); empty when
+        no rule's match applies."""
         route = self._route(name)
         instances = self.instances()
         if route is None:
             return [(1, self._selected(name, instances))]
+        request = request or Request(f"/v2/models/{name}/infer")
+        rule = select_rule(route.get("spec", {}).get("rules", []), request) or {}
         return [
-            (int(ref.get("weight", 1)), self._selected(ref["name"], instances))
-            for rule in route.get("spec", {}).get("rules", [])
-            for ref in rule.get("backendRefs", [])
+            (int(ref.get("weight", 1)), self._selected(ref["name"], instances)) for ref in rule.get("backendRefs", [])
         ]
 
     def mirror(self, name: str) -> tuple[int, list[ServingInstance]]:
@@ -380,7 +384,8 @@ class LoadStats:
 
 
 class LoadGenerator:
-    """V2 infer requests for ModelDeployment `name` at `rate` per second for at most `duration` seconds."""
+    """V2 infer requests for ModelDeployment `name` at `rate` per second for at most `duration` seconds, each with
+    `headers` and `query` parameters (routed by the HTTPRoute's rule they select, as a Gateway does)."""
 
     def __init__(
         self,
@@ -392,10 +397,13 @@ class LoadGenerator:
         duration: float = 300.0,
         refresh_seconds: float = 0.5,
         workers: int = 16,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         self._dataplane = dataplane
         self._name = name
         self._body = body
+        self._request = Request(f"/v2/models/{name}/infer", headers=dict(headers or {}), query=dict(query or {}))
         self._interval = 1.0 / min(max(rate, 0.1), MAX_RATE)
         self._duration = duration
         self._refresh = refresh_seconds
@@ -433,7 +441,7 @@ class LoadGenerator:
                 now = time.monotonic()
                 if now - refreshed >= self._refresh:
                     with contextlib.suppress(Exception):  # keep the last split when the API hiccups
-                        split = self._dataplane.routing(self._name)
+                        split = self._dataplane.routing(self._name, self._request)
                         mirror = self._dataplane.mirror(self._name)
                     refreshed = now
                 instance = self._choose(split)
@@ -461,7 +469,8 @@ class LoadGenerator:
             response = http.post(
                 f"{instance.base_url}/v2/models/{instance.model_name}/infer",
                 content=self._body,
-                headers={"Content-Type": "application/json"},
+                headers={**self._request.headers, "Content-Type": "application/json"},
+                params=dict(self._request.query),
             )
             code = response.status_code
         except httpx.HTTPError:

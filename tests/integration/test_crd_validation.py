@@ -35,6 +35,8 @@ DIGEST = "sha256:" + "ab" * 32
 METRIC = {"name": "accuracy", "query": "avg(model_accuracy)", "min": 0.9}
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
 CPU_METRIC = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+TESTER: dict[str, Any] = {"headers": [{"name": "x-tester", "value": "yes"}]}
+COOKIE = {"name": "tier", "value": "beta.1"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,37 @@ CASES = [
     Case("replicas not a number", _spec(replicas="two"), "spec.replicas", "integer"),
     Case("non-increasing steps", _rollout(steps=[50, 25]), "spec.rollout.steps", "strictly increasing"),
     Case("duplicate steps", _rollout(steps=[10, 10, 50]), "spec.rollout.steps", "Duplicate value"),
-    Case("step 0", _rollout(steps=[0, 50]), "spec.rollout.steps[0]", "greater than or equal to 1"),
+    Case("step 0 without a match", _rollout(steps=[0, 50]), "spec.rollout.steps", "needs rollout.match"),
+    Case("negative step", _rollout(steps=[-1, 50]), "spec.rollout.steps[0]", "greater than or equal to 0"),
+    Case("match without a gateway", _rollout(match=[TESTER]), "spec.rollout", "rollout.match needs traffic.gateway"),
+    Case("an empty match", _spec(traffic=GATEWAY, rollout={"match": [{}]}), "spec.rollout.match[0]", "at least one"),
+    Case(
+        "a cookie beside a Cookie header",
+        _spec(traffic=GATEWAY, rollout={"match": [{"cookie": COOKIE, "headers": [{"name": "cookie", "value": "a"}]}]}),
+        "spec.rollout.match[0].cookie",
+        "may not also match the Cookie header",
+    ),
+    Case(
+        "a header name with a space",
+        _spec(traffic=GATEWAY, rollout={"match": [{"headers": [{"name": "x tester", "value": "yes"}]}]}),
+        "spec.rollout.match[0].headers[0].name",
+        "should match",
+    ),
+    Case(
+        "a header named twice in one match",
+        _spec(traffic=GATEWAY, rollout={"match": [{"headers": [TESTER["headers"][0], TESTER["headers"][0]]}]}),
+        "spec.rollout.match[0].headers[1]",
+        "Duplicate value",
+    ),
+    Case(
+        "a cookie value with regular-expression characters",
+        _spec(traffic=GATEWAY, rollout={"match": [{"cookie": {"name": "tier", "value": "beta|ga"}}]}),
+        "spec.rollout.match[0].cookie.value",
+        "should match",
+    ),
+    Case(
+        "too many matches", _spec(traffic=GATEWAY, rollout={"match": [TESTER] * 9}), "spec.rollout.match", "at most 8"
+    ),
     Case("step 101", _rollout(steps=[50, 101]), "spec.rollout.steps[1]", "less than or equal to 100"),
     Case("empty steps", _rollout(steps=[]), "spec.rollout.steps", "at least 1 items"),
     Case("too many steps", _rollout(steps=list(range(1, 22))), "spec.rollout.steps", "at most 20 items"),
@@ -458,3 +490,39 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
     created = _create(api_client, validation_namespace, manifest, dry_run=False)
     assert created["spec"]["serving"]["env"] == [{"name": "OMP_NUM_THREADS", "value": "2"}]
     assert ModelDeployment.model_validate(created).spec.analysis.metrics is not None
+
+
+def test_a_rollout_match_is_admitted_and_its_rendered_route_accepted_and_read_back_unchanged(
+    api_client: Any, validation_namespace: str
+) -> None:
+    """The HTTPRoute the operator writes for spec.rollout.match passes the Gateway API CRD's validation, and what
+    the server stores (its defaults filled in) steers alike, so the operator does not apply it again."""
+    import asyncio
+
+    from sluice.adapters.kube import KubeApi, KubeCluster
+    from sluice.core.children import Owner, http_route, steering_values
+
+    matches = [
+        TESTER,
+        {"cookie": COOKIE, "queryParams": [{"name": "canary", "value": "^(1|yes)$", "type": "RegularExpression"}]},
+    ]
+    manifest = _merged(
+        BASE,
+        {
+            "metadata": {"name": "fraud-matched"},
+            "spec": {"traffic": GATEWAY, "rollout": {"steps": [0, 50], "match": matches}},
+        },
+    )
+    created = ModelDeployment.model_validate(_create(api_client, validation_namespace, manifest, dry_run=False))
+    assert created.spec.traffic is not None
+    assert created.spec.traffic.gateway is not None
+    owner = Owner(name="fraud-matched", namespace=validation_namespace, uid=str(created.metadata["uid"]))
+    route = http_route(owner, created.spec.traffic.gateway, 0, matches=created.spec.rollout.match or [])
+    cluster = KubeCluster(KubeApi(api_client, 30.0), "sluice-tests")
+
+    assert asyncio.run(cluster.apply_child(route, owner)), "the route is written"
+    stored = asyncio.run(cluster.read_child(route["apiVersion"], "HTTPRoute", owner, "fraud-matched"))
+    assert stored is not None
+    assert [len(rule["matches"]) for rule in stored["spec"]["rules"]] == [3, 3, 3]
+    assert steering_values(stored) == steering_values(route)
+    assert not asyncio.run(cluster.apply_child(route, owner)), "an untouched route is not applied again"

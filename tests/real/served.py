@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
@@ -107,10 +107,13 @@ class ServedModel:
                 self._entry_url = f"http://{self.cluster.kubectl(*service)}"
         return self._entry_url
 
-    def answer(self, name: str | None = None) -> dict[str, Any] | str:
-        """One prediction for model `name` (default this one): the answer, or `failed:<code or error>`."""
+    def answer(self, name: str | None = None, headers: Mapping[str, str] | None = None) -> dict[str, Any] | str:
+        """One prediction for model `name` (default this one), with extra `headers`: the answer, or
+        `failed:<code or error>`."""
         url = f"{self.entry_url}/v2/models/{name or self.name}/infer"
-        request = urllib.request.Request(url, data=rows_body(self.model.rows), headers=self.headers)
+        request = urllib.request.Request(
+            url, data=rows_body(self.model.rows), headers={**self.headers, **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 answer: dict[str, Any] = json.load(response)
@@ -120,9 +123,9 @@ class ServedModel:
             return f"failed:{type(error).__name__}"
         return answer
 
-    def ask(self) -> str:
-        """One prediction; the version that answered, or `failed:<code or error>`."""
-        answer = self.answer()
+    def ask(self, headers: Mapping[str, str] | None = None) -> str:
+        """One prediction (with extra `headers`); the version that answered, or `failed:<code or error>`."""
+        answer = self.answer(headers=headers)
         return answer if isinstance(answer, str) else str(answer["model_version"])
 
     def history_entry(self, version: str) -> dict[str, Any] | None:

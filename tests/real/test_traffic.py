@@ -1,6 +1,7 @@
 """Traffic on a real node beyond one model behind the Gateway: replica-ratio routing through the entry Service's
-ClusterIP (kube-proxy spreads connections over the ready pods of both tracks), and two models sharing one Gateway
-listener and hostname, each HTTPRoute matching only its own model's paths."""
+ClusterIP (kube-proxy spreads connections over the ready pods of both tracks), two models sharing one Gateway
+listener and hostname, each HTTPRoute matching only its own model's paths, and header and cookie routes
+(spec.rollout.match) sending testers to the canary alone through Traefik."""
 
 from __future__ import annotations
 
@@ -119,3 +120,33 @@ def test_two_models_behind_one_gateway_listener_and_hostname_each_answer_their_o
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 404  # the routes are for the shared hostname only
+
+
+def test_header_and_cookie_matched_requests_reach_only_the_canary_through_the_gateway_at_a_first_step_of_zero(
+    real_cluster: RealCluster, sluice_release: Release, model_server: ModelServer, real_namespace: str
+) -> None:
+    """rollout.match on a real Gateway (Traefik): at a first step of 0 the testers' requests (header `x-tester: yes`,
+    or the cookie `tier=beta` among others) are answered by the canary alone, every other request (a cookie almost
+    the testers' one included) by stable."""
+    model = make_classifier(model_server.directory)
+    match = [{"headers": [{"name": "x-tester", "value": "yes"}]}, {"cookie": {"name": "tier", "value": "beta"}}]
+    rollout = {"steps": [0, 50], "interval": "90s", "progressDeadline": "4m", "match": match}
+    url = f"{model_server.url}/{model.joblib.name}"
+    deployed = ServedModel(real_cluster, real_namespace, "testers", model, url, extra_spec={"rollout": rollout})
+    clients = {
+        "header": {"x-tester": "yes"},
+        "cookie": {"Cookie": "session=1; tier=beta"},
+        "others": {"Cookie": "session=2; tier=betamax"},
+    }
+    deployed.become_stable()
+
+    deployed.apply("2.0.0")
+
+    wait_until(lambda: deployed.status().get("currentStep") == 0, timeout=180, what="the first step", interval=1)
+    wait_until(lambda: deployed.ask(clients["header"]) == "2.0.0", timeout=60, what="the testers' route applied")
+    served: dict[str, collections.Counter[str]] = {client: collections.Counter() for client in clients}
+    for _ in range(30):
+        for client, headers in clients.items():
+            served[client][deployed.ask(headers)] += 1
+    assert deployed.status().get("currentStep") == 0, "the matched-only step ended early"
+    assert served == {"header": {"2.0.0": 30}, "cookie": {"2.0.0": 30}, "others": {"1.0.0": 30}}, served

@@ -191,7 +191,7 @@ class Reconciler:
         # the route sending the canary's share to a Service without pods. Otherwise the route comes last.
         canary_going_down = plan.canary is not None and plan.canary.replicas == 0
         if canary_going_down:
-            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent, plan.canary_matches)
         tracks = {names.stable_deployment: plan.stable, names.canary_deployment: plan.canary}
         for desired in workloads(owner, spec, plan, self.defaults):
             name = desired["metadata"]["name"]
@@ -203,7 +203,7 @@ class Reconciler:
                 await self._drop_autoscaler(owner, deployments[name])
                 await self.cluster.apply(desired, deployments[name])
         if not canary_going_down:
-            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent)
+            await router.set_weight(owner, plan.canary_weight, plan.mirror_percent, plan.canary_matches)
 
     async def _drop_autoscaler(self, owner: Owner, observed: Mapping[str, Any] | None) -> None:
         """Delete the HPA of a Deployment that had one and is no longer autoscaled, before sluice sets its replicas

@@ -132,6 +132,15 @@ def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and
     assert "  70s   Normal   StepAdvanced   canary 2.0.0 at step 2/3 (25%) (x2)" in text
 
 
+def test_status_shows_the_matched_requests_the_canary_gets_beside_its_weight() -> None:
+    gateway = {"gateway": {"parentRefs": [{"name": "public"}]}}
+    rollout = {"steps": [0, 25, 50], "match": [{"headers": [{"name": "x-tester", "value": "yes"}]}]}
+
+    text = render_status(make_md(PROGRESSING, traffic=gateway, rollout=rollout), [], NOW, state="Progressing")
+
+    assert "Weight:        [#####...............] 25% (actual 33%)   + the requests of 1 match" in text
+
+
 def test_status_shows_a_relative_metric_with_its_interval_in_points() -> None:
     relative = {
         "name": "errorRateIncrease",

@@ -79,6 +79,10 @@ def specs(draw: st.DrawFn) -> ModelDeploymentSpec:
         if draw(st.booleans()):
             checks = draw(st.integers(1, 3))
             wire["rollout"]["shadow"] = {"percent": draw(st.integers(1, 100)), "checks": checks, "minAgreement": 0.9}
+        if draw(st.booleans()):
+            wire["rollout"]["match"] = [{"headers": [{"name": "x-tester", "value": "yes"}]}]
+            if draw(st.booleans()):
+                wire["rollout"]["steps"] = [0, *steps[-3:]]
     return make_spec(VERSIONS[0], **wire)
 
 
@@ -258,10 +262,11 @@ def assert_deciding_again_changes_nothing(decisions: list[Decision]) -> None:
         plan = decision.plan
         again = decide(decision.spec, plan.status, decision.observations, decision.now)
         assert again.status == plan.status
-        assert (again.stable, again.canary, again.canary_weight, again.requeue_after) == (
+        assert (again.stable, again.canary, again.canary_weight, again.canary_matches, again.requeue_after) == (
             plan.stable,
             plan.canary,
             plan.canary_weight,
+            plan.canary_matches,
             plan.requeue_after,
         )
         assert again.events == ()
@@ -360,6 +365,23 @@ def test_the_canary_gets_no_live_weight_before_its_gates_pass_and_is_mirrored_on
             assert status.validation is not None
             assert status.validation.passed
             assert status.validation.version == status.canary_version
+
+
+@FAST
+@given(specs(), moves)
+def test_matched_requests_reach_only_a_live_canary_with_pods_from_its_first_step_until_its_rollout_ends(
+    spec: ModelDeploymentSpec, sequence: list[Any]
+) -> None:
+    for decision in drive(spec, sequence):
+        plan, status = decision.plan, decision.plan.status
+        if not plan.canary_matches:
+            continue
+        assert decision.spec.rollout.match is not None
+        assert plan.canary_matches == tuple(decision.spec.rollout.match)
+        assert status.current_step is not None, "past its gates, ready"
+        assert status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING)
+        assert plan.canary is not None
+        assert plan.canary.replicas > 0 or decision.spec.replicas == 0
 
 
 def stable_revision(plan: Plan) -> str:

@@ -301,6 +301,34 @@ def test_a_gateway_rollout_sets_the_http_route_weights() -> None:
     assert weights == {NAMES.service: 90, NAMES.canary_service: 10}
 
 
+def test_a_rollout_match_is_written_into_the_route_at_the_first_step_and_leaves_it_at_promotion() -> None:
+    rollout = {
+        "steps": [0],
+        "interval": "1m",
+        "progressDeadline": "10m",
+        "match": [{"cookie": {"name": "a", "value": "b"}}],
+    }
+    harness = stable(Harness(), spec(traffic=GATEWAY, rollout=rollout))
+    harness.set_spec(spec("2.0.0", traffic=GATEWAY, rollout=rollout))
+    harness.reconcile()
+    harness.cluster.make_available(NAMESPACE, NAMES.canary_deployment)
+
+    harness.reconcile()
+
+    def backends() -> list[list[tuple[str, int]]]:
+        route = harness.cluster.get("HTTPRoute", NAMESPACE, NAME)
+        assert route is not None
+        return [[(ref["name"], ref["weight"]) for ref in rule["backendRefs"]] for rule in route["spec"]["rules"]]
+
+    assert backends() == [[(NAMES.canary_service, 100)], [(NAMES.service, 100), (NAMES.canary_service, 0)]]
+    harness.now += timedelta(minutes=1)
+    harness.reconcile()
+    harness.cluster.make_available(NAMESPACE, NAMES.stable_deployment)
+    harness.reconcile()
+    assert harness.status_phase() is Phase.STABLE
+    assert backends() == [[(NAMES.service, 100), (NAMES.canary_service, 0)]]
+
+
 def test_a_due_check_reads_the_canary_metrics_and_a_pass_advances_the_step() -> None:
     harness = stable(Harness(), spec())
     harness.set_spec(spec("2.0.0"))

@@ -1,25 +1,30 @@
 """Traffic routers: how the canary's share of requests is set and read (after Flagger's router.Interface).
 
-`GatewayAPIRouter` weights the backendRefs of an HTTPRoute it owns; `ReplicaRatioRouter` leaves weights to the
+`GatewayAPIRouter` weights the backendRefs of an HTTPRoute it owns (the last rule; the rules before it send the
+requests of spec.rollout.match to the canary alone); `ReplicaRatioRouter` leaves weights to the
 replica counts behind one Service. Another mesh (Istio's VirtualService, for one) is another class with the
 same two methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sluice.adapters.cluster import Cluster
-from sluice.api.v1alpha1 import GatewayTraffic, ModelDeploymentSpec
+from sluice.api.v1alpha1 import GatewayTraffic, ModelDeploymentSpec, RouteMatch
 from sluice.core.children import GATEWAY_API_VERSION, ChildNames, Owner, http_route
 
 
 class TrafficRouter(Protocol):
     """Sets and reads the percentage of requests that reach the canary."""
 
-    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
-        """Make the canary receive `canary_weight` percent of requests, and a copy of `mirror_percent` percent
-        (its answers discarded); a router that cannot mirror ignores it (shadow needs spec.traffic.gateway)."""
+    async def set_weight(
+        self, owner: Owner, canary_weight: int, mirror_percent: int = 0, matches: Sequence[RouteMatch] = ()
+    ) -> None:
+        """Make the canary receive `canary_weight` percent of requests, a copy of `mirror_percent` percent (its
+        answers discarded) and every request one of `matches` selects; a router that can neither mirror nor match
+        ignores them (shadow and match need spec.traffic.gateway)."""
 
     async def get_weight(self, owner: Owner) -> int | None:
         """The canary's effective percentage of requests, None when there is nothing to route."""
@@ -37,19 +42,19 @@ class GatewayAPIRouter:
         self._cluster = cluster
         self._gateway = gateway
 
-    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
-        await self._cluster.apply_child(http_route(owner, self._gateway, canary_weight, mirror_percent), owner)
+    async def set_weight(
+        self, owner: Owner, canary_weight: int, mirror_percent: int = 0, matches: Sequence[RouteMatch] = ()
+    ) -> None:
+        route = http_route(owner, self._gateway, canary_weight, mirror_percent, matches)
+        await self._cluster.apply_child(route, owner)
 
     async def get_weight(self, owner: Owner) -> int | None:
         route = await self._cluster.read_child(GATEWAY_API_VERSION, "HTTPRoute", owner, ChildNames.of(owner.name).route)
         if route is None:
             return None
         names = ChildNames.of(owner.name)
-        weights = {
-            ref.get("name"): int(ref.get("weight", 1))
-            for rule in route.get("spec", {}).get("rules", [])
-            for ref in rule.get("backendRefs", [])
-        }
+        rules = route.get("spec", {}).get("rules") or [{}]
+        weights = {ref.get("name"): int(ref.get("weight", 1)) for ref in rules[-1].get("backendRefs", [])}
         return _percent(weights.get(names.canary_service, 0), weights.get(names.service, 0))
 
 
@@ -62,7 +67,9 @@ class ReplicaRatioRouter:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
 
-    async def set_weight(self, owner: Owner, canary_weight: int, mirror_percent: int = 0) -> None:
+    async def set_weight(
+        self, owner: Owner, canary_weight: int, mirror_percent: int = 0, matches: Sequence[RouteMatch] = ()
+    ) -> None:
         await self._cluster.delete_child(GATEWAY_API_VERSION, "HTTPRoute", owner, ChildNames.of(owner.name).route)
 
     async def get_weight(self, owner: Owner) -> int | None:

@@ -27,6 +27,7 @@ from sluice.api.v1alpha1 import (
 from sluice.core.analysis import shown
 from sluice.core.conditions import PROGRESSING, READY
 from sluice.core.gates import bound_text
+from sluice.core.rollout.workloads import canary_matches
 
 BAR_WIDTH = 20
 LABEL_WIDTH = 15
@@ -104,6 +105,12 @@ def relative_times(message: str, now: datetime) -> str:
         return f"in {age(moment - now)}" if moment > now else f"{age(now - moment)} ago"
 
     return _TIMESTAMP.sub(relative, message)
+
+
+def matched_text(md: ModelDeployment) -> str:
+    """`   + the requests of 2 matches`: what the route sends to the canary beside its weight (spec.rollout.match)."""
+    matched = len(canary_matches(md.spec, md.status))
+    return f"   + the requests of {matched} match{'es' if matched != 1 else ''}" if matched else ""
 
 
 def actual_text(status: ModelDeploymentStatus) -> str:
@@ -302,7 +309,7 @@ def render_status(
         fields.append(("Canary", f"{status.canary_version}{changed}"))
         steps = ", ".join(f"{weight}%" for weight in spec.rollout.steps)
         fields.append(("Step", f"{step_line(md)}   (steps {steps}; interval {spec.rollout.interval})"))
-        fields.append(("Weight", weight_bar(status.canary_weight) + actual_text(status)))
+        fields.append(("Weight", weight_bar(status.canary_weight) + actual_text(status) + matched_text(md)))
         fields.append(
             (
                 "Checks",

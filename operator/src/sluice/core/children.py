@@ -7,7 +7,8 @@ Children (all in the ModelDeployment's namespace, controlled by it through an ow
   tracks otherwise (then the replica ratio approximates the canary weight);
 - Service `<name>-canary`: the canary track only;
 - HTTPRoute `<name>`, with `spec.traffic.gateway` only: the model's own paths (`model_paths`), to Service `<name>`
-  (weight 100 - w) and Service `<name>-canary` (weight w);
+  (weight 100 - w) and Service `<name>-canary` (weight w); while a rollout's steps run with `spec.rollout.match`,
+  one rule per match before that one, sending the matching requests to Service `<name>-canary` alone.
 - HorizontalPodAutoscaler `<name>-stable`, and `<name>-canary` while a canary runs, with `spec.autoscaling` only:
   each scales its track's Deployment (`horizontal_pod_autoscaler`).
 """
@@ -16,13 +17,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from sluice import contract
-from sluice.api.v1alpha1 import API_VERSION, GROUP, KIND, AutoscalingSpec, GatewayTraffic, ModelDeploymentSpec
+from sluice.api.v1alpha1 import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    AutoscalingSpec,
+    CookieMatch,
+    GatewayTraffic,
+    MatchType,
+    ModelDeploymentSpec,
+    RouteMatch,
+    ValueMatch,
+)
 
 SERVING_PORT = 8080
 SERVICE_PORT = 80
@@ -187,10 +199,53 @@ def model_paths(name: str) -> list[dict[str, Any]]:
     ]
 
 
-def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int, mirror_percent: int = 0) -> dict[str, Any]:
+def cookie_expression(cookie: CookieMatch) -> str:
+    """The Cookie header regular expression of `name=value` among the request's cookies (`a=1; name=value; b=2`),
+    anchored at both ends so Gateways that match the whole value (Envoy) and those that search in it (Traefik) agree;
+    its `.` written `[.]`, which every Gateway's dialect (RE2, Go, PCRE) reads alike."""
+    pair = f"{cookie.name}={cookie.value}".replace(".", "[.]")
+    return rf"^(.*;\s*)?{pair}(;.*)?$"
+
+
+def _value_match(match: ValueMatch) -> dict[str, str]:
+    return {"type": str(match.type), "name": match.name, "value": match.value}
+
+
+def _conditions(match: RouteMatch) -> dict[str, Any]:
+    """The headers (the cookie as a Cookie header expression) and query parameters of an HTTPRoute match, each with
+    its type written out (the API server's default, Exact, would otherwise make the route differ from this)."""
+    headers = [_value_match(header) for header in match.headers or []]
+    if match.cookie is not None:
+        expression = cookie_expression(match.cookie)
+        headers.append({"type": str(MatchType.REGULAR_EXPRESSION), "name": "Cookie", "value": expression})
+    conditions: dict[str, Any] = {"headers": headers} if headers else {}
+    if match.query_params:
+        conditions["queryParams"] = [_value_match(param) for param in match.query_params]
+    return conditions
+
+
+def match_rules(name: str, matches: Sequence[RouteMatch]) -> list[dict[str, Any]]:
+    """One HTTPRoute rule per match: the model's own paths, each with the match's conditions, to the canary Service
+    alone. Gateway API ranks a match with the same path and more headers (or query parameters) above the weighted
+    rule's, so a matching request takes this rule whatever the weights."""
+    backend = {"name": ChildNames.of(name).canary_service, "port": SERVICE_PORT, "weight": 100}
+    return [
+        {"matches": [{**path, **_conditions(match)} for path in model_paths(name)], "backendRefs": [backend]}
+        for match in matches
+    ]
+
+
+def http_route(
+    owner: Owner,
+    gateway: GatewayTraffic,
+    canary_weight: int,
+    mirror_percent: int = 0,
+    matches: Sequence[RouteMatch] = (),
+) -> dict[str, Any]:
     """HTTPRoute `<name>`: the model's own paths to the entry Service with weight 100 - w and the canary Service
     with weight w; with a mirror percentage, a RequestMirror filter copying that share of requests to the canary
-    Service (answers discarded)."""
+    Service (answers discarded); before that rule, one per match sending the matching requests to the canary
+    alone (`match_rules`)."""
     names = ChildNames.of(owner.name)
     rule: dict[str, Any] = {
         "matches": model_paths(owner.name),
@@ -204,7 +259,7 @@ def http_route(owner: Owner, gateway: GatewayTraffic, canary_weight: int, mirror
         rule["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
     route_spec: dict[str, Any] = {
         "parentRefs": [parent.to_wire() for parent in gateway.parent_refs],
-        "rules": [rule],
+        "rules": [*match_rules(owner.name, matches), rule],
     }
     if gateway.hostnames:
         route_spec["hostnames"] = list(gateway.hostnames)
@@ -248,11 +303,12 @@ def spec_hash(manifest: Mapping[str, Any]) -> str:
 
 def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
     """The few values of a child that steer traffic and capacity: a Deployment's replicas, a Service's selector, an
-    HTTPRoute's path matches and backend weights, an HPA's bounds and target. Someone else changing one (a `kubectl
-    scale` of a serving Deployment, an edited route weight or path) makes the child differ from what its spec hash
-    claims, so it is applied again. Only values the API server neither defaults nor normalizes and admission has no
-    business rewriting, so an untouched child always compares equal (no apply loop); images, say, are left out, as
-    registry-mirror policies rewrite them."""
+    HTTPRoute's matches (paths, headers, query parameters, each with its type) and backend weights, an HPA's bounds
+    and target. Someone else changing one (a `kubectl scale` of a serving Deployment, an edited route weight, path or
+    header) makes the child differ from what its spec hash claims, so it is applied again. Only values the API
+    server neither defaults nor normalizes and admission has no business rewriting, so an untouched child always
+    compares equal (no apply loop; a header match's type, which the server defaults, is always written); images,
+    say, are left out, as registry-mirror policies rewrite them."""
     spec = manifest.get("spec") or {}
     match manifest.get("kind"):
         case "Deployment":
@@ -264,12 +320,19 @@ def steering_values(manifest: Mapping[str, Any]) -> tuple[Any, ...]:
         case "HTTPRoute":
             rules = spec.get("rules") or []
             refs = (ref for rule in rules for ref in rule.get("backendRefs") or [])
-            paths = (match.get("path") or {} for rule in rules for match in rule.get("matches") or [])
-            return (
-                *((ref.get("name"), ref.get("weight")) for ref in refs),
-                *((path.get("type"), path.get("value")) for path in paths),
-            )
+            matches = (match for rule in rules for match in rule.get("matches") or [])
+            return (*((ref.get("name"), ref.get("weight")) for ref in refs), *(_match_values(m) for m in matches))
     return ()
+
+
+def _match_values(match: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An HTTPRoute match's path, headers and query parameters (type, name and value of each)."""
+    path = match.get("path") or {}
+    conditions = ((kind, item) for kind in ("headers", "queryParams") for item in match.get(kind) or [])
+    return (
+        (path.get("type"), path.get("value")),
+        *((kind, item.get("type"), item.get("name"), item.get("value")) for kind, item in conditions),
+    )
 
 
 def with_spec_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus, ServingSpec
+from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, ModelStatus, RouteMatch, ServingSpec
 from sluice.core.drift import Counts
 
 
@@ -224,6 +224,9 @@ class Plan:
     mirror_percent: int = 0
     """Percentage of requests the router copies to the canary (answers discarded); non-zero only while
     Shadowing."""
+    canary_matches: tuple[RouteMatch, ...] = ()
+    """Requests the router sends to the canary alone, whatever the weight (spec.rollout.match, from the first live
+    step until the rollout ends; `sluice.core.rollout.workloads.canary_matches`)."""
     events: tuple[EventRecord, ...] = ()
     requeue_after: timedelta | None = None
     """When to look again even if nothing changes: until the next analysis check, or until the canary's progress

@@ -148,6 +148,10 @@ def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[s
         )
     if spec.rollout.keep_previous is not None and spec.autoscaling is not None:
         found.append(KEEP_PREVIOUS_WITH_AUTOSCALING)
+    if spec.rollout.match and not routed:
+        found.append("spec.rollout.match needs spec.traffic.gateway: only an HTTPRoute can route requests by header")
+    if spec.rollout.steps[0] == 0 and not spec.rollout.match:
+        found.append("spec.rollout.steps: a first step of 0 (matched requests only) needs spec.rollout.match")
     for metric in spec.analysis.metrics or []:
         unknown = sorted(set(_PLACEHOLDER.findall(metric.query)) - QUERY_PLACEHOLDERS)
         if unknown:

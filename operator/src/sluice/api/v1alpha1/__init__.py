@@ -5,7 +5,8 @@ server enforces at admission. Models parse objects read from the API server, so 
 the CRD's structural schema and the server's strict field validation are what reject them.
 
 One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
-scheduling), rollout, autoscaling, analysis, validation, spec, status; everything is imported from here.
+scheduling), rollout (with its route matches: matching), autoscaling, analysis, validation, spec, status;
+everything is imported from here.
 """
 
 from sluice.api.v1alpha1.analysis import (
@@ -16,6 +17,7 @@ from sluice.api.v1alpha1.analysis import (
     PrometheusRef,
 )
 from sluice.api.v1alpha1.autoscaling import AutoscalingSpec, MetricSpec
+from sluice.api.v1alpha1.matching import CookieMatch, MatchType, RouteMatch, ValueMatch
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
     ACTION_ID_ANNOTATION,
@@ -111,6 +113,7 @@ __all__ = [
     "CompareToStable",
     "Condition",
     "ConfigMapKeyRef",
+    "CookieMatch",
     "CustomMetric",
     "DatasetFormat",
     "Duration",
@@ -118,6 +121,7 @@ __all__ = [
     "GatewayTraffic",
     "HistoryEntry",
     "InconclusivePolicy",
+    "MatchType",
     "MetricResult",
     "MetricSpec",
     "ModelDeployment",
@@ -135,11 +139,13 @@ __all__ = [
     "ResourceRequirements",
     "RevisionRef",
     "RolloutSpec",
+    "RouteMatch",
     "ServingSpec",
     "ShadowSpec",
     "TrafficSpec",
     "ValidationMetric",
     "ValidationResult",
     "ValidationSpec",
+    "ValueMatch",
     "Verdict",
 ]

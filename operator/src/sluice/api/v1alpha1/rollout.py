@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
+from sluice.api.v1alpha1.matching import MAX_MATCHES, RouteMatch
 from sluice.api.v1alpha1.meta import MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ApiModel, Duration, cel, is_duration
 
 
@@ -92,15 +93,21 @@ class RolloutSpec(ApiModel):
                     "progressDeadline must be at least as long as interval",
                     ".progressDeadline",
                 ),
+                cel(
+                    "self.steps[0] > 0 || has(self.match)",
+                    "a first step of 0 (matched requests only) needs rollout.match",
+                    ".steps",
+                ),
             ]
         }
     )
 
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+    steps: list[Annotated[int, Field(ge=0, le=100)]] = Field(
         default_factory=lambda: [10, 25, 50],
         min_length=1,
         max_length=MAX_STEPS,
-        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps.",
+        description="Canary traffic percentages, strictly increasing, each 1..100; at most 20 steps. With "
+        "rollout.match the first may be 0: a step in which the canary serves the matched requests alone.",
         examples=[[10, 25, 50], [5, 20, 50, 100]],
         json_schema_extra={
             "x-kubernetes-list-type": "set",
@@ -146,4 +153,12 @@ class RolloutSpec(ApiModel):
         description="While keepPrevious holds the previous revision, go on checking the promoted revision with "
         "spec.analysis every interval; at a limit (maxFailedChecks, ...) traffic goes back to the previous "
         "revision at once (outcome RolledBackAfterPromotion). Needs keepPrevious.",
+    )
+    match: list[RouteMatch] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MATCHES,
+        description="Requests (by header, cookie or query parameter) the HTTPRoute sends to the canary alone, from "
+        "the first live step until promotion or rollback, beside the weighted share; needs traffic.gateway. Any "
+        "one match suffices. Matched requests count in the canary's analysis and add to its share of traffic.",
     )

@@ -108,6 +108,12 @@ class ModelDeploymentSpec(ApiModel):
                     "kept, both tracks run spec.replicas, not the count the HPA reached",
                     ".rollout",
                 ),
+                cel(
+                    "!has(self.rollout) || !has(self.rollout.match) "
+                    "|| (has(self.traffic) && has(self.traffic.gateway))",
+                    "rollout.match needs traffic.gateway: only an HTTPRoute can route requests by header",
+                    ".rollout",
+                ),
             ]
         }
     )

@@ -19,7 +19,7 @@ from sluice.core.rollout.revisions import stable_track_serving
 from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
 from sluice.core.rollout.versions import follow_spec_revision
-from sluice.core.rollout.workloads import canary_plan, mirror_percent, stable_model
+from sluice.core.rollout.workloads import canary_matches, canary_plan, mirror_percent, stable_model
 from sluice.core.rollout.world_conditions import observe_world
 from sluice.core.world import poll_after
 
@@ -64,6 +64,7 @@ def decide(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, observation
         canary=canary,
         canary_weight=settled.canary_weight,
         mirror_percent=mirror_percent(spec, settled) if mirror_allowed(observations.gateways) else 0,
+        canary_matches=canary_matches(spec, settled),
         events=tuple(decision.events),
         requeue_after=wait,
     )

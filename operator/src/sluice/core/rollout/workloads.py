@@ -1,4 +1,5 @@
-"""What the Deployments run for a status: the models, the canary's replicas, the share of mirrored requests."""
+"""What the Deployments run for a status: the models, the canary's replicas, the share of mirrored requests, the
+requests the route sends to the canary alone."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from sluice.api.v1alpha1 import (
     ModelStatus,
     Phase,
     RevisionRef,
+    RouteMatch,
 )
 from sluice.api.v1alpha1.rollout import Capacity
 from sluice.core.plan import ReplicaBounds, WorkloadPlan, WorkloadState
 from sluice.core.rollout.order import ROLLOUT_PHASES
+from sluice.core.world import has_gateway
 
 MAX_REPLICA_RATIO = 9
 """Replica-ratio routing runs at most this many canary replicas per stable replica (a 90% share)."""
@@ -28,6 +31,15 @@ def mirror_percent(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> 
     if shadow is None or status.phase is not Phase.SHADOWING or status.step_started_at is None:
         return 0
     return shadow.percent
+
+
+def canary_matches(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> tuple[RouteMatch, ...]:
+    """Requests the HTTPRoute sends to the canary alone (spec.rollout.match): from the first live step (the canary
+    ready, past the validation and shadow gates) through every step, a pause and the promotion, until the
+    rollout ends (Stable or RolledBack, when the weight goes to 0 in the same route write)."""
+    if not has_gateway(spec) or status.current_step is None:
+        return ()
+    return tuple(spec.rollout.match or ())
 
 
 def canary_replicas_for_weight(weight: int, stable_replicas: int) -> int:
