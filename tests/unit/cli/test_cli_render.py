@@ -14,12 +14,12 @@ from sluice.cli.render import (
     EventLine,
     PodLine,
     RouteParent,
-    age,
     render_list,
     render_status,
     table,
     weight_bar,
 )
+from sluice.cli.times import age
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sluice.api.v1alpha1 import ModelDeployment, ModelStatus
-from sluice.cli.render import NONE, age, name_of, previous_text, since, table
+from sluice.cli.render import NONE, name_of, previous_text, since, table
+from sluice.cli.times import age
 
 
 def _model_text(model: ModelStatus | None) -> str:

@@ -12,7 +12,6 @@ from sluice.cli.render import (
     PodLine,
     RouteParent,
     actual_text,
-    age,
     events_placeholder,
     gate_text,
     message_of,
@@ -21,12 +20,12 @@ from sluice.cli.render import (
     namespace_of,
     paused_by,
     pending_action,
-    relative_times,
     since,
     step_line,
     wanted_replicas,
     weight_bar,
 )
+from sluice.cli.times import age, relative_times
 from sluice.core.children import ChildNames, Track
 
 LIVE_WIDTH, LIVE_HEIGHT = 80, 24

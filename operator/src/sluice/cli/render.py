@@ -4,10 +4,9 @@ a parameter), so every view is unit-tested."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import yaml
 
@@ -24,6 +23,7 @@ from sluice.api.v1alpha1 import (
     Outcome,
     Phase,
 )
+from sluice.cli.times import age, relative_times
 from sluice.core.analysis import shown
 from sluice.core.conditions import PROGRESSING, READY
 from sluice.core.gates import bound_text
@@ -73,38 +73,8 @@ def wanted_replicas(spec: ModelDeploymentSpec) -> str:
     return str(spec.replicas) if autoscaling is None else f"{autoscaling.min_replicas}..{autoscaling.max_replicas}"
 
 
-def age(delta: timedelta) -> str:
-    """A duration the way kubectl prints ages: 45s, 3m12s, 25m, 5h10m, 30h, 4d."""
-    seconds = max(int(delta.total_seconds()), 0)
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 120:
-        return f"{seconds}s"
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    return f"{days}d"
-
-
 def since(time: datetime | None, now: datetime) -> str:
     return NONE if time is None else age(now - time)
-
-
-_TIMESTAMP = re.compile(r"\b(at )?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d))")
-
-
-def relative_times(message: str, now: datetime) -> str:
-    """`next check at 2026-01-01T12:00:48+00:00` as `next check in 48s` (and past times as `12s ago`)."""
-
-    def relative(found: re.Match[str]) -> str:
-        moment = datetime.fromisoformat(found.group(2).replace("Z", "+00:00"))
-        return f"in {age(moment - now)}" if moment > now else f"{age(now - moment)} ago"
-
-    return _TIMESTAMP.sub(relative, message)
 
 
 def matched_text(md: ModelDeployment) -> str:
