@@ -33,7 +33,7 @@ def test_a_missing_deployment_is_an_empty_state() -> None:
 
 def test_a_rolled_out_deployment_is_available() -> None:
     assert workload_state(deployment()) == WorkloadState(
-        exists=True, version="1.4.0", replicas=2, updated_replicas=2, ready_replicas=2, available=True
+        exists=True, version="1.4.0", replicas=2, pods=2, updated_replicas=2, ready_replicas=2, available=True
     )
 
 

@@ -69,6 +69,7 @@ def running(plan: WorkloadPlan | None, *, ready: bool, kept: int = 0) -> Workloa
         version=plan.model.version,
         revision=revision_hash(plan.model, plan.serving),
         replicas=replicas,
+        pods=replicas,
         updated_replicas=replicas,
         ready_replicas=replicas if ready else 0,
         available=ready,

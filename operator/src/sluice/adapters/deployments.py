@@ -42,6 +42,7 @@ def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
         version=labels.get(VERSION_LABEL),
         revision=(metadata.get("annotations") or {}).get(REVISION_ANNOTATION),
         replicas=replicas,
+        pods=total,
         updated_replicas=updated,
         ready_replicas=ready,
         available=current and updated == replicas and ready == replicas and available == replicas and total == replicas,

@@ -26,6 +26,8 @@ class WorkloadState:
     """Hash of the revision its pod template runs (annotation `sluice.dev/revision`)."""
     replicas: int = 0
     """Desired replicas in its spec."""
+    pods: int = 0
+    """Pods its ReplicaSets run now (status.replicas; terminating ones are not counted)."""
     updated_replicas: int = 0
     ready_replicas: int = 0
     available: bool = False
