@@ -426,7 +426,12 @@ def test_a_minimal_manifest_is_admitted_with_the_server_applying_the_models_defa
     spec = created["spec"]
     assert spec["replicas"] == 1
     assert spec["paused"] is False
-    assert spec["rollout"] == {"steps": [10, 25, 50], "interval": "1m", "progressDeadline": "10m"}
+    assert spec["rollout"] == {
+        "steps": [10, 25, 50],
+        "interval": "1m",
+        "progressDeadline": "10m",
+        "postPromotionAnalysis": False,
+    }
     assert spec["analysis"]["maxErrorRate"] == 0.01
     assert spec["analysis"]["minRequests"] == 20
     assert "onInconclusive" not in spec["analysis"]  # Rollback, or Hold with compareToStable
@@ -454,8 +459,6 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
                     "steps": [1, 100],
                     "interval": "1s",
                     "progressDeadline": "24h",
-                    "keepPrevious": "24h",
-                    "postPromotionAnalysis": True,
                 },
                 "analysis": {
                     "prometheus": {"url": "http://prometheus.monitoring:9090"},
@@ -490,6 +493,18 @@ def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(
     created = _create(api_client, validation_namespace, manifest, dry_run=False)
     assert created["spec"]["serving"]["env"] == [{"name": "OMP_NUM_THREADS", "value": "2"}]
     assert ModelDeployment.model_validate(created).spec.analysis.metrics is not None
+
+
+def test_a_kept_previous_revision_with_post_promotion_analysis_is_admitted_without_autoscaling(
+    api_client: Any, validation_namespace: str
+) -> None:
+    rollout = {"keepPrevious": "24h", "postPromotionAnalysis": True}
+    manifest = _merged(BASE, {"metadata": {"name": "fraud-kept"}, "spec": {"rollout": rollout, "traffic": GATEWAY}})
+    created = _create(api_client, validation_namespace, manifest, dry_run=True)
+    assert (created["spec"]["rollout"]["keepPrevious"], created["spec"]["rollout"]["postPromotionAnalysis"]) == (
+        "24h",
+        True,
+    )
 
 
 def test_a_rollout_match_is_admitted_and_its_rendered_route_accepted_and_read_back_unchanged(
