@@ -88,7 +88,7 @@ def test_the_hpa_scales_the_stable_track_on_cpu_under_load_and_promotion_keeps_t
     print(f"idle: {idle}% of the CPU request, {autoscaled.stable_replicas()} stable replica(s)")
     assert autoscaled.stable_replicas() == 1, autoscaled.hpa_status()
 
-    with Traffic(deployed, seconds=170) as traffic:
+    with Traffic(deployed, seconds=330) as traffic:  # ends with the block; its timeouts sum to 300 s
         began = time.monotonic()
         wait_until(lambda: autoscaled.stable_replicas() > 1, timeout=60, what="the HPA scaling stable", interval=1)
         took = time.monotonic() - began
@@ -104,7 +104,7 @@ def test_the_hpa_scales_the_stable_track_on_cpu_under_load_and_promotion_keeps_t
         real_cluster.kubectl("annotate", f"{PLURAL}.{GROUP}", deployed.name, "-n", real_namespace,
                              *(f"{key}={value}" for key, value in action.items()))  # fmt: skip
         promoted = autoscaled.counting(lambda: stable_on(deployed, "2.0.0"))
-        wait_until(promoted, timeout=120, what="2.0.0 promoted", interval=1)
+        wait_until(promoted, timeout=150, what="2.0.0 promoted", interval=1)
     counts = autoscaled.counts
     print(f"stable replicas: {before} at the rollout's start, then each second {counts}; answers {traffic.answers}")
     assert min(counts) >= before, counts
