@@ -79,7 +79,7 @@ def test_the_hpa_scales_the_stable_track_on_cpu_under_load_and_promotion_keeps_t
     model = make_classifier(model_server.directory)
     deployed = ServedModel(
         real_cluster, real_namespace, "autoscaled", model, f"{model_server.url}/{model.joblib.name}",
-        steps=[50], interval="10m", extra_spec={"autoscaling": AUTOSCALING, "serving": SERVING},
+        steps=[50], interval="3m", extra_spec={"autoscaling": AUTOSCALING, "serving": SERVING},
     )  # fmt: skip
     autoscaled = Autoscaled(real_cluster, deployed)
     deployed.become_stable()
@@ -99,14 +99,17 @@ def test_the_hpa_scales_the_stable_track_on_cpu_under_load_and_promotion_keeps_t
         before = autoscaled.stable_replicas()
         deployed.apply("2.0.0")
         canary_at_50 = autoscaled.counting(lambda: deployed.canary_weight() == 50)
-        wait_until(canary_at_50, timeout=90, what="the canary at 50%", interval=1)
+        wait_until(canary_at_50, timeout=90, what="the canary at 50%", interval=0.5)
+        promote_requested = time.monotonic()
         action = {ACTION_ANNOTATION: "promote-full", ACTION_ID_ANNOTATION: "promote-autoscaled"}
         real_cluster.kubectl("annotate", f"{PLURAL}.{GROUP}", deployed.name, "-n", real_namespace,
                              *(f"{key}={value}" for key, value in action.items()))  # fmt: skip
         promoted = autoscaled.counting(lambda: stable_on(deployed, "2.0.0"))
-        wait_until(promoted, timeout=150, what="2.0.0 promoted", interval=1)
+        wait_until(promoted, timeout=150, what="2.0.0 promoted", interval=0.5)
+        promotion = time.monotonic() - promote_requested
     counts = autoscaled.counts
-    print(f"stable replicas: {before} at the rollout's start, then each second {counts}; answers {traffic.answers}")
+    print(f"stable replicas: {before} at the rollout's start, then about each second {counts} (promoted in "
+          f"{promotion:.0f} s); answers {traffic.answers}")  # fmt: skip
     assert min(counts) >= before, counts
     assert autoscaled.read("deployment", f"{deployed.name}-stable")["status"].get("readyReplicas", 0) >= before
     assert not [answer for answer in traffic.answers if answer.startswith("failed")], traffic.answers
