@@ -28,7 +28,7 @@ system-packages:  ## Debian packages the tests use (prometheus, wrk; buildah, de
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
 	$(BIN)/pip install -q -e 'operator[bench]' -e serving-image -r requirements-dev.txt
 
-tools:  ## Build the pinned upstream binaries (etcd, Kubernetes control plane + kubelet/kube-proxy, kwok, helm, kind, CoreDNS, Traefik, pause) into a cache outside the repo
+tools:  ## Build the pinned upstream binaries (etcd, Kubernetes control plane + kubelet/kube-proxy, kwok, helm, kind, CoreDNS, Traefik, metrics-server, pause) into a cache outside the repo
 	bash tools/build.sh
 
 images:  ## Build both images without a container engine into OCI archives (~/.cache/sluice-images/{operator,serving}.oci.tar); needs root

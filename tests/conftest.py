@@ -17,6 +17,11 @@ Session-scoped (started once, on first use, stopped by PID at the end of the ses
   (containerd, kubelet, kube-proxy, CoreDNS, Traefik and Gateway `public` in `default`). Needs root; tests that use
   it are marked `real`. `.kubeconfig`, `.gateway_url`, `.plane`, `.load_image(archive)`.
 
+Module-scoped:
+- `metrics_server` -> `harness.metrics_server.MetricsServer`: metrics-server for `real_node`, registered as
+  metrics.k8s.io (HPA `Resource` metrics, `kubectl top`), ready once the node's usage is known; stopped and
+  unregistered after the module.
+
 Function-scoped:
 - `namespace` -> name (str) of a fresh namespace whose `default` ServiceAccount exists, with a Gateway `public` that
   the harness's Gateway stand-in accepts routes of (`harness.gateway_standin`); deleted afterwards.
@@ -48,7 +53,8 @@ from harness import (
     unique_name,
 )
 from harness.gateway_standin import create_gateway
-from harness.realnode import RealNode
+from harness.metrics_server import MetricsServer
+from harness.realnode import NODE_NAME, RealNode
 from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
 from integration.operator_support import CountingProxy
 
@@ -68,6 +74,7 @@ _FIXTURES_WITH_LOGS = {
     "namespace",
     "restricted_namespace",
     "real_node",
+    "metrics_server",
     "real_namespace",
     "real_cluster",
 }
@@ -111,6 +118,16 @@ def real_node(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def metrics_server(real_node: RealNode, pytestconfig: pytest.Config) -> Iterator[MetricsServer]:
+    server = MetricsServer.start(real_node.plane, real_node.workdir / "logs", nodes=[NODE_NAME])
+    _register(pytestconfig, server)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned upstream binaries that sluice's tests run (etcd, the Kubernetes control plane and node, kwok,
-# helm, kind, fake-gcs-server, CoreDNS, Traefik; the pause program of pods) from their published modules into a cache
+# helm, kind, fake-gcs-server, CoreDNS, Traefik, metrics-server; the pause program of pods) from their published modules into a cache
 # outside the repository, keyed by the pins.
 # Already-built binaries are skipped. Prints the cache's bin directory on the last line of stdout; `--bin-dir` only
 # prints it, building nothing.
@@ -36,6 +36,7 @@ gwapi=$(modversion gateway-api sigs.k8s.io/gateway-api)
 fakegcs=$(modversion fake-gcs-server github.com/fsouza/fake-gcs-server)
 coredns=$(modversion coredns github.com/coredns/coredns)
 traefik=$(modversion traefik github.com/traefik/traefik/v3)
+metricsserver=$(modversion metrics-server sigs.k8s.io/metrics-server)
 
 build etcd etcd go.etcd.io/etcd/server/v3
 for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
@@ -47,6 +48,7 @@ build kind kind sigs.k8s.io/kind
 build fake-gcs-server fake-gcs-server github.com/fsouza/fake-gcs-server
 build coredns coredns github.com/coredns/coredns "-X github.com/coredns/coredns/coremain.GitCommit=$coredns"
 build traefik traefik github.com/traefik/traefik/v3/cmd/traefik "-X github.com/traefik/traefik/v3/pkg/version.Version=$traefik"
+build metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "-X k8s.io/client-go/pkg/version.gitVersion=$metricsserver"
 
 # The pods' sandbox ("pause") program: upstream's one C file from the pinned Kubernetes module, linked statically so
 # that the image the harness wraps around it needs nothing else (no registry is reachable to pull upstream's).
@@ -73,6 +75,7 @@ pinned versions (cache $cache, $(du -sh "$cache" | cut -f1)):
   fake-gcs-server (GCS emulator for the gs:// tests) $fakegcs
   coredns (cluster DNS of the real node) $coredns
   traefik (Gateway API implementation of the real node) $traefik
+  metrics-server (resource metrics API of the real node, read by the HPA controller) $metricsserver
   pause (pod sandbox program, from kubernetes $k8s)
 VERSIONS
 echo "$bin"

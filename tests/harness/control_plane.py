@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.certs import ControlPlaneCertificates, generate_certificates
+from harness.certs import ControlPlaneCertificates, generate_certificates, issue_client_certificate
 from harness.gateway_standin import create_gateway
 from harness.kube import apply_manifests, kubectl, new_api_client
 from harness.processes import (
@@ -209,6 +209,9 @@ class ControlPlane:
         wait_until(lambda: http_ok(f"{etcd_url}/health"), timeout=timeout, what="etcd /health", watched=[etcd])
         self._mark("etcd /health")
 
+        # The aggregator's client certificate, which extension API servers (metrics-server) trust for the caller's
+        # identity in the X-Remote-* headers (`harness.aggregation`).
+        proxy_cert, proxy_key = issue_client_certificate(certs, "front-proxy-client", "front-proxy-client")
         apiserver = self._launch(
             "kube-apiserver",
             [
@@ -226,6 +229,8 @@ class ControlPlane:
                 "--requestheader-username-headers=X-Remote-User",
                 "--requestheader-group-headers=X-Remote-Group",
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={proxy_cert}",
+                f"--proxy-client-key-file={proxy_key}",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={certs.service_account_public_key}",
                 f"--service-account-signing-key-file={certs.service_account_key}",

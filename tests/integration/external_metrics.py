@@ -1,9 +1,9 @@
 """A stand-in external metrics API (external.metrics.k8s.io/v1beta1) for the harness's HPA controller.
 
 `ExternalMetrics` serves every external metric at one value the test sets (`value`), over HTTPS on 127.0.0.1
-(the control plane's serving certificate); `register` makes the kube-apiserver's aggregator route the group to
-it, through an ExternalName Service (`localhost`) and an APIService that skips TLS verification. The
-kube-controller-manager's HPA controller then reads External metrics from it as from a metrics adapter.
+(the control plane's serving certificate); `API.register` makes the kube-apiserver's aggregator route the group to
+it (`harness.aggregation`). The kube-controller-manager's HPA controller then reads External metrics from it as
+from a metrics adapter.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client import ApiClient
+from harness.aggregation import AggregatedApi
 
-GROUP_VERSION = "external.metrics.k8s.io/v1beta1"
-APISERVICE = "v1beta1.external.metrics.k8s.io"
-SERVICE = "external-metrics"
+API = AggregatedApi("external.metrics.k8s.io", "v1beta1", "external-metrics")
+GROUP_VERSION = f"{API.group}/{API.version}"
 
 
 class ExternalMetrics:
@@ -78,35 +76,3 @@ class ExternalMetrics:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
-
-
-def register(api_client: ApiClient, namespace: str, port: int) -> None:
-    """Route external.metrics.k8s.io to 127.0.0.1:`port` through the aggregator."""
-    service = {"metadata": {"name": SERVICE}, "spec": {"type": "ExternalName", "externalName": "localhost"}}
-    client.CoreV1Api(api_client).create_namespaced_service(namespace, client.V1Service.model_validate(service))
-    apiservice = {
-        "apiVersion": "apiregistration.k8s.io/v1",
-        "kind": "APIService",
-        "metadata": {"name": APISERVICE},
-        "spec": {
-            "group": "external.metrics.k8s.io",
-            "version": "v1beta1",
-            "service": {"namespace": namespace, "name": SERVICE, "port": port},
-            "insecureSkipTLSVerify": True,
-            "groupPriorityMinimum": 100,
-            "versionPriority": 100,
-        },
-    }
-    client.ApiregistrationV1Api(api_client).create_api_service(client.V1APIService.model_validate(apiservice))
-
-
-def routed(api_client: ApiClient) -> bool:
-    """Whether the aggregator answers for the group (the APIService is Available)."""
-    serialized = api_client.param_serialize("GET", f"/apis/{GROUP_VERSION}/namespaces/default/probe")
-    response = api_client.call_api(*serialized)
-    response.read()  # type: ignore[no-untyped-call]
-    return bool(response.status == 200)
-
-
-def unregister(api_client: ApiClient) -> None:
-    client.ApiregistrationV1Api(api_client).delete_api_service(APISERVICE)

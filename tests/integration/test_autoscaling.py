@@ -14,7 +14,7 @@ from kubernetes.client import ApiClient
 
 from harness import ControlPlane, create_namespace, delete_namespace, wait_until
 from integration import test_reconcile
-from integration.external_metrics import ExternalMetrics, register, routed, unregister
+from integration.external_metrics import API, ExternalMetrics
 from integration.operator_support import CountingProxy, status_of
 from integration.test_reconcile import QUIET_SECONDS, ModelDeployments, model
 from sluice.api.v1alpha1 import ACTION_ANNOTATION, ACTION_ID_ANNOTATION
@@ -41,10 +41,11 @@ def external_metrics(control_plane: ControlPlane, kube_api_client: ApiClient) ->
     certificates = control_plane.certificates
     metrics = ExternalMetrics(certificates.serving_cert, certificates.serving_key).start()
     namespace = create_namespace(kube_api_client, prefix="external-metrics")
-    register(kube_api_client, namespace, metrics.port)
-    wait_until(lambda: routed(kube_api_client), timeout=60, what="external.metrics.k8s.io routed", interval=0.5)
+    API.register(kube_api_client, namespace, metrics.port)
+    probe = "namespaces/default/probe"
+    wait_until(lambda: API.answers(kube_api_client, probe), timeout=60, what=f"{API.group} routed", interval=0.5)
     yield metrics
-    unregister(kube_api_client)
+    API.unregister(kube_api_client, namespace)
     delete_namespace(kube_api_client, namespace)
     metrics.stop()
 
