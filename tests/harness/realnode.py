@@ -72,6 +72,7 @@ CONTAINERD_NAMESPACE = "k8s.io"
 STATE_FILE = Path("/run/sluice-realnode.json")
 _KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 _SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")
+EGRESS_TABLE = "sluice_real_node_egress"
 
 
 def _run(*command: str | Path, check: bool = True, timeout: float = 60.0) -> str:
@@ -561,10 +562,27 @@ def _prepare_host_network() -> dict[str, str]:
     _run("ip", "link", "set", HOST_INTERFACE, "up")
     for name in _SYSCTLS:
         _write_sysctl(name, "1")
+    _confine_pod_traffic()
     return old
 
 
+def _confine_pod_traffic() -> None:
+    """Drop every packet a pod sends past the node: pods reach the pod subnet (Services, once kube-proxy has DNATed
+    them to a pod) and HOST_ADDRESS (local delivery, not forwarded), nothing else. Without it the pods' default route
+    and the CNI's masquerade carry a packet to a ClusterIP kube-proxy has not programmed yet out of the machine, to
+    whatever answers there (this VM's egress proxy answered a test's HTTP/1.0 request with its own 426)."""
+    rules = f"""table inet {EGRESS_TABLE} {{
+    chain forward {{
+        type filter hook forward priority filter - 10; policy accept;
+        ip saddr {POD_SUBNET} ip daddr != {POD_SUBNET} drop
+    }}
+}}
+"""
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, capture_output=True, timeout=60, check=True)
+
+
 def _restore_host_network(sysctls: Mapping[str, str]) -> None:
+    _run("nft", "delete", "table", "inet", EGRESS_TABLE, check=False)
     for interface in (POD_BRIDGE, HOST_INTERFACE):
         _run("ip", "link", "delete", interface, check=False)
     for name, value in sysctls.items():

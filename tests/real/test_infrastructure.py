@@ -69,6 +69,27 @@ def _apply(node: RealNode, name: str, documents: list[dict[str, Any]]) -> None:
     node.plane.kubectl("apply", "-f", str(manifest))
 
 
+def _client_pod(namespace: str) -> dict[str, Any]:
+    """A busybox pod to run `nc`/`nslookup` in."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "client", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}
+            ],
+            "terminationGracePeriodSeconds": 1,
+        },
+    }
+
+
+def _ask_from_client(node: RealNode, namespace: str, host: str, port: int) -> str:
+    """What an HTTP/1.0 GET from the client pod to `host:port` is answered ('' when nothing answers in 3 s)."""
+    request = f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}; true"
+    return node.plane.kubectl("exec", "-n", namespace, "client", "--", "sh", "-c", request)
+
+
 def _get(url: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -81,18 +102,11 @@ def test_pod_resolves_service_names_reaches_cluster_ips_and_gateway_splits_by_we
     real_node: RealNode, real_namespace: str
 ) -> None:
     namespace, kubectl = real_namespace, real_node.plane.kubectl
-    client_pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "client", "namespace": namespace},
-        "spec": {
-            "containers": [
-                {"name": "client", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}
-            ],
-            "terminationGracePeriodSeconds": 1,
-        },
-    }
-    _apply(real_node, namespace, [*_backend(namespace, "backend-a"), *_backend(namespace, "backend-b"), client_pod])
+    _apply(
+        real_node,
+        namespace,
+        [*_backend(namespace, "backend-a"), *_backend(namespace, "backend-b"), _client_pod(namespace)],
+    )
     kubectl("wait", "-n", namespace, "--for=condition=Available", "deployment", "--all", "--timeout=120s")
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/client", "--timeout=120s")
     pod_ips = kubectl("get", "pods", "-n", namespace, "-o", "jsonpath={.items[*].status.podIP}").split()
@@ -103,9 +117,12 @@ def test_pod_resolves_service_names_reaches_cluster_ips_and_gateway_splits_by_we
     # From inside a pod: the Service name resolves through CoreDNS to its ClusterIP, and a ClusterIP answers.
     lookup = kubectl("exec", "-n", namespace, "client", "--", "nslookup", f"backend-a.{namespace}.svc.cluster.local")
     assert cluster_ip in lookup, lookup
-    request = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc backend-b 80"
-    answer = kubectl("exec", "-n", namespace, "client", "--", "sh", "-c", request)
-    assert answer.rstrip().endswith("backend-b"), answer
+    # kube-proxy programs a new Service's rules a moment after its endpoints are ready: ask until it answers.
+    wait_until(
+        lambda: _ask_from_client(real_node, namespace, "backend-b", 80).rstrip().endswith("backend-b"),
+        timeout=60,
+        what="backend-b answering on its ClusterIP",
+    )
 
     # Through the Gateway: an HTTPRoute weighted 80/20, the served shares counted from the answers.
     _apply(real_node, f"route-{namespace}", [_http_route(namespace, {"backend-a": 80, "backend-b": 20})])
@@ -128,3 +145,12 @@ def test_pod_resolves_service_names_reaches_cluster_ips_and_gateway_splits_by_we
     _apply(real_node, f"mirror-{namespace}", [mirrored])
     wait_until(lambda: _get(url) == "failed:500", timeout=60, what="the Gateway applying the mirrored route")
     assert {_get(url) for _ in range(20)} == {"failed:500"}
+
+
+def test_a_pods_traffic_never_leaves_the_node(real_node: RealNode, real_namespace: str) -> None:
+    """A packet a pod sends past the node (an outside address, or a ClusterIP no Service holds, which kube-proxy
+    does not rewrite) is dropped on the node: nothing outside the harness's network namespaces answers it."""
+    _apply(real_node, real_namespace, [_client_pod(real_namespace)])
+    real_node.plane.kubectl("wait", "-n", real_namespace, "--for=condition=Ready", "pod/client", "--timeout=120s")
+    for outside in ("198.51.100.7", "10.96.255.254"):  # TEST-NET-2; the Service range's last, unallocated address
+        assert _ask_from_client(real_node, real_namespace, outside, 80) == "", outside
