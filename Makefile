@@ -50,7 +50,7 @@ protos: $(PY)  ## Regenerate the gRPC API's messages (serving-image/src/sluice_s
 lint:  ## ruff, mypy strict, the import contracts (layers; a pure rollout core), modules <= 400 lines and functions <= 60
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy operator/src serving-image/src tests hack bench
+	$(BIN)/mypy --show-traceback operator/src serving-image/src tests hack bench
 	cd operator/src && ../../$(BIN)/lint-imports ../../pyproject.toml
 	$(PY) hack/code_limits.py
 
