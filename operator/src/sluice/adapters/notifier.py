@@ -81,6 +81,7 @@ class Notifier:
     transport: httpx.AsyncBaseTransport | None = None
     """For tests: an in-process transport instead of the network."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
     _queues: dict[str, asyncio.Queue[_Item]] = field(default_factory=dict)
     _workers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _counts: dict[ObjectKey, _Counts] = field(default_factory=dict)
@@ -168,14 +169,14 @@ class Notifier:
         payload, content_type = body(item.notice, item.receiver.body_format)
         content = json.dumps(payload).encode()
         headers = {**IDENTITY, "content-type": content_type, "user-agent": "sluice-operator"}
-        started, wait = time.monotonic(), self.policy.backoff
+        started, wait = self.clock(), self.policy.backoff
         for attempt in range(1, self.policy.attempts + 1):
             result = await self._attempt(item.receiver.url, content, headers)
             NOTIFICATION_ATTEMPTS.labels(item.receiver.name, result).inc()
             if result == "2xx":
                 return True
             retried = result in ("5xx", "error", "408", "429")
-            late = time.monotonic() - started + wait > self.policy.deadline
+            late = self.clock() - started + wait > self.policy.deadline
             if not retried or attempt == self.policy.attempts or late:
                 return False
             await self.sleep(wait)
