@@ -123,7 +123,7 @@ def test_a_webhook_failing_its_first_two_deliveries_gets_a_promotion_and_a_rollb
 
 def promote_then_roll_back(md: ModelDeployments, webhook: Webhook) -> str:
     """2.0.0 started, paused, resumed, promoted by hand; 3.0.0 started and rolled back; the operator's log."""
-    rollout = {"steps": [50], "interval": "1h", "progressDeadline": "60s"}
+    rollout = {"steps": [50], "interval": "10m", "progressDeadline": "10m"}
     spec = {"model": model(), "rollout": rollout, "analysis": {"maxConsecutiveErrors": 1}}
     md.create("iris", {**spec, "notifications": {"receivers": ["team"]}})
     md.wait_ready("iris", 1)

@@ -121,3 +121,21 @@ def test_the_log_format_setting_accepts_text_and_json_only(monkeypatch: pytest.M
     assert Settings.from_command_line([]).log_format == "json"
     with pytest.raises(ValueError, match="log_format"):
         Settings.from_command_line(["--log-format", "xml"])
+
+
+def test_no_request_url_of_httpx_is_logged_even_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    """A notification webhook's URL carries its token: httpx's request lines must never reach the log."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging.getLogger("kopf").level)
+    try:
+        logs.configure("DEBUG", "json")
+        logging.getLogger("httpx").info('HTTP Request: POST https://hooks.example.com/T0/secret "HTTP/1.1 200 OK"')
+        logging.getLogger("httpcore.connection").debug("connect_tcp.started host='hooks.example.com'")
+        logging.getLogger("httpx").warning("a warning still shows")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("kopf").setLevel(saved[2])
+    err = capsys.readouterr().err
+    assert "hooks.example.com" not in err
+    assert "a warning still shows" in err
