@@ -116,17 +116,35 @@ def _id(subject: Subject, event: RolloutEvent, key: Iterable[object]) -> str:
 
 
 def _started(subject: Subject, status: ModelDeploymentStatus, now: datetime) -> RolloutNotice:
+    key = [status.rollout_started_at]
+    at = status.rollout_started_at or now
+    return _notice(subject, RolloutEvent.STARTED, key, status, time=at, step=None, reason="RolloutStarted")
+
+
+def _notice(
+    subject: Subject,
+    event: RolloutEvent,
+    key: Iterable[object],
+    status: ModelDeploymentStatus,
+    *,
+    time: datetime,
+    step: int | None,
+    reason: str,
+    checks: tuple[CheckValue, ...] = (),
+) -> RolloutNotice:
+    """A notice about the rollout `status` holds (its canary, stable version and weight)."""
     return RolloutNotice(
-        id=_id(subject, RolloutEvent.STARTED, [status.rollout_started_at]),
-        event=RolloutEvent.STARTED,
+        id=_id(subject, event, key),
+        event=event,
         subject=subject,
-        time=status.rollout_started_at or now,
+        time=time,
         version=status.canary_version or "",
         revision=status.canary_revision.number if status.canary_revision else None,
         stable_version=status.stable_version,
-        step=None,
+        step=step,
         weight=status.canary_weight,
-        reason="RolloutStarted",
+        reason=reason,
+        checks=checks,
     )
 
 
@@ -147,21 +165,12 @@ def _steps_passed(
     reason = "ManualPromotion" if _new_action(previous, status) is Action.PROMOTE else "CheckPassed"
     checks = _checks(status) if status.last_check_time != previous.last_check_time else ()
     return [
-        RolloutNotice(
-            id=_id(subject, RolloutEvent.STEP_PASSED, [started, index]),
-            event=RolloutEvent.STEP_PASSED,
-            subject=subject,
-            time=now,
-            version=previous.canary_version or "",
-            revision=previous.canary_revision.number if previous.canary_revision else None,
-            stable_version=previous.stable_version,
-            step=index + 1,
-            weight=previous.canary_weight,
-            reason=reason,
-            checks=checks,
+        _notice(
+            subject, RolloutEvent.STEP_PASSED, [started, index], previous,
+            time=now, step=index + 1, reason=reason, checks=checks,
         )
         for index in passed
-    ]
+    ]  # fmt: skip
 
 
 def _new_action(previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> Action | None:
@@ -185,19 +194,7 @@ def _paused(
     key = [status.rollout_started_at, status.paused_in, status.current_step, checks_run, status.last_check_time]
     step = None if status.current_step is None else status.current_step + 1
     return [
-        RolloutNotice(
-            id=_id(subject, RolloutEvent.PAUSED, key),
-            event=RolloutEvent.PAUSED,
-            subject=subject,
-            time=now,
-            version=status.canary_version or "",
-            revision=status.canary_revision.number if status.canary_revision else None,
-            stable_version=status.stable_version,
-            step=step,
-            weight=status.canary_weight,
-            reason="Paused",
-            checks=_checks(status),
-        )
+        _notice(subject, RolloutEvent.PAUSED, key, status, time=now, step=step, reason="Paused", checks=_checks(status))
     ]
 
 
