@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from kubernetes.client.exceptions import ApiException
 
-from sluice.adapters.notifier import DeliveryPolicy, Notifier
+from sluice.adapters.notifier import ANSWER_BYTES, DeliveryPolicy, Notifier
 from sluice.adapters.receivers import Receiver, SecretReceivers, parse_receivers
 from sluice.api.v1alpha1 import RolloutEvent
 from sluice.core.notification_bodies import BodyFormat
@@ -243,3 +243,19 @@ def test_a_missing_or_forbidden_secret_is_a_problem_in_fixed_words() -> None:
     assert asyncio.run(SecretReceivers(missing, "ops", "").read()).problem == (
         "the operator has no notification Secret (notifications.secretName)"
     )
+
+
+def test_a_huge_answer_is_read_only_up_to_the_cap_and_its_status_still_counts() -> None:
+    def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(b"x" * (ANSWER_BYTES * 4)))
+
+    async def scenario() -> DeliveryReport:
+        finished = asyncio.Event()
+        notifier = Notifier(transport=httpx.MockTransport(huge), on_outcome=lambda _key: finished.set())
+        notifier.send(KEY, [TEAM], [notice(1)])
+        async with asyncio.timeout(10):
+            await finished.wait()
+        await notifier.close()
+        return notifier.report(KEY)
+
+    assert asyncio.run(scenario()) == DeliveryReport(delivered=1, latest_failed=False)

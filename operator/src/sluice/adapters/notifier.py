@@ -184,18 +184,21 @@ class Notifier:
         return False
 
     async def _attempt(self, url: str, content: bytes, headers: dict[str, str]) -> str:
-        """One POST: `2xx`, `3xx` (not followed), `4xx`, `5xx`, `408`, `429`, or `error` (no answer in time)."""
+        """One POST: `2xx`, `3xx` (not followed), `4xx`, `5xx`, `408`, `429`, or `error` (no answer in time). Once
+        the status line is in, it is the result, whatever happens to the rest of the answer."""
         client = self._http()
+        code: int | None = None
         try:
             async with (
                 asyncio.timeout(self.policy.timeout),
                 client.stream("POST", url, content=content, headers=headers) as response,
             ):
-                with contextlib.suppress(RefusedAnswerError):
-                    await read_capped(response, ANSWER_BYTES, "the receiver's answer")
                 code = response.status_code
+                with contextlib.suppress(RefusedAnswerError, httpx.HTTPError, httpx.StreamError):
+                    await read_capped(response, ANSWER_BYTES, "the receiver's answer")
         except (httpx.HTTPError, TimeoutError, OSError):
-            return "error"
+            if code is None:
+                return "error"
         return str(code) if code in _RETRIED_STATUSES else f"{code // 100}xx"
 
     def _http(self) -> httpx.AsyncClient:
