@@ -141,6 +141,8 @@ class Reconciler:
         """
         body = await self.cluster.read_model_deployment(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            if self.notifications is not None:
+                self.notifications.notifier.forget((namespace, name))
             raise ObjectGoneError(f"{namespace}/{name}")
         if self.watch is not None:
             self.watch.read((namespace, name), body["metadata"].get("resourceVersion"))

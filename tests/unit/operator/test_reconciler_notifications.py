@@ -10,12 +10,14 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from sluice.adapters.notifier import Notifications, Notifier
 from sluice.adapters.receivers import SecretReceivers
+from sluice.api.v1alpha1 import KIND
 from sluice.core.conditions import find_condition
-from sluice.core.notifications import NOTIFIED
-from sluice.reconciler import Reconciler
+from sluice.core.notifications import NOTIFIED, DeliveryReport
+from sluice.reconciler import ObjectGoneError, Reconciler
 from unit.operator.test_reconciler import NAME, NAMES, NAMESPACE, Harness, spec, stable
 
 HOOK = "https://hooks.example.com/T0/token"
@@ -89,3 +91,26 @@ def test_an_unknown_receiver_is_a_false_condition_and_a_warning_event_and_the_ro
     assert harness.event_reasons().count("UnknownReceiver") == 1
     assert harness.cluster.status(NAMESPACE, NAME).canary_version == "2.0.0"
     assert all(HOOK not in event.message for event in harness.cluster.events)
+
+
+def test_a_deleted_model_deployments_delivery_counts_are_dropped() -> None:
+    harness = stable(Harness(), spec(notifications={"receivers": ["team"]}))
+
+    async def scenario() -> DeliveryReport:
+        delivered = asyncio.Event()
+        notifier = Notifier(
+            transport=httpx.MockTransport(lambda _request: httpx.Response(200)),
+            on_outcome=lambda _key: delivered.set(),
+        )
+        reconciler = notifying(harness, notifier)
+        harness.set_spec(spec("2.0.0", notifications={"receivers": ["team"]}))
+        await reconciler.reconcile(NAMESPACE, NAME)
+        async with asyncio.timeout(5):
+            await delivered.wait()
+        del harness.cluster.objects[(KIND, NAMESPACE, NAME)]
+        with pytest.raises(ObjectGoneError):
+            await reconciler.reconcile(NAMESPACE, NAME)
+        await notifier.close()
+        return notifier.report((NAMESPACE, NAME))
+
+    assert asyncio.run(scenario()) == DeliveryReport()

@@ -119,6 +119,10 @@ class Notifier:
         if counts.report() == DeliveryReport(latest_failed=counts.latest_failed):
             del self._counts[key]
 
+    def forget(self, key: ObjectKey) -> None:
+        """`key` is gone: drop its counts (its queued notices are still sent)."""
+        self._counts.pop(key, None)
+
     async def close(self) -> None:
         workers = list(self._workers.values())
         for worker in workers:
