@@ -29,7 +29,8 @@ Function-scoped:
 - `real_namespace` (tests/real/conftest.py) -> a fresh namespace on the `real` scenarios' cluster; deleted afterwards.
 
 The Helm chart (session-scoped, tests/integration/chart_identity.py), for integration and e2e tests:
-- `chart_install` -> `ChartInstall`: the chart's default (cluster-wide) rendering applied into a restricted namespace.
+- `chart_install` -> `ChartInstall`: the chart's default (cluster-wide) rendering, with notifications.secretName set,
+  applied into a restricted namespace.
 - `operator_kubeconfig` -> kubeconfig path authenticating as the chart's ServiceAccount (not admin).
 
 When a test that used the control plane or Prometheus fails, the tail of every component's log is attached to its
@@ -57,6 +58,7 @@ from harness.metrics_server import MetricsServer
 from harness.realnode import NODE_NAME, RealNode
 from integration.chart_identity import ChartInstall, install_chart, service_account_kubeconfig
 from integration.operator_support import CountingProxy
+from unit.chart.chart_support import NOTIFICATION_SECRET
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -161,15 +163,22 @@ def proxy(control_plane: ControlPlane) -> Iterator[CountingProxy]:
 def chart_install(
     control_plane: ControlPlane, kube_api_client: ApiClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ChartInstall]:
-    """The chart rendered with its default values (cluster-wide) and applied by an admin into a fresh namespace
-    labelled `pod-security.kubernetes.io/enforce=restricted`; the release name is unique, so the ClusterRole is too.
+    """The chart rendered with its default values (cluster-wide) and notifications.secretName, applied by an admin
+    into a fresh namespace labelled `pod-security.kubernetes.io/enforce=restricted`; the release name is unique, so
+    the ClusterRole is too.
 
     The chart's operator Deployment runs there on a kwok fake node (its container does nothing); run the real
     operator as a local process with `operator_kubeconfig` and `chart_install.operator_env()`.
     """
     namespace = create_namespace(kube_api_client, labels=RESTRICTED_POD_SECURITY_LABELS, prefix="sluice-system")
     release = unique_name("sluice")
-    installed = install_chart(control_plane, tmp_path_factory.mktemp("chart"), namespace=namespace, release=release)
+    installed = install_chart(
+        control_plane,
+        tmp_path_factory.mktemp("chart"),
+        namespace=namespace,
+        release=release,
+        set_values=(f"notifications.secretName={NOTIFICATION_SECRET}",),
+    )
     yield installed
     for kind in ("clusterrolebinding", "clusterrole"):
         control_plane.kubectl("delete", kind, release, "--ignore-not-found")

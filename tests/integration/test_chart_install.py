@@ -28,9 +28,11 @@ from sluice.adapters.mirror_support import parent_gateways
 from sluice.api.v1alpha1 import GatewayTraffic
 from sluice.core.plan import MirrorSupport, ParentGateway
 from unit.chart.chart_support import (
+    NOTIFICATION_SECRET,
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
     REVIEWED_NAMESPACED_RULES,
+    REVIEWED_NOTIFICATION_RULES,
     Permission,
     helm,
     of_kind,
@@ -57,7 +59,12 @@ def granted_permissions(kubeconfig: Path, namespace: str) -> set[Permission]:
     assert status is not None
     assert not status.incomplete, status.evaluation_error
     return rule_permissions(
-        {"apiGroups": rule.api_groups, "resources": rule.resources, "verbs": rule.verbs}
+        {
+            "apiGroups": rule.api_groups,
+            "resources": rule.resources,
+            "verbs": rule.verbs,
+            "resourceNames": rule.resource_names,
+        }
         for rule in status.resource_rules
     )
 
@@ -122,7 +129,25 @@ def test_the_service_account_holds_exactly_the_reviewed_permissions(
     namespace = chart_install.namespace
     granted = granted_permissions(operator_kubeconfig, namespace)
     baseline = baseline_permissions(control_plane, namespace, tmp_path)
-    assert granted - baseline == reviewed_permissions([*REVIEWED_CLUSTER_RULES, *REVIEWED_NAMESPACED_RULES])
+    reviewed = [*REVIEWED_CLUSTER_RULES, *REVIEWED_NAMESPACED_RULES, *REVIEWED_NOTIFICATION_RULES]
+    assert granted - baseline == reviewed_permissions(reviewed)
+
+
+def test_the_service_account_may_get_the_one_notification_secret_and_no_other(
+    control_plane: ControlPlane, chart_install: ChartInstall, operator_kubeconfig: Path
+) -> None:
+    namespace = ("--namespace", chart_install.namespace)
+    assert can_i(operator_kubeconfig, control_plane, "get", f"secrets/{NOTIFICATION_SECRET}", *namespace)
+    for request in (
+        ("get", "secrets/another"),
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("update", f"secrets/{NOTIFICATION_SECRET}"),
+    ):
+        assert not can_i(operator_kubeconfig, control_plane, *request, *namespace), request
+    assert not can_i(
+        operator_kubeconfig, control_plane, "get", f"secrets/{NOTIFICATION_SECRET}", "--namespace", "default"
+    )
 
 
 @pytest.mark.parametrize(

@@ -312,6 +312,18 @@ CASES = [
         "should match",
     ),
     Case(
+        "a notification receiver that is a URL, not a name",
+        _spec(notifications={"receivers": ["https://hooks.example.com/T0/token"]}),
+        "spec.notifications.receivers[0]",
+        "should match",
+    ),
+    Case(
+        "a notification event that does not exist",
+        _spec(notifications={"receivers": ["team"], "events": ["Exploded"]}),
+        "spec.notifications.events[0]",
+        "supported values",
+    ),
+    Case(
         "autoscaling min above max",
         _spec(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
         "spec.autoscaling.minReplicas",

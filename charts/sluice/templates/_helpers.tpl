@@ -108,6 +108,13 @@ their cluster-scoped GatewayClasses, by name, to see whether they implement Requ
   verbs: ["get", "create", "update"]
 {{- end }}
 
+{{- define "sluice.notificationRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ .Values.notifications.secretName | quote }}]
+  verbs: ["get"]
+{{- end }}
+
 {{/* Cross-field checks the JSON schema cannot phrase clearly. */}}
 {{- define "sluice.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.standby.enabled) }}
@@ -115,6 +122,9 @@ their cluster-scoped GatewayClasses, by name, to see whether they implement Requ
 {{- end }}
 {{- if and (not .Values.watch.clusterWide) (empty .Values.watch.namespaces) }}
 {{- fail "watch.clusterWide=false needs at least one namespace in watch.namespaces" }}
+{{- end }}
+{{- if and (not (empty .Values.notifications.defaultReceivers)) (empty .Values.notifications.secretName) }}
+{{- fail "notifications.defaultReceivers needs notifications.secretName: the receivers' URLs are keys of that Secret" }}
 {{- end }}
 {{- if and .Values.watch.clusterWide (not (empty .Values.watch.namespaces)) }}
 {{- fail "watch.namespaces is only used with watch.clusterWide=false; set one or the other" }}

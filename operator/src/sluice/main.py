@@ -21,6 +21,8 @@ from sluice.adapters.health import WatchLag, serve_readiness
 from sluice.adapters.kube import KubeApi, KubeCluster, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, unreachable
+from sluice.adapters.notifier import DeliveryPolicy, Notifications, Notifier
+from sluice.adapters.receivers import SecretReceivers
 from sluice.adapters.shadow import ShadowMetrics
 from sluice.handlers import kopf_settings, register
 from sluice.loops import Loops
@@ -44,6 +46,18 @@ def _exit_when_leadership_is_lost(renewal: asyncio.Task[None]) -> None:
     os._exit(1)
 
 
+def _notifications(settings: Settings, api: KubeApi) -> Notifications:
+    """The notifier and the receivers' Secret, as `settings` configure them."""
+    policy = DeliveryPolicy(
+        attempts=settings.notification_attempts,
+        backoff=settings.notification_backoff_seconds,
+        timeout=settings.notification_timeout,
+        queue_size=settings.notification_queue_size,
+    )
+    receivers = SecretReceivers(api.get, settings.notification_namespace, settings.notification_secret)
+    return Notifications(Notifier(policy), receivers, tuple(settings.notification_default_receivers))
+
+
 def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> Reconciler:
     """The reconciler over the real cluster and Prometheus, as `settings` configure them."""
 
@@ -51,8 +65,9 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
     def prometheus(url: str) -> MetricsProvider:
         return PrometheusProvider(url, settings.prometheus_timeout)
 
+    api = KubeApi(api_client, settings.kube_timeout)
     return Reconciler(
-        cluster=KubeCluster(KubeApi(api_client, settings.kube_timeout), settings.field_manager),
+        cluster=KubeCluster(api, settings.field_manager),
         defaults=settings.serving_defaults(),
         default_prometheus_url=settings.prometheus_url,
         metrics_provider=prometheus,
@@ -62,6 +77,7 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
         shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
         allow=settings.allowlists(),
         mirror_gateway_classes=frozenset(settings.mirror_gateway_classes),
+        notifications=_notifications(settings, api),
     )
 
 
@@ -88,7 +104,9 @@ async def run(settings: Settings) -> None:
     watch.leading = True
     reconciler = _reconciler(settings, api_client, watch)
     registry = kopf.OperatorRegistry()
-    register(registry, Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
+    register(registry, loops := Loops(reconciler, timedelta(seconds=settings.resync_seconds)))
+    if reconciler.notifications is not None:  # a delivery that ended shows in the status at the next reconcile
+        reconciler.notifications.notifier.on_outcome = lambda key: loops.wake(key, start=False)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -121,6 +139,8 @@ async def run(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewal
             await elector.release()
+        if reconciler.notifications is not None:
+            await reconciler.notifications.notifier.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

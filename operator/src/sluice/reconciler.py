@@ -24,6 +24,8 @@ from sluice.adapters.health import WatchLag
 from sluice.adapters.kube import parse_status
 from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.adapters.mirror_support import parent_gateways
+from sluice.adapters.notifier import Notifications
+from sluice.adapters.receivers import Receivers
 from sluice.adapters.routers import router_for
 from sluice.adapters.shadow import ShadowMetrics, ShadowQuery, ShadowReader
 from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, ValidationRunner
@@ -46,6 +48,7 @@ from sluice.core.children import (
     ServingDefaults,
     stable_pod_selector,
 )
+from sluice.core.notifications import Subject, notification_status, rollout_notices, wanted, wanted_receivers
 from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
@@ -127,6 +130,8 @@ class Reconciler:
     """What specs may point the operator at (settings.allowlists()); a spec outside it is an InvalidSpec."""
     mirror_gateway_classes: frozenset[str] = frozenset()
     """GatewayClasses whose RequestMirror support the admin asserts (settings.mirror_gateway_classes)."""
+    notifications: Notifications | None = None
+    """Rollout notifications to webhooks (docs/notifications.md); None: none."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -136,6 +141,8 @@ class Reconciler:
         """
         body = await self.cluster.read_model_deployment(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            if self.notifications is not None:
+                self.notifications.notifier.forget((namespace, name))
             raise ObjectGoneError(f"{namespace}/{name}")
         if self.watch is not None:
             self.watch.read((namespace, name), body["metadata"].get("resourceVersion"))
@@ -216,22 +223,49 @@ class Reconciler:
     async def _report(self, read: _Read, spec: ModelDeploymentSpec, plan: Plan) -> timedelta | None:
         """Write the plan's status, post its Events; the wait until the next look."""
         namespace, name = read.body["metadata"]["namespace"], read.name
-        new_status = plan.status.model_copy(update={"selector": stable_pod_selector(name)})
+        status, notified, after_write = await self._notifications(read, spec, plan.status)
+        new_status = status.model_copy(update={"selector": stable_pod_selector(name)})
         try:
             await self.cluster.write_status(read.body, new_status)
         except ApiException as error:
             if error.status == 404:  # deleted since it was read (its namespace going, say): nothing left to report
                 raise ObjectGoneError(f"{namespace}/{name}") from None
             raise
+        after_write(new_status)
         telemetry.record(namespace, name, read.status, plan, self.clock())
         steps = len(spec.rollout.steps)
         logs.at_step(logs.describe_step(new_status.phase, new_status.current_step, steps, new_status.canary_weight))
-        await self._post_events(read.body, plan.events, read.now)
+        await self._post_events(read.body, (*plan.events, *notified), read.now)
         if plan.requeue_after is None:
             return None
         # The plan's wait counts from `now`: this reconcile's queries and writes already took part of it (without
         # this, every check ran late by one reconcile's duration, as `make bench` measured).
         return max(plan.requeue_after - (self.clock() - read.now), timedelta(0))
+
+    async def _notifications(
+        self, read: _Read, spec: ModelDeploymentSpec, status: ModelDeploymentStatus
+    ) -> tuple[ModelDeploymentStatus, tuple[EventRecord, ...], Callable[[ModelDeploymentStatus], None]]:
+        """The status with the Notified condition and the delivery counts, the Warning Events that go with them,
+        and what to do once that status is written: count the reported deliveries as written, queue the rollout
+        events of the transition for the receivers (never waiting for their delivery)."""
+        setup = self.notifications
+        if setup is None:
+            return status, (), lambda _written: None
+        metadata = read.body["metadata"]
+        key = (str(metadata["namespace"]), read.name)
+        receivers = wanted_receivers(spec.notifications, setup.default_receivers)
+        found = await setup.receivers.read() if receivers else Receivers()
+        report = setup.notifier.report(key)
+        status, events = notification_status(status, receivers, found.book(), report, read.now)
+
+        def after_write(written: ModelDeploymentStatus) -> None:
+            setup.notifier.acknowledge(key, report)
+            subject = Subject(key[0], key[1], str(metadata["uid"]), len(spec.rollout.steps))
+            notices = rollout_notices(subject, read.status, written, read.now)
+            targets = [found.by_name[name] for name in receivers if name in found.by_name]
+            setup.notifier.send(key, targets, [notice for notice in notices if wanted(spec.notifications, notice)])
+
+        return status, events, after_write
 
     def _prometheus_url(self, spec: ModelDeploymentSpec) -> str:
         """The Prometheus of the spec's analysis, else the operator's default."""

@@ -142,9 +142,35 @@ class Settings(BaseSettings):
         default_factory=lambda: os.environ.get("POD_NAMESPACE", ""),
         description="Namespace of that Lease; by default the POD_NAMESPACE environment variable.",
     )
+    notification_secret: str = Field(
+        default="",
+        description="Name of the one Secret holding the notification receivers' webhook URLs (key: receiver name, "
+        "value: URL; key <receiver>.format: cloudevents or slack); empty: no notifications.",
+    )
+    notification_namespace: str = Field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", ""),
+        description="Namespace of that Secret; by default the POD_NAMESPACE environment variable.",
+    )
+    notification_default_receivers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Receivers, comma-separated, notified for ModelDeployments that set no spec.notifications.",
+    )
+    notification_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts to deliver one notification (the first and the retries)."
+    )
+    notification_backoff_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Wait before a notification's first retry; doubled after each one."
+    )
+    notification_timeout: float = Field(
+        default=10.0, gt=0, le=60, description="Seconds one webhook request may take, answer included."
+    )
+    notification_queue_size: int = Field(
+        default=100, ge=1, le=10000, description="Notifications waiting per receiver; more are dropped and counted."
+    )
 
     @field_validator(
         "namespaces",
+        "notification_default_receivers",
         "prometheus_urls",
         "dataset_hosts",
         "gateways",
@@ -174,6 +200,14 @@ class Settings(BaseSettings):
     def _lease_needs_a_namespace(self) -> Self:
         if self.leader_election_lease and not self.leader_election_namespace:
             raise ValueError("leader_election_lease needs leader_election_namespace (or POD_NAMESPACE)")
+        return self
+
+    @model_validator(mode="after")
+    def _notifications_need_a_secret(self) -> Self:
+        if self.notification_secret and not self.notification_namespace:
+            raise ValueError("notification_secret needs notification_namespace (or POD_NAMESPACE)")
+        if self.notification_default_receivers and not self.notification_secret:
+            raise ValueError("notification_default_receivers needs notification_secret")
         return self
 
     @classmethod

@@ -7,11 +7,12 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from sluice.adapters import logs
-from sluice.settings import Settings
+from sluice.settings import LogFormat, Settings
 
 
 @pytest.fixture
@@ -86,21 +87,30 @@ def test_text_lines_name_the_object_and_step(captured: tuple[io.StringIO, loggin
     assert last.endswith("INFO sluice.test-logs: idle")
 
 
+@contextmanager
+def configured(level: str, log_format: LogFormat) -> Iterator[None]:
+    """`logs.configure` for the block, the root and third-party loggers restored after it."""
+    root = logging.getLogger()
+    quieted = ("kopf", "httpx", "httpcore")
+    saved = (list(root.handlers), root.level, [logging.getLogger(name).level for name in quieted])
+    try:
+        logs.configure(level, log_format)
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level_before in zip(quieted, saved[2], strict=True):
+            logging.getLogger(name).setLevel(level_before)
+
+
 def test_kopf_handler_successes_are_not_logged_but_its_warnings_and_sluices_lines_are(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, logging.getLogger("kopf").level)
-    try:
-        logs.configure("INFO", "text")
+    with configured("INFO", "text"):
         logging.getLogger("kopf.objects").info("Handler 'services' succeeded.")
         logging.getLogger("kopf.objects").warning("Handler 'services' failed temporarily: boom")
         logging.getLogger("kopf.activities.startup").info("Activity 'startup' succeeded.")
         logging.getLogger("sluice.handlers").info("Handler of nothing succeeded.")
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        logging.getLogger("kopf").setLevel(saved[2])
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(": ", 1)[1] for line in lines] == [
         "Handler 'services' failed temporarily: boom",
@@ -121,3 +131,14 @@ def test_the_log_format_setting_accepts_text_and_json_only(monkeypatch: pytest.M
     assert Settings.from_command_line([]).log_format == "json"
     with pytest.raises(ValueError, match="log_format"):
         Settings.from_command_line(["--log-format", "xml"])
+
+
+def test_no_request_url_of_httpx_is_logged_even_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    """A notification webhook's URL carries its token: httpx's request lines must never reach the log."""
+    with configured("DEBUG", "json"):
+        logging.getLogger("httpx").info('HTTP Request: POST https://hooks.example.com/T0/secret "HTTP/1.1 200 OK"')
+        logging.getLogger("httpcore.connection").debug("connect_tcp.started host='hooks.example.com'")
+        logging.getLogger("httpx").warning("a warning still shows")
+    err = capsys.readouterr().err
+    assert "hooks.example.com" not in err
+    assert "a warning still shows" in err

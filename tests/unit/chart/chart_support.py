@@ -96,11 +96,13 @@ def the_one(manifests: Iterable[Manifest], kind: str) -> Manifest:
 
 @dataclass(frozen=True)
 class Permission:
-    """One verb on one resource of one API group ("" is the core group)."""
+    """One verb on one resource of one API group ("" is the core group), on every object or on one by name."""
 
     group: str
     resource: str
     verb: str
+    name: str = ""
+    """The one object (a rule's resourceNames); empty: any object."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,13 @@ class ReviewedRule:
     resource: str
     verbs: tuple[str, ...]
     why: str
+    names: tuple[str, ...] = ()
+    """resourceNames: only these objects; empty: any."""
 
     def permissions(self) -> set[Permission]:
-        return {Permission(self.group, self.resource, verb) for verb in self.verbs}
+        return {
+            Permission(self.group, self.resource, verb, name) for verb in self.verbs for name in self.names or ("",)
+        }
 
 
 APPLY_AND_DELETE = ("get", "create", "patch", "delete")
@@ -215,6 +221,21 @@ REVIEWED_STANDBY_RULES = (
 )
 """With standby.enabled (a Role and RoleBinding in the release namespace)."""
 
+NOTIFICATION_SECRET = "sluice-notifications"
+"""The notification Secret of ci/notifications-values.yaml (and of the installed chart's identity test)."""
+
+REVIEWED_NOTIFICATION_RULES = (
+    ReviewedRule(
+        "",
+        "secrets",
+        ("get",),
+        "with notifications.secretName: the one Secret holding the notification receivers' webhook URLs, by name "
+        "(resourceNames); a Role in the release namespace only, no list or watch, no other Secret",
+        names=(NOTIFICATION_SECRET,),
+    ),
+)
+"""With notifications.secretName (a Role and RoleBinding in the release namespace)."""
+
 FORBIDDEN_VERBS = frozenset({"*", "escalate", "bind", "impersonate"})
 FORBIDDEN_RESOURCES = frozenset({"*", "secrets", "pods/exec", "pods/attach", "serviceaccounts/token", "nodes/proxy"})
 
@@ -226,11 +247,12 @@ def reviewed_permissions(rules: Iterable[ReviewedRule]) -> set[Permission]:
 def rule_permissions(rules: Iterable[Mapping[str, Any]]) -> set[Permission]:
     """Expand PolicyRules (as in a Role, or a SelfSubjectRulesReview's resourceRules) into single permissions."""
     return {
-        Permission(group, resource, verb)
+        Permission(group, resource, verb, name)
         for rule in rules
         for group in rule.get("apiGroups") or []
         for resource in rule.get("resources") or []
         for verb in rule.get("verbs") or []
+        for name in rule.get("resourceNames") or [""]
     }
 
 

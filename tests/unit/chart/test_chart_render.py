@@ -14,10 +14,12 @@ from unit.chart.chart_support import (
     FORBIDDEN_RESOURCES,
     FORBIDDEN_VERBS,
     KUBE_VERSION,
+    NOTIFICATION_SECRET,
     RELEASE,
     REPO_ROOT,
     REVIEWED_CLUSTER_RULES,
     REVIEWED_NAMESPACED_RULES,
+    REVIEWED_NOTIFICATION_RULES,
     REVIEWED_STANDBY_RULES,
     VALUES_EXAMPLES,
     Manifest,
@@ -28,6 +30,7 @@ from unit.chart.chart_support import (
     restricted_violations,
     reviewed_permissions,
     rule_permissions,
+    template_args,
     the_one,
 )
 
@@ -54,6 +57,7 @@ def test_there_are_documented_values_examples_for_each_mode() -> None:
         "monitoring-values.yaml",
         "crds-templated-values.yaml",
         "pinned-image-values.yaml",
+        "notifications-values.yaml",
     } <= set(EXAMPLES)
 
 
@@ -84,10 +88,13 @@ def test_the_operator_pod_passes_pod_security_restricted(values: Path | None) ->
 
 
 @pytest.mark.parametrize("values", DEFAULTS_AND_EXAMPLES, ids=example_id)
-def test_no_rule_uses_a_wildcard_privilege_verb_or_secrets(values: Path | None) -> None:
+def test_no_rule_uses_a_wildcard_privilege_verb_or_any_secret_but_the_one_named(values: Path | None) -> None:
     manifests = render_example(values)
     for role in [*of_kind(manifests, "ClusterRole"), *of_kind(manifests, "Role")]:
         for rule in role["rules"]:
+            if rule["resources"] == ["secrets"] and role["metadata"]["name"].endswith("-notifications"):
+                assert (rule["verbs"], rule["resourceNames"]) == (["get"], [NOTIFICATION_SECRET]), rule
+                continue
             assert not FORBIDDEN_VERBS & set(rule["verbs"]), rule
             assert not FORBIDDEN_RESOURCES & set(rule["resources"]), rule
             assert "*" not in rule["apiGroups"], rule
@@ -174,6 +181,29 @@ def test_a_namespaced_standby_keeps_its_lease_in_the_release_namespace_only() ->
     for role in of_kind(manifests, "Role"):
         if role is not leader_election_role(manifests):
             assert rule_permissions(role["rules"]) == reviewed_permissions(REVIEWED_NAMESPACED_RULES)
+
+
+def test_notifications_grant_get_on_the_one_named_secret_in_the_release_namespace_only() -> None:
+    manifests = render(values_files=[EXAMPLES["notifications-values.yaml"]])
+    cluster_role = the_one(manifests, "ClusterRole")
+    assert rule_permissions(cluster_role["rules"]) == reviewed_permissions(
+        [*REVIEWED_CLUSTER_RULES, *REVIEWED_NAMESPACED_RULES]
+    )
+    role, binding = the_one(manifests, "Role"), the_one(manifests, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "sluice-system"
+    assert rule_permissions(role["rules"]) == reviewed_permissions(REVIEWED_NOTIFICATION_RULES)
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    env = container_env(the_one(manifests, "Deployment"))
+    assert env["SLUICE_NOTIFICATION_SECRET"] == NOTIFICATION_SECRET
+    assert env["SLUICE_NOTIFICATION_NAMESPACE"] == "sluice-system"
+    assert env["SLUICE_NOTIFICATION_DEFAULT_RECEIVERS"] == "ml-team"
+
+
+def test_without_a_notification_secret_no_secret_is_readable_and_default_receivers_are_refused() -> None:
+    assert of_kind(render(), "Role") == []
+    result = helm(*template_args(set_values=["notifications.defaultReceivers={ml-team}"]))
+    assert result.returncode != 0
+    assert "notifications.defaultReceivers needs notifications.secretName" in result.stderr
 
 
 def test_the_default_install_runs_one_replica_without_leader_election_or_a_disruption_budget() -> None:

@@ -102,7 +102,8 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(level: str, log_format: LogFormat) -> None:
-    """Log to stderr at `level` in `log_format` (replacing any handlers), Kopf at INFO or above."""
+    """Log to stderr at `level` in `log_format` (replacing any handlers), Kopf at INFO or above, httpx and httpcore
+    at WARNING or above: they log every request's URL, and a notification webhook's URL carries its token."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
@@ -113,3 +114,5 @@ def configure(level: str, log_format: LogFormat) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -85,6 +85,21 @@ BREACH_TO_ROLLBACK = Histogram(
     "From the analysis check or validation run that triggered a rollback to the canary's weight 0 being applied",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+NOTIFICATIONS = Counter(
+    "sluice_notifications_total",
+    "Rollout notifications by receiver and how their delivery ended: delivered, failed (refused, or still failing "
+    "after the retries), dropped (the receiver's queue was full)",
+    ["receiver", "outcome"],
+)
+NOTIFICATION_ATTEMPTS = Counter(
+    "sluice_notification_attempts_total",
+    "Webhook requests sent to notification receivers, by receiver and result: 2xx, 3xx (not followed), 4xx, 408, "
+    "429, 5xx, error (no answer in time)",
+    ["receiver", "result"],
+)
+NOTIFICATION_QUEUE = Gauge(
+    "sluice_notification_queue_length", "Notifications waiting to be sent, per receiver", ["receiver"]
+)
 
 _PER_OBJECT = (ROLLOUTS_STARTED, ROLLOUTS_FINISHED, CANARY_WEIGHT, PHASE, ROLLOUT_STEP, CONDITION, CHECKS, METRIC_VALUE)
 _CONDITION_STATUSES = ("True", "False", "Unknown")

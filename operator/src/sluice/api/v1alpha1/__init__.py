@@ -5,7 +5,7 @@ server enforces at admission. Models parse objects read from the API server, so 
 the CRD's structural schema and the server's strict field validation are what reject them.
 
 One module per part of the object: meta (names, limits, the base model), serving (with its pod fields: pod,
-scheduling), rollout (with its route matches: matching), autoscaling, analysis, validation, spec, status;
+scheduling), rollout (with its route matches: matching), autoscaling, analysis, validation, notifications, spec, status;
 everything is imported from here.
 """
 
@@ -42,6 +42,13 @@ from sluice.api.v1alpha1.meta import (
     ApiModel,
     Duration,
     Quantity,
+)
+from sluice.api.v1alpha1.notifications import (
+    MAX_RECEIVERS,
+    RECEIVER_PATTERN,
+    NotificationCounts,
+    NotificationsSpec,
+    RolloutEvent,
 )
 from sluice.api.v1alpha1.pod import EnvVar
 from sluice.api.v1alpha1.rollout import Capacity, RolloutSpec, ShadowSpec
@@ -93,12 +100,14 @@ __all__ = [
     "KIND",
     "MAX_CUSTOM_METRICS",
     "MAX_INTERVAL",
+    "MAX_RECEIVERS",
     "MAX_STEPS",
     "MIN_INTERVAL",
     "PAUSED_ANNOTATION",
     "PICKLE_BASED_FORMATS",
     "PLURAL",
     "QUANTITY_PATTERN",
+    "RECEIVER_PATTERN",
     "REVISION_SPEC_LIMIT",
     "SHORT_NAMES",
     "SINGULAR",
@@ -130,6 +139,8 @@ __all__ = [
     "ModelFormat",
     "ModelSpec",
     "ModelStatus",
+    "NotificationCounts",
+    "NotificationsSpec",
     "Outcome",
     "ParentReference",
     "Phase",
@@ -138,6 +149,7 @@ __all__ = [
     "Quantity",
     "ResourceRequirements",
     "RevisionRef",
+    "RolloutEvent",
     "RolloutSpec",
     "RouteMatch",
     "ServingSpec",

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from sluice.api.v1alpha1.analysis import AnalysisSpec
 from sluice.api.v1alpha1.autoscaling import AutoscalingSpec
 from sluice.api.v1alpha1.meta import ApiModel, cel
+from sluice.api.v1alpha1.notifications import NotificationsSpec
 from sluice.api.v1alpha1.rollout import RolloutSpec
 from sluice.api.v1alpha1.serving import ModelSpec, ServingSpec
 from sluice.api.v1alpha1.validation import ValidationSpec
@@ -144,3 +145,8 @@ class ModelDeploymentSpec(ApiModel):
         "spec.replicas when left out. Use this rather than an HPA on the ModelDeployment or its Deployments.",
     )
     paused: bool = Field(default=False, description="Hold a rollout at its current step.")
+    notifications: NotificationsSpec | None = Field(
+        default=None,
+        description="Webhook receivers told of rollout events (started, step passed, paused, promoted, rolled "
+        "back); the operator's default receivers when left out (docs/notifications.md).",
+    )

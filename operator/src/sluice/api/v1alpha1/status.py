@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from sluice.api.v1alpha1.meta import API_VERSION, HISTORY_LIMIT, KIND, REVISION_SPEC_LIMIT, ApiModel
+from sluice.api.v1alpha1.notifications import NotificationCounts
 from sluice.api.v1alpha1.serving import ModelFormat, ServingSpec
 from sluice.api.v1alpha1.spec import ModelDeploymentSpec
 from sluice.api.v1alpha1.validation import ValidationMetric
@@ -278,6 +279,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     history: list[HistoryEntry] = Field(
         default_factory=list, max_length=HISTORY_LIMIT, description="Finished rollouts; at most 20."
+    )
+    notifications: NotificationCounts | None = Field(
+        default=None, description="Rollout events sent to webhook receivers, by outcome (with notifications)."
     )
 
 
