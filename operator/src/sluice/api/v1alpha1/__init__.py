@@ -17,6 +17,16 @@ from sluice.api.v1alpha1.analysis import (
     PrometheusRef,
 )
 from sluice.api.v1alpha1.autoscaling import AutoscalingSpec, MetricSpec
+from sluice.api.v1alpha1.experiment import (
+    Comparison,
+    ExperimentDecision,
+    ExperimentMetric,
+    ExperimentMetricResult,
+    ExperimentSpec,
+    ExperimentStatus,
+    Goal,
+    StickyBy,
+)
 from sluice.api.v1alpha1.matching import CookieMatch, MatchType, RouteMatch, ValueMatch
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
@@ -111,6 +121,7 @@ __all__ = [
     "Capacity",
     "CheckResult",
     "CompareToStable",
+    "Comparison",
     "Condition",
     "ConfigMapKeyRef",
     "CookieMatch",
@@ -118,7 +129,13 @@ __all__ = [
     "DatasetFormat",
     "Duration",
     "EnvVar",
+    "ExperimentDecision",
+    "ExperimentMetric",
+    "ExperimentMetricResult",
+    "ExperimentSpec",
+    "ExperimentStatus",
     "GatewayTraffic",
+    "Goal",
     "HistoryEntry",
     "InconclusivePolicy",
     "MatchType",
@@ -142,6 +159,7 @@ __all__ = [
     "RouteMatch",
     "ServingSpec",
     "ShadowSpec",
+    "StickyBy",
     "TrafficSpec",
     "ValidationMetric",
     "ValidationResult",

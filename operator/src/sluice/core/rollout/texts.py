@@ -78,6 +78,12 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
             return ConditionStatus.TRUE, "Promoting", f"rolling the stable Deployment to {version}"
         case Phase.VALIDATING:
             return ConditionStatus.TRUE, "Validating", f"canary {version} {here}"
+        case Phase.EXPERIMENTING:
+            return (
+                ConditionStatus.TRUE,
+                "Experimenting",
+                f"experiment of {version} (B) against {status.stable_version} (A)",
+            )
         case Phase.SHADOWING if status.step_started_at is not None:
             return ConditionStatus.TRUE, "Shadowing", f"canary {version} {here}; {_next_check(spec, status)}"
     if status.phase is Phase.PROGRESSING and route_holds(spec, status):
