@@ -32,7 +32,8 @@ def started(**overrides: Any) -> Simulation:
     simulation.reconcile()
     simulation.reconcile()
     simulation.reconcile()
-    assert simulation.status.experiment is not None and simulation.status.experiment.started_at is not None
+    assert simulation.status.experiment is not None
+    assert simulation.status.experiment.started_at is not None
     return simulation
 
 
@@ -55,7 +56,8 @@ def test_an_experiment_replaces_the_steps_and_starts_once_the_stable_track_assig
     plan = simulation.reconcile()
     assert simulation.status.phase is Phase.EXPERIMENTING
     assert plan.canary_weight == 0, "the route sends everything to stable, whose server assigns the arms"
-    assert plan.stable.assignment is not None and plan.stable.assignment.header == "x-user"
+    assert plan.stable.assignment is not None
+    assert plan.stable.assignment.header == "x-user"
     assert plan.stable.assignment.candidate_version == "2.0.0"
     assert simulation.status.experiment is not None
     assert simulation.status.experiment.decision is ExperimentDecision.STARTING
@@ -74,7 +76,8 @@ def test_a_better_candidate_is_promoted_once_both_arms_have_their_samples() -> N
     assert simulation.status.phase is Phase.PROMOTING
     assert plan.stable.assignment is None, "the assignment ends with the experiment"
     simulation.reconcile()
-    assert simulation.status.phase is Phase.STABLE and simulation.status.stable_version == "2.0.0"
+    assert simulation.status.phase is Phase.STABLE
+    assert simulation.status.stable_version == "2.0.0"
     assert simulation.status.history[-1].outcome is Outcome.PROMOTED
 
 
@@ -91,7 +94,8 @@ def test_no_difference_keeps_the_stable_version_and_removes_the_candidate() -> N
     plan = check(simulation, errors((500, 5), (500, 6)))
     assert simulation.status.phase is Phase.ROLLED_BACK
     assert simulation.status.history[-1].outcome is Outcome.KEPT
-    assert plan.canary is not None and plan.canary.replicas == 0
+    assert plan.canary is not None
+    assert plan.canary.replicas == 0
     assert simulation.status.stable_version == "1.0.0"
     assert "ExperimentKept" in simulation.event_reasons()
 
@@ -116,7 +120,9 @@ def test_the_goal_decides_which_way_is_better() -> None:
     conversions = ExperimentMetric(name="conversions", query="q", goal=Goal.INCREASE)
     errs = ExperimentMetric(name="errors", query="q")
     more = compare(conversions, (1000, 1000), (100, 200), 0.95)
-    assert more.comparison is Comparison.BETTER and more.lower is not None and more.lower > 0
+    assert more.comparison is Comparison.BETTER
+    assert more.lower is not None
+    assert more.lower > 0
     assert compare(errs, (1000, 1000), (100, 200), 0.95).comparison is Comparison.WORSE
     assert compare(errs, (1000, 1000), (100, 104), 0.95).comparison is Comparison.UNDECIDED
     assert compare(errs, (0, 1000), (0, 0), 0.95).comparison is Comparison.UNDECIDED
