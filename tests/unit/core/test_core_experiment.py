@@ -61,8 +61,9 @@ def test_an_experiment_replaces_the_steps_and_starts_once_the_stable_track_assig
     assert plan.stable.assignment.candidate_version == "2.0.0"
     assert simulation.status.experiment is not None
     assert simulation.status.experiment.decision is ExperimentDecision.STARTING
-    simulation.reconcile()
-    assert simulation.status.experiment.decision is ExperimentDecision.RUNNING
+    running = simulation.reconcile().status.experiment
+    assert running is not None
+    assert running.decision is ExperimentDecision.RUNNING
     assert simulation.event_reasons() == ["RolloutStarted", "ExperimentStarted"]
 
 
@@ -75,8 +76,8 @@ def test_a_better_candidate_is_promoted_once_both_arms_have_their_samples() -> N
     plan = check(simulation, errors((500, 100), (500, 1)))
     assert simulation.status.phase is Phase.PROMOTING
     assert plan.stable.assignment is None, "the assignment ends with the experiment"
-    simulation.reconcile()
-    assert simulation.status.phase is Phase.STABLE
+    promoted = simulation.reconcile()
+    assert promoted.status.phase is Phase.STABLE
     assert simulation.status.stable_version == "2.0.0"
     assert simulation.status.history[-1].outcome is Outcome.PROMOTED
 
