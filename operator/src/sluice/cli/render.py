@@ -23,6 +23,7 @@ from sluice.api.v1alpha1 import (
     Outcome,
     Phase,
 )
+from sluice.cli.experiment import experiment_fields
 from sluice.cli.times import age, relative_times
 from sluice.core.analysis import shown
 from sluice.core.conditions import PROGRESSING, READY
@@ -287,6 +288,7 @@ def render_status(
                 f"{status.inconclusive_checks} inconclusive, {status.consecutive_errors} errored in a row",
             )
         )
+    fields += experiment_fields(md, now)
     if route is not None:
         fields.append(("Route", route))
     if (gate := gate_text(md)) is not None:
@@ -342,6 +344,8 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
             return "shadowing: the canary gets a copy of the traffic, its answers are compared"
         case Phase.PROMOTING:
             return f"promoting {status.canary_version}: the stable pods move to it"
+        case Phase.EXPERIMENTING:
+            return f"experimenting: {status.canary_version} (B) beside {status.stable_version} (A), each key on one"
         case Phase.PROMOTED:
             return f"promoted {status.stable_version}: it serves all traffic from the canary's pods"
     if status.current_step is not None:
