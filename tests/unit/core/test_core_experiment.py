@@ -7,9 +7,12 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.api.v1alpha1 import Comparison, ExperimentDecision, ExperimentMetric, Goal, Outcome, Phase
+from sluice.core.children import Owner, ServingDefaults
 from sluice.core.experiment import compare, experiment_window
 from sluice.core.plan import ExperimentReading, Plan
 from sluice.core.rollout import decide
+from sluice.core.validation import problems
+from sluice.core.workloads import EXPERIMENT_ANNOTATION, workloads
 from unit.core.support import Simulation, deployed, make_spec
 
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
@@ -127,3 +130,38 @@ def test_the_goal_decides_which_way_is_better() -> None:
     assert compare(errs, (1000, 1000), (100, 200), 0.95).comparison is Comparison.WORSE
     assert compare(errs, (1000, 1000), (100, 104), 0.95).comparison is Comparison.UNDECIDED
     assert compare(errs, (0, 1000), (0, 0), 0.95).comparison is Comparison.UNDECIDED
+
+
+def test_the_stable_pods_get_the_assignment_and_the_candidates_url_from_the_operators_naming() -> None:
+    simulation = deployed(make_spec(traffic=GATEWAY, experiment=experiment(exposureLog=True)))
+    simulation.set_version("2.0.0")
+    plan = simulation.reconcile()
+    defaults = ServingDefaults(
+        image="example.com/serving:1", service_url_template="http://{service}.{namespace}:{port}"
+    )
+    children = workloads(Owner("fraud", "ml", "u"), simulation.spec, plan, defaults)
+    stable, canary = children[0], children[1]
+    env = {e["name"]: e["value"] for e in stable["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SLUICE_EXPERIMENT_CANDIDATE_URL"] == "http://fraud-canary.ml:80"
+    assert (env["SLUICE_EXPERIMENT_HEADER"], env["SLUICE_EXPERIMENT_SPLIT"], env["SLUICE_EXPOSURE_LOG"]) == (
+        "x-user",
+        "50",
+        "true",
+    )
+    assert env["SLUICE_EXPERIMENT_ID"] == stable["metadata"]["annotations"][EXPERIMENT_ANNOTATION]
+    canary_env = {e["name"] for e in canary["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "SLUICE_EXPERIMENT_ID" not in canary_env, "the candidate answers what it is sent"
+
+
+def test_an_experiment_without_a_gateway_or_beside_a_match_is_an_invalid_spec() -> None:
+    alone = make_spec(experiment=experiment())
+    matched = make_spec(
+        traffic=GATEWAY,
+        experiment=experiment(metrics=[{"name": "errors", "query": "{{step}}"}]),
+        rollout={"steps": [10], "match": [{"headers": [{"name": "x-tester", "value": "yes"}]}]},
+    )
+    assert any("needs spec.traffic.gateway" in p for p in problems("fraud", alone, "img"))
+    found = problems("fraud", matched, "img")
+    assert any("cannot be combined with rollout.match" in p for p in found)
+    assert any("unknown placeholders" in p for p in found)
+    assert problems("fraud", make_spec(traffic=GATEWAY, experiment=experiment()), "img") == []
