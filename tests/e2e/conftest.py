@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient
 
 from e2e.support import CHART_IDENTITY, RESYNC_SECONDS, UNREACHABLE_PROMETHEUS, Scenario
 from harness import ControlPlane, Prometheus
-from harness.dataplane import DataPlane
+from harness.dataplane import DataPlane, ServiceFront
 from integration.chart_identity import ChartInstall
 from integration.operator_support import CountingProxy, OperatorProcess, start_least_privileged_operator
 from unit.serving.support import ModelFiles, make_classifier
@@ -21,6 +21,14 @@ from unit.serving.support import ModelFiles, make_classifier
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     return make_classifier(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[ServiceFront]:
+    """A loopback front for in-cluster Service URLs, for modules whose operator's canary_url_template points at it
+    (the validation gate's runs, an experiment's stable servers reaching the candidate)."""
+    with ServiceFront() as serving_front:
+        yield serving_front
 
 
 @pytest.fixture(scope="module")

@@ -51,12 +51,6 @@ ERRORS = (
 
 
 @pytest.fixture(scope="module")
-def front() -> Iterator[ServiceFront]:
-    with ServiceFront() as serving_front:
-        yield serving_front
-
-
-@pytest.fixture(scope="module")
 def operator(  # noqa: PLR0917 (pytest fixtures)
     control_plane: ControlPlane,
     kube_api_client: ApiClient,

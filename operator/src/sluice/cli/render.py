@@ -336,7 +336,8 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
     match status.phase:
         case Phase.ROLLED_BACK:
             last = status.history[-1] if status.history else None
-            how = "aborted" if last is not None and last.outcome is Outcome.ABORTED else "rolled back"
+            outcome = last.outcome if last is not None else Outcome.ROLLED_BACK
+            how = {Outcome.ABORTED: "aborted", Outcome.KEPT: "kept by the experiment"}.get(outcome, "rolled back")
             return f"{how}; stable {status.stable_version or NONE} serves"
         case Phase.VALIDATING:
             return "validation gate: scoring the canary on the labelled dataset before any traffic"
