@@ -5,10 +5,10 @@ an arm and sends arm B's requests to the candidate's Service, whose in-cluster U
 `canary_url_template` points at `harness.dataplane.ServiceFront` here.
 
 The stable version 1.0.0 fails 20% of its requests (SLUICE_FAULT_ERROR_RATE); the candidate 2.0.0 none. 1,000
-requests from 100 entity keys (10 each, interleaved) within 30 s, then the experiment (duration 40 s, a check every
-3 s, metric: 5xx answers per arm, from the stable server's exposure counts) ends by its rule: B is better, so it is
-promoted, and the outcome is in the history. Every key must see exactly one arm and one version across the whole
-experiment, and the share of requests B answered must be exactly what the keys' buckets say.
+requests from 100 entity keys (10 each, interleaved, 8 at a time) within 30 s, then the experiment (duration 40 s,
+a check every 3 s, metric: 5xx answers per arm, from the stable server's exposure counts) ends by its rule: B is
+better, so it is promoted, and the outcome is in the history. Every key must see exactly one arm and one version
+across the whole experiment, and the share of requests B answered must be exactly what the keys' buckets say.
 
 (How close that share comes to the split is the keys' luck: 100 keys put 50% +-5 points on B only about 7 times in
 10. The hashing's split over many keys is the unit test's, tests/unit/serving/test_serving_experiment.py; here the
@@ -22,6 +22,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -42,6 +43,8 @@ KEYS = [f"user-{i}" for i in range(100)]
 REQUESTS_PER_KEY = 10
 DURATION_SECONDS = 40
 LOAD_SECONDS = 30.0
+WORKERS = 8
+CHUNK = 100
 """The load must be over well within the experiment's duration, so that every request falls inside it."""
 SPLIT = 50
 ERRORS = (
@@ -94,28 +97,35 @@ def assigning(scenario: Scenario) -> bool:
 
 
 def send_all(scenario: Scenario, body: bytes) -> list[tuple[str, str, int, str | None]]:
-    """1,000 requests, 10 per key in a shuffled order, each to a stable process the route picks; (key, arm, status,
-    version) per answer. Bounded by count and by LOAD_SECONDS."""
+    """1,000 requests, 10 per key in a shuffled order, WORKERS at a time, in chunks of CHUNK to the stable
+    processes the route picks (read again before each chunk); (key, arm, status, version) per answer. Bounded by
+    count and by LOAD_SECONDS."""
     order = [key for key in KEYS for _ in range(REQUESTS_PER_KEY)]
     random.Random(7).shuffle(order)
     answers: list[tuple[str, str, int, str | None]] = []
     deadline = time.monotonic() + LOAD_SECONDS
     path = f"/v2/models/{scenario.name}/infer"
-    backends: list[ServingInstance] = []
-    with httpx.Client(timeout=10.0) as http:
-        for index, key in enumerate(order):
-            assert time.monotonic() < deadline, f"only {index} requests answered in {LOAD_SECONDS} s"
-            if index % 50 == 0 or not backends:
-                split = scenario.dataplane.routing(scenario.name, Request(path, headers={"x-user": key}))
-                backends = [i for weight, instances in split if weight > 0 for i in instances]
-                assert backends, "the route sends the requests to ready stable processes"
-            response = http.post(
-                random.choice(backends).base_url + path,
-                content=body,
-                headers={"X-User": key, "Content-Type": "application/json"},
-            )
-            version = json.loads(response.content).get("model_version") if response.status_code == 200 else None
-            answers.append((key, response.headers.get("x-sluice-arm", ""), response.status_code, version))
+    with (
+        httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=WORKERS)) as http,
+        ThreadPoolExecutor(WORKERS) as pool,
+    ):
+        for start in range(0, len(order), CHUNK):
+            assert time.monotonic() < deadline, f"only {start} requests answered in {LOAD_SECONDS} s"
+            split = scenario.dataplane.routing(scenario.name, Request(path))
+            backends = [i for weight, instances in split if weight > 0 for i in instances]
+            assert backends, "the route sends the requests to ready stable processes"
+
+            def send(key: str, backends: list[ServingInstance] = backends) -> tuple[str, str, int, str | None]:
+                response = http.post(
+                    random.choice(backends).base_url + path,
+                    content=body,
+                    headers={"X-User": key, "Content-Type": "application/json"},
+                )
+                ok = response.status_code == 200
+                version = json.loads(response.content).get("model_version") if ok else None
+                return key, response.headers.get("x-sluice-arm", ""), response.status_code, version
+
+            answers += pool.map(send, order[start : start + CHUNK])
     return answers
 
 

@@ -91,8 +91,8 @@ class App:
         during an experiment): the reply, or an awaitable of it when the model (or the candidate) answers later;
         never raises."""
         experiment = self.experiment
-        if experiment is None or not self.accepts_body(method, path):
-            return self._answer(method, path, body, header_length)
+        if experiment is None or not self.accepts_body(method, path) or "/versions/" in path:
+            return self._answer(method, path, body, header_length)  # (a request naming its version is not assigned)
         assignment = experiment.assign(key)
         if assignment.arm == contract.ARM_B:
             return experiment.forward(assignment, path, body, header_length)

@@ -134,3 +134,12 @@ def test_the_exposure_log_has_one_line_per_assigned_request_with_the_keys_hash_o
     assert (line["arm"], line["version"], line["code"], line["experiment"]) == ("A", "7", 200, "exp")
     assert line["key_hash"] == assign("exp", 50, key).key_hash
     assert key.decode() not in str(line)
+
+
+def test_a_request_naming_its_version_is_answered_by_that_version_and_not_assigned(classifier: ModelFiles) -> None:
+    stable = experiment_app(classifier, "http://127.0.0.1:9")
+    path = "/v2/models/model/versions/7/infer"
+    reply = stable.handle("POST", path, rows_body(classifier.rows[:1]), None, keyed(contract.ARM_B, 1)[0])
+    assert isinstance(reply, Reply)
+    assert reply.status == 200
+    assert b"x-sluice-arm" not in reply.headers
