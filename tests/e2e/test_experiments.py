@@ -5,7 +5,7 @@ an arm and sends arm B's requests to the candidate's Service, whose in-cluster U
 `canary_url_template` points at `harness.dataplane.ServiceFront` here.
 
 The stable version 1.0.0 fails 20% of its requests (SLUICE_FAULT_ERROR_RATE); the candidate 2.0.0 none. 1,000
-requests from 100 entity keys (10 each, interleaved, 8 at a time) within 30 s, then the experiment (duration 40 s,
+requests from 100 entity keys (10 each, interleaved, 8 at a time) within 45 s, then the experiment (duration 60 s,
 a check every 3 s, metric: 5xx answers per arm, from the stable server's exposure counts) ends by its rule: B is
 better, so it is promoted, and the outcome is in the history. Every key must see exactly one arm and one version
 across the whole experiment, and the share of requests B answered must be exactly what the keys' buckets say.
@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -41,8 +42,8 @@ pytestmark = pytest.mark.e2e
 
 KEYS = [f"user-{i}" for i in range(100)]
 REQUESTS_PER_KEY = 10
-DURATION_SECONDS = 40
-LOAD_SECONDS = 30.0
+DURATION_SECONDS = 60
+LOAD_SECONDS = 45.0
 WORKERS = 8
 CHUNK = 100
 """The load must be over well within the experiment's duration, so that every request falls inside it."""
@@ -139,8 +140,10 @@ def test_each_entity_key_sees_one_version_and_the_experiment_promotes_the_better
     scenario.set_version("2.0.0")
     scenario.wait(lambda: assigning(scenario), "the experiment started, the stable processes assigning the arms")
     experiment_id = scenario.status()["experiment"]["id"]
+    ends_at = datetime.fromisoformat(scenario.status()["experiment"]["startedAt"]).timestamp() + DURATION_SECONDS
 
     answers = send_all(scenario, rows_body(scenario.model.rows[:1], "FP32"))
+    assert time.time() < ends_at, f"the load ended {time.time() - ends_at:.1f} s after the experiment"
     scenario.follow(lambda s: finished("Promoted")(s) and s.get("phase") == "Stable", "the experiment's promotion")
 
     arms, versions = defaultdict(set), defaultdict(set)

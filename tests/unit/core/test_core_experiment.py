@@ -165,3 +165,14 @@ def test_an_experiment_without_a_gateway_or_beside_a_match_is_an_invalid_spec() 
     assert any("cannot be combined with rollout.match" in p for p in found)
     assert any("unknown placeholders" in p for p in found)
     assert problems("fraud", make_spec(traffic=GATEWAY, experiment=experiment()), "img") == []
+
+
+def test_an_autoscaled_candidate_is_sized_for_the_experiments_split() -> None:
+    autoscaling = {"minReplicas": 2, "maxReplicas": 10, "metrics": [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}  # fmt: skip
+    simulation = deployed(make_spec(traffic=GATEWAY, experiment=experiment(split=40), autoscaling=autoscaling))
+    simulation.set_version("2.0.0")
+    plan = simulation.reconcile()
+    assert plan.canary is not None
+    assert plan.canary.autoscaling is not None
+    assert (plan.canary.autoscaling.min_replicas, plan.canary.autoscaling.max_replicas) == (1, 4)
