@@ -68,6 +68,7 @@ def test_an_experiment_replaces_the_steps_and_starts_once_the_stable_track_assig
     assert running is not None
     assert running.decision is ExperimentDecision.RUNNING
     assert simulation.event_reasons() == ["RolloutStarted", "ExperimentStarted"]
+    assert "an experiment, 50% of entity keys (header X-User) on it" in simulation.events[0].message
 
 
 def test_a_better_candidate_is_promoted_once_both_arms_have_their_samples() -> None:
