@@ -4,7 +4,7 @@ check every interval and, once the experiment is over, promote, keep the stable 
 
 from __future__ import annotations
 
-from sluice.api.v1alpha1 import ExperimentDecision, ExperimentSpec, ExperimentStatus, Outcome, Phase
+from sluice.api.v1alpha1 import Comparison, ExperimentDecision, ExperimentSpec, ExperimentStatus, Outcome, Phase
 from sluice.core.conditions import ConditionStatus
 from sluice.core.experiment import experiment_id, experiment_window, judge_experiment, over, verdict
 from sluice.core.plan import EventType
@@ -60,8 +60,8 @@ def _check(decision: Decision, experiment: ExperimentSpec, current: ExperimentSt
 
 def _end(decision: Decision, current: ExperimentStatus, outcome: ExperimentDecision) -> None:
     current.decision = outcome
-    better = [r.name for r in current.metrics if r.comparison == "Better"]
-    worse = [r.name for r in current.metrics if r.comparison == "Worse"]
+    better = [r.name for r in current.metrics if r.comparison is Comparison.BETTER]
+    worse = [r.name for r in current.metrics if r.comparison is Comparison.WORSE]
     message = (
         f"experiment over with {current.samples_a} requests on A and {current.samples_b} on B: B better on "
         f"{', '.join(better) or 'none'}, worse on {', '.join(worse) or 'none'}"
