@@ -166,3 +166,5 @@ def test_each_entity_key_sees_one_version_and_the_experiment_promotes_the_better
     assert status["experiment"]["samplesA"] > 100
     assert status["experiment"]["samplesB"] > 100
     assert [m["comparison"] for m in status["experiment"]["metrics"]] == ["Better"]
+    counted = status["experiment"]["samplesA"] + status["experiment"]["samplesB"]
+    assert abs(counted - len(answers)) <= 0.2 * len(answers), "the exposure counts are the requests the keys sent"

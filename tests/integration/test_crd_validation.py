@@ -138,6 +138,12 @@ CASES = [
         "needs duration, minSamples or both",
     ),
     Case(
+        "experiment of 31 days",
+        _spec(traffic=GATEWAY, experiment={**EXPERIMENT, "duration": "744h"}),
+        "spec.experiment.duration",
+        "between 1s and 720h",
+    ),
+    Case(
         "experiment split 100",
         _spec(traffic=GATEWAY, experiment={**EXPERIMENT, "split": 100}),
         "spec.experiment.split",

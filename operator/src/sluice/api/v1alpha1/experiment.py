@@ -8,9 +8,11 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 
 from sluice.api.v1alpha1.matching import TOKEN_PATTERN
-from sluice.api.v1alpha1.meta import MAX_INTERVAL, MIN_INTERVAL, ApiModel, Duration, cel, is_duration
+from sluice.api.v1alpha1.meta import MIN_INTERVAL, ApiModel, Duration, cel, is_duration
 
 MAX_EXPERIMENT_METRICS = 8
+MAX_DURATION = "720h"
+"""30 days: A/B tests often run for weeks (Prometheus must keep the exposure counts that long)."""
 
 
 class Goal(StrEnum):
@@ -71,8 +73,8 @@ class ExperimentSpec(ApiModel):
                 cel(
                     f"!has(self.duration) || !{is_duration('duration')} "
                     f"|| (duration(self.duration) >= duration('{MIN_INTERVAL}') "
-                    f"&& duration(self.duration) <= duration('{MAX_INTERVAL}'))",
-                    f"duration must be between {MIN_INTERVAL} and {MAX_INTERVAL}",
+                    f"&& duration(self.duration) <= duration('{MAX_DURATION}'))",
+                    f"duration must be between {MIN_INTERVAL} and {MAX_DURATION}",
                     ".duration",
                 ),
             ]
@@ -81,8 +83,8 @@ class ExperimentSpec(ApiModel):
 
     duration: Duration | None = Field(
         default=None,
-        description="How long the experiment runs once both arms serve (1s..24h); with minSamples, it ends at "
-        "whichever comes first.",
+        description="How long the experiment runs once both arms serve (1s..720h, 30 days; Prometheus must keep "
+        "the exposure counts that long); with minSamples, it ends at whichever comes first.",
         examples=["1h"],
     )
     min_samples: int | None = Field(
