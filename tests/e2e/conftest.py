@@ -41,13 +41,16 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """By default the documented RBAC behind the counting proxy; parametrised with CHART_IDENTITY, the chart's
-    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only)."""
+    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only). A
+    module with `SERVICE_FRONT = True` gets an operator whose canary_url_template is the `front` fixture's."""
     settings = {
         "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "SLUICE_PROMETHEUS_URL": prometheus.url,
         "SLUICE_PROMETHEUS_TIMEOUT": "3",
         "SLUICE_PROMETHEUS_URLS": UNREACHABLE_PROMETHEUS,
     }
+    if getattr(request.module, "SERVICE_FRONT", False):
+        settings["SLUICE_CANARY_URL_TEMPLATE"] = request.getfixturevalue("front").url_template
     workdir = tmp_path_factory.mktemp("operator")
     if getattr(request, "param", None) == CHART_IDENTITY:
         chart: ChartInstall = request.getfixturevalue("chart_install")

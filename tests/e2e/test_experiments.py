@@ -21,58 +21,36 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiClient
 
-from e2e.support import RESYNC_SECONDS, Scenario, finished
-from harness import ControlPlane, Prometheus
+from e2e.support import Scenario, finished
 from harness.dataplane import ServiceFront, ServingInstance
 from harness.routing import Request
-from integration.operator_support import CountingProxy, OperatorProcess, start_least_privileged_operator
 from sluice_serving.experiment import assign
 from unit.serving.support import rows_body
 
 pytestmark = pytest.mark.e2e
+SERVICE_FRONT = True
+"""The operator's canary_url_template is the `front` fixture's (conftest.py)."""
 
 KEYS = [f"user-{i}" for i in range(100)]
 REQUESTS_PER_KEY = 10
 DURATION_SECONDS = 60
 LOAD_SECONDS = 45.0
+"""The load must be over well within the experiment's duration, so that every request falls inside it."""
 WORKERS = 8
 CHUNK = 100
-"""The load must be over well within the experiment's duration, so that every request falls inside it."""
 SPLIT = 50
 ERRORS = (
     'sum(increase(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
     'arm="{{arm}}",code=~"5.."}[{{window}}]))'
 )
-
-
-@pytest.fixture(scope="module")
-def operator(  # noqa: PLR0917 (pytest fixtures)
-    control_plane: ControlPlane,
-    kube_api_client: ApiClient,
-    proxy: CountingProxy,
-    prometheus: Prometheus,
-    front: ServiceFront,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    settings = {
-        "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
-        "SLUICE_PROMETHEUS_URL": prometheus.url,
-        "SLUICE_PROMETHEUS_TIMEOUT": "3",
-        "SLUICE_CANARY_URL_TEMPLATE": front.url_template,
-    }
-    workdir = tmp_path_factory.mktemp("operator")
-    process = start_least_privileged_operator(control_plane, kube_api_client, proxy, workdir, settings)
-    yield process
-    process.stop()
 
 
 class Experimented(Scenario):
