@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient
 
 from e2e.support import CHART_IDENTITY, RESYNC_SECONDS, UNREACHABLE_PROMETHEUS, Scenario
 from harness import ControlPlane, Prometheus
-from harness.dataplane import DataPlane
+from harness.dataplane import DataPlane, ServiceFront
 from integration.chart_identity import ChartInstall
 from integration.operator_support import CountingProxy, OperatorProcess, start_least_privileged_operator
 from unit.serving.support import ModelFiles, make_classifier
@@ -21,6 +21,14 @@ from unit.serving.support import ModelFiles, make_classifier
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     return make_classifier(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[ServiceFront]:
+    """A loopback front for in-cluster Service URLs, for modules whose operator's canary_url_template points at it
+    (the validation gate's runs, an experiment's stable servers reaching the candidate)."""
+    with ServiceFront() as serving_front:
+        yield serving_front
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +41,16 @@ def operator(  # noqa: PLR0917 (pytest fixtures)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """By default the documented RBAC behind the counting proxy; parametrised with CHART_IDENTITY, the chart's
-    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only)."""
+    ServiceAccount and env (cluster-wide ClusterRole), its metrics and liveness listeners off (loopback only). A
+    module with `SERVICE_FRONT = True` gets an operator whose canary_url_template is the `front` fixture's."""
     settings = {
         "SLUICE_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "SLUICE_PROMETHEUS_URL": prometheus.url,
         "SLUICE_PROMETHEUS_TIMEOUT": "3",
         "SLUICE_PROMETHEUS_URLS": UNREACHABLE_PROMETHEUS,
     }
+    if getattr(request.module, "SERVICE_FRONT", False):
+        settings["SLUICE_CANARY_URL_TEMPLATE"] = request.getfixturevalue("front").url_template
     workdir = tmp_path_factory.mktemp("operator")
     if getattr(request, "param", None) == CHART_IDENTITY:
         chart: ChartInstall = request.getfixturevalue("chart_install")

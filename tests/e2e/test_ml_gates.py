@@ -76,12 +76,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     return Models(make_classifier(directory), make_flipped_classifier(directory), dataset)
 
 
-@pytest.fixture(scope="module")
-def front() -> Iterator[ServiceFront]:
-    with ServiceFront() as serving_front:
-        yield serving_front
-
-
 SECRET = "db_password=hunter2"
 ENDLESS_OFFER = 256 * 1024 * 1024
 """What the endless dataset host offers: far more than the operator's 16 MiB cap."""

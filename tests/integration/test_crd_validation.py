@@ -36,6 +36,11 @@ METRIC = {"name": "accuracy", "query": "avg(model_accuracy)", "min": 0.9}
 GATEWAY = {"gateway": {"parentRefs": [{"name": "public"}]}}
 CPU_METRIC = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
 TESTER: dict[str, Any] = {"headers": [{"name": "x-tester", "value": "yes"}]}
+EXPERIMENT: dict[str, Any] = {
+    "duration": "1h",
+    "stickyBy": {"header": "x-user-id"},
+    "metrics": [{"name": "errors", "query": "sum(x)"}],
+}
 COOKIE = {"name": "tier", "value": "beta.1"}
 
 
@@ -118,6 +123,37 @@ CASES = [
     ),
     Case(
         "too many matches", _spec(traffic=GATEWAY, rollout={"match": [TESTER] * 9}), "spec.rollout.match", "at most 8"
+    ),
+    Case("experiment without a gateway", _spec(experiment=EXPERIMENT), "spec.experiment", "needs traffic.gateway"),
+    Case(
+        "experiment beside a match",
+        _spec(traffic=GATEWAY, experiment=EXPERIMENT, rollout={"match": [TESTER]}),
+        "spec.experiment",
+        "cannot be combined with rollout.match",
+    ),
+    Case(
+        "experiment without an end",
+        _spec(traffic=GATEWAY, experiment={k: v for k, v in EXPERIMENT.items() if k != "duration"}),
+        "spec.experiment",
+        "needs duration, minSamples or both",
+    ),
+    Case(
+        "experiment of 31 days",
+        _spec(traffic=GATEWAY, experiment={**EXPERIMENT, "duration": "744h"}),
+        "spec.experiment.duration",
+        "between 1s and 720h",
+    ),
+    Case(
+        "experiment split 100",
+        _spec(traffic=GATEWAY, experiment={**EXPERIMENT, "split": 100}),
+        "spec.experiment.split",
+        "less than or equal to 99",
+    ),
+    Case(
+        "experiment key header with a space",
+        _spec(traffic=GATEWAY, experiment={**EXPERIMENT, "stickyBy": {"header": "x user"}}),
+        "spec.experiment.stickyBy.header",
+        "should match",
     ),
     Case("step 101", _rollout(steps=[50, 101]), "spec.rollout.steps[1]", "less than or equal to 100"),
     Case("empty steps", _rollout(steps=[]), "spec.rollout.steps", "at least 1 items"),

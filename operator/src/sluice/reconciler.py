@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sluice.adapters import logs, telemetry
 from sluice.adapters.cluster import ChildError, Cluster, ObservedWorkloads
 from sluice.adapters.deployments import workload_state
+from sluice.adapters.experiment import ExperimentMetrics, ExperimentQuery, ExperimentReader
 from sluice.adapters.health import WatchLag
 from sluice.adapters.kube import parse_status
 from sluice.adapters.metrics import MetricsProvider, canary_query
@@ -48,12 +49,14 @@ from sluice.core.children import (
     ServingDefaults,
     stable_pod_selector,
 )
+from sluice.core.experiment import experiment_window
 from sluice.core.notifications import Subject, notification_status, rollout_notices, wanted, wanted_receivers
 from sluice.core.plan import (
     ActionRequest,
     AnalysisReading,
     EventRecord,
     EventType,
+    ExperimentReading,
     Observations,
     ParentGateway,
     Plan,
@@ -72,6 +75,10 @@ Clock = Callable[[], datetime]
 
 def _default_shadow_provider(url: str) -> ShadowReader:
     return ShadowMetrics(url, 10.0)
+
+
+def _default_experiment_provider(url: str) -> ExperimentReader:
+    return ExperimentMetrics(url, 10.0)
 
 
 class ObjectGoneError(Exception):
@@ -132,6 +139,8 @@ class Reconciler:
     """GatewayClasses whose RequestMirror support the admin asserts (settings.mirror_gateway_classes)."""
     notifications: Notifications | None = None
     """Rollout notifications to webhooks (docs/notifications.md); None: none."""
+    experiment_provider: Callable[[str], ExperimentReader] | None = None
+    """The experiment reader for a Prometheus URL; by default `ExperimentMetrics` with a 10 s timeout."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -185,6 +194,7 @@ class Reconciler:
             blocked_pods=await read_blocked_pods(self.cluster, owner) if pods_due(stable, canary) else None,
             route=await read_route(self.cluster, owner) if has_gateway(spec) else None,
             gateways=await self._gateways(spec, owner),
+            experiment=await self._experiment(spec, status, owner, now),
         )
         return decide(spec, status, observations, now), observed
 
@@ -311,6 +321,19 @@ class Reconciler:
             return None
         reader = (self.shadow_provider or _default_shadow_provider)(self._prometheus_url(spec))
         return await reader.read(ShadowQuery(owner.namespace, owner.name, status.canary_version, window))
+
+    async def _experiment(
+        self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus, owner: Owner, now: datetime
+    ) -> ExperimentReading | None:
+        """Both arms' requests and metrics since the experiment started, when an experiment check is due."""
+        window = experiment_window(spec, status, now)
+        stable, candidate = status.stable_version, status.canary_version
+        if window is None or spec.experiment is None or stable is None or candidate is None:
+            return None
+        metrics = {metric.name: metric.query for metric in spec.experiment.metrics}
+        query = ExperimentQuery(owner.namespace, owner.name, stable, candidate, window, metrics)
+        reader = (self.experiment_provider or _default_experiment_provider)(self._prometheus_url(spec))
+        return await reader.read(query)
 
     async def _gateways(self, spec: ModelDeploymentSpec, owner: Owner) -> tuple[ParentGateway, ...] | None:
         """The route's parent Gateways and their RequestMirror support, with spec.rollout.shadow behind a Gateway

@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     )
     canary_url_template: str = Field(
         default="http://{service}.{namespace}.svc:{port}",
-        description="Base URL of a canary Service, for the validation gate; {service}, {namespace} and {port} "
-        "are filled in.",
+        description="Base URL of a canary Service, for the validation gate and an experiment's stable server (which "
+        "sends the candidate's requests there); {service}, {namespace} and {port} are filled in.",
     )
     prometheus_timeout: float = Field(default=10.0, gt=0, description="Seconds one Prometheus query may take.")
     namespaces: Annotated[list[str], NoDecode] = Field(
@@ -238,6 +238,7 @@ class Settings(BaseSettings):
         """The defaults the children builders fill in where a spec says nothing."""
         return ServingDefaults(
             image=self.serving_image,
+            service_url_template=self.canary_url_template,
             requests={
                 "cpu": self.serving_cpu_request,
                 "memory": self.serving_memory_request,

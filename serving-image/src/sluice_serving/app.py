@@ -6,9 +6,9 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sluice_serving import __version__
+from sluice_serving import __version__, contract
 from sluice_serving.config import Config
 from sluice_serving.errors import RequestError, StringLimits
 from sluice_serving.fallback import Answerer
@@ -25,6 +25,9 @@ from sluice_serving.protocol import (
     tensor_json,
 )
 from sluice_serving.shadow import Shadow
+
+if TYPE_CHECKING:
+    from sluice_serving.experiment import Assignment, Experiment
 
 log = logging.getLogger("sluice_serving.app")
 
@@ -64,6 +67,8 @@ class App:
         self.fallback: Answerer | None = None
         self.shadow: Shadow | None = None
         """Set in the shadow phase (SLUICE_REFERENCE_MODEL_URI): every answer is compared with the stable model."""
+        self.experiment: Experiment | None = None
+        """Set on the stable track during an experiment (SLUICE_EXPERIMENT_ID): inference requests are assigned."""
         self.draining = False
         self._versions = (cfg.model_version,)
         self._next_fallback_log = 0.0
@@ -80,10 +85,26 @@ class App:
         self.fallback = fallback
 
     def handle(
-        self, method: str, path: str, body: bytes, header_length: bytes | None = None
+        self, method: str, path: str, body: bytes, header_length: bytes | None = None, key: bytes | None = None
     ) -> Reply | Awaitable[Reply]:
-        """Answer one request (`header_length`: its Inference-Header-Content-Length header): the reply, or an
-        awaitable of it when the model answers later; never raises."""
+        """Answer one request (`header_length`: its Inference-Header-Content-Length header; `key`: its entity key
+        during an experiment): the reply, or an awaitable of it when the model (or the candidate) answers later;
+        never raises."""
+        experiment = self.experiment
+        if experiment is None or not self.accepts_body(method, path) or "/versions/" in path:
+            return self._answer(method, path, body, header_length)  # (a request naming its version is not assigned)
+        assignment = experiment.assign(key)
+        if assignment.arm == contract.ARM_B:
+            return experiment.forward(assignment, path, body, header_length)
+        reply = self._answer(method, path, body, header_length)
+        if isinstance(reply, Reply):
+            return experiment.expose(assignment, reply)
+        return self._expose_later(experiment, assignment, reply)
+
+    async def _expose_later(self, experiment: Experiment, assignment: Assignment, pending: Awaitable[Reply]) -> Reply:
+        return experiment.expose(assignment, await pending)
+
+    def _answer(self, method: str, path: str, body: bytes, header_length: bytes | None) -> Reply | Awaitable[Reply]:
         try:
             reply = self._route(method, path, body, header_length)
         except Exception as exc:

@@ -126,6 +126,16 @@ SETTINGS = (
     Setting(
         "SLUICE_REFERENCE_MODEL_DIGEST", "", "sha256:<64 hex> of the reference model (required for pickle and python)."
     ),
+    Setting(
+        "SLUICE_EXPERIMENT_ID",
+        "",
+        "An experiment (set by the operator on the stable track): its id, hashed with each entity key. Empty: off.",
+    ),
+    Setting("SLUICE_EXPERIMENT_HEADER", "", "The request header whose value is the entity key."),
+    Setting("SLUICE_EXPERIMENT_SPLIT", "50", "Buckets (of 100) of entity keys answered by the candidate (arm B)."),
+    Setting("SLUICE_EXPERIMENT_CANDIDATE_URL", "", "http:// base URL of the candidate's Service, for arm B."),
+    Setting("SLUICE_EXPERIMENT_CANDIDATE_VERSION", "", "The candidate's version (the `served` label of arm B)."),
+    Setting("SLUICE_EXPOSURE_LOG", "false", "Log one JSON exposure line per assigned request of an experiment."),
     Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
     Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every answer of the model."),
 )
@@ -141,6 +151,18 @@ class Fallback:
     uri: str = ""
     digest: str = ""
     format: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The SLUICE_EXPERIMENT_* settings (experiment.py)."""
+
+    experiment_id: str
+    header: str
+    split: int
+    candidate_url: str
+    candidate_version: str
+    exposure_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +203,7 @@ class Config:
     fault_latency: float
     workers: int = 1
     fallback: Fallback | None = None
+    experiment: ExperimentConfig | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -229,6 +252,7 @@ class Config:
 
         return cls(
             workers=parse("SLUICE_WORKERS", int, lambda v: 1 <= v <= 64, "1..64"),
+            experiment=_experiment(get, parse),
             fallback=_fallback(get),
             model_name=name,
             model_version=get("MODEL_VERSION"),
@@ -296,6 +320,26 @@ def _fallback(get: Callable[[str], str]) -> Fallback | None:
         require_digest_over_http(uri, digest, "SLUICE_FALLBACK_MODEL_DIGEST")
         return Fallback("model", uri=uri, digest=digest, format=fmt)
     raise ConfigError(f"SLUICE_FALLBACK={raw!r} must be constant:<json> or model")
+
+
+def _experiment(get: Callable[[str], str], parse: Callable[..., Any]) -> ExperimentConfig | None:
+    identifier = get("SLUICE_EXPERIMENT_ID")
+    if not identifier:
+        return None
+    header = get("SLUICE_EXPERIMENT_HEADER")
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+", header):
+        raise ConfigError(f"SLUICE_EXPERIMENT_HEADER={header!r} must be an HTTP header name")
+    url = get("SLUICE_EXPERIMENT_CANDIDATE_URL")
+    if not url.startswith("http://"):
+        raise ConfigError("SLUICE_EXPERIMENT_CANDIDATE_URL must be an http:// URL")
+    return ExperimentConfig(
+        experiment_id=identifier,
+        header=header.lower(),
+        split=parse("SLUICE_EXPERIMENT_SPLIT", int, lambda v: 0 <= v <= 100, "0..100"),
+        candidate_url=url,
+        candidate_version=get("SLUICE_EXPERIMENT_CANDIDATE_VERSION"),
+        exposure_log=parse("SLUICE_EXPOSURE_LOG", _boolean, lambda v: True, "true or false"),
+    )
 
 
 def check_format(variable: str, fmt: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from sluice_serving import __version__, logs, shadow
 from sluice_serving.app import App
 from sluice_serving.config import Config, ConfigError, help_table
+from sluice_serving.experiment import Experiment
 from sluice_serving.fallback import Answerer, answerer
 from sluice_serving.fetch import fetch
 from sluice_serving.metrics import Metrics, Peers
@@ -137,6 +138,9 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
     loop = asyncio.get_running_loop()
     metrics = Metrics(cfg, peers)
     app = App(cfg, metrics)
+    if cfg.experiment is not None:
+        timeout, limit = cfg.request_timeout, cfg.max_body_bytes
+        app.experiment = Experiment(cfg.experiment, cfg.model_version, metrics, timeout=timeout, limit=limit)
     server = Server(app)
     metrics_server = Server(App(cfg, metrics, metrics_only=True)) if cfg.metrics_port is not None else None
     try:

@@ -88,6 +88,8 @@ class _Requests(Collector):
         self._buckets: dict[tuple[str, str], list[int]] = {("infer", REST): [0] * (len(bounds) + 1)}
         self._sums: dict[tuple[str, str], float] = {("infer", REST): 0.0}
         self.fallbacks: dict[tuple[str, str], int] = {("infer", fallback): 0} if fallback else {}
+        self.exposures: dict[tuple[str, str, str, int], int] = {}
+        """(arm, group, served version, code) -> answered requests of an experiment (experiment.py)."""
         self.in_flight = 0
         self.load_seconds: float | None = None
 
@@ -97,6 +99,7 @@ class _Requests(Collector):
             "buckets": {k: list(v) for k, v in self._buckets.items()},
             "sums": dict(self._sums),
             "fallbacks": dict(self.fallbacks),
+            "exposures": dict(self.exposures),
             "in_flight": self.in_flight,
             "load_seconds": self.load_seconds,
         }
@@ -111,6 +114,8 @@ class _Requests(Collector):
             self._sums[key] = self._sums.get(key, 0.0) + state["sums"][key]
         for key, count in state["fallbacks"].items():
             self.fallbacks[key] = self.fallbacks.get(key, 0) + count
+        for key, count in state["exposures"].items():
+            self.exposures[key] = self.exposures.get(key, 0) + count
         self.in_flight += state["in_flight"]
         if state["load_seconds"] is not None:
             self.load_seconds = max(self.load_seconds or 0.0, state["load_seconds"])
@@ -158,6 +163,8 @@ class _Requests(Collector):
             for (endpoint, kind), count in sorted(self.fallbacks.items()):
                 fallbacks.add_metric([*base, endpoint, kind], count)
             yield fallbacks
+        if self.exposures:
+            yield self._exposures(base)
         in_flight = GaugeMetricFamily(
             PREFIX + "requests_in_flight", "Inference requests received and not yet answered", labels=BASE_LABELS
         )
@@ -171,6 +178,17 @@ class _Requests(Collector):
             )
             load.add_metric(base, self.load_seconds)
             yield load
+
+    def _exposures(self, base: list[str]) -> Metric:
+        exposures = CounterMetricFamily(
+            contract.EXPOSURES,
+            "Answered inference requests of an experiment by arm (A, B, unassigned), bucket group (the entity key's "
+            "bucket divided by 10), the version that answered, and HTTP status code",
+            labels=[*BASE_LABELS, contract.LABEL_ARM, contract.LABEL_GROUP, contract.LABEL_SERVED, contract.LABEL_CODE],
+        )
+        for (arm, group, served, code), count in sorted(self.exposures.items()):
+            exposures.add_metric([*base, arm, group, served, str(code)], count)
+        return exposures
 
 
 class _Distributions(Collector):
@@ -307,6 +325,18 @@ class Metrics:
         """Count one answer of the fallback."""
         key = (endpoint, kind)
         self._requests.fallbacks[key] = self._requests.fallbacks.get(key, 0) + 1
+
+    def expect_exposures(self, groups: Iterable[tuple[str, str]], version: str, candidate: str) -> None:
+        """Zero the exposure series an experiment will count answers in (a counter that appears at 0 loses no
+        increase), and the unassigned requests' (answered by this version)."""
+        for arm, group in [*groups, (contract.ARM_UNASSIGNED, "none")]:
+            served = candidate if arm == contract.ARM_B else version
+            self._requests.exposures.setdefault((arm, group, served, 200), 0)
+
+    def expose(self, arm: str, group: str, served: str, code: int) -> None:
+        """Count one answered request of an experiment."""
+        key = (arm, group, served, code)
+        self._requests.exposures[key] = self._requests.exposures.get(key, 0) + 1
 
     def model_loaded(self, seconds: float, feature_names: Sequence[str], width: int, classifier: bool) -> None:
         self._requests.load_seconds = seconds

@@ -44,10 +44,17 @@ def _head(status: int, content_type: bytes, length: int, close: bool, headers: b
 
 
 class _Request:
-    __slots__ = ("body", "header_length", "keep_alive", "method", "path", "started")
+    __slots__ = ("body", "header_length", "keep_alive", "key", "method", "path", "started")
 
     def __init__(  # noqa: PLR0917 (one field each)
-        self, method: str, path: str, body: bytes, keep_alive: bool, started: float, header_length: bytes | None
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        keep_alive: bool,
+        started: float,
+        header_length: bytes | None,
+        key: bytes | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -56,6 +63,8 @@ class _Request:
         self.started = started
         self.header_length = header_length
         """The Inference-Header-Content-Length header (the binary tensor data extension), if any."""
+        self.key = key
+        """The entity key header's value during an experiment, if any."""
 
 
 class _RefusedError(Exception):
@@ -87,6 +96,9 @@ class HttpProtocol(asyncio.Protocol):
         self._message_started = 0.0  # monotonic time of the current request's first byte
         self._expect_continue = False
         self._header_length: bytes | None = None
+        experiment = server.app.experiment
+        self._key_header = experiment.header if experiment is not None else None  # the entity key's header
+        self._key: bytes | None = None
         self._upgrade = False  # the current request asks for a protocol upgrade: answer it, then close
         self._upgraded = False  # the parser stopped at an upgrade; later bytes are not HTTP/1.1
         self._queue: deque[_Request] = deque()
@@ -159,6 +171,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._expect_continue = False
         self._header_length = None
+        self._key = None
         self._upgrade = False
 
     def on_url(self, url: bytes) -> None:
@@ -184,6 +197,8 @@ class HttpProtocol(asyncio.Protocol):
             self._expect_continue = True
         elif len(name) == 31 and name.lower() == b"inference-header-content-length":
             self._header_length = value
+        elif self._key_header is not None and name.lower() == self._key_header:
+            self._key = value
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -224,6 +239,7 @@ class HttpProtocol(asyncio.Protocol):
             self._parser.should_keep_alive() and not self._upgrade and not self._closing,
             time.perf_counter(),
             self._header_length,
+            self._key,
         )
         if self._pending or self._queue or self._writing_paused or self._handled >= _PER_TURN:
             self._queue.append(request)
@@ -240,7 +256,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _process(self, request: _Request) -> None:
         self._server.in_flight += 1
-        reply = self._app.handle(request.method, request.path, request.body, request.header_length)
+        reply = self._app.handle(request.method, request.path, request.body, request.header_length, request.key)
         if isinstance(reply, Reply):
             self._respond(request, reply)
             return

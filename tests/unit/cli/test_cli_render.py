@@ -374,3 +374,37 @@ def test_history_numbers_entries_oldest_first_with_revision_outcome_duration_cha
     assert "env FOO changed" in lines[2]
     assert lines[-1] == "stable now: 2.0.0 (revision 3)"
     assert "No finished rollouts of fraud yet" in render_history(make_md({"phase": "Stable"}), NOW)
+
+
+def test_status_shows_an_experiments_split_samples_per_arm_and_decision_so_far() -> None:
+    experiment = {
+        "duration": "1h",
+        "minSamples": 5000,
+        "split": 30,
+        "stickyBy": {"header": "x-user-id"},
+        "metrics": [{"name": "errors", "query": "q"}],
+    }
+    status = {
+        **PROGRESSING,
+        "phase": "Experimenting",
+        "canaryWeight": 0,
+        "currentStep": None,
+        "experiment": {
+            "id": "0123456789abcdef",
+            "split": 30,
+            "startedAt": stamp(600),
+            "samplesA": 2100,
+            "samplesB": 900,
+            "decision": "Running",
+            "metrics": [
+                {"name": "errors", "shareA": 0.02, "shareB": 0.01, "lower": -0.02, "upper": 0.001,
+                 "comparison": "Undecided"}
+            ],
+        },
+    }  # fmt: skip
+    text = render_status(make_md(status, traffic={"gateway": {"parentRefs": [{"name": "gw"}]}}, experiment=experiment),
+                         [], NOW)  # fmt: skip
+    assert "A 70% / B 30% of entity keys (header x-user-id); decision Running" in text
+    assert "A 2100, B 900; started 10m ago; ends at duration 1h or 5000 per arm" in text
+    assert "errors: A 0.02, B 0.01 (B - A in [-0.02, 0.001]): Undecided" in text
+    assert "experimenting: 2.0.0 (B) beside 1.0.0 (A)" in text

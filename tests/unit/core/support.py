@@ -73,6 +73,7 @@ def running(plan: WorkloadPlan | None, *, ready: bool, kept: int = 0) -> Workloa
         updated_replicas=replicas,
         ready_replicas=replicas if ready else 0,
         available=ready,
+        experiment=plan.assignment.experiment_id if plan.assignment is not None else None,
     )
 
 

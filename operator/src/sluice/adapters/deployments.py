@@ -16,7 +16,7 @@ from typing import Any
 
 from sluice.core.children import VERSION_LABEL
 from sluice.core.plan import WorkloadState
-from sluice.core.workloads import REVISION_ANNOTATION
+from sluice.core.workloads import EXPERIMENT_ANNOTATION, REVISION_ANNOTATION
 
 
 def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
@@ -41,6 +41,7 @@ def workload_state(deployment: Mapping[str, Any] | None) -> WorkloadState:
         exists=True,
         version=labels.get(VERSION_LABEL),
         revision=(metadata.get("annotations") or {}).get(REVISION_ANNOTATION),
+        experiment=(metadata.get("annotations") or {}).get(EXPERIMENT_ANNOTATION),
         replicas=replicas,
         pods=total,
         updated_replicas=updated,

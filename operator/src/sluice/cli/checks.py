@@ -142,7 +142,7 @@ def check_action(md: ModelDeployment, action: Action) -> None:
             raise _refuse(f"no rollout to abort (phase {phase})")
     elif action is Action.RETRY:
         last = status.history[-1] if status.history else None
-        retryable = (Outcome.ROLLED_BACK, Outcome.ABORTED, Outcome.ROLLED_BACK_AFTER_PROMOTION)
+        retryable = (Outcome.ROLLED_BACK, Outcome.ABORTED, Outcome.ROLLED_BACK_AFTER_PROMOTION, Outcome.KEPT)
         if phase is not Phase.ROLLED_BACK or last is None or last.outcome not in retryable:
             raise _refuse(f"nothing to retry: the last rollout was not rolled back or aborted (phase {phase})")
         if md.spec.model.version != canary:

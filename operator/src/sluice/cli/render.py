@@ -23,6 +23,7 @@ from sluice.api.v1alpha1 import (
     Outcome,
     Phase,
 )
+from sluice.cli.experiment import experiment_fields
 from sluice.cli.times import age, relative_times
 from sluice.core.analysis import shown
 from sluice.core.conditions import PROGRESSING, READY
@@ -287,6 +288,7 @@ def render_status(
                 f"{status.inconclusive_checks} inconclusive, {status.consecutive_errors} errored in a row",
             )
         )
+    fields += experiment_fields(md, now)
     if route is not None:
         fields.append(("Route", route))
     if (gate := gate_text(md)) is not None:
@@ -334,7 +336,8 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
     match status.phase:
         case Phase.ROLLED_BACK:
             last = status.history[-1] if status.history else None
-            how = "aborted" if last is not None and last.outcome is Outcome.ABORTED else "rolled back"
+            outcome = last.outcome if last is not None else Outcome.ROLLED_BACK
+            how = {Outcome.ABORTED: "aborted", Outcome.KEPT: "kept by the experiment"}.get(outcome, "rolled back")
             return f"{how}; stable {status.stable_version or NONE} serves"
         case Phase.VALIDATING:
             return "validation gate: scoring the canary on the labelled dataset before any traffic"
@@ -342,6 +345,8 @@ def step_line(md: ModelDeployment, canary_ready: int | None = None) -> str:
             return "shadowing: the canary gets a copy of the traffic, its answers are compared"
         case Phase.PROMOTING:
             return f"promoting {status.canary_version}: the stable pods move to it"
+        case Phase.EXPERIMENTING:
+            return f"experimenting: {status.canary_version} (B) beside {status.stable_version} (A), each key on one"
         case Phase.PROMOTED:
             return f"promoted {status.stable_version}: it serves all traffic from the canary's pods"
     if status.current_step is not None:

@@ -67,6 +67,9 @@ class ServingDefaults:
     image: str
     requests: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, str] = field(default_factory=dict)
+    service_url_template: str = "http://{service}.{namespace}.svc:{port}"
+    """Base URL of one of the ModelDeployment's Services (settings.canary_url_template): where an experiment's
+    stable server sends the candidate's requests."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class WorkloadState:
     available: bool = False
     """Rolled out: observed generation current, all replicas updated, ready and available."""
     progress_deadline_exceeded: bool = False
+    experiment: str | None = None
+    """The experiment id its pod template assigns arms for (annotation `sluice.dev/experiment`), if any."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,17 @@ class ShadowReading:
     """Fraction of compared requests on which both predicted the same (classifiers)."""
     mean_abs_difference: float | None = None
     """Mean |canary - stable| over compared predictions (regressors)."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentReading:
+    """An experiment's evidence since it started: each arm's answered requests and, per metric, each arm's hits
+    (None: no data), or why they could not be read."""
+
+    samples_a: float | None = None
+    samples_b: float | None = None
+    hits: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -176,6 +189,8 @@ class Observations:
     gateways: tuple[ParentGateway, ...] | None = None
     """The HTTPRoute's parent Gateways and their RequestMirror support; read whenever spec.rollout.shadow and
     spec.traffic.gateway are set (None: not read, which never allows mirroring)."""
+    experiment: ExperimentReading | None = None
+    """Present only when an experiment check was due (see `sluice.core.experiment.experiment_window`)."""
 
 
 class EventType(StrEnum):
@@ -199,6 +214,17 @@ class ReplicaBounds:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """spec.experiment on the stable track: how its server assigns entity keys to the arms and where B is."""
+
+    experiment_id: str
+    header: str
+    split: int
+    candidate_version: str
+    exposure_log: bool
+
+
+@dataclass(frozen=True)
 class WorkloadPlan:
     """The Deployment a track should run: which revision (model and serving), how many replicas."""
 
@@ -211,6 +237,8 @@ class WorkloadPlan:
     """The revision's spec.serving (image, env, resources, pod fields)."""
     autoscaling: ReplicaBounds | None = None
     """The track's HPA bounds when an HPA sets its replicas (spec.autoscaling), else None."""
+    assignment: Assignment | None = None
+    """The stable track during an experiment: its server assigns the arms and proxies B's to the candidate."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sluice.core.workloads import RESERVED_ENV, parse_quantity
 
 INVALID_SPEC = "InvalidSpec"
 QUERY_PLACEHOLDERS = frozenset({"namespace", "name", "version", "track", "interval"})
+EXPERIMENT_PLACEHOLDERS = frozenset({"namespace", "name", "arm", "version", "track", "window"})
 KEEP_PREVIOUS_WITH_AUTOSCALING = (
     "spec.rollout.keepPrevious cannot be combined with spec.autoscaling yet: while the previous revision is kept, "
     "both tracks run spec.replicas, not the count the HPA reached"
@@ -160,6 +161,27 @@ def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[s
                 f"spec.analysis.metrics[{metric.name}].query uses unknown placeholders "
                 f"{', '.join('{{' + u + '}}' for u in unknown)} (known: {known})"
             )
+    return found + _experiment_problems(spec, routed)
+
+
+def _experiment_problems(spec: ModelDeploymentSpec, routed: bool) -> list[str]:
+    """spec.experiment's rules (admission enforces them too; an object stored before them meets them here)."""
+    experiment = spec.experiment
+    if experiment is None:
+        return []
+    found = []
+    if not routed:
+        found.append("spec.experiment needs spec.traffic.gateway: the route sends all requests to the stable Service")
+    if spec.rollout.match or spec.rollout.shadow is not None or spec.rollout.keep_previous is not None:
+        found.append("spec.experiment cannot be combined with rollout.match, rollout.shadow or rollout.keepPrevious")
+    names = [metric.name for metric in experiment.metrics]
+    if len(set(names)) != len(names):
+        found.append("spec.experiment.metrics: each metric needs a name of its own")
+    for metric in experiment.metrics:
+        unknown = sorted(set(_PLACEHOLDER.findall(metric.query)) - EXPERIMENT_PLACEHOLDERS)
+        if unknown:
+            known = ", ".join("{{" + p + "}}" for p in sorted(EXPERIMENT_PLACEHOLDERS))
+            found.append(f"spec.experiment.metrics[{metric.name}].query uses unknown placeholders (known: {known})")
     return found
 
 

@@ -15,6 +15,7 @@ from sluice.core.children import (
     AUTOSCALED_ANNOTATION,
     MODELDEPLOYMENT_LABEL,
     PORT_NAME,
+    SERVICE_PORT,
     SERVING_PORT,
     TRACK_LABEL,
     ChildNames,
@@ -28,7 +29,7 @@ from sluice.core.children import (
     parse_pvc_uri,
     track_labels,
 )
-from sluice.core.plan import Plan, WorkloadPlan
+from sluice.core.plan import Assignment, Plan, WorkloadPlan
 from sluice.core.podfields import (
     STARTUP_PROBE_PERIOD_SECONDS,
     env_from,
@@ -57,6 +58,16 @@ TMP_SIZE_LIMIT = "256Mi"
 """sizeLimit of the serving container's /tmp emptyDir; the model cache's is its ephemeral-storage limit."""
 REVISION_ANNOTATION = f"{GROUP}/revision"
 """On a serving Deployment (not its pods): the hash of the revision its template runs."""
+EXPERIMENT_ANNOTATION = f"{GROUP}/experiment"
+"""On the stable Deployment during an experiment: the id of the experiment its template assigns arms for."""
+EXPERIMENT_ENV = (
+    contract.ENV_EXPERIMENT_ID,
+    contract.ENV_EXPERIMENT_HEADER,
+    contract.ENV_EXPERIMENT_SPLIT,
+    contract.ENV_EXPERIMENT_CANDIDATE_URL,
+    contract.ENV_EXPERIMENT_CANDIDATE_VERSION,
+    contract.ENV_EXPOSURE_LOG,
+)
 
 REFERENCE_ENV = (
     contract.ENV_REFERENCE_MODEL_URI,
@@ -67,7 +78,8 @@ REFERENCE_ENV = (
 REFERENCE_MOUNT_DIR = "/mnt/reference-model"
 RESERVED_ENV = frozenset(
     {contract.ENV_MODEL_NAME, contract.ENV_MODEL_VERSION, contract.ENV_MODEL_URI, contract.ENV_MODEL_FORMAT,
-     contract.ENV_MODEL_DIGEST, contract.ENV_TRACK, contract.ENV_PORT, contract.ENV_MODEL_CACHE_DIR, *REFERENCE_ENV}
+     contract.ENV_MODEL_DIGEST, contract.ENV_TRACK, contract.ENV_PORT, contract.ENV_MODEL_CACHE_DIR, *REFERENCE_ENV,
+     *EXPERIMENT_ENV}
 )  # fmt: skip
 """Variables the operator sets on every serving container; spec.serving.env may not override them."""
 
@@ -140,6 +152,23 @@ def _reference_env(reference: ModelStatus | None) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in zip(REFERENCE_ENV, values, strict=True)]
 
 
+def _experiment_env(owner: Owner, assignment: Assignment | None, defaults: ServingDefaults) -> list[dict[str, str]]:
+    """The stable track's assignment during an experiment; the candidate's URL from the operator's own naming."""
+    if assignment is None:
+        return []
+    service = ChildNames.of(owner.name).canary_service
+    url = defaults.service_url_template.format(service=service, namespace=owner.namespace, port=SERVICE_PORT)
+    values = (
+        assignment.experiment_id,
+        assignment.header,
+        str(assignment.split),
+        url,
+        assignment.candidate_version,
+        "true" if assignment.exposure_log else "false",
+    )
+    return [{"name": name, "value": value} for name, value in zip(EXPERIMENT_ENV, values, strict=True)]
+
+
 def _http_probe(path: str, period_seconds: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": PORT_NAME},
@@ -187,7 +216,12 @@ def _container(
         "name": CONTAINER_NAME,
         "image": (serving.image if serving else None) or defaults.image,
         "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
-        "env": [*_model_env(owner, model, track), *_reference_env(reference), *_user_env(serving)],
+        "env": [
+            *_model_env(owner, model, track),
+            *_reference_env(reference),
+            *_experiment_env(owner, workload.assignment, defaults),
+            *_user_env(serving),
+        ],
         **env_from(serving),
         "resources": resources(serving, defaults),
         "startupProbe": {
@@ -245,6 +279,8 @@ def deployment(
     container = _container(owner, workload, track, defaults, startup_seconds=progress_deadline)
     metadata = object_metadata(owner, ChildNames.of(owner.name).deployment(track), labels)
     metadata["annotations"] = {REVISION_ANNOTATION: revision_hash(workload.model, workload.serving)}
+    if workload.assignment is not None:
+        metadata["annotations"][EXPERIMENT_ANNOTATION] = workload.assignment.experiment_id
     replicas = {"replicas": workload.replicas}
     if workload.autoscaling is not None:  # its HPA's: sluice applies none (see adapters.kube.apply_autoscaled)
         metadata["annotations"][AUTOSCALED_ANNOTATION] = "true"

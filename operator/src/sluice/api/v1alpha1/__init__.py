@@ -17,6 +17,16 @@ from sluice.api.v1alpha1.analysis import (
     PrometheusRef,
 )
 from sluice.api.v1alpha1.autoscaling import AutoscalingSpec, MetricSpec
+from sluice.api.v1alpha1.experiment import (
+    Comparison,
+    ExperimentDecision,
+    ExperimentMetric,
+    ExperimentMetricResult,
+    ExperimentSpec,
+    ExperimentStatus,
+    Goal,
+    StickyBy,
+)
 from sluice.api.v1alpha1.matching import CookieMatch, MatchType, RouteMatch, ValueMatch
 from sluice.api.v1alpha1.meta import (
     ACTION_ANNOTATION,
@@ -120,6 +130,7 @@ __all__ = [
     "Capacity",
     "CheckResult",
     "CompareToStable",
+    "Comparison",
     "Condition",
     "ConfigMapKeyRef",
     "CookieMatch",
@@ -127,7 +138,13 @@ __all__ = [
     "DatasetFormat",
     "Duration",
     "EnvVar",
+    "ExperimentDecision",
+    "ExperimentMetric",
+    "ExperimentMetricResult",
+    "ExperimentSpec",
+    "ExperimentStatus",
     "GatewayTraffic",
+    "Goal",
     "HistoryEntry",
     "InconclusivePolicy",
     "MatchType",
@@ -154,6 +171,7 @@ __all__ = [
     "RouteMatch",
     "ServingSpec",
     "ShadowSpec",
+    "StickyBy",
     "TrafficSpec",
     "ValidationMetric",
     "ValidationResult",

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 
 from sluice.api.v1alpha1.analysis import AnalysisSpec
 from sluice.api.v1alpha1.autoscaling import AutoscalingSpec
+from sluice.api.v1alpha1.experiment import ExperimentSpec
 from sluice.api.v1alpha1.meta import ApiModel, cel
 from sluice.api.v1alpha1.notifications import NotificationsSpec
 from sluice.api.v1alpha1.rollout import RolloutSpec
@@ -115,6 +116,18 @@ class ModelDeploymentSpec(ApiModel):
                     "rollout.match needs traffic.gateway: only an HTTPRoute can route requests by header",
                     ".rollout",
                 ),
+                cel(
+                    "!has(self.experiment) || (has(self.traffic) && has(self.traffic.gateway))",
+                    "experiment needs traffic.gateway: the route sends all requests to the stable Service, whose "
+                    "server assigns the arms",
+                    ".experiment",
+                ),
+                cel(
+                    "!has(self.experiment) || !has(self.rollout) || (!has(self.rollout.match) "
+                    "&& !has(self.rollout.shadow) && !has(self.rollout.keepPrevious))",
+                    "experiment cannot be combined with rollout.match, rollout.shadow or rollout.keepPrevious",
+                    ".experiment",
+                ),
             ]
         }
     )
@@ -143,6 +156,12 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description="HorizontalPodAutoscalers that sluice owns, one per track, sized by the canary's share; "
         "spec.replicas when left out. Use this rather than an HPA on the ModelDeployment or its Deployments.",
+    )
+    experiment: ExperimentSpec | None = Field(
+        default=None,
+        description="A sticky A/B experiment instead of the canary steps: each entity key always on the same "
+        "version, a fixed split for a fixed time or sample count, then promote, keep or roll back by the metrics; "
+        "needs traffic.gateway (docs/experiments.md). Off when left out.",
     )
     paused: bool = Field(default=False, description="Hold a rollout at its current step.")
     notifications: NotificationsSpec | None = Field(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from sluice.api.v1alpha1.experiment import ExperimentStatus
 from sluice.api.v1alpha1.meta import API_VERSION, HISTORY_LIMIT, KIND, REVISION_SPEC_LIMIT, ApiModel
 from sluice.api.v1alpha1.notifications import NotificationCounts
 from sluice.api.v1alpha1.serving import ModelFormat, ServingSpec
@@ -23,6 +24,8 @@ class Phase(StrEnum):
     VALIDATING = "Validating"
     SHADOWING = "Shadowing"
     PROGRESSING = "Progressing"
+    EXPERIMENTING = "Experimenting"
+    """spec.experiment: the candidate (B) serves its share of entity keys beside stable (A) until the rule decides."""
     PAUSED = "Paused"
     PROMOTING = "Promoting"
     PROMOTED = "Promoted"
@@ -49,6 +52,8 @@ class Outcome(StrEnum):
     ABORTED = "Aborted"
     ROLLED_BACK_AFTER_PROMOTION = "RolledBackAfterPromotion"
     """Within rollout.keepPrevious: traffic went back to the kept previous revision (undo, or postPromotionAnalysis)."""
+    KEPT = "Kept"
+    """spec.experiment found no difference: the stable version was kept, the candidate's pods removed."""
 
 
 class Action(StrEnum):
@@ -171,7 +176,7 @@ class HistoryEntry(ApiModel):
     """A finished rollout."""
 
     version: str = Field(description="The version that was rolled out.")
-    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded, Aborted or RolledBackAfterPromotion.")
+    outcome: Outcome = Field(description="Promoted, RolledBack, Superseded, Aborted, RolledBackAfterPromotion or Kept.")
     started_at: datetime = Field(description="When the rollout started.")
     finished_at: datetime = Field(description="When it ended.")
     reason: str = Field(description="Machine-readable reason in CamelCase.")
@@ -276,6 +281,9 @@ class ModelDeploymentStatus(ApiModel):
         default_factory=list,
         description="Conditions, one per type; Ready feeds the READY column.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    experiment: ExperimentStatus | None = Field(
+        default=None, description="spec.experiment: the running (or last) experiment's split, samples and decision."
     )
     history: list[HistoryEntry] = Field(
         default_factory=list, max_length=HISTORY_LIMIT, description="Finished rollouts; at most 20."

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from sluice.api.v1alpha1 import Capacity, ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from sluice.core.plan import ReplicaBounds, WorkloadState
-from sluice.core.rollout.workloads import canary_replicas, canary_replicas_for_weight, neutral_canary_replicas, runs
+from sluice.core.rollout.workloads import (
+    canary_replicas,
+    canary_replicas_for_weight,
+    first_share,
+    neutral_canary_replicas,
+    runs,
+)
 
 
 def canary_share(spec: ModelDeploymentSpec, weight: int, bound: int) -> int:
@@ -28,8 +34,8 @@ def canary_share(spec: ModelDeploymentSpec, weight: int, bound: int) -> int:
 
 
 def _weight(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int:
-    """The canary's weight, or the first step's while the canary starts."""
-    return status.canary_weight if status.current_step is not None else spec.rollout.steps[0]
+    """The canary's weight, or the first step's while the canary starts (an experiment's split throughout)."""
+    return status.canary_weight if status.current_step is not None else first_share(spec)
 
 
 def canary_bounds(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> ReplicaBounds | None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from sluice.core.experiment import assignment
 from sluice.core.plan import Observations, Plan, WorkloadPlan
 from sluice.core.rollout.actions import handle_action
 from sluice.core.rollout.autoscaling import autoscaled_floors, canary_bounds, stable_bounds
@@ -14,7 +15,15 @@ from sluice.core.rollout.keeping import kept_plans
 from sluice.core.rollout.mirror import held_wait, mirror_allowed, mirror_hold
 from sluice.core.rollout.observed import refresh_observed_state
 from sluice.core.rollout.pause import follow_pause
-from sluice.core.rollout.phases import initializing, progressing, promoted, promoting, shadowing, validating
+from sluice.core.rollout.phases import (
+    experimenting,
+    initializing,
+    progressing,
+    promoted,
+    promoting,
+    shadowing,
+    validating,
+)
 from sluice.core.rollout.revisions import stable_track_serving
 from sluice.core.rollout.schedule import requeue_after
 from sluice.core.rollout.state import Decision
@@ -31,6 +40,7 @@ PHASE_HANDLERS: dict[Phase, Callable[[Decision], None]] = {
     Phase.VALIDATING: validating.handle,
     Phase.SHADOWING: shadowing.handle,
     Phase.PROGRESSING: progressing.handle,
+    Phase.EXPERIMENTING: experimenting.handle,
     Phase.PROMOTING: promoting.handle,
     Phase.PROMOTED: promoted.handle,
 }
@@ -84,6 +94,7 @@ def _track_plans(
         replicas=stable_replicas,
         serving=stable_track_serving(spec, status),
         autoscaling=stable_hpa,
+        assignment=assignment(spec, status),
     )
     return stable, canary_plan(spec, status, observations.canary, canary_replicas, canary_hpa)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from sluice.api.v1alpha1 import ModelDeploymentSpec, Phase
 
-GATES: tuple[Phase, ...] = (Phase.VALIDATING, Phase.SHADOWING, Phase.PROGRESSING)
-"""The phases a canary passes through, in order, before promotion (Progressing: the live steps)."""
+GATES: tuple[Phase, ...] = (Phase.VALIDATING, Phase.SHADOWING, Phase.PROGRESSING, Phase.EXPERIMENTING)
+"""The phases a canary passes through, in order, before promotion (Progressing: the live steps; Experimenting,
+with spec.experiment, instead of them)."""
 
 ROLLOUT_PHASES = frozenset({*GATES, Phase.PAUSED, Phase.PROMOTING})
 """Phases in which a canary version is being rolled out."""
@@ -19,12 +20,16 @@ GATE_LABELS = {Phase.VALIDATING: "validation gate", Phase.SHADOWING: "shadow pha
 
 
 def enabled(spec: ModelDeploymentSpec, gate: Phase) -> bool:
-    """Whether the spec configures `gate` (the steps always run)."""
+    """Whether the spec configures `gate` (the steps run unless an experiment replaces them)."""
     match gate:
         case Phase.VALIDATING:
             return spec.validation is not None
         case Phase.SHADOWING:
             return spec.rollout.shadow is not None
+        case Phase.PROGRESSING:
+            return spec.experiment is None
+        case Phase.EXPERIMENTING:
+            return spec.experiment is not None
     return True
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sluice.api.durations import parse_duration
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from sluice.core.experiment import next_experiment_check_at
 from sluice.core.plan import WorkloadState
 from sluice.core.rollout.workloads import canary_ready
 from sluice.core.world import route_holds
@@ -128,6 +129,9 @@ def requeue_after(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now:
     if status.phase is Phase.VALIDATING:
         retry_at = validation_retry_at(spec, status)
         due = retry_at if retry_at is not None and status.validation is not None else canary_deadline(spec, status)
+    elif status.phase is Phase.EXPERIMENTING:
+        started = status.experiment is not None and status.experiment.started_at is not None
+        due = next_experiment_check_at(spec, status) if started else canary_deadline(spec, status)
     elif status.phase in (Phase.PROGRESSING, Phase.SHADOWING):
         due = next_check_at(spec, status) if status.step_started_at is not None else canary_deadline(spec, status)
     elif status.phase is Phase.PROMOTED and status.previous is not None and not status.previous.released:

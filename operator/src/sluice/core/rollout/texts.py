@@ -33,6 +33,8 @@ def where(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> str:
         return "at the validation gate (weight 0)"
     if step is None and status.phase is Phase.SHADOWING and status.step_started_at is not None:
         return "in the shadow phase (weight 0)"
+    if step is None and status.experiment is not None and status.experiment.started_at is not None:
+        return f"in the experiment ({status.experiment.split}% of entity keys on the candidate)"
     if step is None:
         return "before the canary was ready"
     return f"at step {step + 1}/{len(spec.rollout.steps)} ({status.canary_weight}%)"
@@ -43,6 +45,9 @@ def rollout_started(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, wh
     gates = gates_before_steps(spec)
     first = f"{' then '.join(gates)}, then " if gates else ""
     stable = f"stable {status.stable_version}"
+    if spec.experiment is not None:
+        split, header = spec.experiment.split, spec.experiment.sticky_by.header
+        return f"{why}: {first}an experiment, {split}% of entity keys (header {header}) on it; {stable} serves the rest"
     return f"{why}: {first}steps {steps} every {spec.rollout.interval}; {stable} keeps serving"
 
 
@@ -78,6 +83,12 @@ def live_progress(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> C
             return ConditionStatus.TRUE, "Promoting", f"rolling the stable Deployment to {version}"
         case Phase.VALIDATING:
             return ConditionStatus.TRUE, "Validating", f"canary {version} {here}"
+        case Phase.EXPERIMENTING:
+            return (
+                ConditionStatus.TRUE,
+                "Experimenting",
+                f"experiment of {version} (B) against {status.stable_version} (A)",
+            )
         case Phase.SHADOWING if status.step_started_at is not None:
             return ConditionStatus.TRUE, "Shadowing", f"canary {version} {here}; {_next_check(spec, status)}"
     if status.phase is Phase.PROGRESSING and route_holds(spec, status):

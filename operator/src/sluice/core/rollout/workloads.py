@@ -90,13 +90,19 @@ def canary_replicas(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) ->
     if spec.rollout.capacity is Capacity.NEUTRAL:
         if status.current_step is None:
             frozen = status.phase is Phase.PAUSED and status.paused_in is Phase.PROGRESSING
-            return 0 if frozen else neutral_canary_replicas(spec.rollout.steps[0], spec.replicas)
+            return 0 if frozen else neutral_canary_replicas(first_share(spec), spec.replicas)
         return neutral_canary_replicas(status.canary_weight, spec.replicas)
     if spec.traffic is not None and spec.traffic.gateway is not None:
         return spec.replicas
     starting = status.current_step is None and status.phase is Phase.PROGRESSING
     weight = spec.rollout.steps[0] if starting else status.canary_weight
     return canary_replicas_for_weight(weight, spec.replicas)
+
+
+def first_share(spec: ModelDeploymentSpec) -> int:
+    """The canary's share of requests before its first step: the first step's weight, or an experiment's split
+    (its share of entity keys, served through the stable pods)."""
+    return spec.experiment.split if spec.experiment is not None else spec.rollout.steps[0]
 
 
 def neutral_canary_replicas(weight: int, replicas: int) -> int:
