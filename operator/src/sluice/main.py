@@ -21,6 +21,7 @@ from sluice.adapters.health import WatchLag, serve_readiness
 from sluice.adapters.kube import KubeApi, KubeCluster, load_api_client
 from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, unreachable
+from sluice.adapters.registry import MlflowRegistry
 from sluice.adapters.shadow import ShadowMetrics
 from sluice.handlers import kopf_settings, register
 from sluice.loops import Loops
@@ -62,6 +63,9 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
         shadow_provider=lambda url: ShadowMetrics(url, settings.prometheus_timeout),
         allow=settings.allowlists(),
         mirror_gateway_classes=frozenset(settings.mirror_gateway_classes),
+        registry=MlflowRegistry(settings.mlflow_tracking_uri, settings.mlflow_max_model_bytes, settings.mlflow_timeout)
+        if settings.mlflow_tracking_uri
+        else None,
     )
 
 

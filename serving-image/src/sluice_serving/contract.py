@@ -21,6 +21,8 @@ ENV_REFERENCE_MODEL_URI = "SLUICE_REFERENCE_MODEL_URI"
 """The shadow phase's reference (the stable model) on a canary."""
 ENV_REFERENCE_MODEL_FORMAT = "SLUICE_REFERENCE_MODEL_FORMAT"
 ENV_REFERENCE_MODEL_DIGEST = "SLUICE_REFERENCE_MODEL_DIGEST"
+ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+"""The operator's MLflow tracking server, on pods whose model is a (pinned) models:/ uri."""
 
 # --- tracks: the value of ENV_TRACK and of the `track` label -------------------------------------------------------
 

@@ -67,6 +67,8 @@ class ServingDefaults:
     image: str
     requests: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, str] = field(default_factory=dict)
+    mlflow_tracking_uri: str = ""
+    """The operator's MLflow tracking server, given to pods that serve a models:/ uri."""
 
 
 @dataclass(frozen=True)

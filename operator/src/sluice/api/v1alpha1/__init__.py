@@ -47,6 +47,7 @@ from sluice.api.v1alpha1.pod import EnvVar
 from sluice.api.v1alpha1.rollout import Capacity, RolloutSpec, ShadowSpec
 from sluice.api.v1alpha1.serving import (
     PICKLE_BASED_FORMATS,
+    REGISTRY_URI,
     ModelFormat,
     ModelSpec,
     ResourceRequirements,
@@ -73,6 +74,7 @@ from sluice.api.v1alpha1.status import (
     Outcome,
     Phase,
     PreviousRevision,
+    ResolvedModel,
     RevisionRef,
     ValidationResult,
     Verdict,
@@ -99,6 +101,7 @@ __all__ = [
     "PICKLE_BASED_FORMATS",
     "PLURAL",
     "QUANTITY_PATTERN",
+    "REGISTRY_URI",
     "REVISION_SPEC_LIMIT",
     "SHORT_NAMES",
     "SINGULAR",
@@ -136,6 +139,7 @@ __all__ = [
     "PreviousRevision",
     "PrometheusRef",
     "Quantity",
+    "ResolvedModel",
     "ResourceRequirements",
     "RevisionRef",
     "RolloutSpec",
