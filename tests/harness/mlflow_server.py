@@ -58,7 +58,7 @@ def start(workdir: Path) -> MlflowServer:
     """Start a tracking server in `workdir` and wait until it answers (about 10 s)."""
     port = free_port()
     artifacts = workdir / "artifacts"
-    command = [
+    command: list[str | Path] = [
         env_dir() / "bin/python", "-m", "mlflow", "server", "--host", LOOPBACK, "--port", str(port),
         "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
         "--artifacts-destination", artifacts, "--serve-artifacts",
