@@ -50,6 +50,11 @@ class MlflowServer:
             raise RuntimeError(f"the MLflow client script failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
+    def artifact_digest(self, file_name: str, version: int = 1) -> str:
+        """The sha256 of artifact `file_name` of the `version`-th model logged with that file (in logging order)."""
+        found = sorted(self.artifacts.rglob(file_name), key=lambda path: path.stat().st_mtime)
+        return "sha256:" + hashlib.sha256(found[version - 1].read_bytes()).hexdigest()
+
     def stop(self) -> None:
         stop_processes([self.record])
 
@@ -86,9 +91,10 @@ with mlflow.start_run():
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), num_boost_round=3)
     mlflow.lightgbm.log_model(booster, name="model", registered_model_name="trees")
 mlflow.MlflowClient().set_registered_model_alias("iris", "champion", "1")
+mlflow.MlflowClient().set_registered_model_alias("iris", "production", "1")
 """
 """Registers iris versions 1 and 2 (scikit-learn; 2 answers the opposite class), trees version 1 (a LightGBM
-Booster), and points iris@champion at version 1."""
+Booster), and points iris@champion and iris@production at version 1."""
 
 
 def move_alias(server: MlflowServer, name: str, alias: str, version: int) -> None:

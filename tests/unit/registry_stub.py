@@ -94,7 +94,7 @@ def stub_registry() -> Iterator[Stub]:
     stub = Stub("")
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             status, body = stub.answers.get(self.path, (404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}'))
             self.send_response(status)
             for name, value in {"Content-Length": str(len(body)), **stub.headers}.items():

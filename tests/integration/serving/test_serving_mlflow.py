@@ -6,9 +6,6 @@ resolver pins the version an alias names and the digest of its artifact."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,29 +15,10 @@ from sluice.adapters.registry import MlflowRegistry, RegistryError
 from sluice.api.v1alpha1 import ModelFormat
 from sluice.core.registry import parse_registry_uri
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not mlflow_server.available(), reason="no MLflow virtualenv: run `make mlflow-env`"),
-]
+pytestmark = pytest.mark.integration
 
 INFER = "/v2/models/model/infer"
 ROW = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 0.5, -0.5, 0.0]}]}
-
-
-@pytest.fixture(scope="module")
-def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mlflow_server.MlflowServer]:
-    server = mlflow_server.start(tmp_path_factory.mktemp("mlflow"))
-    try:
-        server.run(mlflow_server.REGISTER)
-        yield server
-    finally:
-        server.stop()
-
-
-def artifact_digest(server: mlflow_server.MlflowServer, name: str) -> str:
-    """The sha256 of the one registered artifact file called `name` in the server's artifact store."""
-    (path,) = [p for p in server.artifacts.rglob(name) if p.parent.name == "artifacts"][:1]
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +61,7 @@ def test_the_operator_resolves_an_alias_to_its_version_and_the_digest_the_pods_t
     resolution = asyncio.run(registry.resolve(ref, None))
 
     assert (resolution.version, resolution.format) == ("1", ModelFormat.LIGHTGBM)
-    assert resolution.digest == artifact_digest(mlflow, "model.lgb")
+    assert resolution.digest == mlflow.artifact_digest("model.lgb")
     pinned = {"MODEL_URI": "models:/trees/1", "MODEL_FORMAT": "lightgbm", "MODEL_DIGEST": resolution.digest}
     server = start({**pinned, "MLFLOW_TRACKING_URI": mlflow.url})
     server.wait_ready()

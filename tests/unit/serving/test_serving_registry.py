@@ -43,7 +43,7 @@ def test_the_mlmodel_reader_keeps_each_flavors_scalar_keys_and_a_nested_block_as
 
 
 def test_a_model_without_the_format_asked_for_is_refused() -> None:
-    with stub_registry() as stub, pytest.raises(RegistryError, match="^the registered model has no flavor of MODEL"):
+    with stub_registry() as stub, pytest.raises(RegistryError, match=r"^the registered model has no flavor of MODEL"):
         resolve("models:/m/3", stub.url, "onnx", 5)
 
 
