@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field(
         default="",
         validation_alias=AliasChoices("mlflow_tracking_uri", "SLUICE_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
-        description="MLflow tracking server (also env MLFLOW_TRACKING_URI) that models:/ uris are resolved through, and "
-        "that serving pods of such a model are given; empty: models:/ uris are invalid specs.",
+        description="MLflow tracking server (also env MLFLOW_TRACKING_URI) that models:/ uris are resolved "
+        "through, and that serving pods of such a model are given; empty: models:/ uris are invalid specs.",
     )
     mlflow_timeout: float = Field(
         default=120.0,
