@@ -35,7 +35,7 @@ class MlflowServer:
     artifacts: Path
     record: ProcessRecord
 
-    def run(self, script: str, timeout: float = 120) -> str:
+    def run(self, script: str, timeout: float = 300) -> str:
         """Run `script` with the virtualenv's Python, MLFLOW_TRACKING_URI set to this server; its stdout."""
         env = {**os.environ, "MLFLOW_TRACKING_URI": self.url, "PYTHONWARNINGS": "ignore"}
         done = subprocess.run(
@@ -71,7 +71,7 @@ def start(workdir: Path) -> MlflowServer:
     record = launch("mlflow", command, workdir / "mlflow.log", die_with_parent=True, cwd=workdir)
     url = f"http://{LOOPBACK}:{port}"
     try:
-        wait_until(lambda: http_ok(f"{url}/health"), timeout=90, what="the MLflow tracking server", watched=[record])
+        wait_until(lambda: http_ok(f"{url}/health"), timeout=180, what="the MLflow tracking server", watched=[record])
     except BaseException:
         stop_processes([record])
         raise
@@ -83,13 +83,14 @@ import mlflow, numpy as np, lightgbm as lgb
 from sklearn.linear_model import LogisticRegression
 X = np.random.default_rng(0).normal(size=(80, 4)).astype("float32")
 y = (X[:, 0] > 0).astype(int)
+FAST = {"pip_requirements": [], "await_registration_for": 0}  # no requirements inference (a subprocess), no polling
 with mlflow.start_run():
-    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name="iris")
+    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name="iris", **FAST)
 with mlflow.start_run():
-    mlflow.sklearn.log_model(LogisticRegression().fit(X, 1 - y), name="model", registered_model_name="iris")
+    mlflow.sklearn.log_model(LogisticRegression().fit(X, 1 - y), name="model", registered_model_name="iris", **FAST)
 with mlflow.start_run():
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), num_boost_round=3)
-    mlflow.lightgbm.log_model(booster, name="model", registered_model_name="trees")
+    mlflow.lightgbm.log_model(booster, name="model", registered_model_name="trees", **FAST)
 mlflow.MlflowClient().set_registered_model_alias("iris", "champion", "1")
 mlflow.MlflowClient().set_registered_model_alias("iris", "production", "1")
 """

@@ -1,15 +1,17 @@
 """The operator's models:/ resolver (adapters/registry.py) against a stand-in tracking server: the version an alias
 names, the flavor, the artifact's digest computed as it streams in within its byte bound, and hostile answers
-refused in fixed words that repeat nothing the server said."""
+refused in fixed words that repeat nothing the server said, by this resolver and by the model server's alike."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
+from collections.abc import Callable
 
 import pytest
 
+import sluice_serving.registry
 from sluice.adapters.registry import MlflowRegistry, RegistryError
 from sluice.api.v1alpha1 import ModelFormat
 from sluice.core.registry import Resolution, parse_registry_uri
@@ -40,13 +42,20 @@ def test_an_unreachable_tracking_server_is_refused_in_fixed_words() -> None:
         resolve("http://127.0.0.1:9")
 
 
+def serving_resolve(url: str) -> object:
+    return sluice_serving.registry.resolve("models:/m@champion", url, "", 5)
+
+
+@pytest.mark.parametrize("resolver", [resolve, serving_resolve], ids=["operator", "server"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_hostile_tracking_server_is_refused_in_fixed_words(case: str) -> None:
+def test_a_hostile_tracking_server_is_refused_by_both_resolvers_in_fixed_words(
+    case: str, resolver: Callable[[str], object]
+) -> None:
     path, answer, text = HOSTILE[case]
     with stub_registry() as stub:
         stub.answers[path] = answer
-        with pytest.raises(RegistryError) as refused:
-            resolve(stub.url)
+        with pytest.raises((RegistryError, sluice_serving.registry.RegistryError)) as refused:
+            resolver(stub.url)
 
     assert re.search(text, str(refused.value)), str(refused.value)
     assert SECRET.decode() not in str(refused.value)
