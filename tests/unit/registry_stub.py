@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class Stub:
     url: str
     answers: dict[str, tuple[int, bytes]] = field(default_factory=good_answers)
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait after the headers, before the body."""
 
 
 @contextmanager
@@ -100,6 +103,8 @@ def stub_registry() -> Iterator[Stub]:
             for name, value in {"Content-Length": str(len(body)), **stub.headers}.items():
                 self.send_header(name, value)
             self.end_headers()
+            self.wfile.flush()
+            time.sleep(stub.delay)
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:

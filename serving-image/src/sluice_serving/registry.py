@@ -150,13 +150,25 @@ def _get(url: str, deadline: float) -> bytes:
     request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
     try:
         with _OPENER.open(request, timeout=left) as response:
-            body: bytes = response.read(MAX_ANSWER_BYTES + 1)
+            body = _read_within(response, deadline)
     except urllib.error.HTTPError as error:
         if error.code == 404:
             raise RegistryError("the MLflow tracking server has no such registered model, version or file") from None
         raise RegistryError(f"the MLflow tracking server answered HTTP {error.code}") from None
     except OSError:
         raise RegistryError("the MLflow tracking server could not be reached or did not answer in time") from None
-    if len(body) > MAX_ANSWER_BYTES:
-        raise RegistryError(f"the MLflow tracking server's answer is larger than {MAX_ANSWER_BYTES} bytes")
     return body
+
+
+def _read_within(response: Any, deadline: float) -> bytes:
+    """The body, chunk by chunk as it arrives: refused past MAX_ANSWER_BYTES or after the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(MAX_ANSWER_BYTES + 1):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise RegistryError(f"the MLflow tracking server's answer is larger than {MAX_ANSWER_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise RegistryError("the MLflow tracking server did not answer in time")
+        chunks.append(chunk)
+    return b"".join(chunks)

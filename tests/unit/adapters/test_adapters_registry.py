@@ -18,10 +18,10 @@ from sluice.core.registry import Resolution, parse_registry_uri
 from unit.registry_stub import HOSTILE, MODEL_BYTES, SECRET, stub_registry
 
 
-def resolve(url: str, uri: str = "models:/m@champion", max_bytes: int = 1 << 20) -> Resolution:
+def resolve(url: str, uri: str = "models:/m@champion", max_bytes: int = 1 << 20, timeout: float = 5) -> Resolution:
     ref = parse_registry_uri(uri)
     assert ref is not None
-    return asyncio.run(MlflowRegistry(url, max_bytes, 5).resolve(ref, None))
+    return asyncio.run(MlflowRegistry(url, max_bytes, timeout).resolve(ref, None))
 
 
 def test_an_alias_resolves_to_its_version_its_flavors_format_and_the_artifacts_digest() -> None:
@@ -42,8 +42,18 @@ def test_an_unreachable_tracking_server_is_refused_in_fixed_words() -> None:
         resolve("http://127.0.0.1:9")
 
 
-def serving_resolve(url: str) -> object:
-    return sluice_serving.registry.resolve("models:/m@champion", url, "", 5)
+def serving_resolve(url: str, timeout: float = 5) -> object:
+    return sluice_serving.registry.resolve("models:/m@champion", url, "", timeout)
+
+
+@pytest.mark.parametrize("resolver", [resolve, serving_resolve], ids=["operator", "server"])
+def test_a_tracking_server_slower_than_the_timeout_is_refused_by_both_resolvers(
+    resolver: Callable[..., object],
+) -> None:
+    with stub_registry() as stub:
+        stub.delay = 1.5
+        with pytest.raises((RegistryError, sluice_serving.registry.RegistryError), match=r"did not answer in time$"):
+            resolver(stub.url, timeout=0.5)
 
 
 @pytest.mark.parametrize("resolver", [resolve, serving_resolve], ids=["operator", "server"])

@@ -9,6 +9,7 @@ fixed text: nothing the tracking server says reaches status, Events or logs but 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -47,7 +48,8 @@ class MlflowRegistry:
         deadline = time.monotonic() + self._timeout
         async with httpx.AsyncClient(follow_redirects=False, headers=IDENTITY, timeout=self._timeout) as http:
             try:
-                return await self._resolve(http, ref, wanted, deadline)
+                async with asyncio.timeout(self._timeout):  # all of it, however the server paces its bytes
+                    return await self._resolve(http, ref, wanted, deadline)
             except (httpx.HTTPError, RefusedAnswerError, TimeoutError) as error:
                 raise RegistryError(_transport_text(error)) from None
 
