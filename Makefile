@@ -31,7 +31,7 @@ install: $(PY)  ## Virtualenv with both projects editable and the test dependenc
 # The MLflow tracking server and client of the registry tests (tests/harness/mlflow_server.py), in a virtualenv of
 # their own outside the repository, named by the lock file's hash: never a dependency of the operator or the server.
 MLFLOW_LOCK := tests/harness/mlflow-requirements.lock
-MLFLOW_ENV = $(HOME)/.cache/sluice-mlflow/$(shell sha256sum $(MLFLOW_LOCK) | cut -c1-16)
+MLFLOW_ENV = $(or $(SLUICE_MLFLOW_CACHE),$(HOME)/.cache/sluice-mlflow)/$(shell sha256sum $(MLFLOW_LOCK) | cut -c1-16)
 
 mlflow-env:  ## Virtualenv with mlflow (from the hashed tests/harness/mlflow-requirements.lock) for the MLflow registry tests, cached in ~/.cache/sluice-mlflow/ (~1 min cold)
 	@if [ ! -f $(MLFLOW_ENV)/.sluice-ok ]; then rm -rf $(MLFLOW_ENV) && python3 -m venv $(MLFLOW_ENV) && \
