@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install tools images locks protos lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
+.PHONY: help setup system-packages install mlflow-env mlflow-lock tools images locks protos lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -27,6 +27,18 @@ system-packages:  ## Debian packages the tests use (prometheus, wrk; buildah, de
 
 install: $(PY)  ## Virtualenv with both projects editable and the test dependencies
 	$(BIN)/pip install -q -e 'operator[bench]' -e serving-image -r requirements-dev.txt
+
+# The MLflow tracking server and client of the registry tests (tests/harness/mlflow_server.py), in a virtualenv of
+# their own outside the repository, named by the lock file's hash: never a dependency of the operator or the server.
+MLFLOW_LOCK := tests/harness/mlflow-requirements.lock
+MLFLOW_ENV = $(or $(SLUICE_MLFLOW_CACHE),$(HOME)/.cache/sluice-mlflow)/$(shell sha256sum $(MLFLOW_LOCK) | cut -c1-16)
+
+mlflow-env:  ## Virtualenv with mlflow (from the hashed tests/harness/mlflow-requirements.lock) for the MLflow registry tests, cached in ~/.cache/sluice-mlflow/ (~1 min cold)
+	@if [ ! -f $(MLFLOW_ENV)/.sluice-ok ]; then rm -rf $(MLFLOW_ENV) && python3 -m venv $(MLFLOW_ENV) && \
+		$(MLFLOW_ENV)/bin/pip install -q --no-deps --require-hashes -r $(MLFLOW_LOCK) && touch $(MLFLOW_ENV)/.sluice-ok; fi
+
+mlflow-lock: $(PY)  ## Regenerate tests/harness/mlflow-requirements.lock from tests/harness/mlflow-requirements.in
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux --custom-compile-command "make mlflow-lock" tests/harness/mlflow-requirements.in -o $(MLFLOW_LOCK)
 
 tools:  ## Build the pinned upstream binaries (etcd, Kubernetes control plane + kubelet/kube-proxy, kwok, helm, kind, CoreDNS, Traefik, metrics-server, pause) into a cache outside the repo
 	bash tools/build.sh

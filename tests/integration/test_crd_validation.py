@@ -88,6 +88,14 @@ CASES = [
     ),
     Case("malformed digest", _model(digest="sha256:XYZ"), "spec.model.digest", "should match"),
     Case("bad URI scheme", _model(uri="ftp://models.example.com/m.onnx"), "spec.model.uri", "should match"),
+    Case("registry uri with a stage", _model(uri="models:/fraud/Production"), "spec.model.uri", "should match"),
+    Case("registry uri with a path", _model(uri="models:/../fraud/1"), "spec.model.uri", "should match"),
+    Case(
+        "no format outside the registry",
+        _model(format=DELETE),
+        "spec.model.format",
+        "format is required unless the uri is an MLflow registry URI",
+    ),
     Case("negative replicas", _spec(replicas=-1), "spec.replicas", "greater than or equal to 0"),
     Case("too many replicas", _spec(replicas=1001), "spec.replicas", "less than or equal to 1000"),
     Case("replicas not a number", _spec(replicas="two"), "spec.replicas", "integer"),
@@ -486,6 +494,17 @@ def test_a_minimal_manifest_is_admitted_with_the_server_applying_the_models_defa
     assert spec["analysis"]["confidence"] == 0.95
     assert spec == ModelDeployment.model_validate(BASE).to_wire()["spec"]
     assert ModelDeployment.model_validate(created).spec == ModelDeployment.model_validate(BASE).spec
+
+
+@pytest.mark.parametrize("uri", ["models:/fraud/3", "models:/fraud.v2@champion"])
+def test_an_mlflow_registry_uri_is_admitted_without_a_format_or_a_digest(
+    api_client: Any, validation_namespace: str, uri: str
+) -> None:
+    manifest = _merged(BASE, _model(uri=uri, format=DELETE))
+
+    created = _create(api_client, validation_namespace, manifest, dry_run=True)
+
+    assert created["spec"]["model"] == {"version": "1.4.0", "uri": uri}
 
 
 def test_a_sklearn_model_with_a_digest_and_every_optional_section_is_admitted(

@@ -23,6 +23,7 @@ from sluice.adapters.leader import LeaseElector, default_identity
 from sluice.adapters.metrics import MetricsProvider, PrometheusProvider, unreachable
 from sluice.adapters.notifier import DeliveryPolicy, Notifications, Notifier
 from sluice.adapters.receivers import SecretReceivers
+from sluice.adapters.registry import MlflowRegistry
 from sluice.adapters.shadow import ShadowMetrics
 from sluice.handlers import kopf_settings, register
 from sluice.loops import Loops
@@ -78,6 +79,9 @@ def _reconciler(settings: Settings, api_client: ApiClient, watch: WatchLag) -> R
         allow=settings.allowlists(),
         mirror_gateway_classes=frozenset(settings.mirror_gateway_classes),
         notifications=_notifications(settings, api),
+        registry=MlflowRegistry(settings.mlflow_tracking_uri, settings.mlflow_max_model_bytes, settings.mlflow_timeout)
+        if settings.mlflow_tracking_uri
+        else None,
     )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -27,6 +27,7 @@ from sluice.adapters.metrics import MetricsProvider, canary_query
 from sluice.adapters.mirror_support import parent_gateways
 from sluice.adapters.notifier import Notifications
 from sluice.adapters.receivers import Receivers
+from sluice.adapters.registry import RegistryError
 from sluice.adapters.routers import router_for
 from sluice.adapters.shadow import ShadowMetrics, ShadowQuery, ShadowReader
 from sluice.adapters.validation import DEFAULT_CANARY_URL_TEMPLATE, ValidationRunner
@@ -38,9 +39,11 @@ from sluice.api.v1alpha1 import (
     Action,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ModelFormat,
     Phase,
+    ResolvedModel,
 )
-from sluice.core import validation
+from sluice.core import registry, validation
 from sluice.core.children import (
     AUTOSCALED_ANNOTATION,
     AUTOSCALING_API_VERSION,
@@ -71,6 +74,16 @@ from sluice.core.world import has_gateway, pods_due
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+REGISTRY_RETRY = timedelta(seconds=30)
+"""When a models:/ uri could not be resolved, the wait before the next attempt."""
+
+
+class Resolver(Protocol):
+    """Resolves a models:/ reference (adapters/registry.MlflowRegistry)."""
+
+    async def resolve(self, ref: registry.RegistryRef, wanted: ModelFormat | None) -> registry.Resolution: ...
 
 
 def _default_shadow_provider(url: str) -> ShadowReader:
@@ -141,6 +154,8 @@ class Reconciler:
     """Rollout notifications to webhooks (docs/notifications.md); None: none."""
     experiment_provider: Callable[[str], ExperimentReader] | None = None
     """The experiment reader for a Prometheus URL; by default `ExperimentMetrics` with a 10 s timeout."""
+    registry: Resolver | None = None
+    """The MLflow tracking server of the operator's settings (adapters/registry.MlflowRegistry); None: none."""
 
     async def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Bring one ModelDeployment's children and status in line; the wait until the next look (None: no timer).
@@ -168,6 +183,12 @@ class Reconciler:
         if problems:
             await self._reject(read, "; ".join(problems))
             return None
+        if registry.resolution_due(spec.model, read.status.resolved_model):
+            resolved = await self._resolve(read, spec)
+            if resolved is None:
+                return REGISTRY_RETRY
+            read = replace(read, status=read.status.model_copy(update={"resolved_model": resolved}))
+        spec = registry.pinned(spec, read.status.resolved_model)
         try:
             plan, observed = await self._plan(read, spec)
             await self._apply(read, spec, plan, observed)
@@ -175,6 +196,19 @@ class Reconciler:
             await self._reject(read, str(error))
             return None
         return await self._report(read, spec, plan)
+
+    async def _resolve(self, read: _Read, spec: ModelDeploymentSpec) -> ResolvedModel | None:
+        """spec.model's models:/ uri resolved now (once per spec.model); None, reported as InvalidSpec, when it
+        cannot be: the message is fixed text, nothing the tracking server said."""
+        ref = registry.parse_registry_uri(spec.model.uri)
+        if self.registry is None or ref is None:
+            await self._reject(read, registry.NO_TRACKING_URI)
+            return None
+        try:
+            return registry.resolved_model(spec.model, await self.registry.resolve(ref, spec.model.format), read.now)
+        except (RegistryError, ValueError) as error:
+            await self._reject(read, f"spec.model.uri cannot be resolved: {error}")
+            return None
 
     async def _plan(self, read: _Read, spec: ModelDeploymentSpec) -> tuple[Plan, ObservedWorkloads]:
         """Observe the workloads (and metrics, the validation gate, the shadow comparisons when due), then decide."""

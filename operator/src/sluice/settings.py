@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sluice.core.children import ServingDefaults
@@ -47,6 +47,20 @@ class Settings(BaseSettings):
         default_factory=list,
         description="More Prometheus base URLs, comma-separated, that a spec.analysis.prometheus.url may name "
         "(besides prometheus_url); any other is an invalid spec.",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        validation_alias=AliasChoices("mlflow_tracking_uri", "SLUICE_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server (also env MLFLOW_TRACKING_URI) that models:/ uris are resolved "
+        "through, and that serving pods of such a model are given; empty: models:/ uris are invalid specs.",
+    )
+    mlflow_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds allowed for resolving one models:/ uri, its artifact's download and hashing included.",
+    )
+    mlflow_max_model_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="Largest registered model artifact the operator downloads and hashes."
     )
     dataset_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -239,6 +253,7 @@ class Settings(BaseSettings):
         return ServingDefaults(
             image=self.serving_image,
             service_url_template=self.canary_url_template,
+            mlflow_tracking_uri=self.mlflow_tracking_uri,
             requests={
                 "cpu": self.serving_cpu_request,
                 "memory": self.serving_memory_request,

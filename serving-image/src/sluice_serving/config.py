@@ -38,12 +38,23 @@ class Setting:
 SETTINGS = (
     Setting("MODEL_NAME", "model", "Name the model is served under (/v2/models/{MODEL_NAME})."),
     Setting("MODEL_VERSION", "1", "Version reported in metadata, responses and the `version` metric label."),
-    Setting("MODEL_URI", "", "Required. Path, file://, http(s)://, s3:// (extra [s3]) or gs:// (extra [gcs])."),
+    Setting(
+        "MODEL_URI",
+        "",
+        "Required. Path, file://, http(s)://, s3:// (extra [s3]), gs:// (extra [gcs]), or an MLflow registry URI "
+        "models:/<name>/<version> or models:/<name>@<alias> (through MLFLOW_TRACKING_URI).",
+    ),
     Setting(
         "MODEL_FORMAT",
         "",
         "onnx | sklearn | xgboost | lightgbm | python. Empty: from the file suffix "
-        "(.onnx; .joblib/.pkl/.pickle/.skops; .ubj; .whl).",
+        "(.onnx; .joblib/.pkl/.pickle/.skops; .ubj; .whl), or a models:/ uri's flavor (its MLmodel file).",
+    ),
+    Setting(
+        "MLFLOW_TRACKING_URI",
+        "",
+        "The MLflow tracking server (http(s)://) a models:/ MODEL_URI is resolved through; its artifact is fetched "
+        "through the server's artifact proxy.",
     ),
     Setting(
         "MODEL_DIGEST",
@@ -204,6 +215,7 @@ class Config:
     workers: int = 1
     fallback: Fallback | None = None
     experiment: ExperimentConfig | None = None
+    mlflow_tracking_uri: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -227,8 +239,9 @@ class Config:
         uri = get("MODEL_URI")
         if not uri:
             raise ConfigError("MODEL_URI is required (a path, file://, http(s)://, s3:// or gs:// URI)")
-        fmt = get("MODEL_FORMAT").lower() or _format_from_suffix(uri)
-        check_format("MODEL_FORMAT", fmt)
+        fmt = get("MODEL_FORMAT").lower() or ("" if uri.startswith("models:/") else _format_from_suffix(uri))
+        if fmt:
+            check_format("MODEL_FORMAT", fmt)
         digest = get("MODEL_DIGEST").lower()
         if digest and not DIGEST_RE.match(digest):
             raise ConfigError("MODEL_DIGEST must look like sha256:<64 lowercase hex digits>")
@@ -257,6 +270,7 @@ class Config:
             model_name=name,
             model_version=get("MODEL_VERSION"),
             model_uri=uri,
+            mlflow_tracking_uri=get("MLFLOW_TRACKING_URI"),
             model_format=fmt,
             model_digest=digest,
             track=track,

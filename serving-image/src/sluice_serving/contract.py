@@ -32,6 +32,8 @@ ENV_EXPERIMENT_CANDIDATE_URL = "SLUICE_EXPERIMENT_CANDIDATE_URL"
 ENV_EXPERIMENT_CANDIDATE_VERSION = "SLUICE_EXPERIMENT_CANDIDATE_VERSION"
 ENV_EXPOSURE_LOG = "SLUICE_EXPOSURE_LOG"
 """true: one structured exposure line per assigned request on the server's log (spec.experiment.exposureLog)."""
+ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+"""The operator's MLflow tracking server, on pods whose model is a (pinned) models:/ uri."""
 
 # --- tracks: the value of ENV_TRACK and of the `track` label -------------------------------------------------------
 

@@ -12,9 +12,11 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from sluice_serving import registry
 from sluice_serving.custom import pack_directory
 from sluice_serving.models import ModelFile
 
@@ -32,7 +34,9 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int) -> ModelFile:
+def fetch(  # noqa: PLR0917 (the model's source, digest and bounds)
+    uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int, tracking_uri: str = "", fmt: str = ""
+) -> ModelFile:
     """Copy the model at `uri` into `cache_dir` and return its bytes, read once: the digest is computed on
     exactly the bytes the caller loads (no second open between check and load). A local directory (a python
     model's) is read into its canonical encoding instead, whose digest is checked the same way, and not cached.
@@ -40,7 +44,13 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int)
     With a pinned `digest`, a cached copy that still verifies is reused and a fetched copy that does not
     verify is deleted and refused. Without one, the model is fetched afresh on every start. The copy stops
     with a FetchError past `max_bytes` or `timeout` seconds after it began, whatever the source's pace.
+
+    A models:/ uri is first resolved through the MLflow tracking server at `tracking_uri` (registry.py; `fmt`:
+    the format wanted, or "") and its artifact fetched from the server's proxy like any http(s) model; the
+    returned file carries the flavor's format.
     """
+    if registry.is_registry_uri(uri):
+        return _fetch_registered(uri, cache_dir, digest, timeout, max_bytes, tracking_uri, fmt)
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower() if len(parsed.scheme) > 1 else ""  # "C:" is not a scheme
     name = Path(urllib.parse.unquote(parsed.path)).name or "model"
@@ -81,6 +91,19 @@ def fetch(uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int)
         raise FetchError(f"cannot fetch {uri}: {exc}") from exc
     log.info("model fetched", extra={"uri": uri, "path": str(target), "digest": actual})
     return ModelFile(name, data)
+
+
+def _fetch_registered(  # noqa: PLR0917 (fetch's arguments)
+    uri: str, cache_dir: str, digest: str, timeout: float, max_bytes: int, tracking_uri: str, fmt: str
+) -> ModelFile:
+    started = time.monotonic()
+    try:
+        artifact = registry.resolve(uri, tracking_uri, fmt, timeout)
+    except registry.RegistryError as exc:
+        raise FetchError(f"cannot resolve {uri}: {exc}") from None
+    log.info("registered model resolved", extra={"uri": uri, "version": artifact.version, "format": artifact.format})
+    left = max(0.1, timeout - (time.monotonic() - started))
+    return replace(fetch(artifact.url, cache_dir, digest, left, max_bytes), format=artifact.format)
 
 
 def _local_path(scheme: str, uri: str, parsed: urllib.parse.ParseResult) -> Path:

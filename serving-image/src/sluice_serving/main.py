@@ -114,8 +114,9 @@ def _supervise(cfg: Config) -> int:
 
 def _load(cfg: Config) -> tuple[Model, Answerer | None, float]:
     started = time.perf_counter()
-    file = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_digest, cfg.download_timeout, cfg.max_model_bytes)
-    model = load_model(file, cfg.model_format, bool(cfg.model_digest), cfg.num_threads)
+    file = fetch(cfg.model_uri, cfg.cache_dir, cfg.model_digest, cfg.download_timeout, cfg.max_model_bytes,
+                 cfg.mlflow_tracking_uri, cfg.model_format)  # fmt: skip
+    model = load_model(file, cfg.model_format or file.format, bool(cfg.model_digest), cfg.num_threads)
     fallback = None
     if cfg.fallback is not None:
         spec = cfg.fallback

@@ -228,6 +228,8 @@ class ModelFile:
     name: str
     data: bytes
     directory: bool = False
+    format: str = ""
+    """The format its source declared (a models:/ uri's flavor); empty: none."""
 
     @classmethod
     def read(cls, path: Path) -> ModelFile:

@@ -146,7 +146,8 @@ def from_env(cfg: Config, registry: CollectorRegistry, environ: Mapping[str, str
     spec = ReferenceSpec.from_env(environ)
     if spec is None:
         return None
-    file = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout, cfg.max_model_bytes)
-    reference = load_model(file, spec.format, bool(spec.digest), cfg.num_threads)
+    file = fetch(spec.uri, cfg.cache_dir, spec.digest, cfg.download_timeout, cfg.max_model_bytes,
+                 cfg.mlflow_tracking_uri, spec.format)  # fmt: skip
+    reference = load_model(file, spec.format or file.format, bool(spec.digest), cfg.num_threads)
     log.info("shadow reference loaded", extra={"uri": spec.uri, "platform": reference.platform})
     return Shadow(reference, reference.classifier, registry, (cfg.model_name, cfg.model_version, cfg.track))

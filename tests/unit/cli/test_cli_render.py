@@ -103,6 +103,18 @@ def test_table_aligns_columns_and_does_not_pad_the_last() -> None:
     assert table(["A", "LONG"], [["xyz", "1"], ["b", "22"]]) == "A     LONG\nxyz   1\nb     22"
 
 
+def test_status_shows_the_version_format_and_digest_a_registry_uri_resolved_to() -> None:
+    registry_model = {"version": "2.0.0", "uri": "models:/fraud@champion"}
+    digest = "sha256:" + "ab" * 32
+    resolved = {"specHash": "0123", "version": "7", "format": "sklearn", "digest": digest, "resolvedAt": stamp(60)}
+
+    before = render_status(make_md({}, model=registry_model), None, NOW)
+    after = render_status(make_md({"resolvedModel": resolved}, model=registry_model), None, NOW)
+
+    assert "Spec model:    2.0.0   models:/fraud@champion (format from the registry)" in before
+    assert f"Spec model:    2.0.0   models:/fraud@champion (registered version 7, sklearn, {digest})" in after
+
+
 def test_status_shows_versions_step_weight_metrics_against_bounds_conditions_and_events() -> None:
     events = [
         EventLine("Normal", "CheckPassed", "Passed at step 1/3 (10%)", NOW - timedelta(seconds=70)),

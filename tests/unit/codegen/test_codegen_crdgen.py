@@ -70,7 +70,7 @@ def test_spec_strings_lists_and_maps_are_bounded_so_cel_costs_stay_within_budget
 def test_optional_fields_are_not_required_and_required_ones_are() -> None:
     spec = crdgen.openapi_schema()["properties"]["spec"]
     assert spec["required"] == ["model"]
-    assert spec["properties"]["model"]["required"] == ["version", "uri", "format"]
+    assert spec["properties"]["model"]["required"] == ["version", "uri"]  # format: not for a models:/ uri
     assert "required" not in spec["properties"]["rollout"]
 
 

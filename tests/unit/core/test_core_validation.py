@@ -29,6 +29,13 @@ def test_a_plain_spec_has_no_problems() -> None:
         ("fraud", {"model": {"version": "1", "uri": "pvc://models", "format": "onnx"}}, IMAGE, "pvc://<claim>/<path>"),
         ("fraud", {}, "", "no default serving image"),
         ("fraud", {"serving": {"env": [{"name": "MODEL_URI", "value": "x"}]}}, IMAGE, "may not set MODEL_URI"),
+        (
+            "fraud",
+            {"serving": {"env": [{"name": "MLFLOW_TRACKING_URI", "value": "http://elsewhere"}]}},
+            IMAGE,
+            "may not set MLFLOW_TRACKING_URI",
+        ),
+        ("fraud", {"model": {"version": "1", "uri": "s3://m/model.onnx"}}, IMAGE, "spec.model.format is required"),
         ("fraud", {"serving": {"resources": {"requests": {"cpu": 2}, "limits": {"cpu": "1"}}}}, IMAGE, "exceeds"),
         ("a" * 60, {}, IMAGE, "short enough"),
         ("fraud.v2", {}, IMAGE, "DNS label"),

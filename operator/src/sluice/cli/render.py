@@ -268,7 +268,13 @@ def render_status(
     progressing = next((c for c in status.conditions if c.type == PROGRESSING), None)
     if progressing is not None and progressing.message:
         fields.append(("Message", relative_times(progressing.message, now)))
-    fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({spec.model.format})"))
+    resolved = status.resolved_model if spec.model.uri.startswith("models:/") else None
+    if resolved is None:
+        fmt = spec.model.format or "format from the registry"
+        fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({fmt})"))
+    else:
+        pinned = f"registered version {resolved.version}, {resolved.format}, {resolved.digest}"
+        fields.append(("Spec model", f"{spec.model.version}   {spec.model.uri} ({pinned})"))
     fields.append(
         ("Stable", f"{status.stable_version or NONE}   {status.ready_replicas}/{wanted_replicas(spec)} ready")
     )

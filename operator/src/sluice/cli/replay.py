@@ -28,6 +28,7 @@ from sluice.api.v1alpha1 import (
     MetricResult,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ModelFormat,
     ModelStatus,
     Phase,
     Verdict,
@@ -78,10 +79,10 @@ async def replay(
     steps = spec.rollout.steps
     if not 0 <= start_step < len(steps):
         raise ValueError(f"start step {start_step} is not one of the {len(steps)} steps")
-    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"version": canary_version})})
-    stable_model = ModelStatus(
-        version=stable_version, uri=spec.model.uri, format=spec.model.format, digest=spec.model.digest
-    )
+    # A models:/ spec may name no format (the registry's flavor decides); the replay reads metrics only, never a model.
+    fmt = spec.model.format or ModelFormat.ONNX
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"version": canary_version, "format": fmt})})
+    stable_model = ModelStatus(version=stable_version, uri=spec.model.uri, format=fmt, digest=spec.model.digest)
     status = replay_start(spec, stable_model, start, start_step)
     checks: list[ReplayedCheck] = []
     while status.phase is Phase.PROGRESSING:

@@ -70,6 +70,8 @@ class ServingDefaults:
     service_url_template: str = "http://{service}.{namespace}.svc:{port}"
     """Base URL of one of the ModelDeployment's Services (settings.canary_url_template): where an experiment's
     stable server sends the candidate's requests."""
+    mlflow_tracking_uri: str = ""
+    """The operator's MLflow tracking server, given to pods that serve a models:/ uri."""
 
 
 @dataclass(frozen=True)

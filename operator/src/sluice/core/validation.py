@@ -13,6 +13,7 @@ from decimal import Decimal
 from sluice.api.v1alpha1 import ModelDeploymentSpec, ModelDeploymentStatus
 from sluice.core.children import ChildNames, parse_pvc_uri
 from sluice.core.conditions import READY, ConditionStatus, kstatus_conditions, set_condition
+from sluice.core.registry import parse_registry_uri
 from sluice.core.workloads import RESERVED_ENV, parse_quantity
 
 INVALID_SPEC = "InvalidSpec"
@@ -132,6 +133,8 @@ def problems(name: str, spec: ModelDeploymentSpec, default_image: str) -> list[s
         )
     if spec.model.uri.startswith("pvc://") and parse_pvc_uri(spec.model.uri) is None:
         found.append(f"spec.model.uri {spec.model.uri!r} needs a claim and a path: pvc://<claim>/<path>")
+    if spec.model.format is None and parse_registry_uri(spec.model.uri) is None:
+        found.append("spec.model.format is required unless spec.model.uri is a models:/ uri")
     serving = spec.serving
     if not ((serving.image if serving else None) or default_image):
         found.append("spec.serving.image is not set and the operator has no default serving image")

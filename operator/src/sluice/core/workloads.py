@@ -79,7 +79,7 @@ REFERENCE_MOUNT_DIR = "/mnt/reference-model"
 RESERVED_ENV = frozenset(
     {contract.ENV_MODEL_NAME, contract.ENV_MODEL_VERSION, contract.ENV_MODEL_URI, contract.ENV_MODEL_FORMAT,
      contract.ENV_MODEL_DIGEST, contract.ENV_TRACK, contract.ENV_PORT, contract.ENV_MODEL_CACHE_DIR, *REFERENCE_ENV,
-     *EXPERIMENT_ENV}
+     *EXPERIMENT_ENV, contract.ENV_MLFLOW_TRACKING_URI}
 )  # fmt: skip
 """Variables the operator sets on every serving container; spec.serving.env may not override them."""
 
@@ -169,6 +169,14 @@ def _experiment_env(owner: Owner, assignment: Assignment | None, defaults: Servi
     return [{"name": name, "value": value} for name, value in zip(EXPERIMENT_ENV, values, strict=True)]
 
 
+def _registry_env(defaults: ServingDefaults, model: ModelStatus, reference: ModelStatus | None) -> list[dict[str, str]]:
+    """The operator's MLflow tracking server, for a pod whose model (or reference) is a pinned models:/ uri."""
+    uris = (model.uri, reference.uri if reference else "")
+    if not any(uri.startswith("models:/") for uri in uris):
+        return []
+    return [{"name": contract.ENV_MLFLOW_TRACKING_URI, "value": defaults.mlflow_tracking_uri}]
+
+
 def _http_probe(path: str, period_seconds: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": PORT_NAME},
@@ -220,6 +228,7 @@ def _container(
             *_model_env(owner, model, track),
             *_reference_env(reference),
             *_experiment_env(owner, workload.assignment, defaults),
+            *_registry_env(defaults, model, reference),
             *_user_env(serving),
         ],
         **env_from(serving),

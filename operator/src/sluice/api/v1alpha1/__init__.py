@@ -64,6 +64,7 @@ from sluice.api.v1alpha1.pod import EnvVar
 from sluice.api.v1alpha1.rollout import Capacity, RolloutSpec, ShadowSpec
 from sluice.api.v1alpha1.serving import (
     PICKLE_BASED_FORMATS,
+    REGISTRY_URI,
     ModelFormat,
     ModelSpec,
     ResourceRequirements,
@@ -90,6 +91,7 @@ from sluice.api.v1alpha1.status import (
     Outcome,
     Phase,
     PreviousRevision,
+    ResolvedModel,
     RevisionRef,
     ValidationResult,
     Verdict,
@@ -118,6 +120,7 @@ __all__ = [
     "PLURAL",
     "QUANTITY_PATTERN",
     "RECEIVER_PATTERN",
+    "REGISTRY_URI",
     "REVISION_SPEC_LIMIT",
     "SHORT_NAMES",
     "SINGULAR",
@@ -164,6 +167,7 @@ __all__ = [
     "PreviousRevision",
     "PrometheusRef",
     "Quantity",
+    "ResolvedModel",
     "ResourceRequirements",
     "RevisionRef",
     "RolloutEvent",

@@ -32,6 +32,12 @@ class ModelFormat(StrEnum):
 
 PICKLE_BASED_FORMATS = frozenset({ModelFormat.SKLEARN})
 
+REGISTRY_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}"
+"""A registered model's name in a models:/ uri (MLflow allows more; sluice takes these characters)."""
+REGISTRY_URI = rf"^models:/{REGISTRY_NAME}(/[1-9][0-9]{{0,9}}|@[A-Za-z0-9_-]{{1,255}})$"
+"""models:/<name>/<version> or models:/<name>@<alias>."""
+REGISTRY_OR_STORE_URI = rf"^(file|https?|s3|gs|pvc)://\S+$|{REGISTRY_URI}"
+
 
 class ModelSpec(ApiModel):
     """Which model artifact a version serves."""
@@ -40,7 +46,14 @@ class ModelSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!(self.format in ['sklearn', 'python']) || has(self.digest)",
+                    "has(self.format) || self.uri.startsWith('models:/')",
+                    "format is required unless the uri is an MLflow registry URI (models:/...), whose flavor the "
+                    "operator reads from the registered model's MLmodel file",
+                    ".format",
+                ),
+                cel(
+                    "self.uri.startsWith('models:/') || !has(self.format) || !(self.format in ['sklearn', 'python']) "
+                    "|| has(self.digest)",
                     "digest is required when format is sklearn or python: pickles and custom Python models are "
                     "code, and load only with a pinned sha256 digest",
                     ".digest",
@@ -67,22 +80,34 @@ class ModelSpec(ApiModel):
     )
     uri: str = Field(
         max_length=2048,
-        pattern=r"^(file|https?|s3|gs|pvc)://\S+$",
-        description="Where the artifact lives: file://, http(s)://, s3://, gs:// or pvc://<claim>/<path>.",
-        examples=["https://models.example.com/fraud/1.4.0/model.onnx", "s3://models/fraud/1.4.0/model.joblib"],
+        pattern=REGISTRY_OR_STORE_URI,
+        description=(
+            "Where the artifact lives: file://, http(s)://, s3://, gs://, pvc://<claim>/<path>, or a model in the "
+            "MLflow registry of the operator's MLFLOW_TRACKING_URI: models:/<name>/<version> or "
+            "models:/<name>@<alias> (resolved once per spec.model; the version and digest it resolved to are "
+            "recorded in status.resolvedModel and pinned, docs/serving.md)."
+        ),
+        examples=[
+            "https://models.example.com/fraud/1.4.0/model.onnx",
+            "s3://models/fraud/1.4.0/model.joblib",
+            "models:/fraud@champion",
+        ],
     )
-    format: ModelFormat = Field(
+    format: ModelFormat | None = Field(
+        default=None,
         description=(
             "Artifact format: onnx, sklearn (joblib or skops), xgboost (native JSON/UBJSON), lightgbm (native text) "
-            "or python (a custom model: a directory or a wheel, docs/serving.md)."
-        )
+            "or python (a custom model: a directory or a wheel, docs/serving.md). Required, except for a models:/ "
+            "uri, whose format comes from the registered model's flavor (given, it must be that flavor)."
+        ),
     )
     digest: str | None = Field(
         default=None,
         pattern=r"^sha256:[a-f0-9]{64}$",
         description=(
             "sha256 digest of the artifact, checked before loading (of a directory: `sluice-serving-digest DIR`). "
-            "Required for sklearn, python and http:// uris."
+            "Required for sklearn, python and http:// uris; with a models:/ uri, the operator pins the digest it "
+            "computed (given, it must match)."
         ),
         examples=["sha256:" + "0123456789abcdef" * 4],
     )

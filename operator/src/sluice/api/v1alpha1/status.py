@@ -118,6 +118,17 @@ class ModelStatus(ApiModel):
     digest: str | None = Field(default=None, description="Pinned sha256 digest, if any.")
 
 
+class ResolvedModel(ApiModel):
+    """A models:/ uri as the operator resolved it in the MLflow registry, once per spec.model: what every pod of
+    the revision serves, whatever the alias names later."""
+
+    spec_hash: str = Field(max_length=64, description="Hash of the spec.model it was resolved for.")
+    version: str = Field(pattern=r"^[1-9][0-9]{0,9}$", description="The registered model version resolved to.")
+    format: ModelFormat = Field(description="The format of the flavor chosen from its MLmodel file.")
+    digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$", description="sha256 digest of the artifact served.")
+    resolved_at: datetime = Field(description="When it was resolved.")
+
+
 class RevisionRef(ApiModel):
     """A revision: everything that shapes a serving pod (spec.model and spec.serving), numbered in order."""
 
@@ -218,6 +229,11 @@ class ModelDeploymentStatus(ApiModel):
         description="While phase is Paused: the phase the rollout is frozen in, where it continues when resumed.",
     )
     stable_version: str | None = Field(default=None, description="The version serving all traffic between rollouts.")
+    resolved_model: ResolvedModel | None = Field(
+        default=None,
+        description="With a models:/ uri: the registered version, format and digest spec.model resolved to (pinned "
+        "until spec.model changes).",
+    )
     stable_model: ModelStatus | None = Field(
         default=None, description="The stable version's model, kept while spec.model names the canary."
     )
