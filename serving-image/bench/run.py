@@ -46,7 +46,14 @@ BATCHES = (1, 32)
 FEATURES = 20
 SKLEARN_VERSION = __import__("sklearn").__version__
 VENVS = {
-    "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22", f"scikit-learn=={SKLEARN_VERSION}"],
+    "mlserver": [
+        "mlserver==1.7.1",
+        "mlserver-sklearn==1.7.1",
+        "mlserver-xgboost==1.7.1",
+        "mlserver-lightgbm==1.7.1",
+        "uvloop<0.22",
+        f"scikit-learn=={SKLEARN_VERSION}",
+    ],
     "kserve": ["kserve", "onnxruntime", f"scikit-learn=={SKLEARN_VERSION}"],
 }
 START_MARK = "<!-- bench-serving:start -->"
