@@ -308,7 +308,7 @@ def start_server(server: Server, work: Path, payloads: dict[str, Any]) -> Runnin
         for batch in BATCHES:
             path, expected = payloads[f"{server.fmt}-{batch}"]
             if server.grpc_port:
-                status, got = 200, runtimes.grpc_run(f"127.0.0.1:{server.grpc_port}", str(path))
+                status, got = 200, runtimes.grpc_answer(f"127.0.0.1:{server.grpc_port}", path)
             else:
                 status, doc = post(running.base + "/infer", path.read_bytes())
                 got = doc["outputs"][0]["data"] if status == 200 else doc
@@ -329,8 +329,8 @@ def measure(running: Running, batch: int, conns: int, payloads: dict[str, Any]) 
     path, _ = payloads[f"{server.fmt}-{batch}"]
     if server.grpc_port:
         target = f"127.0.0.1:{server.grpc_port}"
-        runtimes.grpc_run(target, str(path), str(conns), "1")  # warm-up
-        result = runtimes.grpc_run(target, str(path), str(conns), str(DURATION))
+        runtimes.ghz_load(CACHE, target, path, conns, 1)  # warm-up
+        result = runtimes.ghz_load(CACHE, target, path, conns, DURATION)
     else:
         wrk(running.base + "/infer", path, conns, 1)  # warm-up
         result = wrk(running.base + "/infer", path, conns, DURATION)
@@ -422,6 +422,8 @@ def main() -> None:
         floors = floor(work, made["x"])
         todo = [s for s in servers(work, mlserver, kserve)
                 if not only or any(o.lower() in s.name.lower() for o in only)]  # fmt: skip
+        if any(s.grpc_port for s in todo):
+            runtimes.ensure_ghz(CACHE)
         print("starting servers one at a time (cold start):", flush=True)
         running = [r for r in (start_server(s, work, made["payloads"]) for s in todo) if r is not None]
         try:
@@ -441,7 +443,7 @@ def main() -> None:
     machine = (f"{stamp}; {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
                f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}, "
                f"xgboost {runtimes.xgboost.__version__}, lightgbm {runtimes.lightgbm.__version__}; "
-               f"wrk -t1 (gRPC: grpc_load.py, one process), {DURATION} s per cell after a 1 s warm-up; "
+               f"wrk -t1 (gRPC: ghz), {DURATION} s per cell after a 1 s warm-up; "
                f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
                )  # fmt: skip
     text = f"Run: {machine}.\n\n{table(todo, floors)}\n\n{verdict(todo)}\n"

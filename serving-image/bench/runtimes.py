@@ -1,11 +1,14 @@
 """The rows `make bench-serving` has beyond scikit-learn and ONNX over REST (issue 17): XGBoost and LightGBM models,
 trained on the same data, against MLServer's mlserver-xgboost and mlserver-lightgbm runtimes; the scikit-learn model
-over gRPC against MLServer's gRPC (driven by grpc_load.py, the same client for both); and sluice_serving with
-adaptive batching on (SLUICE_MAX_BATCH_SIZE) beside it off. run.py runs them in the same run, cell by cell."""
+over gRPC against MLServer's gRPC (load from ghz, a Go gRPC load generator built on first use from its pinned Go
+module, the same client for both); and sluice_serving with adaptive batching on (SLUICE_MAX_BATCH_SIZE) beside it
+off. run.py runs them in the same run, cell by cell."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +22,8 @@ import xgboost
 from sluice_serving.oip import grpc_predict_v2_pb2 as pb
 
 HERE = Path(__file__).resolve().parent
+PROTO = HERE.parents[0] / "src" / "sluice_serving" / "oip" / "grpc_predict_v2.proto"
+GHZ = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
 TREES = ("xgboost", "lightgbm")
 GRPC = "grpc"
 """The row group of the scikit-learn model over gRPC."""
@@ -59,11 +64,47 @@ def grpc_payload(work: Path, data: np.ndarray[Any, Any]) -> Path:
     return path
 
 
-def grpc_run(*args: str) -> Any:
-    """grpc_load.py's answer (JSON), in its own process with this interpreter."""
-    out = subprocess.run([sys.executable, str(HERE / "grpc_load.py"), *args], capture_output=True, text=True,
-                         check=True, timeout=120)  # fmt: skip
-    return json.loads(out.stdout)
+def grpc_answer(target: str, body: Path) -> list[float]:
+    """The first output of one ModelInfer call (grpc_check.py, in its own process: no grpc in this one)."""
+    out = subprocess.run([sys.executable, str(HERE / "grpc_check.py"), target, str(body)], capture_output=True,
+                         text=True, check=True, timeout=60)  # fmt: skip
+    return list(json.loads(out.stdout))
+
+
+def ensure_ghz(cache: Path) -> Path:
+    """ghz, built once into `cache`/bin from its pinned module (`go install`; about a minute on two cores)."""
+    binary = cache / "bin" / "ghz"
+    marker = cache / "bin" / ".ghz-version"
+    if binary.exists() and marker.exists() and marker.read_text() == GHZ:
+        return binary
+    if shutil.which("go") is None:
+        sys.exit("the gRPC rows need Go to build ghz (make setup installs it)")
+    print(f"building {GHZ} into {binary.parent}", flush=True)
+    subprocess.run(["go", "install", GHZ], env={**os.environ, "GOBIN": str(binary.parent)}, check=True)
+    marker.write_text(GHZ)
+    return binary
+
+
+def ghz_load(cache: Path, target: str, body: Path, connections: int, seconds: int) -> dict[str, Any]:
+    """`connections` connections to `target`, each with one ModelInfer call in flight, for `seconds`: req/s, p50,
+    p99 and failed calls, as the wrk rows have them."""
+    command = [
+        str(ensure_ghz(cache)), "--insecure", "--proto", str(PROTO), "--import-paths", str(PROTO.parent),
+        "--call", "inference.GRPCInferenceService/ModelInfer", "--binary-file", str(body),
+        "--concurrency", str(connections), "--connections", str(connections), "--duration", f"{seconds}s",
+        "--duration-stop", "wait",
+        "--format", "json", target,
+    ]  # fmt: skip
+    report = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
+    latency = {int(d["percentage"]): d["latency"] / 1e6 for d in report.get("latencyDistribution") or ()}
+    ok = (report.get("statusCodeDistribution") or {}).get("OK", 0)
+    return {
+        "rps": ok / (report["total"] / 1e9),
+        "p50_ms": latency.get(50, 0.0),
+        "p99_ms": latency.get(99, 0.0),
+        "non2xx": report["count"] - ok,
+        "socket_errors": "",
+    }
 
 
 def tree_floors(work: Path, x: np.ndarray[Any, Any]) -> dict[str, Callable[[int], Callable[[], Any]]]:
