@@ -16,7 +16,7 @@ from sluice_serving.batching import BatchingModel, Pending, groups, merge, merge
 from sluice_serving.config import Config, ConfigError
 from sluice_serving.custom import pack_directory
 from sluice_serving.models import Array, Model, ModelFile, Results, TensorSpec, load_model
-from unit.serving.support import ModelFiles, make_boosted_classifier, make_custom_model, rows_body
+from unit.serving.support import ModelFiles, infer_body, make_boosted_classifier, make_custom_model, rows_body, tensor
 from unit.serving.test_serving_app import INFER, body_of, make_app, value
 
 
@@ -197,3 +197,13 @@ def test_each_batched_request_keeps_its_own_validation_error_and_metrics(classif
     assert value(app, "sluice_serving_input_feature_count", feature="0") == 8
     ones = sum(1 for y in classifier.expected if y == 1)
     assert value(app, "sluice_serving_predicted_class_total", **{"class": "1"}) == ones
+
+
+def test_injected_latency_delays_each_request_and_the_late_ones_still_share_a_call(classifier: ModelFiles) -> None:
+    app = make_app(classifier, SLUICE_MAX_BATCH_SIZE="16", SLUICE_FAULT_LATENCY="0.01")
+    inner = Recording()
+    app.set_model(inner)
+    got = asyncio.run(replies(app, [infer_body(tensor([float(i), 1.0], [1, 2])) for i in range(4)]))
+    assert [r.status for r in got] == [200] * 4
+    assert [body_of(r)["outputs"][0]["data"] for r in got] == [[1.0], [2.0], [3.0], [4.0]]
+    assert inner.calls == [4]
