@@ -104,7 +104,7 @@ dataplane: $(PY)  ## Model servers for the cluster-up cluster's pods (namespace 
 crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the pydantic API models, the model server's copy of sluice/contract.py
 	$(PY) -m sluice.codegen
 
-bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk, loopback); updates docs/benchmarks.md
+bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk; gRPC with ghz; loopback), ONNX, scikit-learn, XGBoost, LightGBM, batching on and off; updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py
 
 bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~4 min)

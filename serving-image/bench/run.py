@@ -31,6 +31,8 @@ from typing import Any
 import joblib
 import numpy as np
 import onnxruntime as ort
+import runtimes
+from runtimes import GRPC, TREES
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import make_classification
@@ -44,9 +46,17 @@ DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 CONNECTIONS = (2, 16)
 BATCHES = (1, 32)
 FEATURES = 20
+FORMATS = ("sklearn", "onnx", *TREES, GRPC)
 SKLEARN_VERSION = __import__("sklearn").__version__
 VENVS = {
-    "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22", f"scikit-learn=={SKLEARN_VERSION}"],
+    "mlserver": [
+        "mlserver==1.7.1",
+        "mlserver-sklearn==1.7.1",
+        "mlserver-xgboost==1.7.1",
+        "mlserver-lightgbm==1.7.1",
+        "uvloop<0.22",
+        f"scikit-learn=={SKLEARN_VERSION}",
+    ],
     "kserve": ["kserve", "onnxruntime", f"scikit-learn=={SKLEARN_VERSION}"],
 }
 START_MARK = "<!-- bench-serving:start -->"
@@ -63,6 +73,8 @@ class Server:
     env: Callable[[Path], dict[str, str]] = lambda _: {}
     setup: Callable[[int, Path], None] = lambda _port, _dir: None
     results: dict[str, Any] = field(default_factory=dict)
+    grpc_port: int = 0
+    """Set for the gRPC rows: the port their load goes to (the HTTP port answers readiness)."""
 
 
 def free_port() -> int:
@@ -98,9 +110,13 @@ def make_models(work: Path) -> dict[str, Any]:
         target_opset=17,
     )
     (work / "model.onnx").write_bytes(onx.SerializeToString())
+    predicts = {"sklearn": model.predict, "onnx": model.predict, **runtimes.make_trees(work, x, y)}
     rows = np.random.default_rng(1).normal(size=(32, FEATURES)).round(6)
     payloads: dict[str, Any] = {}
-    for fmt, datatype, output in (("sklearn", "FP64", "predict"), ("onnx", "FP32", "label")):
+    for batch in BATCHES:
+        payloads[f"{GRPC}-{batch}"] = (runtimes.grpc_payload(work, rows[:batch]), model.predict(rows[:batch]).tolist())
+    for fmt, datatype, output in (("sklearn", "FP64", "predict"), ("onnx", "FP32", "label"),
+                                  ("xgboost", "FP32", "predict"), ("lightgbm", "FP64", "predict")):  # fmt: skip
         for batch in BATCHES:
             data = rows[:batch]
             doc = {
@@ -110,7 +126,7 @@ def make_models(work: Path) -> dict[str, Any]:
             }  # fmt: skip
             path = work / f"{fmt}-{batch}.json"
             path.write_text(json.dumps(doc))
-            payloads[f"{fmt}-{batch}"] = (path, model.predict(data).tolist())
+            payloads[f"{fmt}-{batch}"] = (path, predicts[fmt](data).tolist())
     return {"model": model, "payloads": payloads, "x": rows}
 
 
@@ -121,10 +137,11 @@ def floor(work: Path, x: np.ndarray[Any, Any]) -> dict[str, Any]:
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(work / "model.onnx"), options, providers=["CPUExecutionProvider"])
     results = {}
-    for fmt in ("sklearn", "onnx"):
+    trees = runtimes.tree_floors(work, x)
+    for fmt in ("sklearn", "onnx", *TREES):
         for batch in BATCHES:
             xb = x[:batch] if fmt == "sklearn" else x[:batch].astype(np.float32)
-            call = (lambda xb=xb: model.predict(xb)) if fmt == "sklearn" else (
+            call = trees[fmt](batch) if fmt in TREES else (lambda xb=xb: model.predict(xb)) if fmt == "sklearn" else (
                 lambda xb=xb: session.run(["label"], {"input": xb}))  # fmt: skip
             for _ in range(200):
                 call()
@@ -208,36 +225,43 @@ def servers(work: Path, mlserver: Path | None, kserve: Path | None) -> list[Serv
     digest = "sha256:" + hashlib.sha256((work / "model.joblib").read_bytes()).hexdigest()
     sluice = [str(REPO / ".venv/bin/sluice-serving")]
     out: list[Server] = []
-    variants = (("sluice_serving", "1"), ("sluice_serving 2 workers", "2"))
-    for (label, workers), (fmt, uri) in itertools.product(
-        variants, (("sklearn", "model.joblib"), ("onnx", "model.onnx"))
-    ):
+    variants = (("sluice_serving", "1", "1"), ("sluice_serving 2 workers", "2", "1"),
+                ("sluice_serving batching", "1", runtimes.BATCHING))  # fmt: skip
+    for (label, workers, batch_size), group in itertools.product(variants, FORMATS):
+        fmt = "sklearn" if group == GRPC else group
+        grpc_port = free_port() if group == GRPC else 0
         out.append(Server(
-            f"{label} ({fmt})", fmt, lambda port, d: sluice,
-            lambda d, uri=uri, fmt=fmt, workers=workers: {
-                "MODEL_URI": str(work / uri), "MODEL_FORMAT": fmt, "MODEL_NAME": "model", "MODEL_VERSION": "1",
-                "MODEL_DIGEST": digest if fmt == "sklearn" else "", "MODEL_CACHE_DIR": str(d / "cache"),
-                "SLUICE_HOST": "127.0.0.1", "SLUICE_LOG_LEVEL": "WARNING", "SLUICE_WORKERS": workers,
+            f"{label} ({group})", group, lambda port, d: sluice,
+            lambda d, fmt=fmt, workers=workers, batch_size=batch_size, grpc_port=grpc_port: {
+                "MODEL_URI": str(work / runtimes.FILES[fmt]), "MODEL_FORMAT": fmt, "MODEL_NAME": "model",
+                "MODEL_VERSION": "1", "MODEL_DIGEST": digest if fmt == "sklearn" else "",
+                "MODEL_CACHE_DIR": str(d / "cache"), "SLUICE_HOST": "127.0.0.1", "SLUICE_LOG_LEVEL": "WARNING",
+                "SLUICE_WORKERS": workers, "SLUICE_MAX_BATCH_SIZE": batch_size,
+                "SLUICE_GRPC_PORT": str(grpc_port) if grpc_port else "",
             },
+            grpc_port=grpc_port,
         ))  # fmt: skip
     if mlserver is not None:
-        for tuned in (False, True):
+        for tuned, group in itertools.product((False, True), ("sklearn", *TREES, GRPC)):
+            fmt = "sklearn" if group == GRPC else group
+            grpc_port = free_port()
 
-            def setup(port: int, d: Path, tuned: bool = tuned) -> None:
+            def setup(port: int, d: Path, tuned: bool = tuned, fmt: str = fmt, grpc_port: int = grpc_port) -> None:
                 settings: dict[str, Any] = {
-                    "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
+                    "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port,
                     "metrics_port": free_port(), "metrics_dir": str(d / "metrics"),
                 }  # fmt: skip
                 if tuned:
                     settings.update(parallel_workers=0, debug=False, gzip_enabled=False)
                 (d / "settings.json").write_text(json.dumps(settings))
-                model = {"name": "model", "implementation": "mlserver_sklearn.SKLearnModel",
-                         "parameters": {"uri": str(work / "model.joblib"), "version": "1"}}  # fmt: skip
+                model = {"name": "model", "implementation": runtimes.MLSERVER_RUNTIMES[fmt],
+                         "parameters": {"uri": str(work / runtimes.FILES[fmt]), "version": "1"}}  # fmt: skip
                 (d / "model-settings.json").write_text(json.dumps(model))
 
             out.append(Server(
-                "MLServer tuned (sklearn)" if tuned else "MLServer default (sklearn)", "sklearn",
+                f"MLServer {'tuned' if tuned else 'default'} ({group})", group,
                 lambda port, d: [str(mlserver / "bin/mlserver"), "start", str(d)], setup=setup,
+                grpc_port=grpc_port if group == GRPC else 0,
             ))  # fmt: skip
     if kserve is not None:
         for fmt, uri in (("sklearn", "model.joblib"), ("onnx", "model.onnx")):
@@ -283,9 +307,13 @@ def start_server(server: Server, work: Path, payloads: dict[str, Any]) -> Runnin
         server.results["cold_start_s"] = wait_ready(running.base + "/ready", proc)
         for batch in BATCHES:
             path, expected = payloads[f"{server.fmt}-{batch}"]
-            status, doc = post(running.base + "/infer", path.read_bytes())
-            got = doc["outputs"][0]["data"] if status == 200 else doc
-            if status != 200 or [int(v) for v in got] != expected:
+            if server.grpc_port:
+                status, got = 200, runtimes.grpc_answer(f"127.0.0.1:{server.grpc_port}", path)
+            else:
+                status, doc = post(running.base + "/infer", path.read_bytes())
+                got = doc["outputs"][0]["data"] if status == 200 else doc
+            # Labels, or (MLServer's LightGBM runtime) the probability of class 1.
+            if status != 200 or [int(float(v) > 0.5) for v in got] != expected:
                 raise RuntimeError(f"wrong answer for batch {batch}: {status} {got}")
     except Exception as exc:
         server.results["error"] = str(exc)
@@ -299,8 +327,13 @@ def start_server(server: Server, work: Path, payloads: dict[str, Any]) -> Runnin
 def measure(running: Running, batch: int, conns: int, payloads: dict[str, Any]) -> None:
     server = running.server
     path, _ = payloads[f"{server.fmt}-{batch}"]
-    wrk(running.base + "/infer", path, conns, 1)  # warm-up
-    result = wrk(running.base + "/infer", path, conns, DURATION)
+    if server.grpc_port:
+        target = f"127.0.0.1:{server.grpc_port}"
+        runtimes.ghz_load(CACHE, target, path, conns, 1)  # warm-up
+        result = runtimes.ghz_load(CACHE, target, path, conns, DURATION)
+    else:
+        wrk(running.base + "/infer", path, conns, 1)  # warm-up
+        result = wrk(running.base + "/infer", path, conns, DURATION)
     server.results[f"b{batch}-c{conns}"] = result
     print(f"  {server.name:32} batch {batch:2} conns {conns:2}: {result['rps']:8.0f} req/s "
           f"p50 {result['p50_ms']:6.2f} ms p99 {result['p99_ms']:6.2f} ms"
@@ -320,7 +353,8 @@ def table(servers_: list[Server], floors: dict[str, Any]) -> str:
     head = ("| server | model | batch | conns | req/s | p50 ms | p99 ms | RSS MiB | cold start s |\n"
             "|---|---|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
     rows = []
-    for fmt in ("sklearn", "onnx"):
+    for fmt in FORMATS:
+        model = "sklearn, gRPC" if fmt == GRPC else fmt
         for batch in BATCHES:
             for conns in CONNECTIONS:
                 for s in servers_:
@@ -328,12 +362,13 @@ def table(servers_: list[Server], floors: dict[str, Any]) -> str:
                     if s.fmt != fmt or r is None:
                         continue
                     flag = f" ({r['non2xx']} non-2xx)" if r["non2xx"] else ""
-                    rows.append(f"| {s.name.rsplit(' (', 1)[0]} | {fmt} | {batch} | {conns} | {r['rps']:.0f}{flag} | "
+                    rows.append(f"| {s.name.rsplit(' (', 1)[0]} | {model} | {batch} | {conns} | {r['rps']:.0f}{flag} | "
                                 f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {s.results.get('rss_mib', 0):.0f} | "
                                 f"{s.results['cold_start_s']:.2f} |")  # fmt: skip
-            f = floors[f"{fmt}-{batch}"]
-            rows.append(f"| in-process predict() | {fmt} | {batch} | 1 thread | {f['rps']:.0f} | "
-                            f"{f['p50_ms']:.3f} | {f['p99_ms']:.3f} | | |")  # fmt: skip
+            f = floors.get(f"{fmt}-{batch}")
+            if f is not None:
+                rows.append(f"| in-process predict() | {fmt} | {batch} | 1 thread | {f['rps']:.0f} | "
+                                f"{f['p50_ms']:.3f} | {f['p99_ms']:.3f} | | |")  # fmt: skip
     failed = [f"- {s.name}: {s.results['error']}" for s in servers_ if "error" in s.results]
     return "\n".join([head, *rows, *(["", "Failed:", *failed] if failed else [])])
 
@@ -348,6 +383,11 @@ def verdict(servers_: list[Server]) -> str:
     lines = [_targets("sluice_serving", get("sluice_serving (sklearn)"), get)]
     if get("sluice_serving 2 workers (sklearn)") is not None:
         lines.append(_targets("sluice_serving, SLUICE_WORKERS=2,", get("sluice_serving 2 workers (sklearn)"), get))
+    lines += [runtimes.peer_targets(fmt, get) for fmt in (*TREES, GRPC)]
+    batching = [line for fmt in FORMATS if (line := runtimes.batching_line(fmt, get)) is not None]
+    if batching:
+        lines.append(f"Adaptive batching (SLUICE_MAX_BATCH_SIZE={runtimes.BATCHING}) against none, one worker each, "
+                     "batch 1, 16 connections:\n" + "\n".join(batching))  # fmt: skip
     return "\n\n".join(lines)
 
 
@@ -382,12 +422,14 @@ def main() -> None:
         floors = floor(work, made["x"])
         todo = [s for s in servers(work, mlserver, kserve)
                 if not only or any(o.lower() in s.name.lower() for o in only)]  # fmt: skip
+        if any(s.grpc_port for s in todo):
+            runtimes.ensure_ghz(CACHE)
         print("starting servers one at a time (cold start):", flush=True)
         running = [r for r in (start_server(s, work, made["payloads"]) for s in todo) if r is not None]
         try:
             # Cell by cell, every server in turn (alternating the order), so that load from elsewhere on
             # the machine falls on all of them alike.
-            cells = [(fmt, b, c) for fmt in ("sklearn", "onnx") for b in BATCHES for c in CONNECTIONS]
+            cells = [(fmt, b, c) for fmt in FORMATS for b in BATCHES for c in CONNECTIONS]
             for n, (fmt, batch, conns) in enumerate(cells):
                 turn = [r for r in running if r.server.fmt == fmt]
                 for r in turn if n % 2 == 0 else reversed(turn):
@@ -399,8 +441,10 @@ def main() -> None:
                 stop_server(r)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = (f"{stamp}; {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
-               f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}; wrk -t1, {DURATION} s per cell "
-               f"after a 1 s warm-up; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+               f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}, "
+               f"xgboost {runtimes.xgboost.__version__}, lightgbm {runtimes.lightgbm.__version__}; "
+               f"wrk -t1 (gRPC: ghz), {DURATION} s per cell after a 1 s warm-up; "
+               f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
                )  # fmt: skip
     text = f"Run: {machine}.\n\n{table(todo, floors)}\n\n{verdict(todo)}\n"
     print("\n" + text)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sluice_serving import __version__, contract
+from sluice_serving.batching import with_batching
 from sluice_serving.config import Config
 from sluice_serving.errors import RequestError, StringLimits
 from sluice_serving.fallback import Answerer
@@ -80,8 +81,9 @@ class App:
         return self.model is not None and not self.draining and (peers is None or peers.all_ready())
 
     def set_model(self, model: Model, fallback: Answerer | None = None) -> None:
-        """Serve `model` (wrapped by the fault injection SLUICE_FAULT_* configure, if any)."""
-        self.model = with_faults(model, self.cfg)
+        """Serve `model` (wrapped by the batching SLUICE_MAX_BATCH_* and the fault injection SLUICE_FAULT_*
+        configure, if any)."""
+        self.model = with_faults(with_batching(model, self.cfg.max_batch_size, self.cfg.max_batch_time), self.cfg)
         self.fallback = fallback
 
     def handle(

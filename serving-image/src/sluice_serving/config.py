@@ -147,6 +147,16 @@ SETTINGS = (
     Setting("SLUICE_EXPERIMENT_CANDIDATE_URL", "", "http:// base URL of the candidate's Service, for arm B."),
     Setting("SLUICE_EXPERIMENT_CANDIDATE_VERSION", "", "The candidate's version (the `served` label of arm B)."),
     Setting("SLUICE_EXPOSURE_LOG", "false", "Log one JSON exposure line per assigned request of an experiment."),
+    Setting(
+        "SLUICE_MAX_BATCH_SIZE",
+        "1",
+        "Adaptive batching: up to this many concurrent one-row requests are merged into one model call. 1: off.",
+    ),
+    Setting(
+        "SLUICE_MAX_BATCH_TIME",
+        "0",
+        "Seconds a one-row request waits for others to merge with (batching on). 0: only those that arrived with it.",
+    ),
     Setting("SLUICE_FAULT_ERROR_RATE", "0", "Testing aid: fraction (0..1) of infer requests answered 500."),
     Setting("SLUICE_FAULT_LATENCY", "0", "Testing aid: seconds added to every answer of the model."),
 )
@@ -216,6 +226,8 @@ class Config:
     fallback: Fallback | None = None
     experiment: ExperimentConfig | None = None
     mlflow_tracking_uri: str = ""
+    max_batch_size: int = 1
+    max_batch_time: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -267,6 +279,8 @@ class Config:
             workers=parse("SLUICE_WORKERS", int, lambda v: 1 <= v <= 64, "1..64"),
             experiment=_experiment(get, parse),
             fallback=_fallback(get),
+            max_batch_size=parse("SLUICE_MAX_BATCH_SIZE", int, lambda v: 1 <= v <= 1024, "1..1024"),
+            max_batch_time=parse("SLUICE_MAX_BATCH_TIME", float, lambda v: 0 <= v <= 1, "seconds, 0..1"),
             model_name=name,
             model_version=get("MODEL_VERSION"),
             model_uri=uri,

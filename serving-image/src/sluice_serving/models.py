@@ -133,6 +133,19 @@ class Model:
             log.debug("warm-up skipped", extra={"error": str(exc)})
 
 
+class WrappedModel(Model):
+    """A model around another (`model`), with its signature: fault injection, batching."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.platform = model.platform
+        self.inputs = model.inputs
+        self.outputs = model.outputs
+        self.prediction_output = model.prediction_output
+        self.classifier = model.classifier
+        self.feature_names = model.feature_names
+
+
 class OnnxModel(Model):
     """An ONNX graph run by onnxruntime on the CPU."""
 
