@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sluice.api.v1alpha1 import Action, ModelDeploymentStatus, NotificationsSpec, RolloutEvent
+from sluice.api.v1alpha1 import Action, HistoryEntry, ModelDeploymentStatus, NotificationsSpec, Outcome, RolloutEvent
 from sluice.core.notification_bodies import BodyFormat, body, cloudevent, slack_body
 from sluice.core.notifications import (
     NOTIFIED,
@@ -135,6 +135,24 @@ def test_an_abort_is_notified_as_a_rollback_with_the_reason_aborted() -> None:
 
     assert simulation.kinds() == [RolloutEvent.STARTED, RolloutEvent.ROLLED_BACK]
     assert simulation.notices[-1].reason == "Aborted"
+
+
+def test_an_experiment_that_kept_the_stable_version_is_notified_as_a_rollback_with_its_reason() -> None:
+    subject = Subject(namespace="ml", name="iris", uid="uid-1", steps=0)
+    kept = HistoryEntry(
+        version="2.0.0",
+        outcome=Outcome.KEPT,
+        started_at=T0,
+        finished_at=T0 + timedelta(hours=1),
+        reason="ExperimentKept",
+    )
+    status = ModelDeploymentStatus(history=[kept])
+
+    notices = rollout_notices(subject, ModelDeploymentStatus(), status, T0 + timedelta(hours=1))
+
+    assert [(notice.event, notice.version, notice.reason) for notice in notices] == [
+        (RolloutEvent.ROLLED_BACK, "2.0.0", "ExperimentKept")
+    ]
 
 
 def test_a_superseded_rollout_is_followed_only_by_the_next_rollouts_start() -> None:

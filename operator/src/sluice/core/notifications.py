@@ -34,8 +34,10 @@ _OUTCOME_EVENTS = {
     Outcome.ROLLED_BACK: RolloutEvent.ROLLED_BACK,
     Outcome.ABORTED: RolloutEvent.ROLLED_BACK,
     Outcome.ROLLED_BACK_AFTER_PROMOTION: RolloutEvent.ROLLED_BACK,
+    Outcome.KEPT: RolloutEvent.ROLLED_BACK,
 }
-"""History outcomes that are notified (a Superseded rollout is followed by the next one's Started)."""
+"""History outcomes that are notified (a Superseded rollout is followed by the next one's Started; an experiment
+that kept the stable version removed the candidate, a rollback with reason ExperimentKept)."""
 
 
 @dataclass(frozen=True)
