@@ -13,7 +13,7 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-setup: system-packages install tools images  ## Everything a fresh machine needs: Debian packages, virtualenv, upstream binaries, both images
+setup: system-packages install mlflow-env tools images  ## Everything a fresh machine needs: Debian packages, virtualenvs, upstream binaries, both images
 
 # The images: buildah, debootstrap, umoci, runc. The real node (tests marked `real`): containerd, runc, CNI plugins,
 # iptables/nftables/conntrack for kube-proxy, iproute2 for the harness's interfaces, gcc + libc6-dev for the static

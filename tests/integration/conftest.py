@@ -21,7 +21,7 @@ from harness import mlflow_server
 def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mlflow_server.MlflowServer]:
     """iris versions 1 and 2 (scikit-learn), trees version 1 (LightGBM); iris@champion and iris@production name 1."""
     if not mlflow_server.available():
-        pytest.skip("no MLflow virtualenv: run `make mlflow-env`")
+        pytest.fail("no MLflow virtualenv: run `make mlflow-env` (part of `make setup`)")
     server = mlflow_server.start(tmp_path_factory.mktemp("mlflow"))
     try:
         server.run(mlflow_server.REGISTER)
