@@ -196,6 +196,35 @@ def _threads(pid: int) -> dict[str, dict[str, int]]:
     return threads
 
 
+def whole(command: list[str], env: dict[str, str], port: int, body: Path, seconds: int) -> dict[str, Any]:
+    """User-space instructions per request of a whole server process (callgrind, counting only while wrk sends
+    batch-1 requests on 16 connections): the HTTP server, the event loop and the app, as deployed."""
+    import run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg.out"
+        valgrind = ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--callgrind-out-file={out}"]
+        devnull = subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [*valgrind, *command], env={**env, "PORT": str(port)}, cwd=tmp, stdout=devnull, stderr=devnull,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}/v2/models/model"
+            run.wait_ready(base + "/ready", proc, timeout=900)
+            run.wrk(base + "/infer", body, 16, 2)  # warm-up
+            subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True, capture_output=True)
+            result = run.wrk(base + "/infer", body, 16, seconds)
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=120)
+        text = next(Path(tmp).glob("cg.out.*")).read_text(errors="replace")
+    requests = result["rps"] * seconds
+    summary = int(re.search(r"^summary: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+    return {"requests": requests, "per_request": summary / requests}
+
+
 def syscalls(command: list[str], env: dict[str, str], port: int, body: Path, seconds: int) -> dict[str, Any]:
     """Syscalls per request and the threads of one server process under wrk (16 connections, batch 1)."""
     import run
@@ -249,6 +278,12 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"- {fmt}: garbage collections per 1,000 whole requests (gen 0/1/2): {per_k}; thresholds "
                          f"{r['thresholds']}")  # fmt: skip
     for label, r in results.items():
+        if label.startswith("whole "):
+            cells = ", ".join(
+                f"{server} {v['per_request']:,.0f} ({v['requests']:.0f} requests)" for server, v in r.items()
+            )
+            fmt = label.removeprefix("whole ")
+            lines += ["", f"- {fmt}, whole server process, user-space instructions per request: {cells}"]
         if "syscalls" not in r:
             continue
         calls = ", ".join(f"{name} {v:.3f}" for name, v in r["syscalls"].items() if v >= 0.001)
@@ -261,7 +296,7 @@ def report(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4096, help="runs of each stage under callgrind")
-    parser.add_argument("--only", default="stages,syscalls")
+    parser.add_argument("--only", default="stages,whole,syscalls")
     parser.add_argument("--formats", default="onnx,sklearn")
     parser.add_argument("--seconds", type=int, default=3, help="wrk's run under strace")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -282,17 +317,35 @@ def main() -> None:
             if "stages" in only:
                 print(f"callgrind: {fmt}, {args.requests} runs of each stage", flush=True)
                 results[fmt] = {**stages(work, fmt, args.requests), "n": args.requests}
+            env = _server_env(work, fmt)
+            floor = run.CACHE / "floor"
+            floor_env = {**env, "BENCH_MODEL": env["MODEL_URI"], "BENCH_FORMAT": fmt}
+            if "whole" in only:
+                print(f"callgrind: whole servers, {fmt}", flush=True)
+                port = run.free_port()
+                results[f"whole {fmt}"] = {
+                    "sluice_serving": whole(
+                        [str(run.REPO / ".venv/bin/sluice-serving")],
+                        env,
+                        port,
+                        work / f"{fmt}-1.json",
+                        args.seconds * 10,
+                    )
+                }
+                if (floor / "bin" / "uvicorn").exists():
+                    port = run.free_port()
+                    results[f"whole {fmt}"]["bare ASGI floor"] = whole(
+                        run.floor_command(floor, port), floor_env, port, work / f"{fmt}-1.json", args.seconds * 10
+                    )
             if "syscalls" in only:
-                env = _server_env(work, fmt)
                 results[f"sluice_serving ({fmt})"] = syscalls(
                     [str(run.REPO / ".venv/bin/sluice-serving")], env, run.free_port(), work / f"{fmt}-1.json",
                     args.seconds)  # fmt: skip
-                floor = run.CACHE / "floor"
                 if (floor / "bin" / "uvicorn").exists():
                     port = run.free_port()
                     results[f"bare ASGI floor ({fmt})"] = syscalls(
-                        run.floor_command(floor, port), {**env, "BENCH_MODEL": env["MODEL_URI"], "BENCH_FORMAT": fmt},
-                        port, work / f"{fmt}-1.json", args.seconds)  # fmt: skip
+                        run.floor_command(floor, port), floor_env, port, work / f"{fmt}-1.json", args.seconds
+                    )
     print(report(results))
 
 

@@ -99,9 +99,9 @@ def versions(python: Path | str) -> dict[str, str]:
         "import importlib.metadata as m, json, sys\nout = {}\nfor p in sys.argv[1:]:\n"
         "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
     )
-    return json.loads(
-        subprocess.run([str(python), "-c", code, *SHARED, *OWN], capture_output=True, text=True, check=True).stdout
-    )
+    done = subprocess.run([str(python), "-c", code, *SHARED, *OWN], capture_output=True, text=True, check=True)
+    found: dict[str, str] = json.loads(done.stdout)
+    return found
 
 
 def floor_command(venv: Path, port: int) -> list[str]:
@@ -320,6 +320,30 @@ def start_server(server: Server, work: Path, payloads: dict[str, Any]) -> Runnin
     return running
 
 
+def idle_share(seconds: float = 1.0) -> float:
+    """The machine's idle CPU share over `seconds` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def settle(timeout: float = 30.0) -> float:
+    """Wait until the servers just started have finished their start-up work (the machine is 90% idle over a
+    second), at most `timeout` seconds: the first cell must not measure one server while others still load
+    (docs/benchmarks.md, "The scikit-learn variance"). Returns the last idle share."""
+    deadline = time.monotonic() + timeout
+    share = idle_share()
+    while share < 0.9 and time.monotonic() < deadline:
+        share = idle_share()
+    return share
+
+
 def measure(running: Running, batch: int, conns: int, payloads: dict[str, Any]) -> None:
     server = running.server
     path, _ = payloads[f"{server.fmt}-{batch}"]
@@ -441,6 +465,8 @@ def main() -> None:
                 if not only or any(o.lower() in s.name.lower() for o in only)]  # fmt: skip
         print("starting servers one at a time (cold start):", flush=True)
         running = [r for r in (start_server(s, work, made["payloads"]) for s in todo) if r is not None]
+        idle = settle()
+        print(f"machine {idle:.0%} idle before the first cell", flush=True)
         try:
             # Cell by cell, every server in turn (alternating the order), so that load from elsewhere on
             # the machine falls on all of them alike.
@@ -457,7 +483,8 @@ def main() -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = (f"{stamp}; {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
                f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}; wrk -t1, {DURATION} s per cell "
-               f"after a 1 s warm-up; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+               f"after a 1 s warm-up; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+               f"{idle:.0%} idle before the first cell"
                )  # fmt: skip
     envs = environments({label: Path(venv) / "bin/python" if label != "sluice_serving (.venv)" else venv
                          for label, venv in pythons.items() if venv is not None})  # fmt: skip
