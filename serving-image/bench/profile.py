@@ -203,7 +203,7 @@ def whole(command: list[str], env: dict[str, str], port: int, body: Path, second
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cg.out"
-        valgrind = ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--callgrind-out-file={out}"]
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         devnull = subprocess.DEVNULL
         proc = subprocess.Popen(
             [*valgrind, *command], env={**env, "PORT": str(port)}, cwd=tmp, stdout=devnull, stderr=devnull,
@@ -213,7 +213,7 @@ def whole(command: list[str], env: dict[str, str], port: int, body: Path, second
             base = f"http://127.0.0.1:{port}/v2/models/model"
             run.wait_ready(base + "/ready", proc, timeout=900)
             run.wrk(base + "/infer", body, 16, 2)  # warm-up
-            subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True, capture_output=True)
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
             result = run.wrk(base + "/infer", body, 16, seconds)
             subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
         finally:
