@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: help setup system-packages install mlflow-env mlflow-lock tools images locks protos lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench bench-real bench-judge chart-lint e2e-kind demo
+.PHONY: help setup system-packages install mlflow-env mlflow-lock tools images locks protos lint test test-unit test-integration test-real stress crds cluster-up cluster-down run-local dataplane bench-serving bench-profile bench bench-real bench-judge chart-lint e2e-kind demo
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,9 +51,10 @@ images:  ## Build both images without a container engine into OCI archives (~/.c
 # LOCK_ARGS=--upgrade.
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux --custom-compile-command "make locks" $(LOCK_ARGS)
 
-locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops, xgboost, lightgbm extras) from the pyproject files
+locks: $(PY)  ## Regenerate operator/requirements.lock and serving-image/requirements.lock (with the s3, gcs, skops, xgboost, lightgbm extras) from the pyproject files, and the bench's bare-ASGI floor (serving-image/bench/floor.lock, at the serving lock's versions)
 	cd operator && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - -o requirements.lock
 	cd serving-image && printf 'setuptools>=69\n' | ../$(LOCK) pyproject.toml - --extra s3 --extra gcs --extra skops --extra xgboost --extra lightgbm -o requirements.lock
+	cd serving-image/bench && ../../$(LOCK) floor.in -c ../requirements.lock -o floor.lock
 
 protos: $(PY)  ## Regenerate the gRPC API's messages (serving-image/src/sluice_serving/oip/grpc_predict_v2_pb2.py and .pyi) from its .proto, in a descriptor pool of their own (so that they load beside any client's copy of the same proto)
 	cd serving-image/src && ../../$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. sluice_serving/oip/grpc_predict_v2.proto
@@ -106,6 +107,11 @@ crds: $(PY)  ## Regenerate the generated files: crds/ and docs/api.md from the p
 
 bench-serving: $(PY)  ## Model-server benchmark: sluice_serving vs MLServer vs KServe vs bare ASGI (wrk; gRPC with ghz; loopback), ONNX, scikit-learn, XGBoost, LightGBM, batching on and off; updates docs/benchmarks.md
 	$(PY) serving-image/bench/run.py
+
+bench-profile: $(PY)  ## Where a batch-1 request's time goes in sluice_serving: callgrind instructions per stage, GC counts, syscalls and threads per request vs the bare-ASGI floor (installs valgrind, strace, wrk from Debian if missing; ~6 min); prints Markdown for docs/benchmarks.md
+	@missing=$$(for p in valgrind strace wrk; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(PY) serving-image/bench/profile.py $(PROFILE_ARGS)
 
 bench-real: $(PY)  ## On the real node, one run: serving pod create->Ready, Gateway vs direct (wrk), served share per step, breach->canary weight 0; updates docs/benchmarks.md (root, `make images` first; ~4 min)
 	$(PY) bench/real_node.py $(BENCH_ARGS)

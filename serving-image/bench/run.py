@@ -2,7 +2,9 @@
 predict(), side by side on this machine, with wrk on loopback. Writes the table into docs/benchmarks.md.
 
 Models and payloads are made in a temporary directory; MLServer and KServe live in their own
-virtualenvs under ~/.cache/sluice-bench (created on first use). Environment: BENCH_DURATION (seconds
+virtualenvs under ~/.cache/sluice-bench (created on first use, with their own pins), and so does the bare-ASGI
+floor, installed from its hashed lock (floor.lock: current uvicorn[standard] with the serving lock's numpy,
+onnxruntime, scikit-learn and orjson, the versions sluice_serving runs with). Environment: BENCH_DURATION (seconds
 per wrk run, default 5), BENCH_ONLY (comma-separated server names), BENCH_NO_DOC=1 (print only).
 """
 
@@ -58,7 +60,11 @@ VENVS = {
         f"scikit-learn=={SKLEARN_VERSION}",
     ],
     "kserve": ["kserve", "onnxruntime", f"scikit-learn=={SKLEARN_VERSION}"],
+    "floor": ["--require-hashes", "-r", str(HERE / "floor.lock")],
 }
+SHARED = ("numpy", "onnxruntime", "scikit-learn", "orjson")
+"""The libraries every server's prediction and JSON run on: the floor must have sluice_serving's versions."""
+OWN = ("sluice-serving", "uvicorn", "uvloop", "httptools", "mlserver", "mlserver-sklearn", "kserve")
 START_MARK = "<!-- bench-serving:start -->"
 END_MARK = "<!-- bench-serving:end -->"
 
@@ -86,7 +92,7 @@ def free_port() -> int:
 def ensure_venv(name: str) -> Path:
     venv = CACHE / name
     marker = venv / ".sluice-bench-ok"
-    wanted = "\n".join(VENVS[name])
+    wanted = "\n".join(VENVS[name]) + ("\n" + (HERE / "floor.lock").read_text() if name == "floor" else "")
     if marker.exists() and marker.read_text() == wanted:
         return venv
     print(f"creating {venv} ({' '.join(VENVS[name])})", flush=True)
@@ -97,6 +103,24 @@ def ensure_venv(name: str) -> Path:
     subprocess.run([str(venv / "bin/pip"), "install", "-q", *VENVS[name]], check=True)
     marker.write_text(wanted)
     return venv
+
+
+def versions(python: Path | str) -> dict[str, str]:
+    """The versions of the shared libraries and the server's own packages in one environment."""
+    code = (
+        "import importlib.metadata as m, json, sys\nout = {}\nfor p in sys.argv[1:]:\n"
+        "    try: out[p] = m.version(p)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
+    )
+    done = subprocess.run([str(python), "-c", code, *SHARED, *OWN], capture_output=True, text=True, check=True)
+    found: dict[str, str] = json.loads(done.stdout)
+    return found
+
+
+def floor_command(venv: Path, port: int) -> list[str]:
+    """The bare-ASGI floor under uvicorn (uvloop, httptools, no access log) from `venv`."""
+    return [str(venv / "bin/uvicorn"), "bare_asgi:app", "--app-dir", str(HERE), "--host", "127.0.0.1",
+            "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
+            "warning"]  # fmt: skip
 
 
 def make_models(work: Path) -> dict[str, Any]:
@@ -221,7 +245,7 @@ def wrk(url: str, body: Path, connections: int, seconds: int) -> dict[str, Any]:
     }
 
 
-def servers(work: Path, mlserver: Path | None, kserve: Path | None) -> list[Server]:
+def servers(work: Path, mlserver: Path | None, kserve: Path | None, floor_venv: Path | None) -> list[Server]:
     digest = "sha256:" + hashlib.sha256((work / "model.joblib").read_bytes()).hexdigest()
     sluice = [str(REPO / ".venv/bin/sluice-serving")]
     out: list[Server] = []
@@ -272,11 +296,11 @@ def servers(work: Path, mlserver: Path | None, kserve: Path | None) -> list[Serv
                                  "--http_port", str(port), "--grpc_port", str(free_port())],
                 lambda d, env=env: env,
             ))  # fmt: skip
+    if floor_venv is not None:
+        for fmt, uri in (("sklearn", "model.joblib"), ("onnx", "model.onnx")):
+            env = {"BENCH_MODEL": str(work / uri), "BENCH_FORMAT": fmt}
             out.append(Server(
-                f"bare ASGI, uvicorn ({fmt})", fmt,
-                lambda port, d: [str(kserve / "bin/uvicorn"), "bare_asgi:app", "--app-dir", str(HERE),
-                                 "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                                 "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                f"bare ASGI, uvicorn ({fmt})", fmt, lambda port, d: floor_command(floor_venv, port),
                 lambda d, env=env: env,
             ))  # fmt: skip
     return out
@@ -322,6 +346,30 @@ def start_server(server: Server, work: Path, payloads: dict[str, Any]) -> Runnin
         return None
     print(f"  {server.name:32} ready in {server.results['cold_start_s']:.2f} s", flush=True)
     return running
+
+
+def idle_share(seconds: float = 1.0) -> float:
+    """The machine's idle CPU share over `seconds` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def settle(timeout: float = 30.0) -> float:
+    """Wait until the servers just started have finished their start-up work (the machine is 90% idle over a
+    second), at most `timeout` seconds: the first cell must not measure one server while others still load
+    (docs/benchmarks.md, "The scikit-learn variance"). Returns the last idle share."""
+    deadline = time.monotonic() + timeout
+    share = idle_share()
+    while share < 0.9 and time.monotonic() < deadline:
+        share = idle_share()
+    return share
 
 
 def measure(running: Running, batch: int, conns: int, payloads: dict[str, Any]) -> None:
@@ -388,21 +436,51 @@ def verdict(servers_: list[Server]) -> str:
     if batching:
         lines.append(f"Adaptive batching (SLUICE_MAX_BATCH_SIZE={runtimes.BATCHING}) against none, one worker each, "
                      "batch 1, 16 connections:\n" + "\n".join(batching))  # fmt: skip
+    lines += [_floor_targets(fmt, get(f"sluice_serving ({fmt})"), get(f"bare ASGI, uvicorn ({fmt})"))
+              for fmt in ("sklearn", "onnx")]  # fmt: skip
     return "\n\n".join(lines)
+
+
+def _floor_targets(fmt: str, ours: dict[str, Any] | None, bare: dict[str, Any] | None) -> str:
+    """One process, metrics and validation on, against the fair floor of the same run (issue 20)."""
+    if ours is None or bare is None:
+        return f"Targets against the floor ({fmt}): not checked (a server is missing from this run)."
+    checks = [
+        (f"req/s >= 0.9x the floor's ({bare['rps']:.0f})", ours["rps"] >= 0.9 * bare["rps"]),
+        (f"p99 <= 1.5x the floor's ({bare['p99_ms']:.2f} ms)", ours["p99_ms"] <= 1.5 * bare["p99_ms"]),
+    ]
+    lines = [f"- {text}: {'met' if ok else 'NOT met'}" for text, ok in checks]
+    return (f"Targets against the bare-ASGI floor ({fmt}, batch 1, 16 connections; sluice_serving "
+            f"{ours['rps']:.0f} req/s, p99 {ours['p99_ms']:.2f} ms):\n" + "\n".join(lines))  # fmt: skip
+
+
+def environments(pythons: dict[str, Path | str]) -> str:
+    """Each environment's shared libraries and own packages, and whether the floor's equal sluice_serving's."""
+    found = {label: versions(python) for label, python in pythons.items()}
+    lines = ["| environment | " + " | ".join(SHARED) + " | own packages |", "|---|" + "---|" * (len(SHARED) + 1)]
+    for label, have in found.items():
+        mine = ("sluice-serving", "uvloop", "httptools") if "sluice-serving" in have else OWN  # .venv has kserve too
+        own = ", ".join(f"{p} {have[p]}" for p in mine if p in have)
+        lines.append(f"| {label} | " + " | ".join(have.get(p, "-") for p in SHARED) + f" | {own} |")
+    floor_ = found.get("bare ASGI floor (floor.lock)")
+    if floor_ is not None:
+        ours = found["sluice_serving (.venv)"]
+        same = all(floor_.get(p) == ours.get(p) for p in SHARED)
+        unfair = "DIFFER from sluice_serving's: its rows are not a fair comparison (make locks, make install)."
+        lines += ["", "The floor's shared libraries " + ("equal sluice_serving's." if same else unfair)]
+    return "\n".join(lines)
 
 
 def _targets(label: str, ours: dict[str, Any] | None, get: Callable[[str], dict[str, Any] | None]) -> str:
     others = [r for n in ("MLServer default (sklearn)", "MLServer tuned (sklearn)", "KServe (sklearn)")
               if (r := get(n)) is not None]  # fmt: skip
-    bare = get("bare ASGI, uvicorn (sklearn)")
-    if ours is None or not others or bare is None:
+    if ours is None or not others:
         return "Targets: not checked (a server is missing from this run)."
     best = max(others, key=lambda r: r["rps"])
     best_p99 = min(r["p99_ms"] for r in others)
     checks = [
         (f"req/s >= 2x best of MLServer/KServe ({best['rps']:.0f})", ours["rps"] >= 2 * best["rps"]),
         (f"p99 <= half of their best p99 ({best_p99:.2f} ms)", ours["p99_ms"] <= best_p99 / 2),
-        (f"req/s >= 80% of bare ASGI ({bare['rps']:.0f})", ours["rps"] >= 0.8 * bare["rps"]),
     ]
     lines = [f"- {text}: {'met' if ok else 'NOT met'}" for text, ok in checks]
     return (f"Targets (sklearn, batch 1, 16 connections; {label} {ours['rps']:.0f} req/s, "
@@ -415,17 +493,22 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     mlserver = ensure_venv("mlserver") if not only or "mlserver" in only else None
-    kserve = ensure_venv("kserve") if not only or only & {"kserve", "asgi"} else None
+    kserve = ensure_venv("kserve") if not only or "kserve" in only else None
+    floor_venv = ensure_venv("floor") if not only or "asgi" in only else None
+    pythons = {"sluice_serving (.venv)": sys.executable, "bare ASGI floor (floor.lock)": floor_venv,
+               "MLServer": mlserver, "KServe": kserve}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         work = Path(tmp)
         made = make_models(work)
         floors = floor(work, made["x"])
-        todo = [s for s in servers(work, mlserver, kserve)
+        todo = [s for s in servers(work, mlserver, kserve, floor_venv)
                 if not only or any(o.lower() in s.name.lower() for o in only)]  # fmt: skip
         if any(s.grpc_port for s in todo):
             runtimes.ensure_ghz(CACHE)
         print("starting servers one at a time (cold start):", flush=True)
         running = [r for r in (start_server(s, work, made["payloads"]) for s in todo) if r is not None]
+        idle = settle()
+        print(f"machine {idle:.0%} idle before the first cell", flush=True)
         try:
             # Cell by cell, every server in turn (alternating the order), so that load from elsewhere on
             # the machine falls on all of them alike.
@@ -444,9 +527,12 @@ def main() -> None:
                f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}, "
                f"xgboost {runtimes.xgboost.__version__}, lightgbm {runtimes.lightgbm.__version__}; "
                f"wrk -t1 (gRPC: ghz), {DURATION} s per cell after a 1 s warm-up; "
-               f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+               f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+               f"{idle:.0%} idle before the first cell"
                )  # fmt: skip
-    text = f"Run: {machine}.\n\n{table(todo, floors)}\n\n{verdict(todo)}\n"
+    envs = environments({label: Path(venv) / "bin/python" if label != "sluice_serving (.venv)" else venv
+                         for label, venv in pythons.items() if venv is not None})  # fmt: skip
+    text = f"Run: {machine}.\n\n{table(todo, floors)}\n\n{envs}\n\n{verdict(todo)}\n"
     print("\n" + text)
     (CACHE / "last-run.json").write_text(json.dumps({s.name: s.results for s in todo}, indent=1))
     if os.environ.get("BENCH_NO_DOC") or only:

@@ -90,7 +90,12 @@ SETTINGS = (
     Setting(
         "SLUICE_MAX_STRINGS_TOTAL_CHARS", "1048576", "Characters in all strings of one BYTES tensor; more gets 400."
     ),
-    Setting("SLUICE_NUM_THREADS", "1", "Intra-op threads for onnxruntime (and BLAS via the environment)."),
+    Setting(
+        "SLUICE_NUM_THREADS",
+        "1",
+        "Threads of onnxruntime, XGBoost and LightGBM, and of every BLAS and OpenMP pool (set at start; "
+        "OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or MKL_NUM_THREADS, when set, win for their pools).",
+    ),
     Setting("SLUICE_DRAIN_TIMEOUT", "25", "Seconds to wait for in-flight requests after SIGTERM."),
     Setting("SLUICE_KEEPALIVE_TIMEOUT", "75", "Seconds an idle keep-alive connection is kept open."),
     Setting("SLUICE_DOWNLOAD_TIMEOUT", "120", "Seconds allowed for fetching the model, in total (all retries)."),

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sluice_serving import __version__, logs, shadow
+from sluice_serving import __version__, logs, shadow, threads
 from sluice_serving.app import App
 from sluice_serving.config import Config, ConfigError, help_table
 from sluice_serving.experiment import Experiment
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)  # fmt: skip
         sys.exit(2)
     logs.setup(cfg.log_level)
+    threads.pin_environment(cfg.num_threads)
     sys.exit(_supervise(cfg) if cfg.workers > 1 else _run(cfg, None))
 
 
@@ -191,6 +192,7 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         width = model.inputs[0].shape[1] if len(model.inputs[0].shape) == 2 else -1
         metrics.model_loaded(seconds, model.feature_names, width, model.classifier)
         app.set_model(model, fallback)
+        pools = threads.pin_pools(cfg.num_threads)  # here: the loop's thread predicts
         if peers is not None:
             peers.mark_ready()
         # Everything allocated so far (modules, the model) lives as long as the process: move it out of the
@@ -200,7 +202,7 @@ async def serve(cfg: Config, peers: Peers | None = None) -> int:
         log.info(
             "model ready",
             extra={"seconds": round(seconds, 3), "platform": model.platform,
-                   "fallback": fallback.kind if fallback is not None else None},
+                   "fallback": fallback.kind if fallback is not None else None, "threads": pools},
         )  # fmt: skip
         await stopping
     log.info("draining", extra={"timeout": cfg.drain_timeout})

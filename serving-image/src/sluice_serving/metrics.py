@@ -2,9 +2,11 @@
 
 Everything that changes per request is kept in plain Python and numpy structures owned by the event
 loop thread (no locks) and turned into metric families only when /metrics is scraped: request counts
-and latencies are a dict and a bisect per request; input-feature and prediction distributions are
-buffered and folded into their histograms in one vectorised pass every few thousand rows (and at
-every scrape).
+and latencies are a dict and a bisect per request; input-feature rows are copied into a preallocated
+buffer and predictions appended to a list, and both are folded into their histograms in one vectorised
+pass every FLUSH_ROWS rows (and at every scrape). The fold runs on the event loop, so it is kept short
+(about a tenth of a millisecond; docs/benchmarks.md, "The tail"): no per-row concatenation, no
+Python-level counting of numeric labels.
 
 With SLUICE_WORKERS > 1 every worker process publishes a snapshot of its counts to a private directory
 (`Peers`) a few times a second, and the worker that answers a scrape adds the other workers' latest
@@ -34,7 +36,8 @@ from sluice_serving.config import Config
 PREFIX = contract.METRIC_PREFIX
 BASE_LABELS = contract.BASE_LABELS
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
-FLUSH_ROWS = 4096
+FLUSH_ROWS = 1024
+"""Rows buffered before they are folded into the distributions' histograms."""
 REST = "rest"
 GRPC = "grpc"
 """The values of the `protocol` label."""
@@ -203,7 +206,8 @@ class _Distributions(Collector):
         self._classes: dict[Any, int] = {}
         self._class_names: dict[Any, str] = {}
         self._classifier: bool | None = None
-        self._pending_x: list[npt.NDArray[Any]] = []
+        self._rows: npt.NDArray[np.float64] | None = None  # the monitored columns of buffered input rows
+        self._buffered = 0  # rows in self._rows
         self._pending_y: list[npt.NDArray[Any]] = []
         self._pending_rows = 0
 
@@ -214,16 +218,23 @@ class _Distributions(Collector):
         names = list(feature_names[:count]) + [str(i) for i in range(len(feature_names), count)]
         self._feature_names = tuple(names)
         self._features = _ColumnHistograms(self._cfg.feature_buckets, count) if count else None
+        self._rows = np.empty((FLUSH_ROWS, count), dtype=np.float64) if count else None
+        self._buffered = 0
         self._classifier = classifier
 
     def observe(self, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> None:
         """Buffer one request's first input and predictions; fold them in when enough rows are pending."""
         features = self._features
         if features is not None and x.ndim == 2 and x.dtype.kind in "biuf":
-            if x.shape[1] >= features.series:
-                self._pending_x.append(x[:, : features.series])
+            rows = x.shape[0]
+            if x.shape[1] < features.series or rows > FLUSH_ROWS:
+                features.observe(x[:, : features.series])
             else:
-                features.observe(x)
+                if self._buffered + rows > FLUSH_ROWS:
+                    self.flush()
+                assert self._rows is not None
+                self._rows[self._buffered : self._buffered + rows] = x[:, : features.series]
+                self._buffered += rows
         if self._classifier is not None:
             self._pending_y.append(y)
         self._pending_rows += x.shape[0] if x.ndim else 1
@@ -231,16 +242,21 @@ class _Distributions(Collector):
             self.flush()
 
     def flush(self) -> None:
-        if self._pending_x and self._features is not None:
-            self._features.observe(np.concatenate(self._pending_x))
+        if self._buffered and self._features is not None and self._rows is not None:
+            self._features.observe(self._rows[: self._buffered])
         if self._pending_y:
-            y = np.concatenate([p.reshape(-1) for p in self._pending_y])
+            y = np.concatenate(self._pending_y, axis=None)
             if self._classifier:
-                for value, count in Counter(y.tolist()).items():
+                if y.dtype.kind in "biuf":
+                    values, counts = np.unique(y, return_counts=True)
+                    pairs: Iterable[tuple[Any, int]] = zip(values.tolist(), counts.tolist(), strict=True)
+                else:
+                    pairs = Counter(y.tolist()).items()
+                for value, count in pairs:
                     self._count_class(value, count)
             elif y.dtype.kind in "biuf":
                 self._values.observe(y.reshape(-1, 1))
-        self._pending_x.clear()
+        self._buffered = 0
         self._pending_y.clear()
         self._pending_rows = 0
 

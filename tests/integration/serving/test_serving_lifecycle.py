@@ -81,6 +81,16 @@ def test_an_onnx_model_is_served_without_a_digest(start: Start, classifier: Mode
     assert server.client.get("/v2/models/model").json()["platform"] == "onnxruntime_onnx"
 
 
+def test_the_server_pins_its_blas_and_openmp_pools_to_sluice_num_threads(start: Start, classifier: ModelFiles) -> None:
+    unset = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "")
+    env = {"MODEL_URI": str(classifier.joblib), "MODEL_DIGEST": classifier.digest, "SLUICE_NUM_THREADS": "3"}
+    server = start({**env, **unset})
+    server.wait_ready()
+    ready = [json.loads(line) for line in server.stderr().splitlines() if '"model ready"' in line]
+    assert ready[0]["threads"] == {"blas": 3, "openmp": 3}  # neither the machine's core count nor a library's own
+    assert server.client.post(INFER, content=rows_body(classifier.rows, "FP64")).status_code == 200
+
+
 @pytest.fixture
 def gated_model(classifier: ModelFiles) -> Iterator[tuple[str, threading.Event]]:
     """An HTTP server that serves the ONNX model only once the returned event is set."""
