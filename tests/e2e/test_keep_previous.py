@@ -57,8 +57,8 @@ def test_undo_within_keep_previous_moves_all_traffic_back_to_the_kept_pods_in_on
         undone_at = time.monotonic()
         scenario.set_version("1.0.0")  # what `kubectl sluice undo` writes within the window
         weights_seen = []
-        while scenario.route_weights()[canary] != 0:
-            weights_seen.append(scenario.route_weights()[canary])
+        while (weight := scenario.route_weights()[canary]) != 0:  # one read per look: each look is recorded
+            weights_seen.append(weight)
             assert time.monotonic() - undone_at < 30, scenario.diagnostics()
             time.sleep(0.05)
         seconds = time.monotonic() - undone_at
