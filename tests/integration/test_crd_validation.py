@@ -500,7 +500,8 @@ def test_a_minimal_manifest_is_admitted_with_the_server_applying_the_models_defa
 def test_an_mlflow_registry_uri_is_admitted_without_a_format_or_a_digest(
     api_client: Any, validation_namespace: str, uri: str
 ) -> None:
-    manifest = _merged(BASE, _model(uri=uri, format=DELETE))
+    # Its own name: the defaults test leaves BASE's `fraud` created in this namespace.
+    manifest = _merged(_merged(BASE, {"metadata": {"name": "fraud-registry"}}), _model(uri=uri, format=DELETE))
 
     created = _create(api_client, validation_namespace, manifest, dry_run=True)
 
