@@ -14,7 +14,7 @@ QUERY = ExperimentQuery("ml", 'fr"aud', "1.0.0", "2.0.0", timedelta(seconds=95.4
 def test_each_arms_samples_are_its_exposures_since_the_experiment_started() -> None:
     a, b = QUERY.arms()
     selector = 'namespace="ml",model="fr\\"aud",arm="B"'
-    assert samples_query(b) == f"sum(increase(sluice_serving_experiment_exposures_total{{{selector}}}[1m35s]))"
+    assert samples_query(b) == f"sum(last_over_time(sluice_serving_experiment_exposures_total{{{selector}}}[1m35s]))"
     assert 'arm="A"' in samples_query(a)
 
 

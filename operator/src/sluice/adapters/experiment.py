@@ -3,7 +3,10 @@ hits since the experiment started.
 
 The stable track's server assigns the arms and counts every answered request of the experiment in
 `sluice_serving_experiment_exposures_total{arm="A|B|unassigned",group,served,code}` (serving-image experiment.py);
-an arm's samples are its increase over the time since the experiment started. The metrics' queries are the
+an arm's samples are the sum of each stable pod's last count within the time since the experiment started: the
+stable pods start with the experiment (its variables are in their template), so a pod's count is all of its
+exposures, and `increase()` would miss what a pod answered before Prometheus first scraped it (a CI run's whole
+load of 1,000 requests came before the first scrape: increase() read 0). The metrics' queries are the
 spec's templates with {{namespace}}, {{name}}, {{arm}}, {{version}}, {{track}} and {{window}} filled in, once per
 arm. A failure names itself in fixed words, never Prometheus' answer (`reading_failure`).
 """
@@ -67,7 +70,7 @@ def samples_query(values: Mapping[str, str]) -> str:
             (contract.LABEL_ARM, "arm"),
         )
     )
-    return f"sum(increase({EXPOSURES_METRIC}{{{selector}}}[{values['window']}]))"
+    return f"sum(last_over_time({EXPOSURES_METRIC}{{{selector}}}[{values['window']}]))"
 
 
 class ExperimentReader(Protocol):

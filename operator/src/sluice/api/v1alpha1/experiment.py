@@ -51,7 +51,7 @@ class ExperimentMetric(ApiModel):
         "{{namespace}}, {{name}}, {{arm}} (A or B), {{version}} and {{track}} (the arm's), {{window}} (the time "
         "since the experiment started, e.g. 95s). Divided by the arm's answered requests, it is the arm's share.",
         examples=[
-            'sum(increase(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
+            'sum(last_over_time(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
             'arm="{{arm}}",code=~"5.."}[{{window}}]))'
         ],
     )
