@@ -411,6 +411,13 @@ def test_the_live_watch_fits_80_by_24_waits_for_the_object_and_for_a_rollout(plu
             drain(child, stream, seconds=1)
             rows = [row.rstrip() for row in screen.display]
             assert rows[0].startswith(progressing), rows
+        # A read can end mid-frame (the rows below the header not yet redrawn): look at a whole frame.
+        rows = screen_until(
+            child,
+            screen,
+            stream,
+            lambda rows: rows[0].startswith(progressing) and any(r.startswith("message ") for r in rows),
+        )
         assert rows[1].startswith("model   2.0.0 (spec)   stable 1.0.0 1/1 ready   canary 2.0.0 1/1 ready")
         assert rows[2].startswith("traffic [##..................] 10% (actual 50%)   1/2 at 10%")
         assert rows[3].startswith("steps   ▸ 10%  · 50%")
