@@ -33,7 +33,7 @@ DURATION_SECONDS = 90
 LOAD_SECONDS = 60.0
 WORKERS = 4
 ERRORS = (
-    'sum(increase(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
+    'sum(last_over_time(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
     'arm="{{arm}}",code=~"5.."}[{{window}}]))'
 )
 
