@@ -526,7 +526,7 @@ def main() -> None:
     machine = (f"{stamp}; {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
                f"scikit-learn {SKLEARN_VERSION}, onnxruntime {ort.__version__}, "
                f"xgboost {runtimes.xgboost.__version__}, lightgbm {runtimes.lightgbm.__version__}; "
-               f"wrk -t1 (gRPC: ghz), {DURATION} s per cell after a 1 s warm-up; "
+               f"wrk -t1 (gRPC: ghz --cpus 1), {DURATION} s per cell after a 1 s warm-up; "
                f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
                f"{idle:.0%} idle before the first cell"
                )  # fmt: skip

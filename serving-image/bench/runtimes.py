@@ -87,12 +87,14 @@ def ensure_ghz(cache: Path) -> Path:
 
 def ghz_load(cache: Path, target: str, body: Path, connections: int, seconds: int) -> dict[str, Any]:
     """`connections` connections to `target`, each with one ModelInfer call in flight, for `seconds`: req/s, p50,
-    p99 and failed calls, as the wrk rows have them."""
+    p99 and failed calls, as the wrk rows have them. ghz runs on one core (`--cpus 1`, GOMAXPROCS), as wrk does
+    (`-t1`): with both cores it took 170-360 us of CPU per call against 150-190 us on one, CPU the server under
+    test (whichever it is) shares (docs/benchmarks.md, "gRPC: where the time goes")."""
     command = [
         str(ensure_ghz(cache)), "--insecure", "--proto", str(PROTO), "--import-paths", str(PROTO.parent),
         "--call", "inference.GRPCInferenceService/ModelInfer", "--binary-file", str(body),
         "--concurrency", str(connections), "--connections", str(connections), "--duration", f"{seconds}s",
-        "--duration-stop", "wait",
+        "--cpus", "1", "--duration-stop", "wait",
         "--format", "json", target,
     ]  # fmt: skip
     report = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
