@@ -287,7 +287,7 @@ class App:
             answer = model.answer(inputs, wanted)
         except Exception as exc:
             return reply(*self._recover(exc, model, inputs, wanted, endpoint))
-        if inspect.isawaitable(answer):
+        if type(answer) is not dict and inspect.isawaitable(answer):  # (a model's results are a dict)
             return self._predict_later(answer, model, inputs, wanted, endpoint, reply)
         return reply(*self._observe(model, inputs, answer, None))
 
