@@ -96,7 +96,7 @@ def parse_infer_doc(
     tensors = doc.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise RequestError(400, "'inputs' must be a non-empty list of tensors")
-    specs = {s.name: s for s in inputs}
+    specs = _index(inputs)
     arrays: dict[str, Array] = {}
     for i, tensor in enumerate(tensors):
         if not isinstance(tensor, dict):
@@ -110,11 +110,25 @@ def parse_infer_doc(
         if name in arrays:
             raise RequestError(400, f"input {name!r} is given twice")
         arrays[name] = decode_tensor(tensor, spec, strings, raws[i] if raws is not None else None)
-    missing = [n for n in specs if n not in arrays]
-    if missing:
-        raise RequestError(400, f"missing input(s) {missing}")
+    if len(arrays) != len(specs):  # (each of `arrays` is one of `specs`)
+        raise RequestError(400, f"missing input(s) {[n for n in specs if n not in arrays]}")
     wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, params.get("binary_data_output") is True)
     return InferRequest(request_id, arrays, wanted, binary)
+
+
+_INDEXES: dict[int, tuple[tuple[TensorSpec, ...], dict[str, TensorSpec]]] = {}
+"""A model's tensors by name, by the id of its (immutable) tuple of them, which each entry keeps alive."""
+
+
+def _index(specs: Sequence[TensorSpec]) -> dict[str, TensorSpec]:
+    """`specs` by name, built once per model signature (the same tuple on every request)."""
+    hit = _INDEXES.get(id(specs))
+    if hit is not None and hit[0] is specs:
+        return hit[1]
+    index = {s.name: s for s in specs}
+    if type(specs) is tuple and len(_INDEXES) < 64:
+        _INDEXES[id(specs)] = (specs, index)
+    return index
 
 
 def check_parameters(params: Any, what: str) -> dict[str, Any]:
@@ -134,19 +148,20 @@ def _wanted_outputs(
     """The outputs asked for (all of them when none is named) and those to answer as binary data: those with
     the `binary_data` parameter true, or, with the request's `binary_data_output` true, all but those with it
     false."""
-    names = tuple([o.name for o in outputs])
     if requested is None or requested == []:
+        names = tuple(o.name for o in outputs)
         return names, frozenset(names if all_binary else ())
     if not isinstance(requested, list):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
+    index = _index(outputs)
     wanted = []
     binary = set()
     for o in requested:
         name = o.get("name") if isinstance(o, dict) else None
         if not isinstance(name, str):
             raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
-        if name not in names:
-            raise RequestError(400, f"unknown output {name!r}; the model's outputs are {list(names)}")
+        if name not in index:
+            raise RequestError(400, f"unknown output {name!r}; the model's outputs are {[o.name for o in outputs]}")
         params = o.get("parameters")
         if params is not None:  # (checked only when given: its message is formatted per output)
             check_parameters(params, f"output {name!r}: 'parameters'")
@@ -312,7 +327,7 @@ def encode_outputs(
 
 def tensor_json(name: str, array: Array) -> dict[str, Any]:
     datatype = datatype_of(array)
-    flat = np.ascontiguousarray(array).reshape(-1)
+    flat = array if array.ndim == 1 and array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
     data: Any = flat.tolist() if datatype in ("BYTES", "FP16") else flat
     if datatype == "BYTES":
         data = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in data]

@@ -145,3 +145,14 @@ def test_arbitrary_bytes_never_raise_anything_but_a_request_error(body: bytes) -
     except RequestError as exc:
         statuses.append(exc.status)
     assert statuses in ([], [400])
+
+
+def test_each_request_is_checked_against_the_signature_it_is_given() -> None:
+    other = (TensorSpec("other", "FP32", (-1, 3)),)
+    body = infer_body(tensor([1, 2, 3], [1, 3], "FP32"))
+    for _ in range(2):  # (the second time from the tensors' index kept per signature)
+        assert parse_infer(body, (FP32,), OUTPUTS).inputs["input"].tolist() == [[1, 2, 3]]
+        with pytest.raises(RequestError, match="unknown input 'input'; the model's inputs are \\['other'\\]"):
+            parse_infer(body, other, OUTPUTS)
+        with pytest.raises(RequestError, match="missing input"):
+            parse_infer(body, [FP32, *other], OUTPUTS)
