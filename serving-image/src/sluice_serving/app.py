@@ -144,8 +144,10 @@ class App:
 
     def _route(self, method: str, path: str, body: bytes, header_length: bytes | None) -> Reply | Awaitable[Reply]:
         if path == self._infer_path and not self.metrics_only:  # the common request, as the general route takes it
-            _require(method, "POST")
-            return self._infer(self.cfg.model_name, None, body, _header_length(header_length))
+            if method != "POST":
+                _require(method, "POST")
+            length = None if header_length is None else _header_length(header_length)
+            return self._infer(self.cfg.model_name, None, body, length)
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "metrics" and len(parts) == 1 and self._serves_metrics:
@@ -256,7 +258,7 @@ class App:
             doc["id"] = request.id
         head = dumps(doc)
         if not binary:
-            return Reply(200, head, JSON, "infer", headers=_fallback_header(fallback))
+            return Reply(200, head, JSON, "infer", b"" if fallback is None else _fallback_header(fallback))
         headers = _fallback_header(fallback) + b"inference-header-content-length: %d\r\n" % len(head)
         return Reply(200, b"".join((head, *binary)), OCTETS, "infer", headers=headers)
 

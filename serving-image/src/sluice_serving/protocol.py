@@ -92,7 +92,9 @@ def parse_infer_doc(
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError(400, "'id' must be a string")
-    params = check_parameters(doc.get("parameters"), "'parameters'")
+    params = doc.get("parameters")
+    if params is not None:
+        check_parameters(params, "'parameters'")
     tensors = doc.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise RequestError(400, "'inputs' must be a non-empty list of tensors")
@@ -112,7 +114,8 @@ def parse_infer_doc(
         arrays[name] = decode_tensor(tensor, spec, strings, raws[i] if raws is not None else None)
     if len(arrays) != len(specs):  # (each of `arrays` is one of `specs`)
         raise RequestError(400, f"missing input(s) {[n for n in specs if n not in arrays]}")
-    wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, params.get("binary_data_output") is True)
+    all_binary = params is not None and params.get("binary_data_output") is True
+    wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, all_binary)
     return InferRequest(request_id, arrays, wanted, binary)
 
 
