@@ -171,8 +171,8 @@ def stages(work: Path, fmt: str, n: int) -> dict[str, Any]:
     ]  # fmt: skip
     subprocess.run(cmd, env=_server_env(work, fmt), check=True, capture_output=True)
     parts = {}
-    # Only the main thread's counts: a thread onnxruntime starts with the model runs under valgrind (which
-    # serialises threads) and adds instructions in proportion to each stage's wall time, not to its work.
+    # Only the main thread's counts: under valgrind (which serialises threads) a thread onnxruntime starts with
+    # the model can run during a stage and add instructions in proportion to its wall time, not to its work.
     for dump in out.glob("cg.out.*-01"):
         text = dump.read_text(errors="replace")
         part = int(re.search(r"^part: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
