@@ -6,6 +6,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sluice_serving import __version__, contract
@@ -72,6 +73,7 @@ class App:
         """Set on the stable track during an experiment (SLUICE_EXPERIMENT_ID): inference requests are assigned."""
         self.draining = False
         self._versions = (cfg.model_version,)
+        self._infer_path = f"/v2/models/{cfg.model_name}/infer"  # (MODEL_NAME holds no '/')
         self._next_fallback_log = 0.0
 
     @property
@@ -141,6 +143,11 @@ class App:
         return len(parts) == 4 or (len(parts) == 6 and parts[3] == "versions" and parts[4] in self._versions)
 
     def _route(self, method: str, path: str, body: bytes, header_length: bytes | None) -> Reply | Awaitable[Reply]:
+        if path == self._infer_path and not self.metrics_only:  # the common request, as the general route takes it
+            if method != "POST":
+                _require(method, "POST")
+            length = None if header_length is None else _header_length(header_length)
+            return self._infer(self.cfg.model_name, None, body, length)
         parts = path.strip("/").split("/")
         head = parts[0]
         if head == "metrics" and len(parts) == 1 and self._serves_metrics:
@@ -236,10 +243,9 @@ class App:
     def _infer(
         self, name: str, version: str | None, body: bytes, header_length: int | None
     ) -> Reply | Awaitable[Reply]:
-        def parse(model: Model) -> InferRequest:
-            return parse_infer(body, model.inputs, model.outputs, self.strings, header_length)
-
-        return self.infer(name, version, parse, self._infer_reply)
+        model = self._loaded(name, version)  # (`infer` unrolled: no closures on REST's hot path)
+        request = parse_infer(body, model.inputs, model.outputs, self.strings, header_length)
+        return self._predict(model, request.inputs, request.outputs, "infer", partial(self._infer_reply, request))
 
     def _infer_reply(self, request: InferRequest, results: Results, fallback: str | None) -> Reply:
         outputs, binary = encode_outputs(results, request.outputs, request.binary_outputs)
@@ -252,7 +258,7 @@ class App:
             doc["id"] = request.id
         head = dumps(doc)
         if not binary:
-            return Reply(200, head, JSON, "infer", headers=_fallback_header(fallback))
+            return Reply(200, head, JSON, "infer", b"" if fallback is None else _fallback_header(fallback))
         headers = _fallback_header(fallback) + b"inference-header-content-length: %d\r\n" % len(head)
         return Reply(200, b"".join((head, *binary)), OCTETS, "infer", headers=headers)
 
@@ -283,7 +289,7 @@ class App:
             answer = model.answer(inputs, wanted)
         except Exception as exc:
             return reply(*self._recover(exc, model, inputs, wanted, endpoint))
-        if inspect.isawaitable(answer):
+        if type(answer) is not dict and inspect.isawaitable(answer):  # (a model's results are a dict)
             return self._predict_later(answer, model, inputs, wanted, endpoint, reply)
         return reply(*self._observe(model, inputs, answer, None))
 

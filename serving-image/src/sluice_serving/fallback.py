@@ -50,15 +50,17 @@ class ConstantAnswerer(Answerer):
 
 
 class ModelAnswerer(Answerer):
-    """A second model with the same inputs and (at least) the same outputs."""
+    """A second model with the same inputs and (at least) the same outputs; it answers the wanted outputs and the
+    served model's `prediction_output` (which the metrics read)."""
 
     kind = "model"
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, prediction_output: str) -> None:
         self._model = model
+        self._prediction_output = prediction_output
 
     def predict(self, inputs: dict[str, Array], wanted: Sequence[str]) -> dict[str, Array]:
-        return self._model.predict(inputs, wanted)
+        return self._model.predict(inputs, (*wanted, self._prediction_output))
 
 
 def answerer(spec: Fallback, model: Model, fallback_model: Model | None) -> Answerer:
@@ -85,4 +87,4 @@ def answerer(spec: Fallback, model: Model, fallback_model: Model | None) -> Answ
     missing = sorted(outputs - {o.name for o in fallback_model.outputs})
     if missing:
         raise ModelError(f"the fallback model lacks the model's output(s) {missing}")
-    return ModelAnswerer(fallback_model)
+    return ModelAnswerer(fallback_model, model.prediction_output)

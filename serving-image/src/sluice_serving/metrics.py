@@ -225,19 +225,22 @@ class _Distributions(Collector):
     def observe(self, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> None:
         """Buffer one request's first input and predictions; fold them in when enough rows are pending."""
         features = self._features
-        if features is not None and x.ndim == 2 and x.dtype.kind in "biuf":
-            rows = x.shape[0]
-            if x.shape[1] < features.series or rows > FLUSH_ROWS:
-                features.observe(x[:, : features.series])
+        shape = x.shape
+        if features is not None and len(shape) == 2 and x.dtype.kind in "biuf":
+            rows, width = shape
+            series = features.series
+            if width < series or rows > FLUSH_ROWS:
+                features.observe(x[:, :series])
             else:
                 if self._buffered + rows > FLUSH_ROWS:
                     self.flush()
                 assert self._rows is not None
-                self._rows[self._buffered : self._buffered + rows] = x[:, : features.series]
-                self._buffered += rows
+                start = self._buffered
+                self._rows[start : start + rows] = x if width == series else x[:, :series]
+                self._buffered = start + rows
         if self._classifier is not None:
             self._pending_y.append(y)
-        self._pending_rows += x.shape[0] if x.ndim else 1
+        self._pending_rows += shape[0] if shape else 1
         if self._pending_rows >= FLUSH_ROWS:
             self.flush()
 

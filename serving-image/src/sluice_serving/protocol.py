@@ -31,6 +31,10 @@ _PYTHON_TYPES: dict[str, frozenset[type]] = {
     "BYTES": frozenset((str,)),
 }
 
+_ZERO_SPAN = 4096
+_ZEROS = {t: np.zeros(_ZERO_SPAN, dtype=NUMPY_TYPES[t]) for t in _FLOATS}
+"""Zeros to take the dot product of a float input with (`all_finite`)."""
+
 
 class InferRequest(NamedTuple):
     """A validated V2 inference request: one array per model input, the outputs wanted and those of them to be
@@ -88,11 +92,13 @@ def parse_infer_doc(
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError(400, "'id' must be a string")
-    params = check_parameters(doc.get("parameters"), "'parameters'")
+    params = doc.get("parameters")
+    if params is not None:
+        check_parameters(params, "'parameters'")
     tensors = doc.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise RequestError(400, "'inputs' must be a non-empty list of tensors")
-    specs = {s.name: s for s in inputs}
+    specs = _index(inputs)
     arrays: dict[str, Array] = {}
     for i, tensor in enumerate(tensors):
         if not isinstance(tensor, dict):
@@ -106,11 +112,26 @@ def parse_infer_doc(
         if name in arrays:
             raise RequestError(400, f"input {name!r} is given twice")
         arrays[name] = decode_tensor(tensor, spec, strings, raws[i] if raws is not None else None)
-    missing = [n for n in specs if n not in arrays]
-    if missing:
-        raise RequestError(400, f"missing input(s) {missing}")
-    wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, params.get("binary_data_output") is True)
+    if len(arrays) != len(specs):  # (each of `arrays` is one of `specs`)
+        raise RequestError(400, f"missing input(s) {[n for n in specs if n not in arrays]}")
+    all_binary = params is not None and params.get("binary_data_output") is True
+    wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, all_binary)
     return InferRequest(request_id, arrays, wanted, binary)
+
+
+_INDEXES: dict[int, tuple[tuple[TensorSpec, ...], dict[str, TensorSpec]]] = {}
+"""A model's tensors by name, by the id of its (immutable) tuple of them, which each entry keeps alive."""
+
+
+def _index(specs: Sequence[TensorSpec]) -> dict[str, TensorSpec]:
+    """`specs` by name, built once per model signature (the same tuple on every request)."""
+    hit = _INDEXES.get(id(specs))
+    if hit is not None and hit[0] is specs:
+        return hit[1]
+    index = {s.name: s for s in specs}
+    if type(specs) is tuple and len(_INDEXES) < 64:
+        _INDEXES[id(specs)] = (specs, index)
+    return index
 
 
 def check_parameters(params: Any, what: str) -> dict[str, Any]:
@@ -130,23 +151,26 @@ def _wanted_outputs(
     """The outputs asked for (all of them when none is named) and those to answer as binary data: those with
     the `binary_data` parameter true, or, with the request's `binary_data_output` true, all but those with it
     false."""
-    names = tuple(o.name for o in outputs)
     if requested is None or requested == []:
+        names = tuple(o.name for o in outputs)
         return names, frozenset(names if all_binary else ())
     if not isinstance(requested, list):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
+    index = _index(outputs)
     wanted = []
     binary = set()
     for o in requested:
         name = o.get("name") if isinstance(o, dict) else None
         if not isinstance(name, str):
             raise RequestError(400, "'outputs' must be a list of objects with a 'name'")
-        if name not in names:
-            raise RequestError(400, f"unknown output {name!r}; the model's outputs are {list(names)}")
-        params = check_parameters(o.get("parameters"), f"output {name!r}: 'parameters'")
-        if "classification" in params:
-            raise RequestError(400, f"output {name!r}: the classification extension is not supported")
-        if params.get("binary_data", all_binary) is True:
+        if name not in index:
+            raise RequestError(400, f"unknown output {name!r}; the model's outputs are {[o.name for o in outputs]}")
+        params = o.get("parameters")
+        if params is not None:  # (checked only when given: its message is formatted per output)
+            check_parameters(params, f"output {name!r}: 'parameters'")
+            if "classification" in params:
+                raise RequestError(400, f"output {name!r}: the classification extension is not supported")
+        if (all_binary if params is None else params.get("binary_data", all_binary)) is True:
             binary.add(name)
         wanted.append(name)
     return tuple(wanted), frozenset(binary)
@@ -178,7 +202,9 @@ def decode_tensor(
         raise RequestError(400, f"input {name!r}: datatype {datatype} does not fit the model's {spec.datatype}")
     if len(shape) != len(spec.shape) or any(w not in (-1, d) for w, d in zip(spec.shape, shape, strict=False)):
         raise RequestError(400, f"input {name!r}: shape {shape} does not match the model's {list(spec.shape)}")
-    check_parameters(tensor.get("parameters"), f"input {name!r}: 'parameters'")
+    params = tensor.get("parameters")
+    if params is not None:
+        check_parameters(params, f"input {name!r}: 'parameters'")
     size = math.prod(shape)
     if raw is not None:
         if size == 0:
@@ -201,8 +227,7 @@ def decode_tensor(
         raise RequestError(400, f"input {name!r}: 'data' has {len(data)} values but shape {shape} needs {size}")
     else:
         flat = data
-    array = _array(flat, datatype, spec.datatype, f"input {name!r}: 'data'", strings)
-    return array.reshape(shape)
+    return _array(flat, datatype, spec.datatype, name, strings).reshape(shape)
 
 
 def parse_v1_instances(body: bytes, spec: TensorSpec, strings: StringLimits = DEFAULT_STRING_LIMITS) -> Array:
@@ -222,7 +247,7 @@ def parse_v1_instances(body: bytes, spec: TensorSpec, strings: StringLimits = DE
         raise RequestError(400, f"'instances' is ragged: every row must have shape {dims[1:]}")
     if len(dims) != len(spec.shape) or any(w not in (-1, d) for w, d in zip(spec.shape[1:], dims[1:], strict=True)):
         raise RequestError(400, f"'instances' has shape {dims}, the model takes {list(spec.shape)}")
-    return _array(flat, spec.datatype, spec.datatype, "'instances'", strings).reshape(dims)
+    return _array(flat, spec.datatype, spec.datatype, None, strings).reshape(dims)
 
 
 def _flatten(data: list[Any], dims: Sequence[int]) -> list[Any] | None:
@@ -241,17 +266,20 @@ def _flatten(data: list[Any], dims: Sequence[int]) -> list[Any] | None:
     return level
 
 
-def _array(flat: list[Any], datatype: str, target: str, what: str, strings: StringLimits) -> Array:
-    """`flat` (JSON values of the request's `datatype`) as a 1-D array of the model's `target` datatype."""
+def _array(flat: list[Any], datatype: str, target: str, name: str | None, strings: StringLimits) -> Array:
+    """`flat` (JSON values of the request's `datatype`) as a 1-D array of the model's `target` datatype; `name`:
+    the input's, for messages (None: the V1 form's instances)."""
     if not set(map(type, flat)) <= _PYTHON_TYPES[datatype]:
-        raise RequestError(400, f"{what} holds values that are not {datatype}")
+        raise RequestError(400, f"{_what(name)} holds values that are not {datatype}")
     if datatype == "BYTES":
         lengths = list(map(len, flat))
         if max(lengths) > strings.per_string:
-            raise RequestError(400, f"{what} holds a string longer than SLUICE_MAX_STRING_CHARS ({strings.per_string})")
+            raise RequestError(
+                400, f"{_what(name)} holds a string longer than SLUICE_MAX_STRING_CHARS ({strings.per_string})"
+            )
         if sum(lengths) > strings.total:
             raise RequestError(
-                400, f"{what} holds more than SLUICE_MAX_STRINGS_TOTAL_CHARS ({strings.total}) characters"
+                400, f"{_what(name)} holds more than SLUICE_MAX_STRINGS_TOTAL_CHARS ({strings.total}) characters"
             )
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
@@ -259,10 +287,24 @@ def _array(flat: list[Any], datatype: str, target: str, what: str, strings: Stri
     try:
         array = np.array(flat, dtype=NUMPY_TYPES[target])
     except OverflowError:
-        raise RequestError(400, f"{what} holds a value out of range for {target}") from None
-    if array.dtype.kind == "f" and not np.isfinite(array).all():  # gRPC's floats can be NaN; JSON's too large
-        raise RequestError(400, f"{what} holds NaN or infinity, or a value out of range for {target}")
+        raise RequestError(400, f"{_what(name)} holds a value out of range for {target}") from None
+    if target in _FLOATS and not all_finite(array, target):  # gRPC's floats can be NaN; JSON's too large for the target
+        raise RequestError(400, f"{_what(name)} holds NaN or infinity, or a value out of range for {target}")
     return array
+
+
+def _what(name: str | None) -> str:
+    return "'instances'" if name is None else f"input {name!r}: 'data'"
+
+
+def all_finite(array: Array, target: str) -> bool:
+    """Whether every value of a 1-D array of the float datatype `target` is finite: its dot product with zeros is
+    0 when they all are and NaN otherwise (NaN * 0 and inf * 0 are NaN, and NaN survives any sum); it cannot
+    overflow. One BLAS call, under half the time of `np.isfinite(array).all()` at batch 1; longer arrays than the
+    zeros take the latter."""
+    if array.size <= _ZERO_SPAN:
+        return math.isfinite(array.dot(_ZEROS[target][: array.size]))
+    return bool(np.isfinite(array).all())
 
 
 def encode_outputs(
@@ -288,7 +330,7 @@ def encode_outputs(
 
 def tensor_json(name: str, array: Array) -> dict[str, Any]:
     datatype = datatype_of(array)
-    flat = np.ascontiguousarray(array).reshape(-1)
+    flat = array if array.ndim == 1 and array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
     data: Any = flat.tolist() if datatype in ("BYTES", "FP16") else flat
     if datatype == "BYTES":
         data = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in data]

@@ -172,3 +172,14 @@ def test_a_fallback_that_does_not_fit_the_model_is_refused(classifier: ModelFile
     assert cfg.fallback is not None
     with pytest.raises(ModelError, match="inputs"):
         answerer(cfg.fallback, model, load_model(ModelFile.read(other.joblib), "sklearn", True, 1))
+
+
+def test_a_fallback_model_also_answers_the_prediction_output_the_metrics_read(classifier: ModelFiles) -> None:
+    fallback_model = load_model(ModelFile.read(classifier.onnx), "onnx", False, 1)
+    served = load_model(ModelFile.read(classifier.onnx), "onnx", False, 1)
+    served.prediction_output = "probabilities"  # (the served model's prediction is not the fallback's)
+    cfg = Config.from_env({"MODEL_URI": "m.onnx", "SLUICE_FALLBACK": "model", "SLUICE_FALLBACK_MODEL_URI": "o.onnx"})
+    assert cfg.fallback is not None
+    fallback = answerer(cfg.fallback, served, fallback_model)
+    out = fallback.predict({"input": classifier.rows.astype(np.float32)}, ["label"])
+    assert sorted(out) == ["label", "probabilities"]

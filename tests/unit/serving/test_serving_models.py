@@ -78,3 +78,13 @@ def test_scikit_learn_predictions_skip_the_finiteness_scan_in_the_predicting_thr
     thread.start()
     thread.join()
     assert seen == {"before": False, "out": classifier.expected, "after": True}
+
+
+def test_an_onnx_model_answers_the_wanted_outputs_and_its_prediction_output(classifier: ModelFiles) -> None:
+    model = load_model(ModelFile.read(classifier.onnx), "onnx", False, 1)
+    rows = {"input": classifier.rows.astype(np.float32)}
+    assert list(model.predict(rows, ("label",))) == ["label"]
+    out = model.predict(rows, ("probabilities",))
+    assert list(out) == ["probabilities", "label"]
+    assert out["label"].tolist() == classifier.expected
+    assert out["probabilities"].shape == (len(classifier.rows), 2)

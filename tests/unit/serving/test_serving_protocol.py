@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sluice_serving.errors import RequestError
-from sluice_serving.models import TensorSpec
-from sluice_serving.protocol import decode_tensor, parse_infer, tensor_json
+from sluice_serving.models import NUMPY_TYPES, TensorSpec
+from sluice_serving.protocol import all_finite, decode_tensor, parse_infer, tensor_json
 from unit.serving.support import infer_body, tensor
 
 FP32 = TensorSpec("input", "FP32", (-1, 3))
@@ -51,6 +51,54 @@ def test_a_bad_tensor_is_refused_with_400(raw: dict[str, Any], message: str) -> 
     with pytest.raises(RequestError, match=message) as caught:
         decode_tensor(raw, FP32)
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("values", "datatype", "target"),
+    [
+        ([1.0, float("nan"), 2.0], "FP64", "FP32"),  # (as gRPC's floats can be)
+        ([1.0, float("inf"), 2.0], "FP64", "FP64"),
+        ([float("-inf"), 1.0, 2.0], "FP32", "FP16"),
+        ([float("inf"), float("-inf"), 2.0], "FP64", "FP64"),  # (+inf and -inf do not cancel out)
+        ([1e39, 1.0, 2.0], "FP32", "FP32"),  # finite in JSON, infinite in float32
+        ([10**39, 1, 2], "INT64", "FP32"),
+        ([70000.0, 1.0, 2.0], "FP32", "FP16"),
+    ],
+)
+def test_nan_infinity_and_values_out_of_a_float_range_are_refused(
+    values: list[Any], datatype: str, target: str
+) -> None:
+    spec = TensorSpec("input", target, (-1, 3))
+    with pytest.raises(RequestError, match=r"NaN or infinity|out of range") as caught:
+        decode_tensor(tensor(values, [1, 3], datatype), spec)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("values", "target"),
+    [([3e38, -3e38, 1e20], "FP32"), ([1e308, -1e308, 1e200], "FP64"), ([60000.0, -300.0, 0.5], "FP16")],
+)
+def test_large_finite_floats_are_accepted_though_their_squares_overflow(values: list[float], target: str) -> None:
+    array = decode_tensor(tensor(values, [1, 3], "FP64"), TensorSpec("input", target, (-1, 3)))
+    assert array.tolist() == np.array([values], dtype=array.dtype).tolist()
+
+
+@given(
+    st.sampled_from(["FP16", "FP32", "FP64"]),
+    st.lists(st.floats() | st.sampled_from([3.4e38, -3.4e38, 1e-45, 65504.0]), min_size=1, max_size=40),
+)
+def test_the_finite_check_agrees_with_numpy_on_any_float_array(target: str, values: list[float]) -> None:
+    with np.errstate(over="ignore"):
+        array = np.array(values, dtype=NUMPY_TYPES[target])
+    assert all_finite(array, target) == bool(np.isfinite(array).all())
+
+
+@pytest.mark.parametrize("size", [4096, 4097, 100_000])
+def test_the_finite_check_finds_a_nan_at_the_end_of_a_long_input(size: int) -> None:
+    array = np.ones(size, dtype=np.float32)
+    assert all_finite(array, "FP32")
+    array[-1] = np.nan
+    assert not all_finite(array, "FP32")
 
 
 def test_an_integer_input_refuses_fractional_values() -> None:
@@ -97,3 +145,14 @@ def test_arbitrary_bytes_never_raise_anything_but_a_request_error(body: bytes) -
     except RequestError as exc:
         statuses.append(exc.status)
     assert statuses in ([], [400])
+
+
+def test_each_request_is_checked_against_the_signature_it_is_given() -> None:
+    other = (TensorSpec("other", "FP32", (-1, 3)),)
+    body = infer_body(tensor([1, 2, 3], [1, 3], "FP32"))
+    for _ in range(2):  # (the second time from the tensors' index kept per signature)
+        assert parse_infer(body, (FP32,), OUTPUTS).inputs["input"].tolist() == [[1, 2, 3]]
+        with pytest.raises(RequestError, match="unknown input 'input'; the model's inputs are \\['other'\\]"):
+            parse_infer(body, other, OUTPUTS)
+        with pytest.raises(RequestError, match="missing input"):
+            parse_infer(body, [FP32, *other], OUTPUTS)
