@@ -18,14 +18,8 @@ from sluice_serving.faults import with_faults
 from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import Model, Results
-from sluice_serving.protocol import (
-    InferRequest,
-    dumps,
-    encode_outputs,
-    parse_infer,
-    parse_v1_instances,
-    tensor_json,
-)
+from sluice_serving.encoding import dumps, encode_outputs, tensor_json
+from sluice_serving.protocol import InferRequest, parse_infer, parse_v1_instances
 from sluice_serving.shadow import Shadow
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Open Inference Protocol (V2) tensors in JSON: request validation and response encoding."""
+"""Open Inference Protocol (V2) tensors in JSON: request validation (the answers' encoding: sluice_serving.encoding)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from sluice_serving.binary import binary_size, decode_raw, encode_raw, split_binary
+from sluice_serving.binary import binary_size, decode_raw, split_binary
 from sluice_serving.errors import DEFAULT_STRING_LIMITS, RequestError, StringLimits
-from sluice_serving.models import NUMPY_TYPES, Array, TensorSpec, datatype_of
+from sluice_serving.models import NUMPY_TYPES, Array, TensorSpec
 
 _FLOATS = ("FP16", "FP32", "FP64")
 _INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -89,6 +89,21 @@ def parse_infer_doc(
 ) -> InferRequest:
     """Validate a V2 infer request (as JSON values; gRPC's are converted to them) against the model's signature;
     `raws[i]`, when given and not None, is the binary data of `inputs[i]`."""
+    if raws is None and len(inputs) == 1:
+        common = _parse_common(doc, inputs[0], outputs)
+        if common is not None:
+            return common
+    return _parse_general(doc, inputs, outputs, strings, raws)
+
+
+def _parse_general(
+    doc: dict[str, Any],
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    strings: StringLimits,
+    raws: Sequence[memoryview | bytes | None] | None,
+) -> InferRequest:
+    """`parse_infer_doc` for any request: every form the protocol allows, and the 400 that says what is wrong."""
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError(400, "'id' must be a string")
@@ -117,6 +132,69 @@ def parse_infer_doc(
     all_binary = params is not None and params.get("binary_data_output") is True
     wanted, binary = _wanted_outputs(doc.get("outputs"), outputs, all_binary)
     return InferRequest(request_id, arrays, wanted, binary)
+
+
+def _parse_common(doc: dict[str, Any], spec: TensorSpec, outputs: Sequence[TensorSpec]) -> InferRequest | None:
+    """The common request to a single-input model, checked in one pass: no request parameters, one tensor of
+    exactly the model's numeric datatype with `name`, `shape`, `datatype` and flat `data` only, outputs absent or
+    named only. The same request as `parse_infer_doc`'s general path makes (a property test holds them equal);
+    None for anything else, which the general path then takes, with its messages."""
+    tensors = doc.get("inputs")
+    if type(tensors) is not list or len(tensors) != 1 or "parameters" in doc:
+        return None
+    tensor = tensors[0]
+    if type(tensor) is not dict or len(tensor) != 4 or tensor.get("name") != spec.name:  # (the four keys)
+        return None
+    datatype = spec.datatype
+    shape = tensor.get("shape")
+    data = tensor.get("data")
+    if tensor.get("datatype") != datatype or type(shape) is not list or type(data) is not list:
+        return None
+    allowed = _NUMERIC_PYTHON_TYPES.get(datatype)
+    dims = spec.shape
+    if allowed is None or len(shape) != len(dims):
+        return None
+    size = 1
+    for want, got in zip(dims, shape, strict=True):
+        if type(got) is not int or got < 0 or want not in (got, -1):
+            return None
+        size *= got
+    if size == 0 or len(data) != size or not set(map(type, data)) <= allowed:
+        return None
+    request_id = doc.get("id")
+    if request_id is not None and type(request_id) is not str:
+        return None
+    wanted = _named_outputs(doc.get("outputs"), outputs)
+    if wanted is None:
+        return None
+    try:
+        array = np.array(data, dtype=NUMPY_TYPES[datatype])
+    except OverflowError:
+        return None
+    if datatype in _FLOATS and not all_finite(array, datatype):
+        return None
+    return InferRequest(request_id, {spec.name: array.reshape(shape)}, wanted)
+
+
+_NUMERIC_PYTHON_TYPES = {t: _PYTHON_TYPES[t] for t in (*_FLOATS, *_INTS)}
+
+
+def _named_outputs(requested: Any, outputs: Sequence[TensorSpec]) -> tuple[str, ...] | None:
+    """The outputs asked for when none is named, or when each is an object with a known `name` only; else None."""
+    if requested is None or requested == []:
+        return tuple(o.name for o in outputs)
+    if type(requested) is not list:
+        return None
+    index = _index(outputs)
+    wanted = []
+    for o in requested:
+        if type(o) is not dict or len(o) != 1:
+            return None
+        name = o.get("name")
+        if type(name) is not str or name not in index:
+            return None
+        wanted.append(name)
+    return tuple(wanted)
 
 
 _INDEXES: dict[int, tuple[tuple[TensorSpec, ...], dict[str, TensorSpec]]] = {}
@@ -305,38 +383,3 @@ def all_finite(array: Array, target: str) -> bool:
     if array.size <= _ZERO_SPAN:
         return math.isfinite(array.dot(_ZEROS[target][: array.size]))
     return bool(np.isfinite(array).all())
-
-
-def encode_outputs(
-    arrays: dict[str, Array], wanted: Sequence[str], binary: frozenset[str] = frozenset()
-) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """V2 output tensors (flat row-major data) for the `wanted` outputs, and the binary data of those in `binary`
-    (their tensors carry `binary_data_size` instead of `data`), in order."""
-    tensors = []
-    chunks = []
-    for name in wanted:
-        if name in binary:
-            array = arrays[name]
-            chunk = encode_raw(array)
-            chunks.append(chunk)
-            tensors.append({
-                "name": name, "datatype": datatype_of(array), "shape": list(array.shape),
-                "parameters": {"binary_data_size": len(chunk)},
-            })  # fmt: skip
-        else:
-            tensors.append(tensor_json(name, arrays[name]))
-    return tensors, chunks
-
-
-def tensor_json(name: str, array: Array) -> dict[str, Any]:
-    datatype = datatype_of(array)
-    flat = array if array.ndim == 1 and array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
-    data: Any = flat.tolist() if datatype in ("BYTES", "FP16") else flat
-    if datatype == "BYTES":
-        data = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in data]
-    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
-
-
-def dumps(doc: Any) -> bytes:
-    """JSON bytes; numpy arrays are serialised natively."""
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)

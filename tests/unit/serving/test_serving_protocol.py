@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice_serving.errors import RequestError
+from sluice_serving.errors import DEFAULT_STRING_LIMITS, RequestError
 from sluice_serving.models import NUMPY_TYPES, TensorSpec
-from sluice_serving.protocol import all_finite, decode_tensor, parse_infer, tensor_json
+from sluice_serving.encoding import tensor_json
+from sluice_serving.protocol import _parse_common, _parse_general, all_finite, decode_tensor, parse_infer
 from unit.serving.support import infer_body, tensor
 
 FP32 = TensorSpec("input", "FP32", (-1, 3))
@@ -156,3 +157,96 @@ def test_each_request_is_checked_against_the_signature_it_is_given() -> None:
             parse_infer(body, other, OUTPUTS)
         with pytest.raises(RequestError, match="missing input"):
             parse_infer(body, [FP32, *other], OUTPUTS)
+
+
+_COMMON_SPECS = [
+    TensorSpec("input", "FP32", (-1, 3)),
+    TensorSpec("x", "INT8", (2,)),
+    TensorSpec("input", "FP16", (-1, -1)),
+]
+_COMMON_OUTPUTS = (TensorSpec("label", "INT64", (-1,)), TensorSpec("probabilities", "FP32", (-1, 2)))
+_NUMBERS = st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
+_ODD_VALUES = st.sampled_from([True, None, "1.5", [1.0], 70000.0, 3.5e38, 300, -1, 0.5])
+
+
+@st.composite
+def _near_common_requests(draw: st.DrawFn) -> tuple[TensorSpec, dict[str, Any]]:
+    """Requests in the common form, or with one part of them changed."""
+    changed = draw(st.sampled_from(["nothing", "nothing", "name", "shape", "datatype", "data", "value", "value",
+                                    "extra", "inputs", "id", "parameters", "outputs"]))  # fmt: skip
+
+    spec = draw(st.sampled_from(_COMMON_SPECS))
+    rows = draw(st.integers(min_value=1, max_value=3))
+    shape = [rows, *(d if d >= 0 else 2 for d in spec.shape[1:])] if spec.shape[0] == -1 else list(spec.shape)
+    size = int(np.prod(shape))
+    numbers = st.integers(min_value=-100, max_value=100) if spec.datatype.startswith("INT") else _NUMBERS
+    data = draw(st.lists(numbers, min_size=size, max_size=size))
+    if changed == "value":
+        data[draw(st.integers(min_value=0, max_value=size - 1))] = draw(_ODD_VALUES | _NUMBERS)
+    one_of = {
+        "name": ["other"],
+        "shape": [[*shape, 1], [size], [-1, *shape[1:]], [float(d) for d in shape], [0, *shape[1:]]],
+        "datatype": ["FP64", "INT64", "BOOL", "FP32"],
+        "data": [data[:-1], [*data, 1], data[0], [data]],
+        "extra": [{}, {"a": 1}, 1],
+        "id": [7, None, ["r1"]],
+        "parameters": [{}, {"binary_data_output": True}],
+        "outputs": [
+            [{"name": "nope"}],
+            [{"name": "label", "parameters": {"binary_data": True}}],
+            {},
+            [{"name": "label"}, 1],
+        ],
+    }
+    alternatives = one_of.get(changed)
+    swap = draw(st.sampled_from(alternatives)) if alternatives else None
+
+    def pick(name: str, usual: Any) -> Any:
+        return swap if changed == name else usual
+
+    tensor: dict[str, Any] = {
+        "name": pick("name", spec.name),
+        "shape": pick("shape", shape),
+        "datatype": pick("datatype", spec.datatype),
+        "data": pick("data", data),
+    }
+    if changed == "extra":
+        tensor[draw(st.sampled_from(["parameters", "extra"]))] = swap
+    doc: dict[str, Any] = {"inputs": [tensor, tensor] if changed == "inputs" else [tensor]}
+    if changed == "id" or draw(st.booleans()):
+        doc["id"] = pick("id", "r1")
+    if changed == "parameters":
+        doc["parameters"] = swap
+    outputs = draw(st.sampled_from([None, [], [{"name": "label"}], [{"name": "probabilities"}, {"name": "label"}]]))
+    if changed == "outputs" or outputs is not None:
+        doc["outputs"] = pick("outputs", outputs)
+    return spec, doc
+
+
+@settings(max_examples=400)
+@given(_near_common_requests())
+def test_the_common_request_path_answers_exactly_what_the_general_path_does(
+    case: tuple[TensorSpec, dict[str, Any]],
+) -> None:
+    spec, doc = case
+    common = _parse_common(doc, spec, _COMMON_OUTPUTS)
+    if common is None:
+        return  # the general path takes it
+    general = _parse_general(doc, (spec,), _COMMON_OUTPUTS, DEFAULT_STRING_LIMITS, None)  # raises if it refuses
+    assert (common.id, common.outputs, common.binary_outputs) == (general.id, general.outputs, general.binary_outputs)
+    assert common.inputs.keys() == general.inputs.keys()
+    for name, array in common.inputs.items():
+        expected = general.inputs[name]
+        assert (array.dtype, array.shape) == (expected.dtype, expected.shape)
+        assert np.array_equal(array, expected)
+
+
+def test_a_plain_request_takes_the_common_path() -> None:
+    spec = _COMMON_SPECS[0]
+    doc = {"id": "r1", "inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": [1, 2.5, 3, 4, 5, 6]}]}
+    common = _parse_common({**doc, "outputs": [{"name": "label"}]}, spec, _COMMON_OUTPUTS)
+    assert common is not None
+    assert (common.id, common.outputs, common.inputs["input"].tolist()) == ("r1", ("label",), [[1, 2.5, 3], [4, 5, 6]])
+    everything = _parse_common(doc, spec, _COMMON_OUTPUTS)
+    assert everything is not None
+    assert everything.outputs == ("label", "probabilities")
