@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from sluice_serving import __version__, contract
 from sluice_serving.batching import with_batching
 from sluice_serving.config import Config
+from sluice_serving.encoding import dumps, encode_outputs, tensor_json
 from sluice_serving.errors import RequestError, StringLimits
 from sluice_serving.fallback import Answerer
 from sluice_serving.faults import with_faults
 from sluice_serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sluice_serving.metrics import Metrics
 from sluice_serving.models import Model, Results
-from sluice_serving.encoding import dumps, encode_outputs, tensor_json
 from sluice_serving.protocol import InferRequest, parse_infer, parse_v1_instances
 from sluice_serving.shadow import Shadow
 

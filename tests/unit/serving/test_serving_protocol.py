@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice_serving.encoding import tensor_json
 from sluice_serving.errors import DEFAULT_STRING_LIMITS, RequestError
 from sluice_serving.models import NUMPY_TYPES, TensorSpec
-from sluice_serving.encoding import tensor_json
 from sluice_serving.protocol import _parse_common, _parse_general, all_finite, decode_tensor, parse_infer
 from unit.serving.support import infer_body, tensor
 
@@ -180,10 +180,10 @@ def _near_common_requests(draw: st.DrawFn) -> tuple[TensorSpec, dict[str, Any]]:
     shape = [rows, *(d if d >= 0 else 2 for d in spec.shape[1:])] if spec.shape[0] == -1 else list(spec.shape)
     size = int(np.prod(shape))
     numbers = st.integers(min_value=-100, max_value=100) if spec.datatype.startswith("INT") else _NUMBERS
-    data = draw(st.lists(numbers, min_size=size, max_size=size))
+    data: list[Any] = draw(st.lists(numbers, min_size=size, max_size=size))
     if changed == "value":
         data[draw(st.integers(min_value=0, max_value=size - 1))] = draw(_ODD_VALUES | _NUMBERS)
-    one_of = {
+    one_of: dict[str, list[Any]] = {
         "name": ["other"],
         "shape": [[*shape, 1], [size], [-1, *shape[1:]], [float(d) for d in shape], [0, *shape[1:]]],
         "datatype": ["FP64", "INT64", "BOOL", "FP32"],
