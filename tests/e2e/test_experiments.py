@@ -32,6 +32,7 @@ import pytest
 from e2e.support import Scenario, finished
 from harness.dataplane import ServiceFront, ServingInstance
 from harness.routing import Request
+from harness.sticky import ERRORS, KEYS, REQUESTS_PER_KEY, SPLIT, SPLIT_TOLERANCE
 from sluice_serving.experiment import assign
 from unit.serving.support import rows_body
 
@@ -39,18 +40,11 @@ pytestmark = pytest.mark.e2e
 SERVICE_FRONT = True
 """The operator's canary_url_template is the `front` fixture's (conftest.py)."""
 
-KEYS = [f"user-{i}" for i in range(100)]
-REQUESTS_PER_KEY = 10
 DURATION_SECONDS = 60
 LOAD_SECONDS = 45.0
 """The load must be over well within the experiment's duration, so that every request falls inside it."""
 WORKERS = 8
 CHUNK = 100
-SPLIT = 50
-ERRORS = (
-    'sum(last_over_time(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
-    'arm="{{arm}}",code=~"5.."}[{{window}}]))'
-)
 
 
 class Experimented(Scenario):
@@ -136,7 +130,7 @@ def test_each_entity_key_sees_one_version_and_the_experiment_promotes_the_better
     assert {key: next(iter(arms[key])) for key in KEYS} == expected
     assert all(versions[key] == {"2.0.0" if expected[key] == "B" else "1.0.0"} for key in KEYS)
     share_b = 100 * sum(arm == "B" for _, arm, _, _ in answers) / len(answers)
-    assert abs(share_b - SPLIT) <= 15, share_b
+    assert abs(share_b - SPLIT) <= SPLIT_TOLERANCE, share_b
     status = scenario.status()
     assert status["history"][-1]["outcome"] == "Promoted"
     assert status["stableVersion"] == "2.0.0"

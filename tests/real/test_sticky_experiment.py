@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness import wait_until
+from harness.sticky import ERRORS, KEYS, REQUESTS_PER_KEY, SPLIT, SPLIT_TOLERANCE
 from real.served import ServedModel
 from real.support import ModelServer, RealCluster, Release
 from sluice_serving.experiment import assign
@@ -26,16 +27,9 @@ from unit.serving.support import make_classifier, rows_body
 
 pytestmark = pytest.mark.real
 
-KEYS = [f"user-{i}" for i in range(100)]
-REQUESTS_PER_KEY = 10
-SPLIT = 50
 DURATION_SECONDS = 90
 LOAD_SECONDS = 60.0
 WORKERS = 4
-ERRORS = (
-    'sum(last_over_time(sluice_serving_experiment_exposures_total{namespace="{{namespace}}",model="{{name}}",'
-    'arm="{{arm}}",code=~"5.."}[{{window}}]))'
-)
 
 
 def _ask(deployed: ServedModel, key: str) -> tuple[str, str]:
@@ -98,7 +92,7 @@ def test_each_entity_key_sees_one_version_through_the_gateway_and_the_experiment
         key: {(arm, "2.0.0" if arm == "B" else "1.0.0")} for key, arm in expected.items()
     }, "each key sees exactly its bucket's arm and that arm's version, every time"
     share_b = 100 * sum(arm == "B" for _, arm, _ in answers) / len(answers)
-    assert abs(share_b - SPLIT) <= 15, share_b  # 100 keys: the split's standard deviation is 5 points
+    assert abs(share_b - SPLIT) <= SPLIT_TOLERANCE, share_b
 
     wait_until(
         lambda: deployed.history_entry("2.0.0") is not None,
