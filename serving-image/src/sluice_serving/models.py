@@ -169,8 +169,8 @@ class OnnxModel(Model):
         # ownership; about a microsecond, docs/benchmarks.md). Requests reach `predict` validated against this
         # signature, as numpy arrays, on the CPU provider alone, so its binding's `run` (same arguments) is called
         # when the session has one.
-        binding = getattr(self._session, "_sess", None)
-        self._run = binding.run if callable(getattr(binding, "run", None)) else self._session.run
+        binding_run = getattr(getattr(self._session, "_sess", None), "run", None)
+        self._run = binding_run if callable(binding_run) else self._session.run
 
     @staticmethod
     def _spec(node: Any) -> TensorSpec:
